@@ -1,0 +1,308 @@
+"""The database: SQLAlchemy 2 typed models. Migrations live in `cobro/migrations/`.
+
+Natural keys (customer account, invoice number, payment reference, insurer cover id) are
+unique, so every import and sync is an upsert. Money columns are `Money` (exact Decimal)
+and always travel with an ISO 4217 `currency`.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from cobro.types import Money, UTCDateTime, utcnow
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+JsonType = JSON().with_variant(JSONB(), "postgresql")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {
+        Decimal: Money(),
+        datetime: UTCDateTime(),
+        dict[str, Any]: JsonType,
+    }
+
+
+class Timestamps:
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Customer(Timestamps, Base):
+    __tablename__ = "customers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(255))
+    country: Mapped[str] = mapped_column(String(2))
+    siren: Mapped[str | None] = mapped_column(String(14), index=True)
+    vat: Mapped[str | None] = mapped_column(String(20), index=True)
+    duns: Mapped[str | None] = mapped_column(String(9), index=True)
+    insurer_buyer_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    language: Mapped[str] = mapped_column(String(2))
+    timezone: Mapped[str] = mapped_column(String(64))
+    email: Mapped[str | None] = mapped_column(String(1024), doc="addresses separated by ';'")
+    phone: Mapped[str | None] = mapped_column(String(20), doc="E.164")
+    opt_out_email: Mapped[bool] = mapped_column(default=False)
+    opt_out_sms: Mapped[bool] = mapped_column(default=False)
+    segment: Mapped[str | None] = mapped_column(String(64), index=True)
+    group: Mapped[str | None] = mapped_column("group_name", String(64), index=True)
+    parent_account: Mapped[str | None] = mapped_column(String(64))
+    payment_terms_days: Mapped[int | None] = mapped_column(Integer)
+    discretionary_limit: Mapped[Decimal | None] = mapped_column(doc="own credit limit")
+    discretionary_limit_currency: Mapped[str | None] = mapped_column(String(3))
+
+    invoices: Mapped[list[Invoice]] = relationship(back_populates="customer")
+
+
+class Invoice(Timestamps, Base):
+    __tablename__ = "invoices"
+    __table_args__ = (
+        CheckConstraint("open_amount <= amount OR amount < 0", name="open_le_amount"),
+        Index("ix_invoices_customer_open", "customer_id", "open_amount"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[str] = mapped_column(String(64), unique=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    issue_date: Mapped[date] = mapped_column(Date)
+    due_date: Mapped[date] = mapped_column(Date, index=True)
+    currency: Mapped[str] = mapped_column(String(3))
+    amount: Mapped[Decimal]
+    open_amount: Mapped[Decimal]
+    disputed: Mapped[bool] = mapped_column(default=False)
+
+    customer: Mapped[Customer] = relationship(back_populates="invoices")
+
+
+class Payment(Timestamps, Base):
+    __tablename__ = "payments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reference: Mapped[str] = mapped_column(String(64), unique=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    date: Mapped[date] = mapped_column(Date)
+    currency: Mapped[str] = mapped_column(String(3))
+    amount: Mapped[Decimal]
+    invoice_number: Mapped[str | None] = mapped_column(String(64), doc="as given by the ERP")
+    unallocated_amount: Mapped[Decimal]
+
+
+class PaymentAllocation(Base):
+    __tablename__ = "payment_allocations"
+    __table_args__ = (UniqueConstraint("payment_id", "invoice_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    payment_id: Mapped[int] = mapped_column(ForeignKey("payments.id"), index=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"), index=True)
+    amount: Mapped[Decimal]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class InsurerCover(Timestamps, Base):
+    __tablename__ = "insurer_covers"
+    __table_args__ = (UniqueConstraint("insurer", "cover_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    insurer: Mapped[str] = mapped_column(String(32))
+    policy_id: Mapped[str] = mapped_column(String(64))
+    cover_id: Mapped[str] = mapped_column(String(64), doc="the insurer's id of the cover")
+    customer_id: Mapped[int | None] = mapped_column(
+        ForeignKey("customers.id"), index=True, doc="NULL while unmatched"
+    )
+    insurer_buyer_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    buyer_name: Mapped[str | None] = mapped_column(String(255))
+    buyer_siren: Mapped[str | None] = mapped_column(String(14))
+    buyer_vat: Mapped[str | None] = mapped_column(String(20))
+    buyer_duns: Mapped[str | None] = mapped_column(String(9))
+    cover_type: Mapped[str] = mapped_column(String(16), doc="permanent | temporary")
+    nominative: Mapped[bool] = mapped_column(default=True)
+    requested_amount: Mapped[Decimal | None]
+    granted_amount: Mapped[Decimal | None]
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(32), doc="granted, partially_granted, ...")
+    request_date: Mapped[date | None] = mapped_column(Date)
+    decision_date: Mapped[date | None] = mapped_column(Date)
+    valid_from: Mapped[date | None] = mapped_column(Date)
+    valid_until: Mapped[date | None] = mapped_column(Date)
+    raw: Mapped[dict[str, Any] | None]
+
+
+class GradeHistory(Base):
+    __tablename__ = "grade_history"
+    __table_args__ = (UniqueConstraint("customer_id", "insurer", "graded_on"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    insurer: Mapped[str] = mapped_column(String(32))
+    grade: Mapped[int] = mapped_column(Integer, doc="1 (best) to 10 (worst)")
+    graded_on: Mapped[date] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RulesetVersion(Base):
+    __tablename__ = "ruleset_versions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    content_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    files: Mapped[dict[str, Any]] = mapped_column(doc="file name -> YAML text")
+    author: Mapped[str] = mapped_column(String(128))
+    message: Mapped[str] = mapped_column(Text, default="")
+    active: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RiskAssessment(Base):
+    __tablename__ = "risk_assessments"
+    __table_args__ = (Index("ix_risk_assessments_customer_at", "customer_id", "assessed_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    risk_class: Mapped[str] = mapped_column(String(64))
+    previous_class: Mapped[str | None] = mapped_column(String(64))
+    ruleset_hash: Mapped[str] = mapped_column(String(64))
+    explanation: Mapped[dict[str, Any]]
+    assessed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Alert(Base):
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    severity: Mapped[str] = mapped_column(String(16))
+    message: Mapped[str] = mapped_column(Text)
+    dedup_key: Mapped[str] = mapped_column(String(255), unique=True)
+    state: Mapped[str] = mapped_column(String(16), default="open", index=True)
+    ruleset_hash: Mapped[str] = mapped_column(String(64))
+    fired_at: Mapped[datetime] = mapped_column(default=utcnow)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(128))
+    acknowledged_at: Mapped[datetime | None]
+    assigned_to: Mapped[str | None] = mapped_column(String(128))
+
+
+class Communication(Base):
+    """One message to a customer. `idempotency_key` is claimed before the send."""
+
+    __tablename__ = "communications"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    channel: Mapped[str] = mapped_column(String(16), doc="email | sms")
+    template: Mapped[str] = mapped_column(String(64))
+    language: Mapped[str | None] = mapped_column(String(2))
+    recipient: Mapped[str] = mapped_column(String(1024))
+    idempotency_key: Mapped[str] = mapped_column(String(255), unique=True)
+    status: Mapped[str] = mapped_column(
+        String(16), default="claimed", doc="claimed, sent, failed, bounced, skipped"
+    )
+    provider_id: Mapped[str | None] = mapped_column(String(255))
+    subject: Mapped[str | None] = mapped_column(String(998))
+    body: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+    invoice_numbers: Mapped[dict[str, Any] | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class TimelineEvent(Base):
+    """Everything a human may ask about a customer, in order."""
+
+    __tablename__ = "timeline_events"
+    __table_args__ = (Index("ix_timeline_events_customer_at", "customer_id", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    kind: Mapped[str] = mapped_column(String(64))
+    actor: Mapped[str] = mapped_column(String(128), default="system")
+    summary: Mapped[str] = mapped_column(Text)
+    data: Mapped[dict[str, Any] | None]
+
+
+class Task(Base):
+    __tablename__ = "tasks"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32), doc="call, claim, review_limit, ...")
+    note: Mapped[str] = mapped_column(Text, default="")
+    assignee_role: Mapped[str | None] = mapped_column(String(64))
+    assignee: Mapped[str | None] = mapped_column(String(128))
+    due_date: Mapped[date | None] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(16), default="open", index=True)
+    source_key: Mapped[str | None] = mapped_column(String(255), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    done_at: Mapped[datetime | None]
+
+
+class SyncRun(Base):
+    __tablename__ = "sync_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    insurer: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(16), doc="incremental | full")
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+    counts: Mapped[dict[str, Any] | None]
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class ImportRun(Base):
+    """One CSV import: what file, how many rows created / updated / unchanged."""
+
+    __tablename__ = "import_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    file_name: Mapped[str] = mapped_column(String(1024))
+    file_sha256: Mapped[str] = mapped_column(String(64))
+    counts: Mapped[dict[str, Any]]
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+__all__ = [
+    "Alert",
+    "Base",
+    "Communication",
+    "Customer",
+    "GradeHistory",
+    "ImportRun",
+    "InsurerCover",
+    "Invoice",
+    "Payment",
+    "PaymentAllocation",
+    "RiskAssessment",
+    "RulesetVersion",
+    "SyncRun",
+    "Task",
+    "TimelineEvent",
+]

@@ -1,0 +1,59 @@
+"""Runtime settings, read from `COBRO_*` environment variables.
+
+Secrets are `SecretStr`: they print as `**********` and never reach logs.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="COBRO_", extra="ignore")
+
+    var_dir: Path = Field(Path("var"), description="working directory of the embedded stack")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL; default: SQLite file var/cobro.db"
+    )
+
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    temporal_task_queue: str = "cobro"
+    temporal_ui_port: int = 8233
+
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 8025
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    smtp_use_tls: bool = False
+    mail_from: str = "Cobro Collections <collections@cobro.localhost>"
+
+    twilio_account_sid: str = "ACcobro0000000000000000000000000000"
+    twilio_auth_token: SecretStr = SecretStr("dev-token")
+    twilio_base_url: str | None = Field(
+        "http://127.0.0.1:8026", description="Twilio API base URL; empty means real Twilio"
+    )
+    sms_from: str = "+15005550006"
+
+    insurer_base_url: str = "http://127.0.0.1:8027"
+    insurer_api_key: SecretStr = SecretStr("dev-api-key")
+
+    web_host: str = "127.0.0.1"
+    web_port: int = 8000
+    capture_http_port: int = 8026
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.var_dir / 'cobro.db').resolve()}"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
