@@ -40,10 +40,11 @@ def _safe_url(url: str) -> str:
 
 
 def _register_subcommands() -> None:
+    """Each CLI module adds its commands; one import line per module, in help order."""
     from cobro import cli_dev, cli_import
 
-    cli_import.register(app)
-    cli_dev.register(app)
+    for module in (cli_import, cli_dev):
+        module.register(app)
 
 
 _register_subcommands()
