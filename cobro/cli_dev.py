@@ -1,5 +1,79 @@
-"""`cobro dev` and `cobro worker` (being written)."""
+"""`cobro dev` (the whole embedded stack) and `cobro worker` (the Temporal worker)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from cobro.cli_common import fail
+
+console = Console(highlight=False)
 
 
-def register(app) -> None:  # type: ignore[no-untyped-def]
-    return None
+def dev(
+    demo: bool = typer.Option(False, "--demo", help="load the deterministic demo portfolio"),
+) -> None:
+    """Start the embedded stack under ./var/: Temporal dev server + UI, worker, capture
+    SMTP/SMS servers and the dashboard. Ctrl-C stops everything."""
+    from cobro.devstack import StackError, running_stack
+    from cobro.settings import get_settings
+
+    _configure_logging()
+    settings = get_settings()
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        async with running_stack(settings, demo=demo) as urls:
+            table = Table(title="Cobro is running (Ctrl-C to stop)", show_header=False)
+            for label, url in urls.lines():
+                table.add_row(label, url)
+            console.print(table)
+            console.print(f"var dir: {settings.var_dir.resolve()}")
+            await stop.wait()
+            console.print("stopping...")
+        console.print("stopped.")
+
+    try:
+        asyncio.run(main())
+    except StackError as exc:
+        fail(str(exc))
+
+
+def worker() -> None:
+    """Run the Temporal worker against COBRO_TEMPORAL_ADDRESS until SIGINT/SIGTERM."""
+    from cobro.settings import get_settings
+    from worker import run_worker
+
+    _configure_logging()
+    settings = get_settings()
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await run_worker(settings, stop)
+
+    try:
+        asyncio.run(main())
+    except RuntimeError as exc:  # e.g. connection refused to the Temporal frontend
+        fail(f"worker cannot run against {settings.temporal_address}: {exc}")
+
+
+def _configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("temporalio").setLevel(logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("dev")(dev)
+    app.command("worker")(worker)

@@ -1,0 +1,51 @@
+"""Starts the Cobro Temporal worker: every workflow and activity is registered here."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.system import database_report
+from cobro.settings import Settings, get_settings
+from cobro.temporal_client import connect
+from workflows.system_check import SystemCheck
+
+WORKFLOWS = [SystemCheck]
+ACTIVITIES = [database_report]
+
+log = logging.getLogger("cobro.worker")
+
+
+def build_worker(client: Client, task_queue: str, executor: ThreadPoolExecutor) -> Worker:
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=WORKFLOWS,
+        activities=ACTIVITIES,
+        activity_executor=executor,
+        max_concurrent_activities=32,
+    )
+
+
+async def run_worker(settings: Settings | None = None, stop: asyncio.Event | None = None) -> None:
+    """Run until `stop` is set (or forever), then shut down gracefully."""
+    settings = settings or get_settings()
+    client = await connect(settings)
+    with ThreadPoolExecutor(max_workers=32, thread_name_prefix="cobro-activity") as executor:
+        worker = build_worker(client, settings.temporal_task_queue, executor)
+        log.info(
+            "worker polling task queue %r on %s",
+            settings.temporal_task_queue,
+            settings.temporal_address,
+        )
+        async with worker:
+            await (stop.wait() if stop else asyncio.Future())
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO)
+    asyncio.run(run_worker())
