@@ -1,0 +1,125 @@
+"""`cobro dev --demo` end to end: real Temporal dev server + UI, worker, capture servers,
+dashboard, demo data; Ctrl-C leaves no process behind; a second start reuses ./var/."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, func, select
+
+from cobro.models import Customer, Invoice, Payment
+
+COBRO = Path(sys.executable).parent / "cobro"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _children_of(pid: int) -> list[int]:
+    out = subprocess.run(["ps", "-e", "-o", "pid=,ppid=,pgid="], capture_output=True, text=True)
+    pids = []
+    for line in out.stdout.splitlines():
+        p, pp, _ = (int(x) for x in line.split())
+        if pp == pid:
+            pids.append(p)
+    return pids
+
+
+def _wait_until_running(proc: subprocess.Popen, log: Path, timeout: float = 150) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = log.read_text(errors="replace") if log.exists() else ""
+        if "Cobro is running" in text:
+            return text
+        if proc.poll() is not None:
+            pytest.fail(f"cobro dev exited with {proc.returncode}:\n{text}")
+        time.sleep(0.5)
+    proc.kill()
+    pytest.fail(f"cobro dev did not come up in {timeout}s:\n{log.read_text(errors='replace')}")
+
+
+def _start(tmp_path: Path, env: dict[str, str], run: int) -> tuple[subprocess.Popen, Path]:
+    log = tmp_path / f"dev-{run}.log"
+    proc = subprocess.Popen(
+        [str(COBRO), "dev", "--demo"],
+        cwd=tmp_path,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    return proc, log
+
+
+def _stop(proc: subprocess.Popen) -> list[int]:
+    children = _children_of(proc.pid)
+    assert children, "the Temporal dev server should be a child process"
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(60) == 0
+    return children
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie is gone for our purposes
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().split()[2] != "Z"
+
+
+@pytest.mark.slow
+@pytest.mark.temporal
+def test_dev_demo_runs_stops_cleanly_and_restarts(tmp_path: Path) -> None:
+    ports = {name: _free_port() for name in ("grpc", "ui", "smtp", "capture", "web")}
+    env = {
+        **os.environ,
+        "COBRO_VAR_DIR": str(tmp_path / "var"),
+        "COBRO_TEMPORAL_ADDRESS": f"127.0.0.1:{ports['grpc']}",
+        "COBRO_TEMPORAL_UI_PORT": str(ports["ui"]),
+        "COBRO_SMTP_PORT": str(ports["smtp"]),
+        "COBRO_CAPTURE_HTTP_PORT": str(ports["capture"]),
+        "COBRO_TWILIO_BASE_URL": f"http://127.0.0.1:{ports['capture']}",
+        "COBRO_WEB_PORT": str(ports["web"]),
+    }
+    env.pop("COBRO_DATABASE_URL", None)
+    counts = []
+    for run in (1, 2):
+        proc, log = _start(tmp_path, env, run)
+        try:
+            output = _wait_until_running(proc, log)
+            assert f"http://127.0.0.1:{ports['ui']}" in output
+            assert "worker connected" in output
+            ui = httpx.get(f"http://127.0.0.1:{ports['ui']}/", timeout=10)
+            assert ui.status_code == 200
+            web = httpx.get(f"http://127.0.0.1:{ports['web']}/", timeout=10)
+            assert web.status_code == 200 and "Aging balance" in web.text
+            inbox = httpx.get(f"http://127.0.0.1:{ports['capture']}/", timeout=10)
+            assert inbox.status_code == 200
+            engine = create_engine(f"sqlite:///{tmp_path / 'var' / 'cobro.db'}")
+            with engine.connect() as conn:
+                counts.append(
+                    tuple(
+                        conn.scalar(select(func.count()).select_from(model))
+                        for model in (Customer, Invoice, Payment)
+                    )
+                )
+            engine.dispose()
+        finally:
+            if proc.poll() is None:
+                children = _stop(proc)
+        assert not [pid for pid in children if _alive(pid)], "children left behind"
+    assert counts[0][0] >= 200 and counts[0][1] > counts[0][0] and counts[0][2] > 0
+    assert counts[1] == counts[0], "a second start must reuse ./var/ without duplicating data"
