@@ -12,5 +12,6 @@ err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 def fail(message: str, code: int = 1) -> NoReturn:
     """Print one clear line on stderr and exit non-zero."""
-    err_console.print(f"error: {message}", markup=False)
+    one_line = " ".join(message.split())
+    err_console.print(f"error: {one_line}", markup=False)
     raise typer.Exit(code)

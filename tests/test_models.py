@@ -98,3 +98,13 @@ def test_communication_idempotency_key_is_unique(engine: Engine) -> None:
                 idempotency_key="C001:F1:+1d:email",
             )
         )
+
+
+def test_migrations_match_the_models(engine: Engine) -> None:
+    """A model change without its alembic migration fails here, on both databases."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert diff == []
