@@ -250,9 +250,9 @@ class SmsStore:
         return out
 
     def set_status(self, sid: str, status: str, error_code: int | None = None) -> CapturedSms:
+        sms = self.get(sid)
         if status not in STATUSES:
             raise ValueError(f"unknown message status {status!r}")
-        sms = self.get(sid)
         now = datetime.now(UTC)
         sms.message["status"] = status
         sms.message["date_updated"] = rfc2822(now)
@@ -570,7 +570,12 @@ class CaptureSmsServer:
         self.store.root.mkdir(parents=True, exist_ok=True)
         sock = bind_socket(self.host, self.requested_port, "capture HTTP")
         config = uvicorn.Config(
-            self.app, log_level="warning", lifespan="off", access_log=False, timeout_keep_alive=5
+            self.app,
+            log_config=None,  # leave the embedding process's logging alone
+            log_level="warning",
+            lifespan="off",
+            access_log=False,
+            timeout_keep_alive=5,
         )
         server = _EmbeddedServer(config)
         task = asyncio.create_task(server.serve(sockets=[sock]), name="capture-http")

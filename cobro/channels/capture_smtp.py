@@ -22,6 +22,7 @@ import logging
 import re
 import secrets
 import socket
+import warnings
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -270,7 +271,8 @@ class _Authenticator:
         ok = hmac.compare_digest(auth_data.login, self.username) and hmac.compare_digest(
             auth_data.password, self.password
         )
-        return AuthResult(success=ok)
+        # handled=False: aiosmtpd then answers 535 itself
+        return AuthResult(success=ok, handled=False, auth_data=auth_data if ok else None)
 
 
 class CaptureSmtpServer:
@@ -306,13 +308,16 @@ class CaptureSmtpServer:
                 "auth_required": True,
                 "auth_require_tls": False,
             }
-        protocol = _TrackedSMTP(
-            _CaptureHandler(self.store),
-            hostname=self.hostname,
-            ident="Cobro capture SMTP",
-            enable_SMTPUTF8=True,
-            **kwargs,
-        )
+        with warnings.catch_warnings():
+            # AUTH over plain SMTP is the point of this loopback dev server
+            warnings.simplefilter("ignore", UserWarning)
+            protocol = _TrackedSMTP(
+                _CaptureHandler(self.store),
+                hostname=self.hostname,
+                ident="Cobro capture SMTP",
+                enable_SMTPUTF8=True,
+                **kwargs,
+            )
         protocol.connections = self._connections
         return protocol
 
