@@ -1,0 +1,163 @@
+"""Alert message templates: Jinja2 in a `SandboxedEnvironment` with `StrictUndefined`.
+
+Templates are checked at load time: syntax, filters, and every variable must be a known fact,
+a threshold, or `previous.<fact>`; attribute access (other than `previous.x`), subscripts and
+method calls are refused. Available filters besides Jinja's: `percent` (0.42 -> "42 %"),
+`money` (12345.6 -> "12,345.60"), `days` (12 -> "12 days").
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from typing import Any
+
+import jinja2
+from jinja2 import nodes
+from jinja2.sandbox import SandboxedEnvironment
+
+from cobro.rules.errors import RuleError, RuleMessage, did_you_mean
+from cobro.rules.expr import Env, TextPos
+
+NULL_TEXT = "n/a"
+
+
+def _percent(value: Any, digits: int = 0) -> str:
+    if value is None:
+        return NULL_TEXT
+    pct = Decimal(str(value)) * 100
+    return f"{round(pct, digits):.{digits}f} %"
+
+
+def _money(value: Any, digits: int = 2) -> str:
+    if value is None:
+        return NULL_TEXT
+    return f"{Decimal(str(value)):,.{digits}f}"
+
+
+def _days(value: Any) -> str:
+    if value is None:
+        return NULL_TEXT
+    n = int(value)
+    return f"{n} day" if abs(n) == 1 else f"{n} days"
+
+
+def _finalize(value: Any) -> Any:
+    return NULL_TEXT if value is None else value
+
+
+def make_environment() -> SandboxedEnvironment:
+    env = SandboxedEnvironment(
+        undefined=jinja2.StrictUndefined, autoescape=False, finalize=_finalize
+    )
+    env.filters.update({"percent": _percent, "money": _money, "days": _days})
+    return env
+
+
+ENVIRONMENT = make_environment()
+
+
+def check_template(text: str, env: Env, where: TextPos) -> jinja2.Template:
+    """Compile a message template, refusing unknown variables/filters and unsafe constructs."""
+    try:
+        tree = ENVIRONMENT.parse(text)
+    except jinja2.TemplateSyntaxError as exc:
+        raise RuleError(
+            [_msg(where, text, exc.lineno, None, f"template syntax error: {exc.message}")]
+        ) from None
+    errors: list[RuleMessage] = []
+    plain = sorted(n for n in env.vars if "." not in n)
+    previous = sorted(n.split(".", 1)[1] for n in env.vars if n.startswith("previous."))
+    assigned = {n.name for n in tree.find_all(nodes.Name) if n.ctx in ("store", "param")}
+    for node in tree.find_all(nodes.Node):
+        if isinstance(node, nodes.Name) and node.ctx == "load":
+            if node.name == "previous" or node.name in assigned or node.name in env.vars:
+                continue
+            errors.append(
+                _msg(
+                    where,
+                    text,
+                    node.lineno,
+                    node.name,
+                    f"unknown variable `{node.name}` in message"
+                    f"{did_you_mean(node.name, [*plain, 'previous'])}",
+                )
+            )
+        elif isinstance(node, nodes.Getattr):
+            if isinstance(node.node, nodes.Name) and node.node.name == "previous":
+                if node.attr not in previous:
+                    errors.append(
+                        _msg(
+                            where,
+                            text,
+                            node.lineno,
+                            node.attr,
+                            f"unknown variable `previous.{node.attr}`"
+                            f"{did_you_mean(node.attr, previous)}",
+                        )
+                    )
+            else:
+                errors.append(
+                    _msg(
+                        where,
+                        text,
+                        node.lineno,
+                        node.attr,
+                        "attribute access is not allowed in messages",
+                    )
+                )
+        elif isinstance(node, nodes.Getitem):
+            errors.append(
+                _msg(where, text, node.lineno, "[", "indexing is not allowed in messages")
+            )
+        elif isinstance(node, nodes.Call):
+            errors.append(_msg(where, text, node.lineno, "(", "calls are not allowed in messages"))
+        elif isinstance(node, nodes.Filter) and node.name not in ENVIRONMENT.filters:
+            errors.append(
+                _msg(
+                    where,
+                    text,
+                    node.lineno,
+                    node.name,
+                    f"unknown filter `{node.name}`{did_you_mean(node.name, ENVIRONMENT.filters)}",
+                )
+            )
+        elif isinstance(node, nodes.Test) and node.name not in ENVIRONMENT.tests:
+            errors.append(_msg(where, text, node.lineno, node.name, f"unknown test `{node.name}`"))
+        elif isinstance(node, nodes.Extends | nodes.Include | nodes.Import | nodes.FromImport):
+            errors.append(_msg(where, text, node.lineno, None, "includes/imports are not allowed"))
+    if errors:
+        raise RuleError(errors)
+    try:
+        return ENVIRONMENT.from_string(text)
+    except jinja2.TemplateError as exc:
+        line = getattr(exc, "lineno", 1) or 1
+        raise RuleError([_msg(where, text, line, None, f"template error: {exc}")]) from None
+
+
+def _msg(where: TextPos, text: str, lineno: int | None, needle: str | None, message: str):
+    line = max(1, lineno or 1)
+    lines = text.split("\n")
+    src = lines[line - 1] if line <= len(lines) else ""
+    col = 0
+    if needle:
+        m = re.search(re.escape(needle) if not needle.isidentifier() else rf"\b{needle}\b", src)
+        if m:
+            col = m.start()
+    return where.message(line, col, message)
+
+
+def template_context(facts: dict[str, Any], thresholds: dict[str, Any], names: Env) -> dict:
+    """What a message sees: every known fact (null when missing), `previous.x` as
+    `previous.x`, and the thresholds in force for the customer's segment."""
+    ctx: dict[str, Any] = {}
+    previous: dict[str, Any] = {}
+    get = facts.get
+    for name in names.vars:
+        if name.startswith("previous."):
+            previous[name[9:]] = get(name)
+        else:
+            ctx[name] = get(name)
+    ctx.update(thresholds)
+    ctx["previous"] = previous
+    return ctx
