@@ -126,7 +126,7 @@ def _header(message: EmailMessage, name: str) -> str | None:
         value = message.get(name)
     except Exception:  # a header the parser cannot decode: keep the raw text
         value = message.get_all(name, failobj=[None])[0]
-    return None if value is None else str(value)
+    return None if value is None else str(value).strip()
 
 
 def _part_content(message: EmailMessage, subtype: str) -> str | None:
@@ -134,10 +134,11 @@ def _part_content(message: EmailMessage, subtype: str) -> str | None:
     if part is None or part.get_content_type() != f"text/{subtype}":
         return None
     try:
-        return part.get_content()
+        content = part.get_content()
     except Exception:  # unknown charset: best effort
         payload = part.get_payload(decode=True) or b""
-        return payload.decode("utf-8", "replace")
+        content = payload.decode("utf-8", "replace")
+    return content.replace("\r\n", "\n")  # SMTP line endings -> text
 
 
 class MailStore:
@@ -206,7 +207,7 @@ class MailStore:
                 decoded = str(message.policy.header_fetch_parse(key, value))
             except Exception:  # undecodable header: keep it as received
                 decoded = str(value)
-            headers.append((key, decoded))
+            headers.append((key, decoded.strip()))
         return CapturedMail(
             summary=summary,
             headers=tuple(headers),
