@@ -82,6 +82,7 @@ class Located:
     pos: dict[Loc, tuple[int, int]] = field(default_factory=dict)
     keypos: dict[Loc, tuple[int, int]] = field(default_factory=dict)
     nodes: dict[Loc, yaml.Node] = field(default_factory=dict)
+    errors: list[RuleMessage] = field(default_factory=list)  # e.g. duplicate keys
 
     def position(self, loc: Loc, key: bool = False) -> tuple[int, int]:
         """Position of `loc`, or of its longest known prefix."""
@@ -139,8 +140,8 @@ class Located:
 
 
 def parse_yaml(text: str, path: str) -> Located:
-    """Parse YAML text into plain data with positions; duplicate keys and YAML syntax errors
-    raise `RuleError` (all duplicates are reported)."""
+    """Parse YAML text into plain data with positions. A YAML syntax error raises `RuleError`;
+    duplicate keys (all of them) are listed in `Located.errors` (the first value is kept)."""
     loader = yaml.SafeLoader(text)
     try:
         try:
@@ -160,8 +161,7 @@ def parse_yaml(text: str, path: str) -> Located:
             located.pos[()] = (1, 1)
             return located
         located.data = _convert(root, (), located, loader, errors, 0)
-        if errors:
-            raise RuleError(errors)
+        located.errors = errors
         return located
     finally:
         loader.dispose()
@@ -358,7 +358,7 @@ def _pydantic_messages(exc: ValidationError, located: Located, model: type[BaseM
         loc = tuple(p for p in err["loc"] if isinstance(p, int | str))
         where = _fmt_loc(loc)
         kind = err["type"]
-        msg = err["msg"]
+        msg = err["msg"].removeprefix("Value error, ")
         if kind == "extra_forbidden":
             parent = _model_at(model, loc[:-1])
             fields = list(parent.model_fields) if parent else []
@@ -419,11 +419,21 @@ def load_text(
     located = parse_yaml(text, display)
     if located.data is None:
         raise RuleError([RuleMessage(display, 1, 1, "the file is empty")])
+    ctx = FileContext(located, shared)
+    ctx.errors.extend(located.errors)
     try:
         model = spec.model.model_validate(located.data)
     except ValidationError as exc:
-        raise RuleError(_pydantic_messages(exc, located, spec.model)) from None
-    ctx = FileContext(located, shared)
+        ctx.errors.extend(_pydantic_messages(exc, located, spec.model))
+        # still check the expressions and templates we can find, to report everything at once
+        try:
+            partial = spec.model.model_construct(**located.data)
+            env = spec.env(partial, ctx)
+        except Exception:
+            env = Env.from_facts()
+        stub = LoadedFile(spec.filename, display, content, located, None, env)  # type: ignore
+        _check_raw_fields(spec.model, located.data, (), stub, ctx)
+        raise RuleError(ctx.errors) from None
     env = spec.env(model, ctx)
     loaded = LoadedFile(spec.filename, display, content, located, model, env)
     _check_marked_fields(model, (), loaded, ctx)
@@ -438,34 +448,64 @@ def load_text(
     return loaded
 
 
-def _check_marked_fields(value: Any, loc: Loc, loaded: LoadedFile, ctx: FileContext) -> None:
+def _field_marker(info: Any) -> ExprField | TemplateField | None:
+    for meta in info.metadata:
+        if isinstance(meta, ExprField | TemplateField):
+            return meta
+    return _marker(info.annotation)
+
+
+def _check_one(
+    marker: ExprField | TemplateField, text: str, loc: Loc, loaded: LoadedFile, ctx: FileContext
+) -> None:
     from cobro.rules.templates import check_template
 
+    where = loaded.located.text_pos(loc)
+    try:
+        if isinstance(marker, ExprField):
+            loaded.exprs[loc] = check_expression(text, loaded.env, where, marker.kind)
+        else:
+            loaded.templates[loc] = check_template(text, loaded.env, where)
+    except RuleError as exc:
+        ctx.errors.extend(exc.messages)
+
+
+def _check_marked_fields(value: Any, loc: Loc, loaded: LoadedFile, ctx: FileContext) -> None:
     if isinstance(value, BaseModel):
         for name, info in type(value).model_fields.items():
             sub = getattr(value, name)
             key = info.alias or name
-            marker = None
-            for meta in info.metadata:
-                if isinstance(meta, ExprField | TemplateField):
-                    marker = meta
-            marker = marker or _marker(info.annotation)
+            marker = _field_marker(info)
             if marker is not None and isinstance(sub, str):
-                where = loaded.located.text_pos((*loc, key))
-                try:
-                    if isinstance(marker, ExprField):
-                        loaded.exprs[(*loc, key)] = check_expression(
-                            sub, loaded.env, where, marker.kind
-                        )
-                    else:
-                        loaded.templates[(*loc, key)] = check_template(sub, loaded.env, where)
-                except RuleError as exc:
-                    ctx.errors.extend(exc.messages)
+                _check_one(marker, sub, (*loc, key), loaded, ctx)
             else:
                 _check_marked_fields(sub, (*loc, key), loaded, ctx)
     elif isinstance(value, list):
         for i, item in enumerate(value):
             _check_marked_fields(item, (*loc, i), loaded, ctx)
+
+
+def _check_raw_fields(
+    model: Any, data: Any, loc: Loc, loaded: LoadedFile, ctx: FileContext
+) -> None:
+    """Like `_check_marked_fields`, on raw data that failed validation."""
+    ann = _unwrap(model)
+    if isinstance(ann, type) and issubclass(ann, BaseModel) and isinstance(data, dict):
+        for name, info in ann.model_fields.items():
+            key = info.alias or name
+            if key not in data:
+                continue
+            marker = _field_marker(info)
+            if marker is not None:
+                if isinstance(data[key], str):
+                    _check_one(marker, data[key], (*loc, key), loaded, ctx)
+            else:
+                _check_raw_fields(info.annotation, data[key], (*loc, key), loaded, ctx)
+    elif isinstance(data, list):
+        args = [a for a in typing.get_args(ann) if a is not type(None)]
+        if args:
+            for i, item in enumerate(data):
+                _check_raw_fields(args[0], item, (*loc, i), loaded, ctx)
 
 
 # ---------------------------------------------------------------------------- directories
