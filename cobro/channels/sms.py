@@ -187,6 +187,13 @@ def make_client(config: TwilioConfig) -> Client:
     return client
 
 
+def _close(client: Client) -> None:
+    """Release the client's pooled connections (one client per call)."""
+    session = getattr(client.http_client, "session", None)
+    if session is not None:
+        session.close()
+
+
 def _is_loopback(url: str) -> bool:
     host = urlsplit(url).hostname or ""
     if host == "localhost":
@@ -245,6 +252,7 @@ def send_sms(
             messaging_service_sid=messaging_service_sid,
         )
     except Exception as exc:
+        _close(client)
         error = _classify(exc, f"SMS to {number}")
         log.warning(
             "sms not sent: to=%s key=%s permanent=%s %s",
@@ -254,6 +262,7 @@ def send_sms(
             error,
         )
         raise error from exc
+    _close(client)
     log.info(
         "sms sent: sid=%s to=%s key=%s encoding=%s segments=%d status=%s",
         message.sid,
@@ -297,6 +306,8 @@ def fetch_sms(sid: str, config: TwilioConfig | None = None) -> SmsStatus:
         message = client.messages(sid).fetch()
     except Exception as exc:
         raise _classify(exc, f"fetching SMS {sid}") from exc
+    finally:
+        _close(client)
     return SmsStatus(
         sid=str(message.sid),
         status=str(message.status),
