@@ -1,0 +1,230 @@
+"""Benchmark of the rules engine: the shipped ruleset (risk classes + alerts) over N generated
+fact dicts, with the compiled evaluator and with a straightforward tree-walking interpreter
+over the same checked AST (the baseline). One evaluation = one facts dict through the whole
+ruleset (first-match classification, then every alert).
+
+    .venv/bin/python bench/rules_bench.py [--quick] [--n N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import random
+import sys
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from cobro.rules import Ruleset  # noqa: E402
+from cobro.rules.expr import LITERAL_NAMES, Checked, _div  # noqa: E402
+
+
+# ---------------------------------------------------------------- baseline: a tree walker
+class Interpreter:
+    """Evaluates a checked expression AST node by node with the same three-valued semantics."""
+
+    def __init__(self, thresholds: dict[str, Any]) -> None:
+        self.thresholds = thresholds
+
+    def run(self, c: Checked, facts: dict[str, Any]) -> Any:
+        return self.ev(c.tree, c, facts)
+
+    def ev(self, n: ast.AST, c: Checked, f: dict[str, Any]) -> Any:
+        if isinstance(n, ast.Constant):
+            return c.decimals.get(id(n), n.value)
+        if isinstance(n, ast.Name):
+            if n.id in LITERAL_NAMES:
+                return LITERAL_NAMES[n.id]
+            if n.id in self.thresholds:
+                return self.thresholds[n.id]
+            v = f.get(n.id)
+            return Decimal(repr(v)) if isinstance(v, float) else v
+        if isinstance(n, ast.Attribute):
+            return f.get(f"previous.{n.attr}")
+        if isinstance(n, ast.BoolOp):
+            vals = [self.ev(v, c, f) for v in n.values]
+            stop = isinstance(n.op, ast.Or)
+            if stop in vals:
+                return stop
+            return None if None in vals else not stop
+        if isinstance(n, ast.UnaryOp):
+            v = self.ev(n.operand, c, f)
+            if v is None:
+                return None
+            return (not v) if isinstance(n.op, ast.Not) else -v
+        if isinstance(n, ast.BinOp):
+            a, b = self.ev(n.left, c, f), self.ev(n.right, c, f)
+            if isinstance(n.op, ast.Div):
+                return _div(a, b)
+            if a is None or b is None:
+                return None
+            if isinstance(n.op, ast.Add):
+                return a + b
+            if isinstance(n.op, ast.Sub):
+                return a - b
+            return a * b
+        if isinstance(n, ast.Compare):
+            results = []
+            left = self.ev(n.left, c, f)
+            for op, comp in zip(n.ops, n.comparators, strict=True):
+                if isinstance(op, ast.Is | ast.IsNot):
+                    results.append((left is None) == isinstance(op, ast.Is))
+                    continue
+                if isinstance(op, ast.In | ast.NotIn):
+                    items = [self.ev(e, c, f) for e in comp.elts]  # type: ignore[attr-defined]
+                    r = None if left is None else (left in items) == isinstance(op, ast.In)
+                    results.append(r)
+                    continue
+                right = self.ev(comp, c, f)
+                if left is None or right is None:
+                    results.append(None)
+                else:
+                    results.append(
+                        {
+                            ast.Eq: left == right,
+                            ast.NotEq: left != right,
+                            ast.Lt: left < right,
+                            ast.LtE: left <= right,
+                            ast.Gt: left > right,
+                            ast.GtE: left >= right,
+                        }[type(op)]
+                    )
+                left = right
+            if False in results:
+                return False
+            return None if None in results else True
+        if isinstance(n, ast.Call):
+            args = [self.ev(a, c, f) for a in n.args]
+            name = n.func.id  # type: ignore[attr-defined]
+            if name == "coalesce":
+                return next((a for a in args if a is not None), None)
+            if None in args:
+                return None
+            if name == "days_between":
+                return (args[1] - args[0]).days
+            return {"min": min, "max": max, "abs": abs, "round": round}[name](*args)
+        raise TypeError(type(n).__name__)
+
+
+def baseline_evaluate(rs: Ruleset, facts: dict[str, Any]) -> tuple[int, list[int]]:
+    clf = rs.classifier
+    interp = Interpreter({})
+    index = len(clf.conditions)
+    for i, c in enumerate(clf.conditions):
+        if interp.run(c, facts) is True:
+            index = i
+            break
+    alerts = rs.alerts
+    assert alerts is not None
+    interp = Interpreter(alerts.thresholds_for(facts.get("segment")))
+    f2 = {**facts, "risk_class": clf.names[index]}
+    fired = [i for i, r in enumerate(alerts.rules) if interp.run(r.condition, f2) is True]
+    return index, fired
+
+
+def compiled_evaluate(rs: Ruleset, facts: dict[str, Any]) -> tuple[int, list[int]]:
+    index = rs.classifier.index(facts)
+    alerts = rs.alerts
+    assert alerts is not None
+    return index, alerts.matching({**facts, "risk_class": rs.classifier.names[index]})
+
+
+# ---------------------------------------------------------------- data
+def generate(n: int, seed: int = 42) -> list[dict[str, Any]]:
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        cover = rng.choice([None, Decimal(rng.randrange(5, 200) * 1000)])
+        outstanding = Decimal(rng.randrange(0, 250_000))
+        overdue = (outstanding * Decimal(rng.choice([0, 0, 0.1, 0.3, 0.8]))).quantize(Decimal(1))
+        limit = cover * Decimal("1.2") if cover else None
+        grade = rng.choice([None, *range(1, 11)])
+        out.append(
+            {
+                "name": f"Customer {i}",
+                "account": f"C-{i:06d}",
+                "country": rng.choice(["FR", "DE", "ES", "IT"]),
+                "segment": rng.choice([None, "sme", "corporate", "public_sector", "key_account"]),
+                "grade": grade,
+                "previous.grade": grade if rng.random() < 0.8 else rng.choice([None, 2, 5, 8]),
+                "cover_status": "active" if cover else rng.choice(["none", "cancelled", "refused"]),
+                "cover_amount": cover,
+                "previous.cover_amount": cover if rng.random() < 0.9 else Decimal(40000),
+                "cover_expires_in_days": rng.choice([None, 10, 25, 90, 300]),
+                "total_limit": limit,
+                "outstanding": outstanding,
+                "overdue_amount": overdue,
+                "disputed_amount": rng.choice([Decimal(0)] * 8 + [Decimal(500)]),
+                "max_days_overdue": rng.choice([0, 0, 5, 20, 35, 65, 95]),
+                "over_limit": bool(limit and outstanding > limit),
+                "limit_usage": (outstanding / limit) if limit else None,
+                "avg_days_late": rng.choice([None, Decimal("2.5"), Decimal(12)]),
+                "broken_promises": rng.choice([0, 0, 0, 1, 2]),
+                "open_invoices": rng.randrange(0, 40),
+                "previous.risk_class": rng.choice([None, "low", "watch", "medium", "critical"]),
+            }
+        )
+    return out
+
+
+def timed(fn: Any, rs: Ruleset, data: list[dict[str, Any]]) -> tuple[float, list[Any]]:
+    t0 = time.perf_counter()
+    results = [fn(rs, f) for f in data]
+    return time.perf_counter() - t0, results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small N, runs in a few seconds")
+    parser.add_argument("--n", type=int, default=None, help="number of fact dicts")
+    parser.add_argument("--rules", type=Path, default=ROOT / "rules")
+    args = parser.parse_args()
+    n = args.n or (20_000 if args.quick else 200_000)
+
+    rs = Ruleset.load(args.rules)
+    alerts = rs.alerts
+    assert alerts is not None
+    n_rules = len(rs.classifier.conditions) + len(alerts.rules)
+    data = generate(n)
+    print(
+        f"ruleset {rs.hash[:12]}: {len(rs.classifier.names)} classes, {len(alerts.rules)} "
+        f"alerts, {n:,} fact dicts"
+    )
+
+    compiled_s, compiled = timed(compiled_evaluate, rs, data)
+    baseline_s, baseline = timed(baseline_evaluate, rs, data[: max(1, n // 4)])
+    assert compiled[: len(baseline)] == baseline, "compiled and interpreted results differ"
+    evals = n / compiled_s
+    base = len(baseline) / baseline_s
+    print(f"compiled     : {evals:>12,.0f} evaluations/s ({evals * n_rules:,.0f} rules/s)")
+    print(f"tree-walking : {base:>12,.0f} evaluations/s ({base * n_rules:,.0f} rules/s)")
+
+    # a single rule, for the per-rule figure
+    single = rs.classifier.predicates.__class__(
+        [rs.classifier.conditions[0]], rs.classifier.predicates.env
+    ).bind()
+    first = single.first
+    t0 = time.perf_counter()
+    for f in data:
+        first(f)
+    single_rate = n / (time.perf_counter() - t0)
+    print(
+        f"single rule  : {single_rate:>12,.0f} evaluations/s (`{rs.classifier.conditions[0].text}`)"
+    )
+    dist: dict[str, int] = {}
+    for index, _ in compiled:
+        dist[rs.classifier.names[index]] = dist.get(rs.classifier.names[index], 0) + 1
+    print("classes      : " + ", ".join(f"{k}={v}" for k, v in sorted(dist.items())))
+    print(
+        f"BENCH rules evals_per_s={evals:.0f} baseline_evals_per_s={base:.0f} "
+        f"ratio={evals / base:.1f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
