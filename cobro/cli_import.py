@@ -1,5 +1,85 @@
-"""`cobro import ...` (being written)."""
+"""`cobro import customers|invoices|payments FILE`: all-or-nothing ERP CSV import."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from cobro.cli_common import fail
+
+import_app = typer.Typer(
+    help=(
+        "Import ERP CSV files (UTF-8, header row, ',' separator, ISO dates, '.' decimals)."
+        " All or nothing: any bad row prints every error as FILE:LINE: column: message,"
+        " exits 1 and writes nothing. Re-importing the same file changes nothing."
+    ),
+    no_args_is_help=True,
+)
+
+FILE_ARG = typer.Argument(..., help="the CSV file to import", dir_okay=False)
+JSON_OPT = typer.Option(False, "--json", help="print the counts as JSON")
 
 
-def register(app) -> None:  # type: ignore[no-untyped-def]
-    return None
+def _run(kind: str, file: Path, as_json: bool) -> None:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from cobro.importing import ImportFailed, import_csv
+
+    try:
+        report = import_csv(kind, file)
+    except ImportFailed as exc:
+        for line in exc.errors:
+            typer.echo(line, err=True)
+        raise typer.Exit(1) from None
+    except SQLAlchemyError as exc:
+        fail(f"{file}: import failed, nothing written: {exc.__class__.__name__}: {exc}")
+    if as_json:
+        typer.echo(json.dumps(report.as_dict(), sort_keys=True))
+    else:
+        typer.echo(report.summary())
+
+
+@import_app.command("customers")
+def import_customers(file: Path = FILE_ARG, as_json: bool = JSON_OPT) -> None:
+    """Upsert customers on `account`.
+
+    Columns (any order): account, name, country (required); siren, vat, duns,
+    insurer_buyer_id, language, timezone, email, phone, segment, group, payment_terms_days.
+    A column absent from the file leaves existing values alone; an empty cell clears it.
+    phone is normalised to E.164 (national numbers read in the customer's country);
+    language (ISO 639-1) and timezone (IANA) default from the country; email may hold
+    several addresses separated by ';'.
+    """
+    _run("customers", file, as_json)
+
+
+@import_app.command("invoices")
+def import_invoices(file: Path = FILE_ARG, as_json: bool = JSON_OPT) -> None:
+    """Upsert invoices on `number`.
+
+    Columns: number, account, issue_date, due_date, currency, amount (required);
+    open_amount (default: amount), disputed (true/false/1/0/yes/no, default false).
+    The account must exist; issue_date <= due_date; 0 <= open_amount <= amount. A negative
+    amount is a credit note, its open_amount between amount and 0. open_amount is the ERP's
+    open amount before the payments imported into Cobro, which are deducted from it.
+    """
+    _run("invoices", file, as_json)
+
+
+@import_app.command("payments")
+def import_payments(file: Path = FILE_ARG, as_json: bool = JSON_OPT) -> None:
+    """Import payments (immutable, keyed by `reference`) and allocate them in file order.
+
+    Columns: reference, account, date, currency, amount (required, > 0); invoice.
+    A payment pays the invoice it names first (it must belong to the account and be in the
+    same currency), then the account's oldest open, non-disputed invoices of its currency
+    (due date, issue date, number); the rest stays unallocated. A reference imported
+    before with identical data is skipped; with different data it is an error.
+    """
+    _run("payments", file, as_json)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(import_app, name="import")

@@ -1,0 +1,196 @@
+"""Normalisers and reference lists for imported values: country, language, time zone,
+currency, phone (E.164), e-mail lists, ISO dates, exact money amounts.
+
+Each normaliser takes the raw (stripped, non-empty) text of a cell and returns the stored
+value or raises `ValueError` with a message meant for the person who wrote the file.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from functools import cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import phonenumbers
+from babel import Locale
+from babel.core import get_global
+from babel.languages import get_official_languages
+from babel.numbers import list_currencies
+
+from cobro.types import MONEY_SCALE
+
+_NOT_COUNTRIES = frozenset({"ZZ", "EU", "EZ", "UN", "QO"})
+
+# babel lists a territory's zones in no useful order (ES starts with Africa/Ceuta):
+# for countries with several zones, the zone of the capital / most populous region.
+PRIMARY_ZONES = {
+    "AQ": "Antarctica/McMurdo",
+    "AU": "Australia/Sydney",
+    "BR": "America/Sao_Paulo",
+    "CA": "America/Toronto",
+    "CD": "Africa/Kinshasa",
+    "CL": "America/Santiago",
+    "CY": "Asia/Nicosia",
+    "EC": "America/Guayaquil",
+    "ES": "Europe/Madrid",
+    "FM": "Pacific/Pohnpei",
+    "GL": "America/Nuuk",
+    "ID": "Asia/Jakarta",
+    "KI": "Pacific/Tarawa",
+    "KZ": "Asia/Almaty",
+    "MH": "Pacific/Majuro",
+    "MN": "Asia/Ulaanbaatar",
+    "MX": "America/Mexico_City",
+    "MY": "Asia/Kuala_Lumpur",
+    "PF": "Pacific/Tahiti",
+    "PS": "Asia/Gaza",
+    "PT": "Europe/Lisbon",
+    "RU": "Europe/Moscow",
+    "UM": "Pacific/Midway",
+    "US": "America/New_York",
+    "UZ": "Asia/Tashkent",
+}
+
+_DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_MONEY_RE = re.compile(rf"[+-]?\d{{1,14}}(?:\.\d{{1,{MONEY_SCALE}}})?")
+_INT_RE = re.compile(r"\+?\d{1,9}")
+_EMAIL_RE = re.compile(r"[^@\s;,<>\"]+@[^@\s;,<>\"]+\.[^@\s;,<>\".]{2,}")
+_TRUE = frozenset({"true", "1", "yes"})
+_FALSE = frozenset({"false", "0", "no"})
+
+
+@cache
+def countries() -> frozenset[str]:
+    return frozenset(
+        code
+        for code in Locale("en").territories
+        if len(code) == 2 and code.isalpha() and code not in _NOT_COUNTRIES
+    )
+
+
+@cache
+def languages() -> frozenset[str]:
+    return frozenset(code for code in Locale("en").languages if len(code) == 2)
+
+
+@cache
+def currencies() -> frozenset[str]:
+    return frozenset(list_currencies())
+
+
+def country(value: str) -> str:
+    code = value.upper()
+    if code not in countries():
+        raise ValueError(f"unknown country {value!r}: expected an ISO 3166 alpha-2 code like FR")
+    return code
+
+
+def language(value: str) -> str:
+    code = value.lower()
+    if code not in languages():
+        raise ValueError(f"unknown language {value!r}: expected an ISO 639-1 code like fr")
+    return code
+
+
+def currency(value: str) -> str:
+    code = value.upper()
+    if code not in currencies():
+        raise ValueError(f"unknown currency {value!r}: expected an ISO 4217 code like EUR")
+    return code
+
+
+@cache
+def _zone_exists(key: str) -> bool:
+    try:
+        ZoneInfo(key)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+def timezone(value: str) -> str:
+    if not _zone_exists(value):
+        raise ValueError(f"unknown time zone {value!r}: expected an IANA name like Europe/Paris")
+    return value
+
+
+@cache
+def default_language(country_code: str) -> str:
+    """The territory's first official language that has a two-letter code (else English)."""
+    for lang in get_official_languages(country_code, de_facto=True):
+        if len(lang) == 2:
+            return lang
+    return "en"
+
+
+@cache
+def default_timezone(country_code: str) -> str:
+    if country_code in PRIMARY_ZONES:
+        return PRIMARY_ZONES[country_code]
+    for zone in get_global("territory_zones").get(country_code, ()):
+        if _zone_exists(zone):
+            return zone
+    return "UTC"
+
+
+def phone(value: str, country_code: str) -> str:
+    """E.164, parsed with the customer's country as the region of national numbers."""
+    try:
+        number = phonenumbers.parse(value, country_code)
+    except phonenumbers.NumberParseException as exc:
+        raise ValueError(f"invalid phone number {value!r}: {exc._msg}") from None
+    # "possible" (right length and shape for the region), not "valid": numbering plans
+    # change faster than the library's range tables, and ERPs hold numbers in new ranges.
+    if not phonenumbers.is_possible_number(number):
+        raise ValueError(f"invalid phone number {value!r} for country {country_code}")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def emails(value: str) -> str:
+    """One or more addresses separated by ';', stored as 'a@x.fr;b@y.fr'."""
+    parts = [part.strip() for part in value.split(";")]
+    parts = [part for part in parts if part]
+    for part in parts:
+        if not _EMAIL_RE.fullmatch(part):
+            raise ValueError(f"invalid e-mail address {part!r}")
+    if not parts:
+        raise ValueError("no e-mail address")
+    return ";".join(parts)
+
+
+def iso_date(value: str) -> date:
+    if not _DATE_RE.fullmatch(value):
+        raise ValueError(f"invalid date {value!r}: expected YYYY-MM-DD")
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"invalid date {value!r}: no such day") from None
+
+
+def money(value: str) -> Decimal:
+    if not _MONEY_RE.fullmatch(value):
+        raise ValueError(
+            f"invalid amount {value!r}: expected digits with '.' as decimal separator"
+            f" and at most {MONEY_SCALE} decimals"
+        )
+    try:
+        return Decimal(value)
+    except InvalidOperation:  # pragma: no cover - the pattern already excludes it
+        raise ValueError(f"invalid amount {value!r}") from None
+
+
+def boolean(value: str) -> bool:
+    lowered = value.lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ValueError(f"invalid boolean {value!r}: expected true/false, 1/0 or yes/no")
+
+
+def integer(value: str) -> int:
+    if not _INT_RE.fullmatch(value):
+        raise ValueError(f"invalid whole number {value!r}")
+    return int(value)
