@@ -143,7 +143,8 @@ def phone(value: str, country_code: str) -> str:
         raise ValueError(f"invalid phone number {value!r}: {exc._msg}") from None
     # "possible" (right length and shape for the region), not "valid": numbering plans
     # change faster than the library's range tables, and ERPs hold numbers in new ranges.
-    if not phonenumbers.is_possible_number(number):
+    possible = phonenumbers.is_possible_number_with_reason(number)
+    if possible != phonenumbers.ValidationResult.IS_POSSIBLE:  # local-only numbers too
         raise ValueError(f"invalid phone number {value!r} for country {country_code}")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
