@@ -133,7 +133,7 @@ def _name_accounts(conn: Connection, moved: list[tuple[dict[str, Any], str]]) ->
         return
     c = customers_t.c
     old_ids = {diff["customer_id"]["old"] for diff, _ in moved}
-    names = dict(conn.execute(select(c.id, c.account).where(c.id.in_(old_ids))).tuples().all())
+    names = dict(conn.execute(select(c.id, c.account).where(c.id.in_(old_ids))).all())
     for diff, new_account in moved:
         change = diff.pop("customer_id")
         diff["account"] = {"old": names.get(change["old"]), "new": new_account}

@@ -109,7 +109,7 @@ def _accounts_of(conn: Connection, ids: set[int]) -> dict[int, str]:
     if not ids:
         return {}
     c = customers_t.c
-    return dict(conn.execute(select(c.id, c.account).where(c.id.in_(ids))).tuples().all())
+    return dict(conn.execute(select(c.id, c.account).where(c.id.in_(ids))).all())
 
 
 def _differences(old: Any, m: PaymentRow, customer_id: int) -> str:
