@@ -71,7 +71,8 @@ def worker() -> None:
 def _configure_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("temporalio").setLevel(logging.WARNING)
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    for noisy in ("httpx", "alembic", "twilio"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def register(app: typer.Typer) -> None:

@@ -13,6 +13,8 @@ from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+from cobro.importing import ImportReport, import_csv
+
 CUSTOMER_COLUMNS = [
     "account",
     "name",
@@ -192,10 +194,8 @@ def _write(path: Path, columns: list[str], rows: list[dict[str, str]]) -> None:
     tmp.replace(path)
 
 
-def load_demo(directory: Path, anchor: date | None = None) -> dict[str, object]:
+def load_demo(directory: Path, anchor: date | None = None) -> dict[str, ImportReport]:
     """Generate the files once (or reuse them), then import them in order."""
-    from cobro.importing import import_csv
-
     if not (directory / "anchor.txt").exists():
         generate(directory, anchor or date.today())
     return {

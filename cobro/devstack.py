@@ -173,8 +173,9 @@ async def running_stack(settings: Settings, demo: bool) -> AsyncIterator[StackUr
         if demo:
             from cobro.demo import load_demo
 
-            report = await asyncio.to_thread(load_demo, var_dir / "demo")
-            log.info("demo data: %s", report)
+            reports = await asyncio.to_thread(load_demo, var_dir / "demo")
+            for report in reports.values():
+                log.info("demo data: %s", report.summary())
         await asyncio.to_thread(temporal.start)
         await wait_for_temporal(settings)
         async with CaptureServers(
