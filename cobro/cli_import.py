@@ -45,12 +45,13 @@ def _run(kind: str, file: Path, as_json: bool) -> None:
 def import_customers(file: Path = FILE_ARG, as_json: bool = JSON_OPT) -> None:
     """Upsert customers on `account`.
 
-    Columns (any order): account, name, country (required); siren, vat, duns,
-    insurer_buyer_id, language, timezone, email, phone, segment, group, payment_terms_days.
+    Required columns: account, name, country (ISO 3166 alpha-2).
+    Optional: siren, vat, duns, insurer_buyer_id, language, timezone, email, phone, segment,
+    group, payment_terms_days, in any order.
     A column absent from the file leaves existing values alone; an empty cell clears it.
-    phone is normalised to E.164 (national numbers read in the customer's country);
-    language (ISO 639-1) and timezone (IANA) default from the country; email may hold
-    several addresses separated by ';'.
+    phone: normalised to E.164, national numbers read in the customer's country.
+    language (ISO 639-1) and timezone (IANA): default from the country.
+    email: one or more addresses separated by ';'.
     """
     _run("customers", file, as_json)
 
@@ -59,24 +60,24 @@ def import_customers(file: Path = FILE_ARG, as_json: bool = JSON_OPT) -> None:
 def import_invoices(file: Path = FILE_ARG, as_json: bool = JSON_OPT) -> None:
     """Upsert invoices on `number`.
 
-    Columns: number, account, issue_date, due_date, currency, amount (required);
-    open_amount (default: amount), disputed (true/false/1/0/yes/no, default false).
-    The account must exist; issue_date <= due_date; 0 <= open_amount <= amount. A negative
-    amount is a credit note, its open_amount between amount and 0. open_amount is the ERP's
-    open amount before the payments imported into Cobro, which are deducted from it.
+    Required columns: number, account, issue_date, due_date, currency, amount.
+    Optional: open_amount (default: amount), disputed (true/false/1/0/yes/no, default false).
+    The account must exist; issue_date <= due_date; 0 <= open_amount <= amount.
+    A negative amount is a credit note: its open_amount lies between amount and 0.
+    open_amount is the ERP's, before the payments imported into Cobro (deducted from it).
     """
     _run("invoices", file, as_json)
 
 
 @import_app.command("payments")
 def import_payments(file: Path = FILE_ARG, as_json: bool = JSON_OPT) -> None:
-    """Import payments (immutable, keyed by `reference`) and allocate them in file order.
+    """Import payments (immutable, keyed by `reference`), allocated in file order.
 
-    Columns: reference, account, date, currency, amount (required, > 0); invoice.
-    A payment pays the invoice it names first (it must belong to the account and be in the
-    same currency), then the account's oldest open, non-disputed invoices of its currency
-    (due date, issue date, number); the rest stays unallocated. A reference imported
-    before with identical data is skipped; with different data it is an error.
+    Required columns: reference, account, date, currency, amount (> 0). Optional: invoice.
+    The named invoice is paid first: it must belong to the account, in the same currency.
+    Then the account's oldest open, non-disputed invoices of that currency are paid.
+    Whatever is left stays unallocated on the payment.
+    A reference imported before with identical data is skipped; different data is an error.
     """
     _run("payments", file, as_json)
 
