@@ -13,6 +13,8 @@ from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import phonenumbers
+
 from cobro.importing import ImportReport, import_csv
 
 CUSTOMER_COLUMNS = [
@@ -109,6 +111,15 @@ def _siren(rng: random.Random) -> str:
     raise AssertionError("unreachable")
 
 
+def _mobile(rng: random.Random, country: Country) -> str:
+    """A mobile number in national format that phonenumbers deems valid."""
+    while True:
+        digits = "".join(str(rng.randint(0, 9)) for _ in range(country.digits))
+        candidate = country.mobile_prefix + digits
+        if phonenumbers.is_valid_number(phonenumbers.parse(candidate, country.code)):
+            return candidate
+
+
 def _money(value: float) -> Decimal:
     return Decimal(str(round(value, 2))).quantize(Decimal("0.01"))
 
@@ -124,9 +135,7 @@ def generate(directory: Path, anchor: date, customers: int = 300, seed: int = 20
         name = f"{rng.choice(NAME_PARTS)} {rng.choice(NAME_PARTS)} {i} {NAME_SUFFIX[country.code]}"
         siren = _siren(rng) if country.code == "FR" else ""
         vat = f"FR{rng.randint(10, 99)}{siren}" if siren else ""
-        phone = country.mobile_prefix + "".join(
-            str(rng.randint(0, 9)) for _ in range(country.digits)
-        )
+        phone = _mobile(rng, country)
         terms = rng.choice([30, 30, 45, 60])
         customer_rows.append(
             {

@@ -141,10 +141,9 @@ def phone(value: str, country_code: str) -> str:
         number = phonenumbers.parse(value, country_code)
     except phonenumbers.NumberParseException as exc:
         raise ValueError(f"invalid phone number {value!r}: {exc._msg}") from None
-    # "possible" (right length and shape for the region), not "valid": numbering plans
-    # change faster than the library's range tables, and ERPs hold numbers in new ranges.
-    possible = phonenumbers.is_possible_number_with_reason(number)
-    if possible != phonenumbers.ValidationResult.IS_POSSIBLE:  # local-only numbers too
+    # Valid, not merely "possible": a number outside the allocated ranges is a typo that
+    # would make every SMS reminder fail later.
+    if not phonenumbers.is_valid_number(number):
         raise ValueError(f"invalid phone number {value!r} for country {country_code}")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
