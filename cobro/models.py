@@ -227,9 +227,50 @@ class Communication(Base):
     body: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)
     invoice_numbers: Mapped[dict[str, Any] | None]
+    workflow_id: Mapped[str | None] = mapped_column(String(255))
+    run_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class DunningStep(Base):
+    """One invoice reaching one step of its policy: the invoice's level, never done twice."""
+
+    __tablename__ = "dunning_steps"
+    __table_args__ = (UniqueConstraint("invoice_id", "step_index"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"))
+    policy: Mapped[str] = mapped_column(String(64))
+    step_index: Mapped[int] = mapped_column(Integer)
+    outcome: Mapped[str] = mapped_column(String(16), doc="sent, skipped, task, claim")
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    reason: Mapped[str | None] = mapped_column(Text)
+    workflow_id: Mapped[str | None] = mapped_column(String(255))
+    run_id: Mapped[str | None] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DunningPause(Base):
+    """A manual pause or a promise to pay; reminders wait until it ends."""
+
+    __tablename__ = "dunning_pauses"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16), doc="pause | promise")
+    reason: Mapped[str] = mapped_column(Text, default="")
+    actor: Mapped[str] = mapped_column(String(128), default="system")
+    until: Mapped[date | None] = mapped_column(Date, doc="inclusive; NULL = until resumed")
+    promised_amount: Mapped[Decimal | None]
+    currency: Mapped[str | None] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(
+        String(16), default="active", doc="active, ended, kept, broken"
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ended_at: Mapped[datetime | None]
 
 
 class TimelineEvent(Base):
@@ -294,6 +335,8 @@ __all__ = [
     "Base",
     "Communication",
     "Customer",
+    "DunningPause",
+    "DunningStep",
     "GradeHistory",
     "ImportRun",
     "InsurerCover",
