@@ -1,0 +1,331 @@
+"""Dunning policies: the schema of `rules/dunning.yaml` (plain, frozen pydantic models).
+
+```yaml
+policies:
+  - name: standard
+    applies_to: risk_class in ["low", "medium"]   # compiled by the rules engine
+    calendar: FR              # ISO country of the business days and holidays ("customer": the
+                              # customer's own country)
+    business_days: true       # offsets count business days (false: calendar days)
+    send_window: "09:00-18:00"   # customer's local time, [start, end)
+    send_days: [mon, tue, wed, thu, fri]
+    steps:                    # strictly increasing `at`, relative to each invoice's due date
+      - {at: -5d, channel: email, template: pre_due}
+      - {at: +1d, channel: [email, sms], template: due}
+      - {at: +15d, action: task, note: call the customer, assignee_role: collector}
+      - {at: +45d, action: claim}
+```
+
+Offsets are `[+-]N d|w` (days, weeks). `load_policies(data)` validates and raises
+`PolicyError` (a `ValueError`) whose lines name the field path, e.g.
+`policies[0].steps[2].at: invalid offset '15x' ...`. The rules engine's positioned loader can
+use `DunningRulesFile` directly as its schema (pydantic `loc`s map to YAML positions).
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Callable, Mapping
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from cobro.dunning.calendar import WEEKDAYS, SendWindow, parse_window, supported_countries
+
+Channel = Literal["email", "sms"]
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+StepKind = Literal["send", "task", "claim"]
+CHANNELS: tuple[str, ...] = ("email", "sms")
+CUSTOMER_CALENDAR = "customer"
+
+_OFFSET_RE = re.compile(r"^\s*([+-]?)\s*(\d+)\s*([dw])\s*$")
+_NAME = r"^[a-z][a-z0-9_]*$"
+
+
+class PolicyError(ValueError):
+    """Invalid dunning policy data; `errors` holds `(field path, message)` pairs."""
+
+    def __init__(self, errors: list[tuple[str, str]]) -> None:
+        self.errors = errors
+        super().__init__("\n".join(f"{path}: {msg}" if path else msg for path, msg in errors))
+
+
+def parse_offset(value: Any) -> int:
+    """`"-5d"`, `"+1d"`, `"2w"`, `"-1w"` (or an int number of days) -> signed days."""
+    if isinstance(value, bool):
+        raise ValueError(f"invalid offset {value!r}: expected e.g. -5d, +1d, +2w")
+    if isinstance(value, int):
+        return value
+    m = _OFFSET_RE.match(value) if isinstance(value, str) else None
+    if not m:
+        raise ValueError(
+            f"invalid offset {value!r}: expected a signed whole number of days or weeks, "
+            "e.g. -5d, +1d, +2w"
+        )
+    n = int(m.group(2)) * (7 if m.group(3) == "w" else 1)
+    return -n if m.group(1) == "-" else n
+
+
+def format_offset(days: int) -> str:
+    """Signed days back to the YAML form: -5 -> `-5d`, 15 -> `+15d`, 0 -> `+0d`."""
+    return f"{days:+d}d"
+
+
+def _to_tuple(value: Any) -> Any:
+    return (value,) if isinstance(value, str) else value
+
+
+def _check_window(value: Any) -> Any:
+    parse_window(value)
+    return value.strip()
+
+
+def _upper(value: Any) -> Any:
+    return value.strip().upper() if isinstance(value, str) else value
+
+
+def _lower_days(value: Any) -> Any:
+    value = _to_tuple(value)
+    if isinstance(value, list | tuple):
+        return tuple(v.strip().lower()[:3] if isinstance(v, str) else v for v in value)
+    return value
+
+
+Offset = Annotated[int, BeforeValidator(parse_offset), PlainSerializer(format_offset)]
+Identifier = Annotated[str, Field(pattern=_NAME, max_length=64)]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DunningStep(_Frozen):
+    """One step: a message (`channel` + `template`), a `task` or a `claim`."""
+
+    at: Offset
+    channel: Annotated[tuple[Channel, ...] | None, BeforeValidator(_to_tuple)] = None
+    template: Identifier | None = None
+    action: StepKind | None = None
+    note: str | None = None
+    assignee_role: str | None = None
+
+    @field_validator("channel")
+    @classmethod
+    def _channels(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if value is not None:
+            if not value:
+                raise ValueError("at least one channel (email, sms) is required")
+            if len(set(value)) != len(value):
+                raise ValueError(f"duplicate channel in {list(value)}")
+        return value
+
+    @model_validator(mode="after")
+    def _shape(self) -> DunningStep:
+        kind = self.kind
+        if kind == "send":
+            if not self.channel:
+                raise ValueError("a message step needs `channel` (email, sms or a list)")
+            if not self.template:
+                raise ValueError("a message step needs `template`")
+            if self.note is not None or self.assignee_role is not None:
+                raise ValueError("`note`/`assignee_role` belong to `action: task` steps")
+        else:
+            if self.channel is not None or self.template is not None:
+                raise ValueError(f"`action: {kind}` takes no `channel`/`template`")
+            if kind == "task" and not (self.note and self.note.strip()):
+                raise ValueError("`action: task` needs a `note` saying what to do")
+            if kind == "claim" and self.assignee_role is not None:
+                raise ValueError("`assignee_role` belongs to `action: task` steps")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return self.action or "send"
+
+    @property
+    def label(self) -> str:
+        return format_offset(self.at)
+
+
+class DunningPolicy(_Frozen):
+    name: Identifier
+    applies_to: str | None = None  # expression; None = catch-all
+    calendar: Annotated[str, BeforeValidator(_upper)] = "FR"
+    business_days: bool = True
+    send_window: Annotated[str, BeforeValidator(_check_window)] = "09:00-18:00"
+    send_days: Annotated[tuple[Weekday, ...], BeforeValidator(_lower_days)] = (
+        "mon",
+        "tue",
+        "wed",
+        "thu",
+        "fri",
+    )
+    steps: tuple[DunningStep, ...] = Field(min_length=1)
+
+    @field_validator("calendar")
+    @classmethod
+    def _calendar(cls, value: str) -> str:
+        if value == CUSTOMER_CALENDAR.upper():
+            return CUSTOMER_CALENDAR
+        if value not in supported_countries():
+            raise ValueError(
+                f"unknown calendar {value!r}: expected an ISO 3166-1 alpha-2 country supported "
+                "by the `holidays` library (e.g. FR, DE, US) or `customer`"
+            )
+        return value
+
+    @field_validator("send_days")
+    @classmethod
+    def _days(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("at least one sending day is required")
+        if len(set(value)) != len(value):
+            raise ValueError(f"duplicate day in {list(value)}")
+        return tuple(sorted(value, key=WEEKDAYS.index))
+
+    @field_validator("steps")
+    @classmethod
+    def _ordered(cls, steps: tuple[DunningStep, ...]) -> tuple[DunningStep, ...]:
+        for i in range(1, len(steps)):
+            if steps[i].at <= steps[i - 1].at:
+                raise ValueError(
+                    f"steps must be in strictly increasing `at` order: step {i} "
+                    f"({steps[i].label}) does not come after step {i - 1} ({steps[i - 1].label})"
+                )
+        return steps
+
+    @cached_property
+    def window(self) -> SendWindow:
+        return SendWindow.parse(self.send_window, self.send_days)
+
+    def calendar_country(self, customer_country: str) -> str:
+        return customer_country.upper() if self.calendar == CUSTOMER_CALENDAR else self.calendar
+
+
+class DunningRulesFile(_Frozen):
+    """The whole `rules/dunning.yaml`: policies tried in order, the first that applies wins."""
+
+    policies: tuple[DunningPolicy, ...] = Field(min_length=1)
+
+    @field_validator("policies")
+    @classmethod
+    def _unique(cls, policies: tuple[DunningPolicy, ...]) -> tuple[DunningPolicy, ...]:
+        seen: set[str] = set()
+        for p in policies:
+            if p.name in seen:
+                raise ValueError(f"duplicate policy name `{p.name}`")
+            seen.add(p.name)
+        return policies
+
+    def get(self, name: str) -> DunningPolicy:
+        for p in self.policies:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    def select(
+        self,
+        facts: Mapping[str, Any],
+        matcher: Callable[[str, Mapping[str, Any]], bool] | None = None,
+    ) -> DunningPolicy | None:
+        """The first policy whose `applies_to` matches `facts` (None if none does).
+
+        `matcher(expression, facts)` should be the rules engine's compiled evaluator; the
+        default `simple_match` only understands the trivial forms used in the shipped file.
+        """
+        match = matcher or simple_match
+        for p in self.policies:
+            if p.applies_to is None or match(p.applies_to, facts):
+                return p
+        return None
+
+
+# ---------------------------------------------------------------------------- loading
+
+
+def _path(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def load_policies(data: Any) -> DunningRulesFile:
+    """Validate parsed YAML data (a mapping) or YAML text into a `DunningRulesFile`."""
+    if isinstance(data, str):
+        try:
+            data = yaml.safe_load(data)
+        except yaml.YAMLError as exc:
+            raise PolicyError([("", f"invalid YAML: {exc}")]) from exc
+    try:
+        return DunningRulesFile.model_validate(data)
+    except ValidationError as exc:
+        errors = []
+        for e in exc.errors():
+            msg = e["msg"].removeprefix("Value error, ")
+            errors.append((_path(e["loc"]), msg))
+        raise PolicyError(errors) from None
+
+
+def load_policies_file(path: str | Path) -> DunningRulesFile:
+    p = Path(path)
+    try:
+        return load_policies(p.read_text(encoding="utf-8"))
+    except PolicyError as exc:
+        raise PolicyError(
+            [(f"{p}: {loc}" if loc else str(p), m) for loc, m in exc.errors]
+        ) from None
+
+
+# ---------------------------------------------------------------------------- tiny matcher
+
+_CLAUSE_RE = re.compile(r"^\s*([a-z_][a-z0-9_.]*)\s*(==|!=|not in|in)\s*(.+?)\s*$")
+
+
+def simple_match(expression: str, facts: Mapping[str, Any]) -> bool:
+    """Placeholder for the rules engine: `name in [...]`, `name == literal`, `name != literal`,
+    `true`/`false`, joined by `and`. Anything else raises `NotImplementedError`."""
+    text = expression.strip()
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    for clause in re.split(r"\s+and\s+", text):
+        m = _CLAUSE_RE.match(clause)
+        if not m:
+            raise NotImplementedError(
+                f"`{expression}` needs the rules engine (pass its matcher to `select`)"
+            )
+        name, op, raw = m.groups()
+        try:
+            literal = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            raise NotImplementedError(
+                f"`{expression}` needs the rules engine (pass its matcher to `select`)"
+            ) from None
+        value = facts.get(name)
+        if op == "==":
+            ok = value == literal
+        elif op == "!=":
+            ok = value != literal
+        elif op == "in":
+            ok = value in literal
+        else:
+            ok = value not in literal
+        if not ok:
+            return False
+    return True
