@@ -30,6 +30,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import phonenumbers
 import psycopg
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
@@ -61,6 +62,14 @@ COUNTRIES = [  # code, currency, national mobile prefix, random digits
 INVOICES_PER_CUSTOMER = 5
 
 
+def _mobile(rng: random.Random, code: str, prefix: str, digits: int) -> str:
+    """A national mobile number that the import accepts (phonenumbers deems it valid)."""
+    while True:
+        candidate = prefix + "".join(rng.choice("0123456789") for _ in range(digits))
+        if phonenumbers.is_valid_number(phonenumbers.parse(candidate, code)):
+            return candidate
+
+
 def generate(directory: Path, customers: int, seed: int = 7) -> tuple[Path, Path]:
     rng = random.Random(seed)
     cust_path, inv_path = directory / "customers.csv", directory / "invoices.csv"
@@ -76,7 +85,7 @@ def generate(directory: Path, customers: int, seed: int = 7) -> tuple[Path, Path
         for i in range(customers):
             code, currency, prefix, digits = rng.choice(COUNTRIES)
             account = f"A{i:07d}"
-            phone = prefix + "".join(rng.choice("0123456789") for _ in range(digits))
+            phone = _mobile(rng, code, prefix, digits)
             cw.writerow(
                 [
                     account,
