@@ -225,6 +225,7 @@ class Communication(Base):
     provider_id: Mapped[str | None] = mapped_column(String(255))
     subject: Mapped[str | None] = mapped_column(String(998))
     body: Mapped[str | None] = mapped_column(Text)
+    body_html: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)
     invoice_numbers: Mapped[dict[str, Any] | None]
     workflow_id: Mapped[str | None] = mapped_column(String(255))
@@ -246,6 +247,7 @@ class DunningStep(Base):
     policy: Mapped[str] = mapped_column(String(64))
     step_index: Mapped[int] = mapped_column(Integer)
     outcome: Mapped[str] = mapped_column(String(16), doc="sent, skipped, task, claim")
+    label: Mapped[str | None] = mapped_column(String(64), doc="template or action name")
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
     reason: Mapped[str | None] = mapped_column(Text)
     workflow_id: Mapped[str | None] = mapped_column(String(255))

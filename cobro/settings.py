@@ -20,6 +20,8 @@ class Settings(BaseSettings):
         None, description="SQLAlchemy URL; default: SQLite file var/cobro.db"
     )
 
+    rules_dir: Path = Field(Path("rules"), description="the YAML rules collections teams edit")
+
     temporal_address: str = "127.0.0.1:7233"
     temporal_namespace: str = "default"
     temporal_task_queue: str = "cobro"

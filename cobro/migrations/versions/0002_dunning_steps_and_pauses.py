@@ -51,6 +51,7 @@ def upgrade() -> None:
         sa.Column("policy", sa.String(length=64), nullable=False),
         sa.Column("step_index", sa.Integer(), nullable=False),
         sa.Column("outcome", sa.String(length=16), nullable=False),
+        sa.Column("label", sa.String(length=64), nullable=True),
         sa.Column("idempotency_key", sa.String(length=255), nullable=True),
         sa.Column("reason", sa.Text(), nullable=True),
         sa.Column("workflow_id", sa.String(length=255), nullable=True),
@@ -73,6 +74,7 @@ def upgrade() -> None:
         )
 
     with op.batch_alter_table("communications", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("body_html", sa.Text(), nullable=True))
         batch_op.add_column(sa.Column("workflow_id", sa.String(length=255), nullable=True))
         batch_op.add_column(sa.Column("run_id", sa.String(length=64), nullable=True))
 
@@ -84,6 +86,7 @@ def downgrade() -> None:
     with op.batch_alter_table("communications", schema=None) as batch_op:
         batch_op.drop_column("run_id")
         batch_op.drop_column("workflow_id")
+        batch_op.drop_column("body_html")
 
     with op.batch_alter_table("dunning_steps", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_dunning_steps_customer_id"))

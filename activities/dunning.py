@@ -1,0 +1,160 @@
+"""Dunning activities: `dunning_next` reads the facts and plans; `dunning_execute` runs one
+action exactly once (claim → send → confirm, see `cobro.dunning.delivery`)."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy.exc import IntegrityError
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from cobro.db import session_factory, transaction
+from cobro.dunning import delivery
+from cobro.dunning.store import (
+    ActionSpec,
+    Trace,
+    current_plan,
+    dunning_stage,
+    housekeeping,
+    load_customer_facts,
+    record_levels,
+)
+from cobro.models import Task
+from cobro.models import TimelineEvent as Event
+
+
+@dataclass
+class NextInput:
+    account: str
+    now: datetime
+    workflow_id: str = ""
+    run_id: str = ""
+
+
+@dataclass
+class DunningDecision:
+    account: str
+    open: bool
+    due: list[ActionSpec] = field(default_factory=list)
+    next_at: datetime | None = None
+    stage: str = "not_due"
+    overdue_amount: float = 0.0
+    risk_class: str = ""
+    policy: str = ""
+
+
+@dataclass
+class ExecuteInput:
+    account: str
+    action: ActionSpec
+    now: datetime
+    workflow_id: str = ""
+    run_id: str = ""
+
+
+@dataclass
+class ExecuteOutcome:
+    status: str  # sent, skipped, stale, failed, task, claim
+    summary: str
+
+
+def crash_point(name: str) -> None:
+    """Fault injection for the kill tests: with `COBRO_CRASH_POINTS=after_claim,...` the
+    worker SIGKILLs itself at that point with probability `COBRO_CRASH_RATE`."""
+    points = os.environ.get("COBRO_CRASH_POINTS")
+    if not points or name not in points.split(","):
+        return
+    if random.random() < float(os.environ.get("COBRO_CRASH_RATE", "1")):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+@activity.defn
+def dunning_next(inp: NextInput) -> DunningDecision:
+    trace = Trace(inp.workflow_id, inp.run_id)
+    with transaction() as session:
+        facts = load_customer_facts(session, inp.account)
+        if facts is None:
+            return DunningDecision(account=inp.account, open=False, stage="unknown_customer")
+        for note in housekeeping(session, facts, inp.now, trace):
+            activity.logger.info("%s: %s", inp.account, note)
+        planned = current_plan(facts, inp.now)
+        return DunningDecision(
+            account=inp.account,
+            open=facts.has_open_invoices,
+            due=planned.due,
+            next_at=planned.next_at,
+            stage=dunning_stage(facts, inp.now),
+            overdue_amount=float(facts.overdue_amount(inp.now)),
+            risk_class=facts.risk_class or "",
+            policy=planned.policy or "",
+        )
+
+
+@activity.defn
+async def dunning_execute(inp: ExecuteInput) -> ExecuteOutcome:
+    action = inp.action
+    trace = Trace(inp.workflow_id, inp.run_id)
+    if action.kind in ("task", "claim"):
+        return _record_task(inp, trace)
+    crash_point("before_claim")
+    with session_factory()() as session:
+        claim = delivery.claim(session, action, inp.now, trace)
+    if claim.outcome is not None:
+        return ExecuteOutcome(claim.outcome, claim.summary)
+    crash_point("after_claim")
+    try:
+        provider_id = await delivery.send(claim)
+    except delivery.PermanentSendError as exc:
+        with session_factory()() as session:
+            delivery.record_failure(session, claim, str(exc), trace)
+        return ExecuteOutcome("failed", f"{action.template} {action.kind} failed: {exc}")
+    except delivery.TemporarySendError as exc:
+        raise ApplicationError(f"temporary {action.kind} failure: {exc}") from exc
+    crash_point("after_send")
+    with session_factory()() as session:
+        delivery.confirm(session, claim, provider_id, trace)
+    return ExecuteOutcome("sent", f"{action.template} {action.kind} to {claim.recipient}")
+
+
+def _record_task(inp: ExecuteInput, trace: Trace) -> ExecuteOutcome:
+    action = inp.action
+    with transaction() as session:
+        facts = load_customer_facts(session, inp.account)
+        numbers = facts.open_numbers(action.invoices) if facts else []
+        if facts is None or not numbers:
+            return ExecuteOutcome("skipped", "invoices paid, disputed or paused before the step")
+        note = action.note or (
+            "declare the overdue amount to the credit insurer"
+            if action.kind == "claim"
+            else "follow up with the customer"
+        )
+        try:
+            with session.begin_nested():
+                session.add(
+                    Task(
+                        customer_id=facts.customer.id,
+                        kind=action.kind if action.kind == "claim" else "call",
+                        note=f"{note}: {', '.join(numbers)}",
+                        assignee_role=action.assignee_role,
+                        due_date=inp.now.date(),
+                        source_key=action.idempotency_key,
+                    )
+                )
+                record_levels(session, facts, action, numbers, action.kind, trace, inp.now)
+                session.add(
+                    Event(
+                        customer_id=facts.customer.id,
+                        at=inp.now,
+                        kind=f"dunning.{action.kind}",
+                        summary=f"{action.kind} created: {note} ({', '.join(numbers)})",
+                        data=trace.data(idempotency_key=action.idempotency_key),
+                    )
+                )
+        except IntegrityError:
+            return ExecuteOutcome(action.kind, "already recorded")
+    return ExecuteOutcome(action.kind, f"{action.kind} for {', '.join(numbers)}")

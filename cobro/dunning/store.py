@@ -1,0 +1,425 @@
+"""The dunning facts as the database holds them, and the writes that record each step.
+
+Reads build the planner's inputs (customer, open invoices with their levels, pauses); the
+writes are the only way a level moves: a claimed message, a task, a claim, a skip.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cobro.dunning.policy import DunningPolicy, DunningRulesFile, load_policies_file
+from cobro.dunning.schedule import (
+    DunningCustomer,
+    DunningPlan,
+    InvoiceState,
+    Pause,
+    PlannedAction,
+    plan,
+)
+from cobro.models import Customer, DunningPause, DunningStep, Invoice, RiskAssessment, Task
+from cobro.models import TimelineEvent as Event
+from cobro.settings import get_settings
+
+
+@dataclass
+class ActionSpec:
+    """One planned action as it crosses the Temporal boundary (JSON-friendly)."""
+
+    account: str
+    kind: str  # email | sms | task | claim
+    step_index: int
+    policy: str
+    invoices: list[str]
+    idempotency_key: str
+    at: datetime
+    template: str | None = None
+    note: str | None = None
+    assignee_role: str | None = None
+
+    @classmethod
+    def from_planned(cls, account: str, action: PlannedAction) -> ActionSpec:
+        return cls(
+            account=account,
+            kind=action.kind,
+            step_index=action.step_index,
+            policy=action.policy,
+            invoices=list(action.invoices),
+            idempotency_key=action.idempotency_key,
+            at=action.at,
+            template=action.template,
+            note=action.note,
+            assignee_role=action.assignee_role,
+        )
+
+
+@dataclass
+class Trace:
+    workflow_id: str = ""
+    run_id: str = ""
+
+    def data(self, **extra: Any) -> dict[str, Any]:
+        return {"workflow_id": self.workflow_id, "run_id": self.run_id, **extra}
+
+
+@dataclass
+class CustomerFacts:
+    customer: Customer
+    invoices: list[Invoice]
+    done_steps: dict[int, set[int]]  # invoice id -> step indices
+    pauses: list[DunningPause]
+    risk_class: str | None
+    last_step: DunningStep | None
+    invoice_ids: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.invoice_ids = {inv.number: inv.id for inv in self.invoices}
+
+    @property
+    def has_open_invoices(self) -> bool:
+        return any(inv.open_amount > 0 for inv in self.invoices)
+
+    def open_numbers(self, numbers: list[str]) -> list[str]:
+        """Which of `numbers` may still be chased: open, not disputed, not paused."""
+        paused = self.paused_invoices()
+        by_number = {inv.number: inv for inv in self.invoices}
+        return [
+            n
+            for n in numbers
+            if n in by_number
+            and by_number[n].open_amount > 0
+            and not by_number[n].disputed
+            and n not in paused
+        ]
+
+    def paused_invoices(self) -> set[str]:
+        """Numbers under an active pause; every number if a pause covers the customer."""
+        if any(p.status == "active" for p in self.pauses):
+            return {inv.number for inv in self.invoices}
+        return set()
+
+    def overdue_amount(self, now: datetime) -> Decimal:
+        today = now.date()
+        return sum(
+            (
+                inv.open_amount
+                for inv in self.invoices
+                if inv.open_amount > 0 and inv.due_date < today
+            ),
+            Decimal(0),
+        )
+
+    def planner_inputs(self) -> tuple[DunningCustomer, list[InvoiceState], list[Pause]]:
+        c = self.customer
+        opt_outs = tuple(
+            ch for ch, out in (("email", c.opt_out_email), ("sms", c.opt_out_sms)) if out
+        )
+        customer = DunningCustomer(
+            account=c.account,
+            timezone=c.timezone,
+            country=c.country,
+            language=c.language,
+            has_email=bool(c.email),
+            has_phone=bool(c.phone),
+            opt_outs=opt_outs,
+        )
+        invoices = [
+            InvoiceState(
+                number=inv.number,
+                due_date=inv.due_date,
+                currency=inv.currency,
+                open_amount=inv.open_amount,
+                disputed=inv.disputed,
+                done_steps=tuple(sorted(self.done_steps.get(inv.id, ()))),
+            )
+            for inv in self.invoices
+            if inv.open_amount > 0
+        ]
+        pauses = [
+            Pause(
+                kind="promise" if p.kind == "promise" else "manual", until=p.until, reason=p.reason
+            )
+            for p in self.pauses
+            if p.status == "active"
+        ]
+        return customer, invoices, pauses
+
+
+def load_customer_facts(session: Session, account: str) -> CustomerFacts | None:
+    customer = session.scalar(select(Customer).where(Customer.account == account))
+    if customer is None:
+        return None
+    invoices = list(
+        session.scalars(
+            select(Invoice)
+            .where(Invoice.customer_id == customer.id, Invoice.open_amount > Decimal(0))
+            .order_by(Invoice.due_date, Invoice.number)
+        )
+    )
+    done: dict[int, set[int]] = defaultdict(set)
+    last_step = None
+    for step in session.scalars(
+        select(DunningStep).where(DunningStep.customer_id == customer.id).order_by(DunningStep.id)
+    ):
+        done[step.invoice_id].add(step.step_index)
+        last_step = step
+    pauses = list(
+        session.scalars(
+            select(DunningPause)
+            .where(DunningPause.customer_id == customer.id)
+            .where(DunningPause.status.in_(["active", "broken"]))
+            .order_by(DunningPause.id)
+        )
+    )
+    risk_class = session.scalar(
+        select(RiskAssessment.risk_class)
+        .where(RiskAssessment.customer_id == customer.id)
+        .order_by(RiskAssessment.assessed_at.desc(), RiskAssessment.id.desc())
+        .limit(1)
+    )
+    return CustomerFacts(customer, invoices, dict(done), pauses, risk_class, last_step)
+
+
+# ------------------------------------------------------------------ policies (hot reloaded)
+
+_POLICY_CACHE: dict[Path, tuple[float, DunningRulesFile]] = {}
+
+
+def policies(path: Path | None = None) -> DunningRulesFile:
+    """`rules/dunning.yaml`, re-read when it changes; a broken file keeps the last good one."""
+    path = (path or get_settings().rules_dir / "dunning.yaml").resolve()
+    mtime = path.stat().st_mtime
+    cached = _POLICY_CACHE.get(path)
+    if cached and cached[0] == mtime:
+        return cached[1]
+    try:
+        rules = load_policies_file(path)
+    except Exception:
+        if cached:
+            return cached[1]
+        raise
+    _POLICY_CACHE[path] = (mtime, rules)
+    return rules
+
+
+def policy_for(facts: CustomerFacts) -> DunningPolicy | None:
+    c = facts.customer
+    return policies().select(
+        {"risk_class": facts.risk_class or "low", "segment": c.segment, "country": c.country}
+    )
+
+
+# ------------------------------------------------------------------------------ planning
+
+
+@dataclass
+class CurrentPlan:
+    policy: str | None
+    plan: DunningPlan | None
+    due: list[ActionSpec]
+    next_at: datetime | None
+
+
+def current_plan(facts: CustomerFacts, now: datetime) -> CurrentPlan:
+    policy = policy_for(facts)
+    if policy is None:
+        return CurrentPlan(None, None, [], None)
+    customer, invoices, pauses = facts.planner_inputs()
+    result = plan(customer, invoices, policy, now, pauses)
+    due = [ActionSpec.from_planned(customer.account, a) for a in result.due]
+    next_at = result.next_wakeup
+    if not due and _escalation_pending(facts) and result.actions:
+        # a broken promise escalates one step: the next step is due at the next send instant
+        first = result.actions[0]
+        due_at = first.at if first.at <= now else None
+        if due_at is None:
+            from cobro.dunning.calendar import get_calendar, get_zone, next_send_instant
+
+            due_at = next_send_instant(
+                now,
+                get_zone(customer.timezone),
+                policy.window,
+                get_calendar(policy.calendar_country(customer.country)),
+            )
+        if due_at <= now:
+            due = [
+                ActionSpec.from_planned(customer.account, a)
+                for a in result.actions
+                if a.at == first.at
+            ]
+        else:
+            next_at = due_at
+    return CurrentPlan(policy.name, result, due, next_at)
+
+
+def _escalation_pending(facts: CustomerFacts) -> bool:
+    """A broken promise not yet followed by any executed step."""
+    broken = [p for p in facts.pauses if p.kind == "promise" and p.status == "broken"]
+    if not broken:
+        return False
+    broken_at = max(p.ended_at or p.created_at for p in broken)
+    return facts.last_step is None or facts.last_step.at < broken_at
+
+
+def dunning_stage(facts: CustomerFacts, now: datetime) -> str:
+    """What ops filter on in the Temporal UI (`CobroDunningStage`): `paused`,
+    `promise_to_pay`, the template or action of the last step done (`final_notice`,
+    `task`, `claim`...), else `overdue` / `not_due`; `closed` when nothing is open."""
+    if not facts.has_open_invoices:
+        return "closed"
+    active = [p for p in facts.pauses if p.status == "active"]
+    if active:
+        return "promise_to_pay" if active[-1].kind == "promise" else "paused"
+    if facts.last_step is not None:
+        return facts.last_step.label or facts.last_step.outcome
+    return "overdue" if facts.overdue_amount(now) > 0 else "not_due"
+
+
+# --------------------------------------------------------------------------- housekeeping
+
+
+def housekeeping(session: Session, facts: CustomerFacts, now: datetime, trace: Trace) -> list[str]:
+    """Pauses that ended, promises kept or broken: recorded once, on the timeline."""
+    notes: list[str] = []
+    tz_today = _local_today(facts.customer.timezone, now)
+    for pause in facts.pauses:
+        if pause.status != "active":
+            continue
+        if pause.kind == "promise" and not facts.has_open_invoices:
+            _end(session, facts, pause, "kept", now, "promise to pay kept", trace)
+            notes.append("promise kept")
+        elif pause.until is not None and pause.until < tz_today:
+            if pause.kind == "promise":
+                _end(session, facts, pause, "broken", now, "promise to pay broken", trace)
+                session.add(
+                    Task(
+                        customer_id=facts.customer.id,
+                        kind="call",
+                        note=f"promise to pay by {pause.until} not kept: call the customer",
+                        assignee_role="collector",
+                        due_date=now.date(),
+                        source_key=f"promise-broken:{pause.id}",
+                    )
+                )
+                notes.append("promise broken: escalation and task")
+            else:
+                _end(session, facts, pause, "ended", now, f"pause ended on {pause.until}", trace)
+                notes.append("pause ended")
+    session.flush()
+    return notes
+
+
+def _end(
+    session: Session,
+    facts: CustomerFacts,
+    pause: DunningPause,
+    status: str,
+    now: datetime,
+    summary: str,
+    trace: Trace,
+) -> None:
+    pause.status = status
+    pause.ended_at = now
+    kind = {"kept": "promise.kept", "broken": "promise.broken"}.get(status, "dunning.resumed")
+    session.add(
+        Event(
+            customer_id=facts.customer.id,
+            at=now,
+            kind=kind,
+            summary=summary,
+            data=trace.data(pause_id=pause.id),
+        )
+    )
+
+
+def _local_today(timezone: str, now: datetime) -> date:
+    from zoneinfo import ZoneInfo
+
+    return now.astimezone(ZoneInfo(timezone)).date()
+
+
+def record_levels(
+    session: Session,
+    facts: CustomerFacts,
+    action: ActionSpec,
+    numbers: list[str],
+    outcome: str,
+    trace: Trace,
+    at: datetime | None = None,
+) -> None:
+    for number in numbers:
+        session.add(
+            DunningStep(
+                customer_id=facts.customer.id,
+                invoice_id=facts.invoice_ids[number],
+                policy=action.policy,
+                step_index=action.step_index,
+                outcome=outcome,
+                label=action.template or action.kind,
+                idempotency_key=action.idempotency_key,
+                workflow_id=trace.workflow_id,
+                run_id=trace.run_id,
+                at=at or datetime.now(UTC),
+            )
+        )
+
+
+def pause_customer(
+    session: Session,
+    customer: Customer,
+    kind: str,
+    reason: str,
+    actor: str,
+    until: date | None,
+    amount: Decimal | None = None,
+    currency: str | None = None,
+) -> DunningPause:
+    pause = DunningPause(
+        customer_id=customer.id,
+        kind=kind,
+        reason=reason,
+        actor=actor,
+        until=until,
+        promised_amount=amount,
+        currency=currency,
+    )
+    session.add(pause)
+    what = "promise to pay" if kind == "promise" else "dunning paused"
+    until_text = f" until {until}" if until else ""
+    session.add(
+        Event(
+            customer_id=customer.id,
+            kind="promise.recorded" if kind == "promise" else "dunning.paused",
+            actor=actor,
+            summary=f"{what}{until_text}: {reason}".rstrip(": "),
+        )
+    )
+    return pause
+
+
+def resume_customer(session: Session, customer: Customer, reason: str, actor: str) -> int:
+    active = session.scalars(
+        select(DunningPause).where(
+            DunningPause.customer_id == customer.id, DunningPause.status == "active"
+        )
+    ).all()
+    for pause in active:
+        pause.status = "ended"
+        pause.ended_at = datetime.now(UTC)
+    session.add(
+        Event(
+            customer_id=customer.id,
+            kind="dunning.resumed",
+            actor=actor,
+            summary=f"dunning resumed: {reason}".rstrip(": "),
+        )
+    )
+    return len(active)

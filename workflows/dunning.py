@@ -1,0 +1,134 @@
+"""Dunning: one long-lived workflow per customer account (`dunning-<account>`).
+
+Thin orchestration. The database holds the facts; this workflow holds the schedule:
+  1. ask `dunning_next` what is due now and when the next action is (the activity reads the
+     facts as of `workflow.now()` and runs the pure planner);
+  2. run each due action through `dunning_execute` (which re-reads the facts, claims the
+     idempotency key, sends, confirms — exactly once);
+  3. sleep on a durable timer until the next action, or until a signal says the facts
+     changed (invoices, payment, dispute, promise, pause, resume, policy, risk class).
+It completes when nothing is open and continues-as-new before its history grows large.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+
+with workflow.unsafe.imports_passed_through():
+    from activities.dunning import (
+        DunningDecision,
+        ExecuteInput,
+        ExecuteOutcome,
+        NextInput,
+        dunning_execute,
+        dunning_next,
+    )
+    from cobro.dunning.signals import DunningInput, FactsChanged
+    from cobro.temporal_support import (
+        CUSTOMER_ID,
+        DUNNING_STAGE,
+        OVERDUE_AMOUNT,
+        RISK_CLASS,
+    )
+
+ACTIVITY_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=2),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=5),
+    non_retryable_error_types=["PermanentSendError"],
+)
+
+
+@dataclass
+class DunningStatus:
+    account: str
+    stage: str = "starting"
+    next_at: str | None = None
+    overdue_amount: float = 0.0
+    risk_class: str = ""
+    actions_done: int = 0
+    last_outcomes: list[str] = field(default_factory=list)
+
+
+@workflow.defn(name="Dunning")
+class Dunning:
+    def __init__(self) -> None:
+        self._changes: list[FactsChanged] = []
+        self._status = DunningStatus(account="")
+
+    @workflow.signal(name="facts_changed")
+    def facts_changed(self, change: FactsChanged) -> None:
+        self._changes.append(change)
+
+    @workflow.query
+    def status(self) -> DunningStatus:
+        return self._status
+
+    @workflow.run
+    async def run(self, inp: DunningInput) -> DunningStatus:
+        self._status.account = inp.account
+        info = workflow.info()
+        while True:
+            self._changes.clear()
+            decision: DunningDecision = await workflow.execute_activity(
+                dunning_next,
+                NextInput(
+                    account=inp.account,
+                    now=workflow.now(),
+                    workflow_id=info.workflow_id,
+                    run_id=info.run_id,
+                ),
+                start_to_close_timeout=timedelta(seconds=60),
+                retry_policy=ACTIVITY_RETRY,
+            )
+            self._publish(decision)
+            if not decision.open:
+                self._status.stage = "closed"
+                return self._status
+            for action in decision.due:
+                outcome: ExecuteOutcome = await workflow.execute_activity(
+                    dunning_execute,
+                    ExecuteInput(
+                        account=inp.account,
+                        action=action,
+                        now=workflow.now(),
+                        workflow_id=info.workflow_id,
+                        run_id=info.run_id,
+                    ),
+                    start_to_close_timeout=timedelta(minutes=2),
+                    retry_policy=ACTIVITY_RETRY,
+                )
+                self._status.actions_done += 1
+                self._status.last_outcomes = [*self._status.last_outcomes[-9:], outcome.summary]
+            if decision.due:
+                continue  # re-plan right away: the facts may have moved meanwhile
+            if workflow.info().is_continue_as_new_suggested():
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                workflow.continue_as_new(DunningInput(inp.account))
+            await self._sleep_until_next(decision)
+
+    async def _sleep_until_next(self, decision: DunningDecision) -> None:
+        timeout = None
+        if decision.next_at is not None:
+            timeout = max(decision.next_at - workflow.now(), timedelta(seconds=1))
+        with contextlib.suppress(TimeoutError):
+            await workflow.wait_condition(lambda: bool(self._changes), timeout=timeout)
+
+    def _publish(self, decision: DunningDecision) -> None:
+        self._status.stage = decision.stage
+        self._status.next_at = decision.next_at.isoformat() if decision.next_at else None
+        self._status.overdue_amount = decision.overdue_amount
+        self._status.risk_class = decision.risk_class
+        workflow.upsert_search_attributes(
+            [
+                CUSTOMER_ID.value_set(decision.account),
+                DUNNING_STAGE.value_set(decision.stage),
+                OVERDUE_AMOUNT.value_set(decision.overdue_amount),
+                RISK_CLASS.value_set(decision.risk_class or "unclassified"),
+            ]
+        )
