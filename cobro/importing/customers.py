@@ -15,13 +15,13 @@ from cobro.importing.schemas import CustomerRow
 from cobro.importing.upsert import (
     Context,
     Counts,
+    account_ids,
     add_events,
     changes,
     chunks,
     customers_t,
     event,
     fetch_by_keys,
-    insert_returning_ids,
     update_by_id,
 )
 
@@ -49,6 +49,8 @@ def write(ctx: Context, rows: list[tuple[Row, CustomerRow]], header: set[str]) -
     counts = Counts()
     c = customers_t.c
     select_cols = [c.id, c.account, *(c[col] for col in COLUMNS.values())]
+    insert_columns = ["account", *COLUMNS.values()]
+    insert = ctx.inserter(customers_t, insert_columns, created_at=ctx.now, updated_at=ctx.now)
     for batch in chunks(rows, ctx.batch_size):
         existing = fetch_by_keys(ctx.conn, c.account, (m.account for _, m in batch), select_cols)
         inserts: list[dict[str, Any]] = []
@@ -62,8 +64,6 @@ def write(ctx: Context, rows: list[tuple[Row, CustomerRow]], header: set[str]) -
                     {
                         "account": model.account,
                         **{COLUMNS[k]: v for k, v in values.items()},
-                        "created_at": ctx.now,
-                        "updated_at": ctx.now,
                     }
                 )
                 continue
@@ -91,7 +91,9 @@ def write(ctx: Context, rows: list[tuple[Row, CustomerRow]], header: set[str]) -
                 )
             )
         update_by_id(ctx.conn, customers_t, [*COLUMNS.values(), "updated_at"], updates)
-        ids = insert_returning_ids(ctx.conn, customers_t, inserts)
+        insert.run([tuple(values[name] for name in insert_columns) for values in inserts])
+        new_ids = account_ids(ctx.conn, (values["account"] for values in inserts))
+        ids = [new_ids[values["account"]] for values in inserts]
         counts.created += len(ids)
         for new_id, values in zip(ids, inserts, strict=True):
             events.append(
@@ -103,5 +105,5 @@ def write(ctx: Context, rows: list[tuple[Row, CustomerRow]], header: set[str]) -
                     {"account": values["account"], "name": values["name"]},
                 )
             )
-        add_events(ctx.conn, events)
+        add_events(ctx, events)
     return counts

@@ -13,7 +13,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Table, func, insert, select
+from sqlalchemy import Connection, Table, func, select
 
 from cobro.importing.reader import Row
 from cobro.importing.schemas import InvoiceRow
@@ -34,6 +34,7 @@ from cobro.models import Invoice, PaymentAllocation
 invoices_t: Table = Invoice.__table__  # type: ignore[assignment]
 allocations_t: Table = PaymentAllocation.__table__  # type: ignore[assignment]
 FIELDS = ("customer_id", "issue_date", "due_date", "currency", "amount", "open_amount", "disputed")
+INSERT_COLUMNS = ("number", *FIELDS)
 ZERO = Decimal(0)
 
 
@@ -58,29 +59,39 @@ def write(ctx: Context, rows: list[tuple[Row, InvoiceRow]], accounts: dict[str, 
     counts = Counts()
     i = invoices_t.c
     select_cols = [i.id, i.number, *(i[name] for name in FIELDS)]
+    insert = ctx.inserter(invoices_t, INSERT_COLUMNS, created_at=ctx.now, updated_at=ctx.now)
     for batch in chunks(rows, ctx.batch_size):
         existing = fetch_by_keys(ctx.conn, i.number, (m.number for _, m in batch), select_cols)
         allocated = allocated_sums(ctx.conn, [row.id for row in existing.values()])
-        inserts: list[dict[str, Any]] = []
+        inserts: list[tuple[Any, ...]] = []  # INSERT_COLUMNS
         updates: list[dict[str, Any]] = []
-        events: list[dict[str, Any]] = []
+        events: list[tuple[Any, ...]] = []
         moved: list[tuple[dict[str, Any], str]] = []
         for _row, model in batch:
             found = existing.get(model.number)
+            if found is None:
+                inserts.append(
+                    (
+                        model.number,
+                        accounts[model.account],
+                        model.issue_date,
+                        model.due_date,
+                        model.currency,
+                        model.amount,
+                        target_open(model, ZERO),
+                        model.disputed,
+                    )
+                )
+                continue
             values = {
                 "customer_id": accounts[model.account],
                 "issue_date": model.issue_date,
                 "due_date": model.due_date,
                 "currency": model.currency,
                 "amount": model.amount,
-                "open_amount": target_open(model, allocated.get(found.id, ZERO) if found else ZERO),
+                "open_amount": target_open(model, allocated.get(found.id, ZERO)),
                 "disputed": model.disputed,
             }
-            if found is None:
-                inserts.append(
-                    {"number": model.number, **values, "created_at": ctx.now, "updated_at": ctx.now}
-                )
-                continue
             old = {name: found._mapping[i[name]] for name in FIELDS}
             diff = changes(old, values)
             if not diff:
@@ -101,29 +112,28 @@ def write(ctx: Context, rows: list[tuple[Row, InvoiceRow]], accounts: dict[str, 
             )
         _name_accounts(ctx.conn, moved)
         update_by_id(ctx.conn, invoices_t, [*FIELDS, "updated_at"], updates)
-        if inserts:
-            ctx.conn.execute(insert(invoices_t), inserts)
+        insert.run(inserts)
         counts.created += len(inserts)
-        for values in inserts:
+        for number, customer_id, issued, due, currency, amount, open_amount, disputed in inserts:
+            amount_text, due_text = jsonable(amount), due.isoformat()
             events.append(
                 event(
                     ctx,
-                    values["customer_id"],
+                    customer_id,
                     "invoice.created",
-                    f"Invoice {values['number']} created: {jsonable(values['amount'])}"
-                    f" {values['currency']} due {values['due_date'].isoformat()}",
+                    f"Invoice {number} created: {amount_text} {currency} due {due_text}",
                     {
-                        "invoice": values["number"],
-                        "amount": jsonable(values["amount"]),
-                        "open_amount": jsonable(values["open_amount"]),
-                        "currency": values["currency"],
-                        "issue_date": values["issue_date"].isoformat(),
-                        "due_date": values["due_date"].isoformat(),
-                        "disputed": values["disputed"],
+                        "invoice": number,
+                        "amount": amount_text,
+                        "open_amount": jsonable(open_amount),
+                        "currency": currency,
+                        "issue_date": issued.isoformat(),
+                        "due_date": due_text,
+                        "disputed": disputed,
                     },
                 )
             )
-        add_events(ctx.conn, events)
+        add_events(ctx, events)
     return counts
 
 

@@ -210,7 +210,7 @@ def write(ctx: Context, plan: Plan) -> Counts:
             [{"id": k, "open_amount": v, "updated_at": ctx.now} for k, v in touched.items()],
         )
         add_events(
-            ctx.conn,
+            ctx,
             [
                 _received(ctx, values, result)
                 for values, result in zip(inserts, results, strict=True)
@@ -220,7 +220,7 @@ def write(ctx: Context, plan: Plan) -> Counts:
     return counts
 
 
-def _received(ctx: Context, values: dict[str, Any], result: Any) -> dict[str, Any]:
+def _received(ctx: Context, values: dict[str, Any], result: Any) -> tuple[Any, ...]:
     amount, currency = jsonable(values["amount"]), values["currency"]
     paid = ", ".join(f"{a.invoice.number} ({jsonable(a.amount)})" for a in result.allocations)
     summary = f"Payment {values['reference']} of {amount} {currency} received"

@@ -5,18 +5,26 @@
   "insertmanyvalues"), ids in the order of the rows given;
 - `update_by_id`: one executemany UPDATE ... WHERE id = ? for the changed rows;
 - `add_events`: one bulk INSERT of timeline events.
+
+The big INSERTs go through `BulkInsert`: the statement is compiled once per import and the
+rows are sent with the DBAPI's `executemany`, each value converted by its column type's own
+bind processor (exactly what SQLAlchemy would send), values shared by every row (the import
+timestamp) converted once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
+from functools import partial
+from operator import itemgetter
 from typing import Any, TypeVar
 
 from sqlalchemy import Column, Connection, Table, bindparam, insert, select, update
 from sqlalchemy.engine import Row as DbRow
+from sqlalchemy.engine.interfaces import Dialect
 
 from cobro.importing.reader import Row as FileRow
 from cobro.importing.reader import error_line
@@ -38,6 +46,14 @@ class Context:
     source: str  # the file name shown on timeline events
     now: datetime
     batch_size: int = BATCH_SIZE
+    inserts: dict[tuple[str, tuple[str, ...]], BulkInsert] = field(default_factory=dict)
+
+    def inserter(self, table: Table, names: Sequence[str], **constants: Any) -> BulkInsert:
+        """The `BulkInsert` of these columns, compiled once per import."""
+        key = (table.name, tuple(names))
+        if key not in self.inserts:
+            self.inserts[key] = BulkInsert(self.conn, table, names, constants)
+        return self.inserts[key]
 
 
 @dataclass
@@ -92,6 +108,85 @@ def check_accounts(
     return ids
 
 
+class BulkInsert:
+    """`INSERT INTO table (names..., constants...)` for many rows given as tuples.
+
+    `names` are the columns of each row tuple, in order; `constants` are values shared by
+    every row. Other columns get their scalar Python default (like `insert()` would) or are
+    left to the database; a column with a callable default must be given explicitly.
+    """
+
+    def __init__(
+        self,
+        conn: Connection,
+        table: Table,
+        names: Sequence[str],
+        constants: dict[str, Any] | None = None,
+    ) -> None:
+        self.conn = conn
+        dialect = conn.dialect
+        constants = dict(constants or {})
+        given = [*names, *constants]
+        compiled = insert(table).compile(dialect=dialect, column_keys=given, for_executemany=True)
+        binds = list(compiled.positiontup or compiled.binds)
+        for name in binds:
+            if name in given:
+                continue
+            default = table.c[name].default
+            if default is None or not default.is_scalar:  # type: ignore[attr-defined]
+                raise ValueError(f"BulkInsert into {table.name}: give a value for {name}")
+            constants[name] = default.arg  # type: ignore[attr-defined]
+        self.sql = compiled.string
+        const_names = [name for name in binds if name not in names]
+        self.names = [*names, *const_names]  # the layout of (*row, *constants)
+        self.constants = tuple(
+            _process(table.c[name], dialect, constants[name]) for name in const_names
+        )
+        self.processors = [
+            (index, proc)
+            for index, name in enumerate(names)
+            if (proc := _bind(table.c[name], dialect)) is not None
+        ]
+        # positional drivers take the values in the statement's order, others a dict
+        self.arrange: Callable[[tuple[Any, ...]], Any] | None = None
+        if not dialect.positional:
+            self.arrange = partial(_as_dict, self.names)
+        elif binds != self.names:
+            getter = itemgetter(*(self.names.index(name) for name in binds))
+            self.arrange = getter if len(binds) > 1 else lambda values: (getter(values),)
+
+    def params(self, rows: Iterable[Sequence[Any]]) -> list[Any]:
+        processors, constants, arrange = self.processors, self.constants, self.arrange
+        out: list[Any] = []
+        append = out.append
+        for row in rows:
+            if processors:
+                row = list(row)
+                for index, proc in processors:
+                    row[index] = proc(row[index])
+            values = (*row, *constants)
+            append(values if arrange is None else arrange(values))
+        return out
+
+    def run(self, rows: Iterable[Sequence[Any]]) -> None:
+        params = self.params(rows)
+        if params:
+            self.conn.exec_driver_sql(self.sql, params)
+
+
+def _bind(column: Column[Any], dialect: Dialect) -> Any:
+    return column.type.dialect_impl(dialect).bind_processor(dialect)
+
+
+def _as_dict(names: list[str], values: tuple[Any, ...]) -> dict[str, Any]:
+    return dict(zip(names, values, strict=True))
+
+
+def _process(column: Column[Any], dialect: Dialect, value: Any) -> Any:
+    proc = _bind(column, dialect)
+    return value if proc is None else proc(value)
+
+
 def insert_returning_ids(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> list[int]:
     if not rows:
         return []
@@ -114,22 +209,19 @@ def update_by_id(
     conn.execute(stmt, params)
 
 
+EVENT_COLUMNS = ("customer_id", "kind", "summary", "data")
+
+
 def event(
     ctx: Context, customer_id: int, kind: str, summary: str, data: dict[str, Any]
-) -> dict[str, Any]:
-    return {
-        "customer_id": customer_id,
-        "at": ctx.now,
-        "kind": kind,
-        "actor": "import",
-        "summary": summary,
-        "data": {"source": ctx.source, **data},
-    }
+) -> tuple[int, str, str, dict[str, Any]]:
+    """A timeline event row (`EVENT_COLUMNS`), at the import's time, by "import"."""
+    return (customer_id, kind, summary, {"source": ctx.source, **data})
 
 
-def add_events(conn: Connection, events: list[dict[str, Any]]) -> None:
+def add_events(ctx: Context, events: list[tuple[int, str, str, dict[str, Any]]]) -> None:
     if events:
-        conn.execute(insert(events_t), events)
+        ctx.inserter(events_t, EVENT_COLUMNS, at=ctx.now, actor="import").run(events)
 
 
 def jsonable(value: Any) -> Any:
