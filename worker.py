@@ -9,13 +9,15 @@ from concurrent.futures import ThreadPoolExecutor
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.dunning import dunning_execute, dunning_next
 from activities.system import database_report
 from cobro.settings import Settings, get_settings
 from cobro.temporal_client import connect
+from workflows.dunning import Dunning
 from workflows.system_check import SystemCheck
 
-WORKFLOWS = [SystemCheck]
-ACTIVITIES = [database_report]
+WORKFLOWS = [SystemCheck, Dunning]
+ACTIVITIES = [database_report, dunning_next, dunning_execute]
 
 log = logging.getLogger("cobro.worker")
 

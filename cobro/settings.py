@@ -20,7 +20,10 @@ class Settings(BaseSettings):
         None, description="SQLAlchemy URL; default: SQLite file var/cobro.db"
     )
 
-    rules_dir: Path = Field(Path("rules"), description="the YAML rules collections teams edit")
+    rules_dir: Path | None = Field(None, description="YAML rules; default ./rules, else shipped")
+    templates_dir: Path | None = Field(None, description="message templates; same defaults")
+    company_name: str = "Cobro Demo SAS"
+    company_email: str = "credit@cobro.localhost"
 
     temporal_address: str = "127.0.0.1:7233"
     temporal_namespace: str = "default"
@@ -50,10 +53,24 @@ class Settings(BaseSettings):
     capture_http_port: int = 8026
 
     @property
+    def rules_path(self) -> Path:
+        return self.rules_dir or _project_dir("rules")
+
+    @property
+    def templates_path(self) -> Path:
+        return self.templates_dir or _project_dir("templates")
+
+    @property
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.var_dir / 'cobro.db').resolve()}"
+
+
+def _project_dir(name: str) -> Path:
+    """`./<name>` when the current directory has one, else the one shipped with Cobro."""
+    local = Path(name)
+    return local if local.is_dir() else Path(__file__).resolve().parent.parent / name
 
 
 @lru_cache

@@ -195,7 +195,7 @@ _POLICY_CACHE: dict[Path, tuple[float, DunningRulesFile]] = {}
 
 def policies(path: Path | None = None) -> DunningRulesFile:
     """`rules/dunning.yaml`, re-read when it changes; a broken file keeps the last good one."""
-    path = (path or get_settings().rules_dir / "dunning.yaml").resolve()
+    path = (path or get_settings().rules_path / "dunning.yaml").resolve()
     mtime = path.stat().st_mtime
     cached = _POLICY_CACHE.get(path)
     if cached and cached[0] == mtime:
