@@ -3,9 +3,6 @@ action exactly once (claim → send → confirm, see `cobro.dunning.delivery`)."
 
 from __future__ import annotations
 
-import os
-import random
-import signal
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -24,6 +21,7 @@ from cobro.dunning.store import (
     load_customer_facts,
     record_levels,
 )
+from cobro.faults import crash_point
 from cobro.models import Task
 from cobro.models import TimelineEvent as Event
 
@@ -63,16 +61,6 @@ class ExecuteOutcome:
     summary: str
 
 
-def crash_point(name: str) -> None:
-    """Fault injection for the kill tests: with `COBRO_CRASH_POINTS=after_claim,...` the
-    worker SIGKILLs itself at that point with probability `COBRO_CRASH_RATE`."""
-    points = os.environ.get("COBRO_CRASH_POINTS")
-    if not points or name not in points.split(","):
-        return
-    if random.random() < float(os.environ.get("COBRO_CRASH_RATE", "1")):
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
 @activity.defn
 def dunning_next(inp: NextInput) -> DunningDecision:
     trace = Trace(inp.workflow_id, inp.run_id)
@@ -107,6 +95,7 @@ async def dunning_execute(inp: ExecuteInput) -> ExecuteOutcome:
     if claim.outcome is not None:
         return ExecuteOutcome(claim.outcome, claim.summary)
     crash_point("after_claim")
+    activity.heartbeat("claimed")
     try:
         provider_id = await delivery.send(claim)
     except delivery.PermanentSendError as exc:
@@ -116,6 +105,7 @@ async def dunning_execute(inp: ExecuteInput) -> ExecuteOutcome:
     except delivery.TemporarySendError as exc:
         raise ApplicationError(f"temporary {action.kind} failure: {exc}") from exc
     crash_point("after_send")
+    activity.heartbeat("sent")
     with session_factory()() as session:
         delivery.confirm(session, claim, provider_id, trace)
     return ExecuteOutcome("sent", f"{action.template} {action.kind} to {claim.recipient}")

@@ -83,7 +83,7 @@ class Dunning:
                     workflow_id=info.workflow_id,
                     run_id=info.run_id,
                 ),
-                start_to_close_timeout=timedelta(seconds=60),
+                start_to_close_timeout=timedelta(seconds=20),
                 retry_policy=ACTIVITY_RETRY,
             )
             self._publish(decision)
@@ -101,6 +101,7 @@ class Dunning:
                         run_id=info.run_id,
                     ),
                     start_to_close_timeout=timedelta(minutes=2),
+                    heartbeat_timeout=timedelta(seconds=10),  # a killed worker is noticed fast
                     retry_policy=ACTIVITY_RETRY,
                 )
                 self._status.actions_done += 1

@@ -24,6 +24,7 @@ from cobro.dunning.store import (
     load_customer_facts,
     record_levels,
 )
+from cobro.faults import crash_point
 from cobro.models import Communication
 from cobro.models import TimelineEvent as Event
 
@@ -205,6 +206,8 @@ def confirm(session: Session, claim: Claim, provider_id: str, trace: Trace) -> N
         communication.status = "sent"
         communication.provider_id = provider_id
         communication.sent_at = datetime.now(UTC)
+        session.flush()
+        crash_point("before_confirm")  # the update is written but not committed
         session.add(
             Event(
                 customer_id=communication.customer_id,
