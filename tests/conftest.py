@@ -91,6 +91,21 @@ def use_database(db_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
     default_engine.cache_clear()
 
 
+@pytest.fixture
+def pg_database(pg_engine: Engine, pg_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The clean PostgreSQL test database as `cobro`'s database (for multi-process tests)."""
+    from cobro.db import default_engine
+    from cobro.settings import get_settings
+
+    _truncate_all(pg_engine)
+    monkeypatch.setenv("COBRO_DATABASE_URL", pg_url)
+    get_settings.cache_clear()
+    default_engine.cache_clear()
+    yield pg_url
+    get_settings.cache_clear()
+    default_engine.cache_clear()
+
+
 @pytest.fixture(scope="session")
 async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_time_skipping(

@@ -6,6 +6,7 @@ writes are the only way a level moves: a claimed message, a task, a claim, a ski
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -16,7 +17,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cobro.dunning.policy import DunningPolicy, DunningRulesFile, load_policies_file
+from cobro.dunning.policy import DunningPolicy
 from cobro.dunning.schedule import (
     DunningCustomer,
     DunningPlan,
@@ -28,6 +29,8 @@ from cobro.dunning.schedule import (
 from cobro.models import Customer, DunningPause, DunningStep, Invoice, RiskAssessment, Task
 from cobro.models import TimelineEvent as Event
 from cobro.settings import get_settings
+
+log = logging.getLogger("cobro.dunning")
 
 
 @dataclass
@@ -190,24 +193,28 @@ def load_customer_facts(session: Session, account: str) -> CustomerFacts | None:
 
 # ------------------------------------------------------------------ policies (hot reloaded)
 
-_POLICY_CACHE: dict[Path, tuple[float, DunningRulesFile]] = {}
+_POLICY_CACHE: dict[Path, tuple[tuple[tuple[str, float], ...], Any]] = {}
 
 
-def policies(path: Path | None = None) -> DunningRulesFile:
-    """`rules/dunning.yaml`, re-read when it changes; a broken file keeps the last good one."""
-    path = (path or get_settings().rules_path / "dunning.yaml").resolve()
-    mtime = path.stat().st_mtime
-    cached = _POLICY_CACHE.get(path)
-    if cached and cached[0] == mtime:
+def policies(directory: Path | None = None) -> Any:
+    """The rules directory's `dunning.yaml`, compiled by the rules engine and re-read when
+    any rules file changes; a broken directory keeps the last good policies running."""
+    from cobro.rules import Ruleset
+
+    directory = (directory or get_settings().rules_path).resolve()
+    stamp = tuple(sorted((f.name, f.stat().st_mtime) for f in directory.glob("*.yaml")))
+    cached = _POLICY_CACHE.get(directory)
+    if cached and cached[0] == stamp:
         return cached[1]
     try:
-        rules = load_policies_file(path)
+        built = Ruleset.load(directory).built("dunning.yaml")
     except Exception:
         if cached:
+            log.exception("rules in %s are broken: keeping the last good policies", directory)
             return cached[1]
         raise
-    _POLICY_CACHE[path] = (mtime, rules)
-    return rules
+    _POLICY_CACHE[directory] = (stamp, built)
+    return built
 
 
 def policy_for(facts: CustomerFacts) -> DunningPolicy | None:
