@@ -1,0 +1,359 @@
+"""Message templates: Jinja2 (sandboxed, strict) over `templates/`, localised with Babel.
+
+Layout: `templates/email/<lang>/<name>.{subject,txt,html}.j2` and
+`templates/sms/<lang>/<name>.txt.j2`; files whose name starts with `_` are partials (included
+by the others, e.g. the statement of open invoices). Lookup falls back from the customer's
+language (`fr_BE` -> `fr`) to `en`, per file.
+
+    t = Templates()                                        # or Templates(Path("templates"))
+    ctx = build_context(customer, invoices, as_of=date.today(), language="fr")
+    mail = t.render_email("reminder", "fr", ctx)           # .subject, .text, .html
+    sms = t.render_sms("due", "fr", ctx)                   # .text
+    errors = render_all_samples()      # ["templates/email/fr/due.html.j2:12: ..."]
+
+HTML is autoescaped; subject and text are not (they are not HTML). Variables are strict: an
+unknown name is an error at render time, which `render_all_samples()` (run in tests and by
+`cobro rules check`-style checks) turns into `file:line: message` before any customer sees it.
+Filters: `money(amount, currency, locale=None)`, `date(value, format="long", locale=None)`,
+`number(value, locale=None)`; without `locale` they use the context's `locale`.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from babel import Locale, UnknownLocaleError
+from babel.dates import format_date as _babel_date
+from babel.numbers import format_currency, format_decimal
+from jinja2 import (
+    FileSystemLoader,
+    StrictUndefined,
+    TemplateError,
+    TemplateNotFound,
+    TemplateSyntaxError,
+    pass_context,
+)
+from jinja2.sandbox import SandboxedEnvironment
+
+TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+DEFAULT_LANGUAGE = "en"
+LANGUAGES = ("en", "fr", "es", "de")
+EMAIL_PARTS = ("subject", "txt", "html")
+CHANNELS = ("email", "sms")
+
+
+class TemplateRenderError(Exception):
+    """A template failed to compile or render; `location` is `file:line`."""
+
+    def __init__(self, location: str, message: str) -> None:
+        self.location = location
+        self.message = message
+        super().__init__(f"{location}: {message}")
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedEmail:
+    template: str
+    language: str  # the language actually used (after fallback)
+    subject: str
+    text: str
+    html: str
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedSms:
+    template: str
+    language: str
+    text: str
+
+
+# ---------------------------------------------------------------------------- filters
+
+
+def _locale_of(ctx: Any, locale: str | None) -> str:
+    if locale:
+        return locale
+    value = ctx.get("locale") if ctx is not None else None
+    return value or DEFAULT_LANGUAGE
+
+
+def money(amount: Any, currency: str, locale: str = DEFAULT_LANGUAGE) -> str:
+    """`money(Decimal("1234.56"), "EUR", "fr")` -> `1 234,56 €` (Babel, CLDR spacing)."""
+    return format_currency(Decimal(str(amount)), currency, locale=locale)
+
+
+def format_date(value: date | datetime, fmt: str = "long", locale: str = DEFAULT_LANGUAGE) -> str:
+    """`format_date(date(2025, 7, 14), "long", "fr")` -> `14 juillet 2025`."""
+    if isinstance(value, datetime):
+        value = value.date()
+    return _babel_date(value, format=fmt, locale=locale)
+
+
+@pass_context
+def _money_filter(ctx: Any, amount: Any, currency: str, locale: str | None = None) -> str:
+    return money(amount, currency, _locale_of(ctx, locale))
+
+
+@pass_context
+def _date_filter(ctx: Any, value: Any, fmt: str = "long", locale: str | None = None) -> str:
+    return format_date(value, fmt, _locale_of(ctx, locale))
+
+
+@pass_context
+def _number_filter(ctx: Any, value: Any, locale: str | None = None) -> str:
+    return format_decimal(value, locale=_locale_of(ctx, locale))
+
+
+# ---------------------------------------------------------------------------- environment
+
+
+def _autoescape(name: str | None) -> bool:
+    return bool(name) and name.endswith(".html.j2")  # type: ignore[union-attr]
+
+
+def make_environment(directory: Path | str = TEMPLATES_DIR) -> SandboxedEnvironment:
+    env = SandboxedEnvironment(
+        loader=FileSystemLoader(str(directory)),
+        undefined=StrictUndefined,
+        autoescape=_autoescape,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=False,
+        auto_reload=False,
+    )
+    env.filters["money"] = _money_filter
+    env.filters["date"] = _date_filter
+    env.filters["number"] = _number_filter
+    return env
+
+
+def normalise_language(language: str | None) -> str:
+    """`fr_BE`, `fr-CA`, `FR` -> `fr`; empty -> `en`."""
+    if not language:
+        return DEFAULT_LANGUAGE
+    return language.replace("-", "_").split("_")[0].lower()
+
+
+class Templates:
+    """Per-language lookup with fallback to `en`, rendering of emails and SMS."""
+
+    def __init__(self, directory: Path | str = TEMPLATES_DIR) -> None:
+        self.directory = Path(directory)
+        self.env = make_environment(self.directory)
+
+    def path(self, channel: str, language: str, template: str, part: str) -> str:
+        return f"{channel}/{language}/{template}.{part}.j2"
+
+    def resolve(self, channel: str, template: str, language: str | None, part: str) -> str:
+        """The template path to use: the customer's language if present, else `en`."""
+        lang = normalise_language(language)
+        for candidate in dict.fromkeys((lang, DEFAULT_LANGUAGE)):
+            p = self.path(channel, candidate, template, part)
+            if (self.directory / p).is_file():
+                return p
+        raise TemplateNotFound(self.path(channel, DEFAULT_LANGUAGE, template, part))
+
+    def _render(self, name: str, context: Mapping[str, Any]) -> str:
+        try:
+            return self.env.get_template(name).render(**context)
+        except TemplateError as exc:
+            raise TemplateRenderError(error_location(exc, name, self.directory), str(exc)) from exc
+
+    def render_email(
+        self, template: str, language: str | None, context: Mapping[str, Any]
+    ) -> RenderedEmail:
+        names = {p: self.resolve("email", template, language, p) for p in EMAIL_PARTS}
+        used = names["txt"].split("/")[1]
+        ctx = _with_locale(context, used)
+        subject = " ".join(self._render(names["subject"], ctx).split())
+        return RenderedEmail(
+            template=template,
+            language=used,
+            subject=subject,
+            text=self._render(names["txt"], ctx).strip() + "\n",
+            html=self._render(names["html"], ctx),
+        )
+
+    def render_sms(
+        self, template: str, language: str | None, context: Mapping[str, Any]
+    ) -> RenderedSms:
+        name = self.resolve("sms", template, language, "txt")
+        used = name.split("/")[1]
+        ctx = _with_locale(context, used)
+        text = " ".join(self._render(name, ctx).split())
+        return RenderedSms(template=template, language=used, text=text)
+
+    def catalogue(self) -> list[tuple[str, str, str]]:
+        """Every (channel, language, template name) present (partials excluded)."""
+        out: set[tuple[str, str, str]] = set()
+        for channel in CHANNELS:
+            root = self.directory / channel
+            if not root.is_dir():
+                continue
+            for f in root.glob("*/*.j2"):
+                if f.name.startswith("_"):
+                    continue
+                out.add((channel, f.parent.name, f.name.split(".")[0]))
+        return sorted(out)
+
+
+def _with_locale(context: Mapping[str, Any], used: str) -> dict[str, Any]:
+    """Format numbers and dates in the language of the text actually used: the context's
+    locale if it is a variant of that language (`fr_BE` for `fr`), else the language itself
+    (a customer in `it` falling back to the `en` templates gets English dates)."""
+    locale = context.get("locale") or used
+    if normalise_language(locale) != used:
+        locale = used
+    return {**context, "locale": locale}
+
+
+def error_location(exc: BaseException, name: str, directory: Path | str = TEMPLATES_DIR) -> str:
+    """`templates/email/fr/due.html.j2:12` for a Jinja error (the innermost template frame)."""
+    root = Path(directory)
+    if isinstance(exc, TemplateSyntaxError):
+        file = exc.filename or str(root / (exc.name or name))
+        return f"{_display(file)}:{exc.lineno}"
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.endswith(".j2")]
+    if frames:
+        return f"{_display(frames[-1].filename)}:{frames[-1].lineno}"
+    return f"{_display(str(root / name))}:1"
+
+
+def _display(file: str) -> str:
+    p = Path(file)
+    try:
+        return str(p.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(p)
+
+
+# ---------------------------------------------------------------------------- context
+
+
+def _get(obj: Any, name: str, default: Any = None) -> Any:
+    if isinstance(obj, Mapping):
+        return obj.get(name, default)
+    return getattr(obj, name, default)
+
+
+def build_context(
+    customer: Any,
+    invoices: Iterable[Any],
+    *,
+    as_of: date,
+    language: str | None = None,
+    company: Mapping[str, Any] | None = None,
+    payment_url: str | None = None,
+    step: str | None = None,
+) -> dict[str, Any]:
+    """The variables every template may use.
+
+    `customer`: anything with `name`, `account` (and optionally `language`); `invoices`: the
+    grouped invoices of the action, anything with `number`, `due_date`, `currency`,
+    `open_amount` (an ORM row, `InvoiceState`, or a mapping).
+
+    Context: `customer.{name, account}`, `invoices` (statement lines sorted by due date:
+    `number, due_date, days_overdue, currency, open_amount`), `totals` (`currency, amount`, one
+    per currency, never mixed), `invoice_count`, `max_days_overdue`, `as_of`,
+    `company.{name, email, phone}`, `payment_url` (may be None), `step`, `locale`.
+    """
+    lines = []
+    totals: dict[str, Decimal] = {}
+    for inv in invoices:
+        due = _get(inv, "due_date")
+        amount = Decimal(str(_get(inv, "open_amount")))
+        currency = _get(inv, "currency")
+        lines.append(
+            {
+                "number": _get(inv, "number"),
+                "due_date": due,
+                "days_overdue": max((as_of - due).days, 0),
+                "days_to_due": max((due - as_of).days, 0),
+                "currency": currency,
+                "open_amount": amount,
+            }
+        )
+        totals[currency] = totals.get(currency, Decimal(0)) + amount
+    lines.sort(key=lambda x: (x["due_date"], x["number"]))
+    lang = normalise_language(language or _get(customer, "language"))
+    try:
+        Locale.parse(lang)
+    except (UnknownLocaleError, ValueError):
+        lang = DEFAULT_LANGUAGE
+    company = dict(company or {})
+    return {
+        "customer": {"name": _get(customer, "name") or "", "account": _get(customer, "account")},
+        "invoices": lines,
+        "totals": [{"currency": c, "amount": totals[c]} for c in sorted(totals)],
+        "invoice_count": len(lines),
+        "max_days_overdue": max((x["days_overdue"] for x in lines), default=0),
+        "first_due_date": lines[0]["due_date"] if lines else as_of,
+        "as_of": as_of,
+        "company": {
+            "name": company.get("name", "Cobro"),
+            "email": company.get("email", "credit@example.com"),
+            "phone": company.get("phone", "+33 1 23 45 67 89"),
+        },
+        "payment_url": payment_url,
+        "step": step,
+        "locale": lang,
+    }
+
+
+def sample_context(language: str = DEFAULT_LANGUAGE) -> dict[str, Any]:
+    """A realistic context (two currencies, one invoice not yet due) for template checks."""
+    customer = {"name": "Société Exemple & Fils <SARL>", "account": "C-0042"}
+    invoices = [
+        {"number": "F-2025-0101", "due_date": date(2025, 6, 2), "currency": "EUR",
+         "open_amount": Decimal("1234.56")},
+        {"number": "F-2025-0117", "due_date": date(2025, 6, 16), "currency": "EUR",
+         "open_amount": Decimal("80.00")},
+        {"number": "F-2025-0150", "due_date": date(2025, 7, 10), "currency": "USD",
+         "open_amount": Decimal("999.99")},
+    ]  # fmt: skip
+    return build_context(
+        customer,
+        invoices,
+        as_of=date(2025, 7, 1),
+        language=language,
+        company={"name": "Acme Industrie", "email": "credit@acme.example", "phone": "+33 1 00"},
+        payment_url="https://pay.example.com/C-0042",
+        step="+7d",
+    )
+
+
+def render_all_samples(
+    directory: Path | str = TEMPLATES_DIR,
+    languages: Sequence[str] = LANGUAGES,
+    contexts: Mapping[str, Mapping[str, Any]] | None = None,
+) -> list[str]:
+    """Render every template file in every language against `sample_context`; return the
+    problems as `file:line: message` (empty list: all good). Also reports a template missing
+    a part (email without html...) or missing from a language that has others."""
+    t = Templates(directory)
+    errors: list[str] = []
+    catalogue = t.catalogue()
+    names = {(ch, name) for ch, _, name in catalogue}
+    root = Path(directory)
+    for channel, name in sorted(names):
+        parts = EMAIL_PARTS if channel == "email" else ("txt",)
+        for lang in languages:
+            ctx = (contexts or {}).get(lang) or sample_context(lang)
+            for part in parts:
+                rel = t.path(channel, lang, name, part)
+                if not (root / rel).is_file():
+                    errors.append(f"{_display(str(root / rel))}:1: missing template")
+                    continue
+                try:
+                    t.env.get_template(rel).render(**ctx)
+                except TemplateError as exc:
+                    errors.append(f"{error_location(exc, rel, root)}: {exc}")
+                except Exception as exc:  # a filter fed a wrong type, etc.
+                    errors.append(f"{error_location(exc, rel, root)}: {type(exc).__name__}: {exc}")
+    return errors
