@@ -261,7 +261,13 @@ def plan(
     customer_release, invoice_release = _releases(pauses, tz)
     excluded: dict[str, str] = {}
     skipped: list[SkippedStep] = []
-    nominal_memo: dict[tuple[date, int], datetime] = {}
+    if calendar is None:  # shared across calls: same calendar, zone and window
+        ctx_key = (cal.country, policy.business_days, customer.timezone, window)  # type: ignore[attr-defined]
+        nominal_memo = _NOMINAL_CACHE.get(ctx_key)
+        if nominal_memo is None or len(nominal_memo) > _NOMINAL_CACHE_MAX:
+            nominal_memo = _NOMINAL_CACHE[ctx_key] = {}
+    else:
+        nominal_memo = {}
     release_memo: dict[datetime, datetime] = {}
     groups: dict[tuple[datetime, int], list[tuple[InvoiceState, datetime]]] = {}
 
@@ -361,6 +367,8 @@ def plan(
     )
 
 
+_NOMINAL_CACHE: dict[tuple[Any, ...], dict[tuple[date, int], datetime]] = {}
+_NOMINAL_CACHE_MAX = 50_000  # (due date, offset) entries per calendar/zone/window
 _NO_PAUSE: Any = object()
 _INDEFINITE: Any = object()
 
