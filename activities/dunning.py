@@ -1,8 +1,6 @@
 """Dunning activities: `dunning_next` reads the facts and plans; `dunning_execute` runs one
 action exactly once (claim → send → confirm, see `cobro.dunning.delivery`)."""
 
-from __future__ import annotations
-
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -12,8 +10,8 @@ from temporalio.exceptions import ApplicationError
 
 from cobro.db import session_factory, transaction
 from cobro.dunning import delivery
+from cobro.dunning.actions import ActionSpec
 from cobro.dunning.store import (
-    ActionSpec,
     Trace,
     current_plan,
     dunning_stage,

@@ -239,13 +239,14 @@ class DunningStep(Base):
     """One invoice reaching one step of its policy: the invoice's level, never done twice."""
 
     __tablename__ = "dunning_steps"
-    __table_args__ = (UniqueConstraint("invoice_id", "step_index"),)
+    __table_args__ = (UniqueConstraint("invoice_id", "step_index", "channel"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
     invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"))
     policy: Mapped[str] = mapped_column(String(64))
     step_index: Mapped[int] = mapped_column(Integer)
+    channel: Mapped[str] = mapped_column(String(16), doc="email, sms, task, claim")
     outcome: Mapped[str] = mapped_column(String(16), doc="sent, skipped, task, claim")
     label: Mapped[str | None] = mapped_column(String(64), doc="template or action name")
     idempotency_key: Mapped[str | None] = mapped_column(String(255))

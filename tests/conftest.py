@@ -11,6 +11,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from sqlalchemy import Engine, text
+from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from cobro.db import make_engine, upgrade
@@ -106,11 +107,27 @@ def pg_database(pg_engine: Engine, pg_url: str, monkeypatch: pytest.MonkeyPatch)
     default_engine.cache_clear()
 
 
+async def register_search_attributes(client: Client) -> None:
+    from temporalio.api.enums.v1 import IndexedValueType
+    from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+
+    await client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=client.namespace,
+            search_attributes={
+                key.name: IndexedValueType.ValueType(key.indexed_value_type.value)
+                for key in SEARCH_ATTRIBUTES
+            },
+        )
+    )
+
+
 @pytest.fixture(scope="session")
 async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=str(test_server_path())
     )
+    await register_search_attributes(env.client)
     yield env
     await env.shutdown()
 

@@ -10,8 +10,6 @@ Thin orchestration. The database holds the facts; this workflow holds the schedu
 It completes when nothing is open and continues-as-new before its history grows large.
 """
 
-from __future__ import annotations
-
 import contextlib
 from dataclasses import dataclass, field
 from datetime import timedelta

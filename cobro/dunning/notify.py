@@ -10,7 +10,7 @@ from collections.abc import Iterable
 
 from sqlalchemy import Engine, select
 from temporalio.client import Client
-from temporalio.common import TypedSearchAttributes
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
 from cobro.dunning.signals import SIGNAL, WORKFLOW_TYPE, DunningInput, FactsChanged, workflow_id
 from cobro.models import Customer, Invoice
@@ -39,7 +39,9 @@ async def notify(
                 task_queue=settings.temporal_task_queue,
                 start_signal=SIGNAL,
                 start_signal_args=[change],
-                search_attributes=TypedSearchAttributes([CUSTOMER_ID.value_set(account)]),
+                search_attributes=TypedSearchAttributes(
+                    [SearchAttributePair(CUSTOMER_ID, account)]
+                ),
             )
 
     unique = sorted(set(accounts))

@@ -17,13 +17,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from cobro.dunning.actions import ActionSpec
 from cobro.dunning.policy import DunningPolicy
 from cobro.dunning.schedule import (
     DunningCustomer,
     DunningPlan,
     InvoiceState,
     Pause,
-    PlannedAction,
     plan,
 )
 from cobro.models import Customer, DunningPause, DunningStep, Invoice, RiskAssessment, Task
@@ -31,37 +31,6 @@ from cobro.models import TimelineEvent as Event
 from cobro.settings import get_settings
 
 log = logging.getLogger("cobro.dunning")
-
-
-@dataclass
-class ActionSpec:
-    """One planned action as it crosses the Temporal boundary (JSON-friendly)."""
-
-    account: str
-    kind: str  # email | sms | task | claim
-    step_index: int
-    policy: str
-    invoices: list[str]
-    idempotency_key: str
-    at: datetime
-    template: str | None = None
-    note: str | None = None
-    assignee_role: str | None = None
-
-    @classmethod
-    def from_planned(cls, account: str, action: PlannedAction) -> ActionSpec:
-        return cls(
-            account=account,
-            kind=action.kind,
-            step_index=action.step_index,
-            policy=action.policy,
-            invoices=list(action.invoices),
-            idempotency_key=action.idempotency_key,
-            at=action.at,
-            template=action.template,
-            note=action.note,
-            assignee_role=action.assignee_role,
-        )
 
 
 @dataclass
@@ -77,7 +46,7 @@ class Trace:
 class CustomerFacts:
     customer: Customer
     invoices: list[Invoice]
-    done_steps: dict[int, set[int]]  # invoice id -> step indices
+    done_steps: dict[int, dict[int, set[str]]]  # invoice id -> step index -> channels done
     pauses: list[DunningPause]
     risk_class: str | None
     last_step: DunningStep | None
@@ -120,7 +89,27 @@ class CustomerFacts:
             Decimal(0),
         )
 
-    def planner_inputs(self) -> tuple[DunningCustomer, list[InvoiceState], list[Pause]]:
+    def steps_done(
+        self, invoice_id: int, policy: DunningPolicy, customer: DunningCustomer
+    ) -> tuple[int, ...]:
+        """Steps whose every channel still open to this customer was executed (a step
+        with its email sent but its SMS not yet is planned again; the email's key, already
+        sent, makes that a no-op)."""
+        done = []
+        for index, channels in self.done_steps.get(invoice_id, {}).items():
+            if index >= len(policy.steps):
+                done.append(index)
+                continue
+            step = policy.steps[index]
+            expected = set(step.channel or ()) if step.channel else {step.kind}
+            expected = {ch for ch in expected if _reachable(customer, ch)}
+            if expected <= channels:
+                done.append(index)
+        return tuple(sorted(done))
+
+    def planner_inputs(
+        self, policy: DunningPolicy
+    ) -> tuple[DunningCustomer, list[InvoiceState], list[Pause]]:
         c = self.customer
         opt_outs = tuple(
             ch for ch, out in (("email", c.opt_out_email), ("sms", c.opt_out_sms)) if out
@@ -141,7 +130,7 @@ class CustomerFacts:
                 currency=inv.currency,
                 open_amount=inv.open_amount,
                 disputed=inv.disputed,
-                done_steps=tuple(sorted(self.done_steps.get(inv.id, ()))),
+                done_steps=self.steps_done(inv.id, policy, customer),
             )
             for inv in self.invoices
             if inv.open_amount > 0
@@ -167,12 +156,12 @@ def load_customer_facts(session: Session, account: str) -> CustomerFacts | None:
             .order_by(Invoice.due_date, Invoice.number)
         )
     )
-    done: dict[int, set[int]] = defaultdict(set)
+    done: dict[int, dict[int, set[str]]] = defaultdict(lambda: defaultdict(set))
     last_step = None
     for step in session.scalars(
         select(DunningStep).where(DunningStep.customer_id == customer.id).order_by(DunningStep.id)
     ):
-        done[step.invoice_id].add(step.step_index)
+        done[step.invoice_id][step.step_index].add(step.channel)
         last_step = step
     pauses = list(
         session.scalars(
@@ -189,6 +178,16 @@ def load_customer_facts(session: Session, account: str) -> CustomerFacts | None:
         .limit(1)
     )
     return CustomerFacts(customer, invoices, dict(done), pauses, risk_class, last_step)
+
+
+def _reachable(customer: DunningCustomer, channel: str) -> bool:
+    if channel in customer.opt_outs:
+        return False
+    if channel == "email":
+        return customer.has_email
+    if channel == "sms":
+        return customer.has_phone
+    return True
 
 
 # ------------------------------------------------------------------ policies (hot reloaded)
@@ -239,7 +238,7 @@ def current_plan(facts: CustomerFacts, now: datetime) -> CurrentPlan:
     policy = policy_for(facts)
     if policy is None:
         return CurrentPlan(None, None, [], None)
-    customer, invoices, pauses = facts.planner_inputs()
+    customer, invoices, pauses = facts.planner_inputs(policy)
     result = plan(customer, invoices, policy, now, pauses)
     due = [ActionSpec.from_planned(customer.account, a) for a in result.due]
     next_at = result.next_wakeup
@@ -369,6 +368,7 @@ def record_levels(
                 invoice_id=facts.invoice_ids[number],
                 policy=action.policy,
                 step_index=action.step_index,
+                channel=action.kind,
                 outcome=outcome,
                 label=action.template or action.kind,
                 idempotency_key=action.idempotency_key,

@@ -50,6 +50,7 @@ def upgrade() -> None:
         sa.Column("invoice_id", sa.Integer(), nullable=False),
         sa.Column("policy", sa.String(length=64), nullable=False),
         sa.Column("step_index", sa.Integer(), nullable=False),
+        sa.Column("channel", sa.String(length=16), nullable=False),
         sa.Column("outcome", sa.String(length=16), nullable=False),
         sa.Column("label", sa.String(length=64), nullable=True),
         sa.Column("idempotency_key", sa.String(length=255), nullable=True),
@@ -65,7 +66,10 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_dunning_steps")),
         sa.UniqueConstraint(
-            "invoice_id", "step_index", name=op.f("uq_dunning_steps_invoice_id_step_index")
+            "invoice_id",
+            "step_index",
+            "channel",
+            name=op.f("uq_dunning_steps_invoice_id_step_index_channel"),
         ),
     )
     with op.batch_alter_table("dunning_steps", schema=None) as batch_op:
