@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -12,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cobro.cli_common import fail
+from cobro.cli_common import fail, run_async
 
 dunning_app = typer.Typer(
     help="Dunning: planned reminders, pauses, promises.", no_args_is_help=True
@@ -117,7 +116,7 @@ def show(customer: str = CUSTOMER, as_json: bool = JSON) -> None:
             {"at": e.at.isoformat(), "kind": e.kind, "actor": e.actor, "summary": e.summary}
             for e in events
         ]
-    workflow = asyncio.run(_workflow_state(customer))
+    workflow = run_async(lambda: _workflow_state(customer))
     data = {"workflow": workflow, "plan": _plan_json(customer, None), "timeline": timeline}
     if as_json:
         typer.echo(json.dumps(data, indent=2, default=str))
@@ -165,7 +164,7 @@ def _signal(account: str, kind: str, detail: str, actor: str) -> None:
         await notify(client, [account], FactsChanged(kind, detail, actor))
 
     try:
-        asyncio.run(run())
+        run_async(run)
     except RuntimeError as exc:
         fail(f"recorded, but the workflow could not be signalled (Temporal unreachable): {exc}")
 
@@ -256,7 +255,7 @@ def sync() -> None:
         return await notify(client, accounts, FactsChanged("invoices_changed", "sync"))
 
     try:
-        count = asyncio.run(run())
+        count = run_async(run)
     except RuntimeError as exc:
         fail(f"Temporal unreachable: {exc}")
     typer.echo(f"{count} dunning workflow(s) started or signalled")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from cobro.cli_common import fail
+from cobro.cli_common import fail, run_async
 
 import_app = typer.Typer(
     help=(
@@ -20,9 +20,52 @@ import_app = typer.Typer(
 
 FILE_ARG = typer.Argument(..., help="the CSV file to import", dir_okay=False)
 JSON_OPT = typer.Option(False, "--json", help="print the counts as JSON")
+NOTIFY_OPT = typer.Option(
+    True, "--notify/--no-notify", help="wake the changed customers' dunning workflows"
+)
+CHANGE_KIND = {
+    "customers": "customer_changed",
+    "invoices": "invoices_changed",
+    "payments": "payment_received",
+}
 
 
-def _run(kind: str, file: Path, as_json: bool) -> None:
+def _accounts_in(file: Path) -> list[str]:
+    import csv
+
+    with file.open(newline="", encoding="utf-8-sig") as fh:
+        return sorted({row.get("account", "") for row in csv.DictReader(fh)} - {""})
+
+
+def _notify_dunning(kind: str, file: Path) -> None:
+    """Signal-with-start the dunning workflow of every account in the file. The import is
+    already committed: if Temporal is unreachable, say how to catch up, and succeed."""
+
+    from cobro.dunning.notify import notify
+    from cobro.dunning.signals import FactsChanged
+    from cobro.settings import get_settings
+    from cobro.temporal_client import connect
+
+    accounts = _accounts_in(file)
+
+    async def run() -> int:
+        client = await connect()
+        return await notify(client, accounts, FactsChanged(CHANGE_KIND[kind], file.name, "import"))
+
+    try:
+        count = run_async(run)
+    except Exception as exc:
+        address = get_settings().temporal_address
+        typer.echo(
+            f"warning: dunning workflows not notified (Temporal at {address}: "
+            f"{' '.join(str(exc).split())[:200]}); run `cobro dunning sync` once it is up",
+            err=True,
+        )
+        return
+    typer.echo(f"dunning: {count} workflow(s) notified", err=True)
+
+
+def _run(kind: str, file: Path, as_json: bool, notify: bool = True) -> None:
     from sqlalchemy.exc import SQLAlchemyError
 
     from cobro.importing import ImportFailed, import_csv
@@ -39,10 +82,14 @@ def _run(kind: str, file: Path, as_json: bool) -> None:
         typer.echo(json.dumps(report.as_dict(), sort_keys=True))
     else:
         typer.echo(report.summary())
+    if notify and (report.created or report.updated):
+        _notify_dunning(kind, file)
 
 
 @import_app.command("customers")
-def import_customers(file: Path = FILE_ARG, as_json: bool = JSON_OPT) -> None:
+def import_customers(
+    file: Path = FILE_ARG, as_json: bool = JSON_OPT, notify: bool = NOTIFY_OPT
+) -> None:
     """Upsert customers on `account`.
 
     Required columns: account, name, country (ISO 3166 alpha-2).
@@ -53,11 +100,13 @@ def import_customers(file: Path = FILE_ARG, as_json: bool = JSON_OPT) -> None:
     language (ISO 639-1) and timezone (IANA): default from the country.
     email: one or more addresses separated by ';'.
     """
-    _run("customers", file, as_json)
+    _run("customers", file, as_json, notify)
 
 
 @import_app.command("invoices")
-def import_invoices(file: Path = FILE_ARG, as_json: bool = JSON_OPT) -> None:
+def import_invoices(
+    file: Path = FILE_ARG, as_json: bool = JSON_OPT, notify: bool = NOTIFY_OPT
+) -> None:
     """Upsert invoices on `number`.
 
     Required columns: number, account, issue_date, due_date, currency, amount.
@@ -66,11 +115,13 @@ def import_invoices(file: Path = FILE_ARG, as_json: bool = JSON_OPT) -> None:
     A negative amount is a credit note: its open_amount lies between amount and 0.
     open_amount is the ERP's, before the payments imported into Cobro (deducted from it).
     """
-    _run("invoices", file, as_json)
+    _run("invoices", file, as_json, notify)
 
 
 @import_app.command("payments")
-def import_payments(file: Path = FILE_ARG, as_json: bool = JSON_OPT) -> None:
+def import_payments(
+    file: Path = FILE_ARG, as_json: bool = JSON_OPT, notify: bool = NOTIFY_OPT
+) -> None:
     """Import payments (immutable, keyed by `reference`), allocated in file order.
 
     Required columns: reference, account, date, currency, amount (> 0). Optional: invoice.
@@ -79,7 +130,7 @@ def import_payments(file: Path = FILE_ARG, as_json: bool = JSON_OPT) -> None:
     Whatever is left stays unallocated on the payment.
     A reference imported before with identical data is skipped; different data is an error.
     """
-    _run("payments", file, as_json)
+    _run("payments", file, as_json, notify)
 
 
 def register(app: typer.Typer) -> None:

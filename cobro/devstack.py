@@ -186,6 +186,7 @@ async def running_stack(settings: Settings, demo: bool) -> AsyncIterator[StackUr
             tasks.append(asyncio.create_task(run_worker(settings, stop), name="worker"))
             tasks.append(asyncio.create_task(serve_web(settings, stop), name="web"))
             await _system_check(settings)
+            await _wake_dunning(settings)
             yield StackUrls(
                 temporal_ui=f"http://{host}:{settings.temporal_ui_port}",
                 temporal_grpc=settings.temporal_address,
@@ -203,6 +204,21 @@ async def running_stack(settings: Settings, demo: bool) -> AsyncIterator[StackUr
                 task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await asyncio.to_thread(temporal.stop)
+
+
+async def _wake_dunning(settings: Settings) -> None:
+    """Start (or wake) the dunning workflow of every customer with open invoices."""
+    from cobro.db import make_engine
+    from cobro.dunning.notify import accounts_with_open_invoices, notify
+    from cobro.dunning.signals import FactsChanged
+    from cobro.temporal_client import connect
+
+    engine = make_engine(settings.resolved_database_url)
+    accounts = await asyncio.to_thread(accounts_with_open_invoices, engine)
+    engine.dispose()
+    client = await connect(settings)
+    count = await notify(client, accounts, FactsChanged("invoices_changed", "cobro dev"), settings)
+    log.info("dunning: %d workflows started or woken (find them in the Temporal UI)", count)
 
 
 async def _system_check(settings: Settings, timeout: float = 60) -> None:

@@ -70,6 +70,26 @@ def _stop(proc: subprocess.Popen) -> list[int]:
     return children
 
 
+def _dunning_workflows(address: str) -> int:
+    """Live dunning workflows, found the way ops do: by search attribute in visibility."""
+    import asyncio
+
+    from temporalio.client import Client
+
+    async def count() -> int:
+        client = await Client.connect(address)
+        for _ in range(40):  # visibility is eventually consistent
+            found = await client.count_workflows(
+                'WorkflowType="Dunning" AND ExecutionStatus="Running" AND CobroCustomerId="C00001"'
+            )
+            if found.count:
+                return (await client.count_workflows('WorkflowType="Dunning"')).count
+            await asyncio.sleep(0.5)
+        return 0
+
+    return asyncio.run(count())
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -108,6 +128,8 @@ def test_dev_demo_runs_stops_cleanly_and_restarts(tmp_path: Path) -> None:
             assert web.status_code == 200 and "Aging balance" in web.text
             inbox = httpx.get(f"http://127.0.0.1:{ports['capture']}/", timeout=10)
             assert inbox.status_code == 200
+            assert "dunning: " in output and "workflows started or woken" in output
+            assert _dunning_workflows(f"127.0.0.1:{ports['grpc']}") > 0
             engine = create_engine(f"sqlite:///{tmp_path / 'var' / 'cobro.db'}")
             with engine.connect() as conn:
                 counts.append(
