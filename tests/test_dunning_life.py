@@ -5,6 +5,7 @@ partial payment, promise to pay, broken promise (escalation + task), payment in 
 from __future__ import annotations
 
 import asyncio
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -157,6 +158,9 @@ async def test_full_dunning_life(
         assert result["stage"] == "closed"
         desc = await handle.describe()
         assert desc.status == WorkflowExecutionStatus.COMPLETED
+        if os.environ.get("COBRO_RECORD_HISTORY"):  # refresh tests/histories/ for replay tests
+            history = await handle.fetch_history()
+            Path(os.environ["COBRO_RECORD_HISTORY"]).write_text(history.to_json())
         await env.sleep(timedelta(days=40))
 
     assert len(mails.list()) == 3 and len(sms.list()) == 1
