@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     insurer_base_url: str = "http://127.0.0.1:8027"
     insurer_api_key: SecretStr = SecretStr("dev-api-key")
 
+    public_base_url: str = Field(
+        "http://127.0.0.1:8000", description="where providers reach our webhooks"
+    )
     web_host: str = "127.0.0.1"
     web_port: int = 8000
     capture_http_port: int = 8026

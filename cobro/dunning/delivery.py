@@ -27,6 +27,7 @@ from cobro.dunning.store import (
 from cobro.faults import crash_point
 from cobro.models import Communication
 from cobro.models import TimelineEvent as Event
+from cobro.settings import get_settings
 
 log = logging.getLogger("cobro.dunning")
 
@@ -168,11 +169,13 @@ async def send(claim: Claim) -> str:
             if sid is not None:
                 log.info("SMS %s already accepted by the provider: %s", claim.idempotency_key, sid)
                 return sid
+        callback = get_settings().public_base_url.rstrip("/") + "/webhooks/twilio/status"
         return await send_sms_async(
             to=claim.recipient,
             body=claim.text,
             config=config,
             idempotency_key=claim.idempotency_key,
+            status_callback=callback,
         )
     except (EmailError, SmsError) as exc:
         if exc.permanent:

@@ -21,6 +21,7 @@ from starlette.staticfiles import StaticFiles
 from cobro.db import make_engine
 from cobro.settings import Settings, get_settings
 from cobro.web import queries
+from cobro.web.webhooks import twilio_status_endpoint
 
 HERE = Path(__file__).parent
 
@@ -97,6 +98,11 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             Route("/customers", customers_page),
             Route("/customers/{account}", customer_page),
             Route("/healthz", healthz),
+            Route(
+                "/webhooks/twilio/status",
+                twilio_status_endpoint(settings, engine),
+                methods=["POST"],
+            ),
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         ]
     )

@@ -1,0 +1,63 @@
+"""Provider callbacks: Twilio message status. A failed or undelivered SMS is recorded on the
+communication and on the customer timeline, never left as merely "sent"."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from twilio.request_validator import RequestValidator
+
+from cobro.models import Communication, TimelineEvent
+from cobro.settings import Settings
+
+FINAL_FAILURES = {"failed", "undelivered"}
+STATUS_RANK = {"queued": 0, "sending": 1, "sent": 2, "delivered": 3, "failed": 3, "undelivered": 3}
+
+
+def twilio_status_endpoint(settings: Settings, engine: Engine):  # type: ignore[no-untyped-def]
+    validator = RequestValidator(settings.twilio_auth_token.get_secret_value())
+
+    async def endpoint(request: Request) -> Response:
+        form = dict((await request.form()).items())
+        signature = request.headers.get("X-Twilio-Signature", "")
+        url = settings.public_base_url.rstrip("/") + request.url.path
+        if not validator.validate(url, form, signature):
+            return PlainTextResponse("invalid signature", status_code=403)
+        sid = str(form.get("MessageSid") or form.get("SmsSid") or "")
+        status = str(form.get("MessageStatus") or form.get("SmsStatus") or "")
+        error = str(form.get("ErrorCode") or "") or None
+        found = await asyncio.to_thread(record_sms_status, engine, sid, status, error)
+        return PlainTextResponse("ok" if found else "unknown message", status_code=200)
+
+    return endpoint
+
+
+def record_sms_status(engine: Engine, sid: str, status: str, error_code: str | None) -> bool:
+    with Session(engine) as session, session.begin():
+        communication = session.scalar(
+            select(Communication).where(
+                Communication.channel == "sms", Communication.provider_id == sid
+            )
+        )
+        if communication is None:
+            return False
+        if status in FINAL_FAILURES:
+            if communication.status != "failed":
+                communication.status = "failed"
+                communication.error = f"{status} (Twilio error {error_code or 'unknown'})"
+                session.add(
+                    TimelineEvent(
+                        customer_id=communication.customer_id,
+                        kind="dunning.sms_failed",
+                        summary=f"{communication.template} SMS to {communication.recipient} "
+                        f"{status}: Twilio error {error_code or 'unknown'}",
+                        data={"provider_id": sid, "idempotency_key": communication.idempotency_key},
+                    )
+                )
+        elif status == "delivered" and communication.status == "sent":
+            communication.status = "delivered"
+        return True
