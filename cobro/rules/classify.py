@@ -1,0 +1,452 @@
+"""Classify the portfolio with the active ruleset: write only changes, raise alerts once per
+episode, and say which accounts changed class.
+
+    report = classify_portfolio(engine)                      # every customer, batch by batch
+    report.changes                                           # [ClassChange(account, ...)]
+    preview = classify_portfolio(engine, write=False)        # `cobro rules diff`: writes nothing
+
+Per batch of customers (one page of ids): the facts come from `cobro.rules.facts_sql` in a
+fixed number of queries, the compiled classifier and alert matcher run in memory, and the
+changes are written with bulk INSERTs in the same transaction:
+
+* a new `RiskAssessment` (ruleset hash + explanation JSON) and a `risk.class_changed`
+  timeline event only when the class differs from the customer's latest assessment;
+* an `Alert` (dedup key `customer:alert:episode`) and an `alert.fired` timeline event when
+  an alert's condition became true (`decide_episode`: once per false→true episode, never
+  within the alert's cooldown of the previous firing). The episode state is read back from
+  the alerts: an alert whose state is not `resolved` is the current, notified episode; when
+  its condition is no longer true it is marked `resolved` and the episode ends.
+
+Facts: the stored `risk_class` (latest assessment) is the `previous.risk_class` of this
+classification, and `risk_class` is the class just computed (alerts only).
+
+Rules: the active `RulesetVersion` of the database when there is one (its files are
+materialised once per content hash), else the rules directory (`COBRO_RULES_DIR`).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, case, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from cobro.db import transaction
+from cobro.models import Alert, Customer, RiskAssessment, RulesetVersion, TimelineEvent
+from cobro.rules.engine import ConditionTrace, EpisodeState, Explanation, Ruleset, decide_episode
+from cobro.rules.facts_sql import BATCH_SIZE, Facts, customer_id_pages, facts_for_range, iter_facts
+
+RESOLVED = "resolved"
+ACTOR = "classifier"
+
+# ---------------------------------------------------------------------------- results
+
+
+@dataclass
+class ClassChange:
+    customer_id: int
+    account: str
+    previous: str | None
+    risk_class: str
+    summary: str = ""
+
+
+@dataclass
+class FiredAlertRecord:
+    customer_id: int
+    account: str
+    name: str
+    severity: str
+    message: str
+    dedup_key: str
+
+
+@dataclass
+class ClassifyReport:
+    ruleset_hash: str
+    evaluated: int = 0
+    changes: list[ClassChange] = field(default_factory=list)
+    alerts: list[FiredAlertRecord] = field(default_factory=list)
+    resolved: int = 0
+    classes: dict[str, int] = field(default_factory=dict)  # class -> customers
+
+    def merge(self, other: ClassifyReport) -> None:
+        self.evaluated += other.evaluated
+        self.changes.extend(other.changes)
+        self.alerts.extend(other.alerts)
+        self.resolved += other.resolved
+        for k, v in other.classes.items():
+            self.classes[k] = self.classes.get(k, 0) + v
+
+    def transitions(self) -> dict[tuple[str | None, str], int]:
+        """(from, to) -> number of customers."""
+        out: dict[tuple[str | None, str], int] = {}
+        for c in self.changes:
+            out[(c.previous, c.risk_class)] = out.get((c.previous, c.risk_class), 0) + 1
+        return dict(sorted(out.items(), key=lambda kv: (-kv[1], str(kv[0]))))
+
+
+# ---------------------------------------------------------------------------- JSON
+
+
+def jsonable(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    return value
+
+
+def _trace_json(t: ConditionTrace) -> dict[str, Any]:
+    return {"name": t.name, "when": t.when, "value": t.value, "facts": jsonable(t.facts)}
+
+
+def explanation_json(expl: Explanation, facts: Facts) -> dict[str, Any]:
+    """What a RiskAssessment stores: the matched class and condition with the facts it read,
+    why each earlier class did not match, the text shown to humans, and every fact."""
+    return {
+        "risk_class": expl.risk_class,
+        "rule_index": expl.rule_index,
+        "because": expl.because,
+        "matched": _trace_json(expl.matched) if expl.matched else None,
+        "rejected": [_trace_json(t) for t in expl.rejected],
+        "text": str(expl),
+        "facts": jsonable(dict(facts)),
+    }
+
+
+# ---------------------------------------------------------------------------- rulesets
+
+_CACHE_LOCK = threading.Lock()
+_VERSION_CACHE: dict[str, Ruleset] = {}
+
+
+def active_version(session: Session) -> RulesetVersion | None:
+    return session.scalars(
+        select(RulesetVersion)
+        .where(RulesetVersion.active.is_(True))
+        .order_by(RulesetVersion.id.desc())
+        .limit(1)
+    ).first()
+
+
+def ruleset_from_files(files: dict[str, str]) -> Ruleset:
+    """Load a stored version (file name -> YAML text); cached by content hash."""
+    from cobro.rules.loader import content_hash
+
+    key = content_hash({n: t.encode("utf-8") for n, t in files.items()})
+    with _CACHE_LOCK:
+        cached = _VERSION_CACHE.get(key)
+        if cached is not None:
+            return cached
+        directory = Path(tempfile.mkdtemp(prefix=f"cobro-rules-{key[:12]}-"))
+        for name, text in files.items():
+            (directory / Path(name).name).write_bytes(text.encode("utf-8"))
+        ruleset = Ruleset.load(directory)
+        _VERSION_CACHE[key] = ruleset
+        return ruleset
+
+
+def load_active_ruleset(engine: Engine | None = None, directory: Path | None = None) -> Ruleset:
+    """The active database version if any, else the rules directory. Read at every run, so
+    a newly applied version takes effect at the next run without a restart."""
+    from cobro.settings import get_settings
+
+    with transaction(engine) as session:
+        version = active_version(session)
+        files = dict(version.files) if version is not None else None
+    if files is not None:
+        return ruleset_from_files(files)
+    return Ruleset.load(directory or get_settings().rules_path)
+
+
+def ruleset_texts(ruleset: Ruleset) -> dict[str, str]:
+    return {name: f.content.decode("utf-8") for name, f in sorted(ruleset.files.items())}
+
+
+# ---------------------------------------------------------------------------- one batch
+
+
+def evaluation_facts(stored: Facts) -> Facts:
+    """The stored class becomes the previous one; the class is computed."""
+    return {**stored, "previous.risk_class": stored.get("risk_class"), "risk_class": None}
+
+
+def _episode_states(
+    session: Session, customer_ids: Sequence[int]
+) -> dict[tuple[int, str], tuple[EpisodeState, int]]:
+    """(customer, alert) -> (episode state, number of episodes so far)."""
+    if not customer_ids:
+        return {}
+    unresolved = func.sum(case((Alert.state != RESOLVED, 1), else_=0))
+    rows = session.execute(
+        select(Alert.customer_id, Alert.name, func.count(), func.max(Alert.fired_at), unresolved)
+        .where(Alert.customer_id.in_(customer_ids))
+        .group_by(Alert.customer_id, Alert.name)
+    )
+    out = {}
+    for cid, name, count, last, open_count in rows:
+        active = bool(open_count)
+        out[(cid, name)] = (EpisodeState(active, active, last), int(count))
+    return out
+
+
+def classify_batch(
+    session: Session,
+    ruleset: Ruleset,
+    batch: Sequence[tuple[int, Facts]],
+    now: datetime,
+    write: bool = True,
+) -> ClassifyReport:
+    """Classify one batch of customers (their stored facts) and write the changes."""
+    report = ClassifyReport(ruleset.hash)
+    classifier = ruleset.classifier
+    index, names = classifier.index, classifier.names
+    alerts = ruleset.alerts
+    assessments: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
+    alert_rows: list[dict[str, Any]] = []
+    to_resolve: dict[str, list[int]] = {}
+    states = _episode_states(session, [cid for cid, _ in batch]) if alerts else {}
+    active_by_customer: dict[int, list[str]] = {}
+    for cid, name in (k for k, (st, _) in states.items() if st.active):
+        active_by_customer.setdefault(cid, []).append(name)
+
+    for cid, stored in batch:
+        facts = evaluation_facts(stored)
+        i = index(facts)
+        risk_class = names[i]
+        report.classes[risk_class] = report.classes.get(risk_class, 0) + 1
+        previous = stored.get("risk_class")
+        if risk_class != previous:
+            expl = classifier.explain(facts, i)
+            summary = f"risk class {previous or '(none)'} → {risk_class}: {expl.lines()[0]}"
+            report.changes.append(
+                ClassChange(cid, stored["account"], previous, risk_class, summary)
+            )
+            if write:
+                assessments.append(
+                    {
+                        "customer_id": cid,
+                        "risk_class": risk_class,
+                        "previous_class": previous,
+                        "ruleset_hash": ruleset.hash,
+                        "explanation": explanation_json(expl, facts),
+                        "assessed_at": now,
+                    }
+                )
+                events.append(
+                    {
+                        "customer_id": cid,
+                        "at": now,
+                        "kind": "risk.class_changed",
+                        "actor": ACTOR,
+                        "summary": summary,
+                        "data": {
+                            "from": previous,
+                            "to": risk_class,
+                            "ruleset_hash": ruleset.hash,
+                        },
+                    }
+                )
+        if alerts is None:
+            continue
+        facts["risk_class"] = risk_class
+        matched = alerts.matching(facts)
+        matched_names = {alerts.rules[j].name for j in matched}
+        for name in active_by_customer.get(cid, ()):
+            if name not in matched_names:  # the episode ends
+                to_resolve.setdefault(name, []).append(cid)
+        if not matched:
+            continue
+        thresholds = alerts.thresholds_for(facts.get("segment"))
+        for j in matched:
+            rule = alerts.rules[j]
+            state, episodes = states.get((cid, rule.name), (None, 0))
+            decision = decide_episode(state, True, now, rule.cooldown)
+            if not decision.fire:
+                continue
+            message = alerts.render(rule, facts, thresholds)
+            key = f"{cid}:{rule.name}:{episodes + 1}"
+            report.alerts.append(
+                FiredAlertRecord(cid, stored["account"], rule.name, rule.severity, message, key)
+            )
+            if write:
+                alert_rows.append(
+                    {
+                        "customer_id": cid,
+                        "name": rule.name,
+                        "severity": rule.severity,
+                        "message": message,
+                        "dedup_key": key,
+                        "state": "open",
+                        "ruleset_hash": ruleset.hash,
+                        "fired_at": now,
+                    }
+                )
+                events.append(
+                    {
+                        "customer_id": cid,
+                        "at": now,
+                        "kind": "alert.fired",
+                        "actor": ACTOR,
+                        "summary": f"{rule.severity} alert {rule.name}: {message}",
+                        "data": {
+                            "alert": rule.name,
+                            "severity": rule.severity,
+                            "dedup_key": key,
+                            "reason": decision.reason,
+                            "ruleset_hash": ruleset.hash,
+                        },
+                    }
+                )
+    report.evaluated = len(batch)
+    report.resolved = sum(len(v) for v in to_resolve.values())
+    if write:
+        if assessments:
+            session.execute(insert(RiskAssessment), assessments)
+        if alert_rows:
+            session.execute(insert(Alert), alert_rows)
+        if events:
+            session.execute(insert(TimelineEvent), events)
+        for name, cids in to_resolve.items():
+            session.execute(
+                update(Alert)
+                .where(Alert.name == name, Alert.customer_id.in_(cids), Alert.state != RESOLVED)
+                .values(state=RESOLVED)
+            )
+    return report
+
+
+# ---------------------------------------------------------------------------- the portfolio
+
+
+def _now(now: datetime | None) -> datetime:
+    return now or datetime.now(UTC)
+
+
+def classify_page(
+    engine: Engine | None,
+    ruleset: Ruleset,
+    lo: int,
+    hi: int,
+    now: datetime | None = None,
+    write: bool = True,
+) -> ClassifyReport:
+    """One page of customers (ids in [lo, hi]) in one transaction: facts, rules, changes."""
+    now = _now(now)
+    with transaction(engine) as session:
+        batch = facts_for_range(session.connection(), now.date(), lo, hi)
+        return classify_batch(session, ruleset, batch, now, write)
+
+
+def pages(engine: Engine | None, batch_size: int = BATCH_SIZE) -> list[tuple[int, int]]:
+    with transaction(engine) as session:
+        return list(customer_id_pages(session.connection(), batch_size))
+
+
+def classify_portfolio(
+    engine: Engine | None = None,
+    ruleset: Ruleset | None = None,
+    now: datetime | None = None,
+    ids: Iterable[int] | None = None,
+    write: bool = True,
+    batch_size: int = BATCH_SIZE,
+) -> ClassifyReport:
+    """Classify every customer (or `ids`), one transaction per batch; `write=False` only
+    reports what would change."""
+    now = _now(now)
+    ruleset = ruleset or load_active_ruleset(engine)
+    report = ClassifyReport(ruleset.hash)
+    if ids is not None:
+        wanted = sorted(set(ids))
+        for start in range(0, len(wanted), batch_size):
+            with transaction(engine) as session:
+                chunk = wanted[start : start + batch_size]
+                (batch,) = iter_facts(session.connection(), now.date(), chunk, batch_size)
+                report.merge(classify_batch(session, ruleset, batch, now, write))
+        return report
+    for lo, hi in pages(engine, batch_size):
+        report.merge(classify_page(engine, ruleset, lo, hi, now, write))
+    return report
+
+
+def customer_id(engine: Engine | None, account: str) -> int | None:
+    with transaction(engine) as session:
+        return session.scalar(select(Customer.id).where(Customer.account == account))
+
+
+@dataclass
+class CustomerExplanation:
+    account: str
+    risk_class: str
+    previous: str | None
+    explanation: Explanation
+    facts: Facts
+    alerts: list[dict[str, Any]]  # every alert rule: matched value and what was done
+
+    def lines(self) -> list[str]:
+        out = [f"{self.account}: {self.explanation.lines()[0]}"]
+        out += self.explanation.lines()[1:]
+        out.append(f"  previous class: {self.previous or '(none)'}")
+        for a in self.alerts:
+            out.append(
+                f"  alert `{a['name']}`: {a['describe']}" + (" -- FIRED" if a["fired"] else "")
+            )
+        return out
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "account": self.account,
+            "risk_class": self.risk_class,
+            "previous_risk_class": self.previous,
+            "explanation": explanation_json(self.explanation, self.facts),
+            "alerts": jsonable(self.alerts),
+        }
+
+
+def explain_customer(
+    engine: Engine | None,
+    account: str,
+    ruleset: Ruleset | None = None,
+    now: datetime | None = None,
+    write: bool = True,
+) -> CustomerExplanation | None:
+    """Classify one customer now (writing any change) and explain the result."""
+    now = _now(now)
+    ruleset = ruleset or load_active_ruleset(engine)
+    cid = customer_id(engine, account)
+    if cid is None:
+        return None
+    with transaction(engine) as session:
+        (batch,) = iter_facts(session.connection(), now.date(), [cid])
+        report = classify_batch(session, ruleset, batch, now, write)
+    stored = batch[0][1]
+    facts = evaluation_facts(stored)
+    expl = ruleset.classifier.explain(facts)
+    fired = {a.name for a in report.alerts}
+    alerts: list[dict[str, Any]] = []
+    if ruleset.alerts is not None:
+        for t in ruleset.alerts.trace({**facts, "risk_class": expl.risk_class}):
+            alerts.append(
+                {
+                    "name": t.name,
+                    "value": t.value,
+                    "describe": t.describe(),
+                    "fired": t.name in fired,
+                }
+            )
+    return CustomerExplanation(
+        account, expl.risk_class, stored.get("risk_class"), expl, facts, alerts
+    )

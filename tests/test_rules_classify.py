@@ -1,0 +1,225 @@
+"""Classification of the portfolio on SQLite and PostgreSQL: only changes are written, alerts
+fire once per episode with cooldown, explanations, and `cobro classify`."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, func, select, update
+from typer.testing import CliRunner
+
+from cobro.db import transaction
+from cobro.models import Alert, Customer, GradeHistory, Invoice, RiskAssessment, TimelineEvent
+from cobro.rules import Ruleset
+from cobro.rules.classify import classify_portfolio, explain_customer
+
+RISK_CLASSES = """\
+classes:
+  - name: critical
+    when: grade >= 8 or max_days_overdue > 90
+    because: insurer grade 8+ or 90 days late
+  - name: high
+    when: over_limit
+    because: over the limit
+  - name: low
+    because: nothing worrying
+"""
+ALERTS = """\
+alerts:
+  - name: overdue
+    when: overdue_amount > 0
+    severity: warning
+    cooldown: 3d
+    message: "{{ name }} has {{ overdue_amount | money }} overdue"
+  - name: became_critical
+    when: risk_class == "critical" and previous.risk_class != "critical"
+    severity: critical
+    cooldown: 1d
+    message: "{{ name }} is now critical (was {{ previous.risk_class }})"
+"""
+DAY1 = datetime(2026, 3, 2, 6, tzinfo=UTC)
+
+
+def write_rules(directory: Path, classes: str = RISK_CLASSES, alerts: str = ALERTS) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "risk_classes.yaml").write_text(classes)
+    (directory / "alerts.yaml").write_text(alerts)
+    return directory
+
+
+@pytest.fixture
+def ruleset(tmp_path: Path) -> Ruleset:
+    return Ruleset.load(write_rules(tmp_path / "rules"))
+
+
+def seed(engine: Engine, today: date = DAY1.date()) -> dict[str, int]:
+    with transaction(engine) as s:
+        ids = {}
+        for account in ("A", "B", "C"):
+            c = Customer(
+                account=account,
+                name=f"Name {account}",
+                country="FR",
+                language="fr",
+                timezone="Europe/Paris",
+            )
+            s.add(c)
+            s.flush()
+            ids[account] = c.id
+        s.add(GradeHistory(customer_id=ids["A"], insurer="x", grade=5, graded_on=date(2026, 1, 1)))
+        add_invoice(s, ids["B"], "B1", today - timedelta(days=5), "100")
+        return ids
+
+
+def add_invoice(s, customer_id: int, number: str, due: date, open_amount: str) -> None:  # type: ignore[no-untyped-def]
+    s.add(
+        Invoice(
+            number=number,
+            customer_id=customer_id,
+            issue_date=due - timedelta(days=30),
+            due_date=due,
+            currency="EUR",
+            amount=Decimal(open_amount),
+            open_amount=Decimal(open_amount),
+        )
+    )
+
+
+def counts(engine: Engine) -> tuple[int, int, int]:
+    with engine.connect() as conn:
+        return (
+            conn.scalar(select(func.count()).select_from(RiskAssessment)),
+            conn.scalar(select(func.count()).select_from(Alert)),
+            conn.scalar(select(func.count()).select_from(TimelineEvent)),
+        )
+
+
+def test_only_changes_are_written_and_alerts_follow_episodes(
+    engine: Engine, ruleset: Ruleset
+) -> None:
+    ids = seed(engine)
+    day = lambda n: DAY1 + timedelta(days=n - 1)  # noqa: E731
+
+    # day 1: first classification of everyone; B's overdue alert fires
+    r1 = classify_portfolio(engine, ruleset, now=day(1), batch_size=2)
+    assert r1.evaluated == 3
+    assert {(c.account, c.previous, c.risk_class) for c in r1.changes} == {
+        ("A", None, "low"),
+        ("B", None, "low"),
+        ("C", None, "low"),
+    }
+    assert [(a.account, a.name, a.dedup_key) for a in r1.alerts] == [
+        ("B", "overdue", f"{ids['B']}:overdue:1")
+    ]
+    assert r1.alerts[0].message == "Name B has 100.00 overdue"
+    assert counts(engine) == (3, 1, 4)
+
+    # same day again: nothing changed, nothing fires, nothing is written
+    r1b = classify_portfolio(engine, ruleset, now=day(1) + timedelta(hours=2))
+    assert (r1b.changes, r1b.alerts) == ([], [])
+    assert counts(engine) == (3, 1, 4)
+
+    # day 2: A is graded 9 -> critical (alert); B pays (its overdue episode ends)
+    with transaction(engine) as s:
+        s.add(GradeHistory(customer_id=ids["A"], insurer="x", grade=9, graded_on=day(2).date()))
+        s.execute(update(Invoice).where(Invoice.number == "B1").values(open_amount=Decimal(0)))
+    r2 = classify_portfolio(engine, ruleset, now=day(2))
+    assert [(c.account, c.previous, c.risk_class) for c in r2.changes] == [("A", "low", "critical")]
+    assert [(a.account, a.name) for a in r2.alerts] == [("A", "became_critical")]
+    assert r2.alerts[0].message == "Name A is now critical (was low)"
+    assert r2.resolved == 1
+    with engine.connect() as conn:
+        ra = conn.execute(
+            select(
+                RiskAssessment.risk_class,
+                RiskAssessment.previous_class,
+                RiskAssessment.ruleset_hash,
+                RiskAssessment.explanation,
+            )
+            .where(RiskAssessment.customer_id == ids["A"])
+            .order_by(RiskAssessment.id.desc())
+        ).first()
+        assert tuple(ra[:3]) == ("critical", "low", ruleset.hash)
+        assert ra.explanation["matched"]["facts"] == {"grade": 9, "max_days_overdue": 0}
+        assert ra.explanation["facts"]["previous.grade"] == 5
+        kinds = conn.execute(
+            select(TimelineEvent.kind, func.count()).group_by(TimelineEvent.kind)
+        ).all()
+        assert dict(kinds) == {"risk.class_changed": 4, "alert.fired": 2}
+        states = dict(conn.execute(select(Alert.name, Alert.state)).all())
+        assert states == {"overdue": "resolved", "became_critical": "open"}
+
+    # day 3: B overdue again, but within the 3-day cooldown of day 1's alert: pending
+    with transaction(engine) as s:
+        add_invoice(s, ids["B"], "B2", day(3).date() - timedelta(days=1), "40")
+    r3 = classify_portfolio(engine, ruleset, now=day(3))
+    assert (r3.changes, r3.alerts) == ([], [])
+    # day 4: still overdue, cooldown over -> second episode fires, with its own dedup key
+    r4 = classify_portfolio(engine, ruleset, now=day(4))
+    assert [(a.account, a.dedup_key) for a in r4.alerts] == [("B", f"{ids['B']}:overdue:2")]
+    # day 5: still overdue: the episode was notified, nothing more
+    assert classify_portfolio(engine, ruleset, now=day(5)).alerts == []
+
+
+def test_preview_writes_nothing(engine: Engine, ruleset: Ruleset) -> None:
+    seed(engine)
+    preview = classify_portfolio(engine, ruleset, now=DAY1, write=False)
+    assert len(preview.changes) == 3 and len(preview.alerts) == 1
+    assert preview.transitions() == {(None, "low"): 3}
+    assert counts(engine) == (0, 0, 0)
+    again = classify_portfolio(engine, ruleset, now=DAY1, write=False)
+    assert len(again.changes) == 3
+
+
+def test_explanation_of_one_customer(engine: Engine, ruleset: Ruleset) -> None:
+    ids = seed(engine)
+    with transaction(engine) as s:
+        s.add(GradeHistory(customer_id=ids["A"], insurer="x", grade=9, graded_on=DAY1.date()))
+    a = explain_customer(engine, "A", ruleset, now=DAY1)
+    assert a is not None and a.risk_class == "critical"
+    assert "grade=9" in a.lines()[0] and "because insurer grade 8+" in a.lines()[0]
+    c = explain_customer(engine, "C", ruleset, now=DAY1)
+    assert c is not None and c.risk_class == "low"
+    text = "\n".join(c.lines())
+    assert "default class" in text
+    # why earlier classes did not match, with the (null) facts they read
+    assert (
+        "not `critical`: `grade >= 8 or max_days_overdue > 90` is null "
+        "(grade=null, max_days_overdue=0); null facts: grade"
+    ) in text
+    assert "not `high`: `over_limit` is false (over_limit=false)" in text
+    assert a.as_json()["explanation"]["matched"]["name"] == "critical"
+    assert explain_customer(engine, "nobody", ruleset, now=DAY1) is None
+    with engine.connect() as conn:  # the explanation run also wrote the changes
+        assert conn.scalar(select(func.count()).select_from(RiskAssessment)) == 2
+
+
+def test_cli_classify(use_database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cobro.cli import app
+    from cobro.db import default_engine
+    from cobro.settings import get_settings
+
+    monkeypatch.setenv("COBRO_RULES_DIR", str(write_rules(tmp_path / "rules")))
+    get_settings.cache_clear()
+    seed(default_engine(), datetime.now(UTC).date())
+    runner = CliRunner()
+    first = runner.invoke(app, ["classify", "--json"])
+    assert first.exit_code == 0, first.output
+    data = json.loads(first.output)
+    assert data["evaluated"] == 3 and data["transitions"] == [
+        {"from": None, "to": "low", "customers": 3}
+    ]
+    assert [a["name"] for a in data["alerts"]] == ["overdue"]
+    second = runner.invoke(app, ["classify"])
+    assert second.exit_code == 0, second.output
+    assert "3 customer(s): 0 class change(s), 0 alert(s) fired" in second.output
+    one = runner.invoke(app, ["classify", "--customer", "B"])
+    assert one.exit_code == 0, one.output
+    assert "B: risk class `low` (class 3): default class" in one.output
+    assert "alert `overdue`: `overdue_amount > 0` is true" in one.output
+    missing = runner.invoke(app, ["classify", "--customer", "nobody"])
+    assert missing.exit_code == 1 and "unknown customer" in missing.output
