@@ -1,6 +1,6 @@
 """`cobro rules check|test|facts`: validate the YAML rules, run their examples, document facts.
 
-(`rules diff` and `rules apply` need the database and live elsewhere.)"""
+`rules diff|apply` compare with / store into the database (`cobro.rules.classify`)."""
 
 from __future__ import annotations
 
@@ -62,6 +62,81 @@ def facts(as_json: bool = typer.Option(False, "--json", help="JSON instead of Ma
     from cobro.rules.facts import facts_json, facts_markdown
 
     typer.echo(facts_json() if as_json else facts_markdown())
+
+
+@rules_app.command("diff")
+def diff(
+    directory: Path = DIR_ARG,
+    as_json: bool = typer.Option(False, "--json", help="print JSON"),
+) -> None:
+    """On the live portfolio: customers whose class would change (from -> to) and the alerts
+    that would fire with these rules instead of the active ones. Writes nothing."""
+    import json
+
+    from cobro.cli_common import fail
+    from cobro.rules import RuleError
+    from cobro.rules.classify import diff_rulesets, load_active_ruleset
+
+    proposed = _load(directory)
+    try:
+        current = load_active_ruleset()
+    except RuleError as exc:
+        fail(f"the active rules do not load: {exc.messages[0] if exc.messages else exc}")
+    try:
+        d = diff_rulesets(None, proposed, current)
+    except Exception as exc:
+        fail(f"rules diff failed: {exc}")
+    if as_json:
+        out = {
+            "current_hash": d.current_hash,
+            "proposed_hash": d.proposed_hash,
+            "evaluated": d.evaluated,
+            "changes": d.changes,
+            "transitions": [
+                {"from": a, "to": b, "customers": n} for (a, b), n in d.transitions.items()
+            ],
+            "alerts": [
+                {"account": a.account, "name": a.name, "severity": a.severity, "message": a.message}
+                for a in d.alerts
+            ],
+        }
+        typer.echo(json.dumps(out, indent=2))
+        return
+    typer.echo(
+        f"{d.changes} of {d.evaluated} customer(s) would change class "
+        f"({d.current_hash[:12]} -> {d.proposed_hash[:12]})"
+    )
+    if d.transitions:
+        width = max(len(a) for a, _ in d.transitions)
+        typer.echo(f"  {'from':<{width}}    to")
+        for (a, b), n in d.transitions.items():
+            typer.echo(f"  {a:<{width}} -> {b}: {n}")
+    typer.echo(f"{len(d.alerts)} alert(s) would fire")
+    for a in d.alerts:
+        typer.echo(f"  [{a.severity}] {a.account} {a.name}: {a.message}")
+
+
+@rules_app.command("apply")
+def apply(
+    directory: Path = DIR_ARG,
+    author: str = typer.Option(..., "--author", help="who applies this version"),
+    message: str = typer.Option(..., "--message", help="why"),
+) -> None:
+    """Store the rules as a new version and make it active (refused if check or test fails)."""
+    from cobro.cli_common import fail
+    from cobro.rules.classify import ApplyRefused, apply_version
+
+    try:
+        applied = apply_version(None, directory, author, message)
+    except ApplyRefused as exc:
+        for line in exc.lines:
+            typer.echo(line)
+        typer.echo(f"refused: {directory} fails check or test; active version unchanged", err=True)
+        raise typer.Exit(1) from None
+    except Exception as exc:
+        fail(f"rules apply failed: {exc}")
+    what = "stored" if applied.created else "re-activated"
+    typer.echo(f"{what} version {applied.id} hash={applied.content_hash} (active)")
 
 
 def register(app: typer.Typer) -> None:

@@ -450,3 +450,111 @@ def explain_customer(
     return CustomerExplanation(
         account, expl.risk_class, stored.get("risk_class"), expl, facts, alerts
     )
+
+
+# ---------------------------------------------------------------------------- versions
+
+
+class ApplyRefused(Exception):
+    """`rules apply` of files that fail `check` or `test`: the active version is unchanged."""
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__(lines[0] if lines else "refused")
+        self.lines = lines
+
+
+@dataclass
+class AppliedVersion:
+    id: int
+    content_hash: str
+    created: bool  # False: an identical earlier version was re-activated
+
+
+def validate_directory(directory: Path) -> Ruleset:
+    """Load, check (messages render) and test (examples pass); raise ApplyRefused."""
+    from cobro.rules import RuleError
+    from cobro.rules.examples import render_checks, run_examples
+
+    try:
+        ruleset = Ruleset.load(directory)
+    except RuleError as exc:
+        raise ApplyRefused([str(m) for m in exc.messages]) from None
+    problems = [str(m) for m in render_checks(ruleset)]
+    if problems:
+        raise ApplyRefused(problems)
+    _, failures = run_examples(ruleset)
+    if failures:
+        raise ApplyRefused([str(f) for f in failures])
+    return ruleset
+
+
+def apply_version(
+    engine: Engine | None, directory: Path, author: str, message: str
+) -> AppliedVersion:
+    """Store the directory's files as the active ruleset version (refused if broken)."""
+    ruleset = validate_directory(directory)
+    with transaction(engine) as session:
+        existing = session.scalars(
+            select(RulesetVersion).where(RulesetVersion.content_hash == ruleset.hash)
+        ).first()
+        session.execute(
+            update(RulesetVersion).where(RulesetVersion.active.is_(True)).values(active=False)
+        )
+        if existing is not None:
+            existing.active = True
+            session.flush()
+            return AppliedVersion(existing.id, existing.content_hash, False)
+        version = RulesetVersion(
+            content_hash=ruleset.hash,
+            files=ruleset_texts(ruleset),
+            author=author,
+            message=message,
+            active=True,
+        )
+        session.add(version)
+        session.flush()
+        return AppliedVersion(version.id, version.content_hash, True)
+
+
+@dataclass
+class RulesDiff:
+    current_hash: str
+    proposed_hash: str
+    evaluated: int = 0
+    transitions: dict[tuple[str, str], int] = field(default_factory=dict)
+    changed: list[tuple[str, str, str]] = field(default_factory=list)  # account, from, to
+    alerts: list[FiredAlertRecord] = field(default_factory=list)
+
+    @property
+    def changes(self) -> int:
+        return len(self.changed)
+
+
+def diff_rulesets(
+    engine: Engine | None,
+    proposed: Ruleset,
+    current: Ruleset | None = None,
+    now: datetime | None = None,
+    batch_size: int = BATCH_SIZE,
+) -> RulesDiff:
+    """On the live portfolio: which customers the proposed rules classify differently from
+    the current (active) ones, and which alerts they would fire now. Writes nothing."""
+    now = _now(now)
+    current = current or load_active_ruleset(engine)
+    diff = RulesDiff(current.hash, proposed.hash)
+    cur_index, cur_names = current.classifier.index, current.classifier.names
+    new_index, new_names = proposed.classifier.index, proposed.classifier.names
+    for lo, hi in pages(engine, batch_size):
+        with transaction(engine) as session:
+            batch = facts_for_range(session.connection(), now.date(), lo, hi)
+            preview = classify_batch(session, proposed, batch, now, write=False)
+        diff.evaluated += len(batch)
+        diff.alerts.extend(preview.alerts)
+        for _, stored in batch:
+            facts = evaluation_facts(stored)
+            before, after = cur_names[cur_index(facts)], new_names[new_index(facts)]
+            if before != after:
+                diff.changed.append((stored["account"], before, after))
+                diff.transitions[(before, after)] = diff.transitions.get((before, after), 0) + 1
+    diff.transitions = dict(sorted(diff.transitions.items(), key=lambda kv: (-kv[1], kv[0])))
+    return diff
