@@ -5,9 +5,9 @@ table per country, bisection for business-day offsets) with a naive baseline cal
 rebuilds the holiday table on every lookup and walks day by day. Both must give identical
 plans (checked). The LAST line is machine-readable:
 
-    BENCH dunning plans_per_s=<n> baseline_plans_per_s=<n> ratio=<x>
+    BENCH dunning_plan plans_per_s=<n> baseline_plans_per_s=<n> ratio=<x>
 
-Usage: .venv/bin/python bench/dunning_bench.py [--quick] [--customers N] [--invoices M]
+Usage: .venv/bin/python bench/dunning_plan_bench.py [--quick] [--customers N] [--invoices M]
 """
 
 from __future__ import annotations
@@ -132,7 +132,7 @@ def main() -> None:
     print(f"          {due} due now, {fast_s / (n * m) * 1e6:.1f} us per invoice")
     print(f"baseline: {nb} plans in {base_s:.3f} s ({base_rate:,.1f} plans/s), identical plans")
     print(
-        f"BENCH dunning plans_per_s={fast_rate:.0f} baseline_plans_per_s={base_rate:.1f} "
+        f"BENCH dunning_plan plans_per_s={fast_rate:.0f} baseline_plans_per_s={base_rate:.1f} "
         f"ratio={fast_rate / base_rate:.1f}"
     )
 
