@@ -1,8 +1,11 @@
 """Dunning activities: `dunning_next` reads the facts and plans; `dunning_execute` runs one
 action exactly once (claim → send → confirm, see `cobro.dunning.delivery`)."""
 
+import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any, TypeVar
 
 from sqlalchemy.exc import IntegrityError
 from temporalio import activity
@@ -22,6 +25,8 @@ from cobro.dunning.store import (
 from cobro.faults import crash_point
 from cobro.models import Task
 from cobro.models import TimelineEvent as Event
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -88,8 +93,8 @@ async def dunning_execute(inp: ExecuteInput) -> ExecuteOutcome:
     if action.kind in ("task", "claim"):
         return _record_task(inp, trace)
     crash_point("before_claim")
-    with session_factory()() as session:
-        claim = delivery.claim(session, action, inp.now, trace)
+    # database work runs in threads: it must not block the worker's event loop
+    claim = await asyncio.to_thread(_in_session, delivery.claim, action, inp.now, trace)
     if claim.outcome is not None:
         return ExecuteOutcome(claim.outcome, claim.summary)
     crash_point("after_claim")
@@ -97,16 +102,19 @@ async def dunning_execute(inp: ExecuteInput) -> ExecuteOutcome:
     try:
         provider_id = await delivery.send(claim)
     except delivery.PermanentSendError as exc:
-        with session_factory()() as session:
-            delivery.record_failure(session, claim, str(exc), trace)
+        await asyncio.to_thread(_in_session, delivery.record_failure, claim, str(exc), trace)
         return ExecuteOutcome("failed", f"{action.template} {action.kind} failed: {exc}")
     except delivery.TemporarySendError as exc:
         raise ApplicationError(f"temporary {action.kind} failure: {exc}") from exc
     crash_point("after_send")
     activity.heartbeat("sent")
-    with session_factory()() as session:
-        delivery.confirm(session, claim, provider_id, trace)
+    await asyncio.to_thread(_in_session, delivery.confirm, claim, provider_id, trace)
     return ExecuteOutcome("sent", f"{action.template} {action.kind} to {claim.recipient}")
+
+
+def _in_session(function: Callable[..., T], *args: Any) -> T:
+    with session_factory()() as session:
+        return function(session, *args)
 
 
 def _record_task(inp: ExecuteInput, trace: Trace) -> ExecuteOutcome:
