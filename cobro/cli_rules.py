@@ -26,19 +26,60 @@ def _load(directory: Path):  # type: ignore[no-untyped-def]
 
 
 @rules_app.command("check")
-def check(directory: Path = DIR_ARG) -> None:
-    """Validate every rules file and render every alert message against sample facts."""
+def check(
+    directory: Path = DIR_ARG,
+    templates: Path | None = typer.Option(
+        None,
+        "--templates",
+        help="message templates directory (default: COBRO_TEMPLATES_DIR, ./templates or shipped)",
+    ),
+) -> None:
+    """Validate every rules file (dunning templates must exist), render every alert message
+    against sample facts and every message template in every language against the sample
+    context. Problems print as `path:line:col: message` / `path:line: message`."""
+    from cobro.dunning.rulefile import templates_directory
+    from cobro.rules import RuleError, Ruleset
     from cobro.rules.examples import render_checks
+    from cobro.settings import get_settings
 
-    ruleset = _load(directory)
-    problems = render_checks(ruleset)
+    templates = templates or get_settings().templates_path
+    problems: list[str] = []
+    ruleset = None
+    with templates_directory(templates):
+        try:
+            ruleset = Ruleset.load(directory)
+        except RuleError as exc:
+            problems.extend(str(m) for m in exc.messages)
+    if ruleset is not None:
+        problems.extend(str(m) for m in render_checks(ruleset))
+    template_problems, rendered = _check_templates(templates)
+    problems.extend(template_problems)
     if problems:
-        for m in problems:
-            typer.echo(str(m))
-        typer.echo(f"{len(problems)} error(s) in {directory}", err=True)
+        for line in problems:
+            typer.echo(line)
+        typer.echo(f"{len(problems)} error(s) in {directory} and {templates}", err=True)
         raise typer.Exit(1)
+    assert ruleset is not None
     files = ", ".join(sorted(ruleset.files))
-    typer.echo(f"OK {len(ruleset.files)} file(s) ({files}) hash={ruleset.hash}")
+    typer.echo(
+        f"OK {len(ruleset.files)} file(s) ({files}), {rendered} template file(s) rendered "
+        f"hash={ruleset.hash}"
+    )
+
+
+def _check_templates(directory: Path) -> tuple[list[str], int]:
+    """Render every template file of every language (the shipped ones and any other present
+    in `directory`) against the sample context: (`path:line: message` problems, files)."""
+    from cobro.templating import EMAIL_PARTS, LANGUAGES, Templates, render_all_samples
+
+    if not directory.is_dir():
+        return [f"{directory}:1: templates directory does not exist"], 0
+    catalogue = Templates(directory).catalogue()
+    languages = sorted(set(LANGUAGES) | {lang for _, lang, _ in catalogue})
+    names = {(channel, name) for channel, _, name in catalogue}
+    files = sum(len(EMAIL_PARTS) if ch == "email" else 1 for ch, _ in names) * len(languages)
+    problems = [" ".join(p.split()) for p in render_all_samples(directory, languages)]
+    return problems, files
 
 
 @rules_app.command("test")

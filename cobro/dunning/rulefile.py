@@ -8,15 +8,25 @@ to `import cobro.rules.schemas` in `Ruleset.load`:
 
 `Ruleset.load(d).built("dunning.yaml")` is then a `DunningPolicies`: `.rules` (the plain
 `DunningRulesFile`) and `.select(facts)` (first policy whose compiled `applies_to` matches).
+
+The `check` hook also verifies that every message step's `template` exists for each of its
+channels in the fallback language (`<templates>/email/en/<name>.{subject,txt,html}.j2`,
+`<templates>/sms/en/<name>.txt.j2`), reported at the step's `template` value with a
+did-you-mean. The templates directory is `get_settings().templates_path`, or the one set with
+`with templates_directory(path): ...` (used by `cobro rules check --templates DIR`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from pathlib import Path
 from typing import Any
 
 from cobro.dunning.policy import DunningPolicy, DunningRulesFile
 from cobro.rules.engine import PredicateSet
+from cobro.rules.errors import did_you_mean
 from cobro.rules.expr import Env
 from cobro.rules.loader import (
     REGISTRY,
@@ -72,6 +82,95 @@ def _build(loaded: LoadedFile, ctx: FileContext) -> DunningPolicies:
     return DunningPolicies(plain, conditions, loaded.env)
 
 
+# ---------------------------------------------------------------------------- templates
+
+FALLBACK_LANGUAGE = "en"  # every template must exist in it: the runtime falls back to it
+TEMPLATE_PARTS: dict[str, tuple[str, ...]] = {
+    "email": ("subject", "txt", "html"),
+    "sms": ("txt",),
+}
+
+_TEMPLATES_DIR: ContextVar[Path | None] = ContextVar("cobro_dunning_templates_dir", default=None)
+
+
+@contextmanager
+def templates_directory(path: str | Path) -> Iterator[Path]:
+    """Check `dunning.yaml` against the templates of `path` (instead of the settings')."""
+    token = _TEMPLATES_DIR.set(Path(path))
+    try:
+        yield Path(path)
+    finally:
+        _TEMPLATES_DIR.reset(token)
+
+
+def templates_dir() -> Path:
+    """The templates directory the `template` names are checked against."""
+    from cobro.settings import get_settings
+
+    return _TEMPLATES_DIR.get() or get_settings().templates_path
+
+
+def template_files(directory: Path) -> dict[str, dict[str, set[str]]]:
+    """channel -> language -> file names (`due.txt.j2`...), partials (`_x.j2`) excluded."""
+    out: dict[str, dict[str, set[str]]] = {}
+    for channel in TEMPLATE_PARTS:
+        root = directory / channel
+        langs: dict[str, set[str]] = {}
+        if root.is_dir():
+            for f in root.glob("*/*.j2"):
+                if f.is_file() and not f.name.startswith("_"):
+                    langs.setdefault(f.parent.name, set()).add(f.name)
+        out[channel] = langs
+    return out
+
+
+def _template_problem(
+    channel: str, name: str, files: dict[str, dict[str, set[str]]], directory: Path
+) -> str | None:
+    """Why `name` cannot be sent on `channel` (None: it can)."""
+    parts = TEMPLATE_PARTS[channel]
+    en = files.get(channel, {}).get(FALLBACK_LANGUAGE, set())
+    wanted = [f"{name}.{part}.j2" for part in parts]
+    missing = [w for w in wanted if w not in en]
+    if not missing:
+        return None
+    where = f"{directory}/{channel}/{FALLBACK_LANGUAGE}/"
+    if len(missing) < len(wanted):
+        return f"{channel} template `{name}` is incomplete: missing " + ", ".join(
+            f"`{where}{m}`" for m in missing
+        )
+    known = sorted({f.split(".")[0] for f in en})
+    pattern = missing[0] if len(wanted) == 1 else f"{name}.*.j2"
+    text = f"unknown {channel} template `{name}`{did_you_mean(name, known)}: no `{where}{pattern}`"
+    others = [
+        ch
+        for ch in TEMPLATE_PARTS
+        if ch != channel
+        and any(f.split(".")[0] == name for f in files.get(ch, {}).get(FALLBACK_LANGUAGE, ()))
+    ]
+    if others:
+        text += f" (`{name}` exists for {', '.join(others)} only)"
+    text += f"; {channel} templates: {', '.join(known) if known else '(none)'}"
+    return text
+
+
+def _check(loaded: LoadedFile, ctx: FileContext) -> None:
+    model: DunningFileSchema = loaded.model  # type: ignore[assignment]
+    directory = templates_dir()
+    if not directory.is_dir():
+        ctx.error(("policies",), f"templates directory `{directory}` does not exist")
+        return
+    files = template_files(directory)
+    for i, policy in enumerate(model.policies):
+        for j, step in enumerate(policy.steps):
+            if step.kind != "send" or not step.template:
+                continue
+            for channel in step.channel or ():
+                problem = _template_problem(channel, step.template, files, directory)
+                if problem:
+                    ctx.error(("policies", i, "steps", j, "template"), problem)
+
+
 if FILENAME not in REGISTRY:
     SPEC = register_rule_file(
         RuleFileSpec(
@@ -79,6 +178,7 @@ if FILENAME not in REGISTRY:
             model=DunningFileSchema,
             description="dunning policies: the first policy that applies to the customer wins",
             env=_env,
+            check=_check,
             build=_build,
         )
     )
