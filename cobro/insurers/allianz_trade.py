@@ -1,0 +1,600 @@
+"""Allianz Trade connector (async httpx), per `cobro/insurers/CONTRACT.md`.
+
+- The API key (a `SecretStr`) is exchanged for a bearer token at `/v1/idp/oauth2/authorize`;
+  the token is renewed shortly before `expires_in` runs out, and once when a call gets a 401.
+  A second 401 in a row is an `InsurerAuthError`.
+- Every call has a timeout. 5xx, timeouts and transport errors are retried with exponential
+  backoff and jitter; 429 and 503 wait the server's `Retry-After`. Attempts are bounded.
+  Writes (cover requests, declarations) carry a `clientReference`, so retrying them is safe.
+- Covers come page by page; each record is validated on its own: a bad one becomes a
+  `QuarantinedRecord` (raw + reason + page/index) and never a `Cover`. A page shorter than its
+  position and the total imply is re-fetched, and reported as a `Truncation` either way.
+- Neither the API key nor the token appears in logs, reprs or exception messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+from cobro.insurers.base import (
+    Company,
+    CompanySearch,
+    Cover,
+    CoverFetch,
+    CoverJob,
+    CoverPage,
+    CoverRequest,
+    DeclarationReceipt,
+    InsurerAuthError,
+    InsurerError,
+    InsurerProtocolError,
+    InsurerRateLimited,
+    InsurerRequestError,
+    InsurerUnavailable,
+    JobStatus,
+    JobTimeout,
+    OverdueDeclaration,
+    QuarantinedRecord,
+    Truncation,
+    describe_validation_error,
+)
+
+log = logging.getLogger(__name__)
+
+TOKEN_PATH = "/v1/idp/oauth2/authorize"
+COVERS_SEARCH_PATH = "/riskinfo/v3/covers/search"
+COVERS_PATH = "/riskinfo/v3/covers"
+JOB_PATH = "/riskinfo/v3/jobs/{job_id}"
+COMPANY_SEARCH_PATH = "/search/v2/companies/advancedSearch"
+DECLARATIONS_PATH = "/claims/v1/declarations"
+
+RETRYABLE_STATUS = frozenset({500, 502, 503, 504})
+RETRY_AFTER_STATUS = frozenset({429, 503})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Bounded retries: `max_attempts` tries in all; backoff `base_delay * 2**n` capped at
+    `max_delay`, with jitter (half fixed, half random); Retry-After is honoured up to
+    `max_retry_after` seconds (beyond that the call fails rather than stall a sync)."""
+
+    max_attempts: int = 5
+    base_delay: float = 0.5
+    max_delay: float = 30.0
+    max_retry_after: float = 120.0
+
+    def backoff(self, attempt: int, rng: random.Random) -> float:
+        ceiling = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+        return ceiling / 2 + rng.uniform(0, ceiling / 2)
+
+
+@dataclass
+class ConnectorStats:
+    """What the connector did (for sync-run records and tests)."""
+
+    requests: int = 0
+    retries: int = 0
+    authentications: int = 0
+    reauthentications_on_401: int = 0
+    waited_seconds: float = 0.0
+
+
+class _Token(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    access_token: SecretStr = Field(min_length=1)
+    expires_in: float = Field(gt=0)
+
+
+class _Pagination(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    page: int
+    page_size: int = Field(alias="pageSize")
+    total_items: int | None = Field(None, alias="totalItems", ge=0)
+    total_pages: int | None = Field(None, alias="totalPages", ge=0)
+
+
+class _SearchEnvelope(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    items: list[Any]
+    pagination: _Pagination
+
+
+class _Companies(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    companies: list[Company]
+
+
+class _JobCreated(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    job_id: str = Field(alias="jobId", min_length=1)
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delay-seconds or HTTP-date), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            moment = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        seconds = (moment - (now or datetime.now(UTC))).total_seconds()
+    if seconds != seconds:  # NaN
+        return None
+    return max(0.0, seconds)
+
+
+class AllianzTradeConnector:
+    """Async client for the Allianz Trade API (or the loopback simulator: same contract).
+
+    Configuration: explicit `base_url` / `api_key`, else `cobro.settings` (`COBRO_INSURER_BASE_URL`,
+    `COBRO_INSURER_API_KEY`). Use it as an async context manager, or call `aclose()`.
+    """
+
+    name = "allianz_trade"
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        api_key: SecretStr | str | None = None,
+        *,
+        timeout: float | httpx.Timeout = 15.0,
+        retry: RetryPolicy | None = None,
+        page_size: int = 500,
+        token_refresh_margin: float = 60.0,
+        truncated_page_retries: int = 1,
+        transport: httpx.AsyncBaseTransport | None = None,
+        rng: random.Random | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ):
+        if base_url is None or api_key is None:
+            from cobro.settings import get_settings
+
+            settings = get_settings()
+            base_url = base_url if base_url is not None else settings.insurer_base_url
+            api_key = api_key if api_key is not None else settings.insurer_api_key
+        self.base_url = base_url.rstrip("/")
+        self._api_key = api_key if isinstance(api_key, SecretStr) else SecretStr(api_key)
+        self.retry = retry or RetryPolicy()
+        self.page_size = page_size
+        self.token_refresh_margin = token_refresh_margin
+        self.truncated_page_retries = truncated_page_retries
+        self.stats = ConnectorStats()
+        self._rng = rng or random.Random()
+        self._sleep = sleep
+        self._token: SecretStr | None = None
+        self._token_renew_at = 0.0
+        self._auth_lock = asyncio.Lock()
+        self._client = httpx.AsyncClient(
+            base_url=self.base_url,
+            timeout=timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout),
+            transport=transport,
+            headers={"Accept": "application/json", "User-Agent": "cobro-insurer/1"},
+            follow_redirects=False,
+        )
+
+    def __repr__(self) -> str:
+        return f"AllianzTradeConnector(base_url={self.base_url!r})"
+
+    async def __aenter__(self) -> AllianzTradeConnector:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    # -- authentication ---------------------------------------------------------------------
+
+    async def authenticate(self) -> None:
+        """Exchange the API key for a bearer token now (otherwise done on first use)."""
+        async with self._auth_lock:
+            await self._authenticate_locked()
+
+    async def _authenticate_locked(self) -> None:
+        response = await self._send(
+            "POST",
+            TOKEN_PATH,
+            what="authentication",
+            json={"apiKey": self._api_key.get_secret_value()},
+            authenticated=False,
+        )
+        try:
+            token = _Token.model_validate(response.json())
+        except (ValueError, ValidationError):
+            raise InsurerProtocolError(
+                "authentication: the token response has no access_token/expires_in"
+            ) from None
+        margin = min(self.token_refresh_margin, token.expires_in / 2)
+        self._token = token.access_token
+        self._token_renew_at = time.monotonic() + token.expires_in - margin
+        self.stats.authentications += 1
+        log.debug("insurer: authenticated, token valid for %.0fs", token.expires_in)
+
+    async def _bearer(self) -> str:
+        if self._token is None or time.monotonic() >= self._token_renew_at:
+            async with self._auth_lock:
+                if self._token is None or time.monotonic() >= self._token_renew_at:
+                    await self._authenticate_locked()
+        assert self._token is not None
+        return self._token.get_secret_value()
+
+    def _forget_token(self, used: str) -> None:
+        if self._token is not None and self._token.get_secret_value() == used:
+            self._token = None
+
+    # -- the request loop -------------------------------------------------------------------
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        what: str,
+        json: Any = None,
+        authenticated: bool = True,
+    ) -> httpx.Response:
+        """One logical call: retries, Retry-After, one re-authentication on 401.
+
+        Raises InsurerAuthError, InsurerRateLimited, InsurerUnavailable, InsurerRequestError.
+        """
+        policy = self.retry
+        attempt = 0
+        reauthenticated = False
+        while True:
+            attempt += 1
+            headers = {}
+            bearer = None
+            if authenticated:
+                bearer = await self._bearer()
+                headers["Authorization"] = f"Bearer {bearer}"
+            self.stats.requests += 1
+            try:
+                response = await self._client.request(method, path, json=json, headers=headers)
+            except httpx.TransportError as exc:  # timeouts, refused connections, resets
+                problem = f"{type(exc).__name__}"
+                if attempt >= policy.max_attempts:
+                    raise InsurerUnavailable(
+                        f"{what}: {problem} on {method} {path} after {attempt} attempts"
+                    ) from None
+                await self._wait(policy.backoff(attempt, self._rng), what, problem, attempt)
+                continue
+            status = response.status_code
+            log.debug("insurer: %s %s -> %d (attempt %d)", method, path, status, attempt)
+            if status < 400:
+                return response
+            if status == 401:
+                if not authenticated:
+                    raise InsurerAuthError(
+                        f"{what}: the insurer refused the API key (HTTP 401); "
+                        "check COBRO_INSURER_API_KEY"
+                    )
+                if reauthenticated:
+                    raise InsurerAuthError(
+                        f"{what}: the insurer refused a fresh access token (HTTP 401 twice on "
+                        f"{method} {path}); the API key may lack access to this API"
+                    )
+                reauthenticated = True
+                self.stats.reauthentications_on_401 += 1
+                log.info("insurer: %s got 401, re-authenticating once", what)
+                assert bearer is not None
+                self._forget_token(bearer)
+                attempt -= 1  # the re-authentication is not a failed attempt
+                continue
+            if status in RETRY_AFTER_STATUS:
+                retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                if retry_after is not None and retry_after > policy.max_retry_after:
+                    raise InsurerRateLimited(
+                        f"{what}: HTTP {status} with Retry-After {retry_after:.0f}s, "
+                        f"more than the {policy.max_retry_after:.0f}s allowed"
+                    )
+                if attempt >= policy.max_attempts:
+                    raise InsurerRateLimited(
+                        f"{what}: HTTP {status} on {method} {path} after {attempt} attempts"
+                    )
+                if retry_after is None:
+                    delay = policy.backoff(attempt, self._rng)
+                else:  # at least what the server asked, plus a little jitter
+                    delay = retry_after + self._rng.uniform(0, min(1.0, 0.1 * retry_after))
+                await self._wait(delay, what, f"HTTP {status}", attempt)
+                continue
+            if status in RETRYABLE_STATUS or status >= 500:
+                if attempt >= policy.max_attempts:
+                    raise InsurerUnavailable(
+                        f"{what}: HTTP {status} on {method} {path} after {attempt} attempts"
+                    )
+                await self._wait(
+                    policy.backoff(attempt, self._rng), what, f"HTTP {status}", attempt
+                )
+                continue
+            raise InsurerRequestError(
+                f"{what}: HTTP {status} on {method} {path}: {_error_message(response)}", status
+            )
+
+    async def _wait(self, delay: float, what: str, problem: str, attempt: int) -> None:
+        self.stats.retries += 1
+        self.stats.waited_seconds += delay
+        log.warning(
+            "insurer: %s: %s (attempt %d/%d), retrying in %.2fs",
+            what,
+            problem,
+            attempt,
+            self.retry.max_attempts,
+            delay,
+        )
+        await self._sleep(delay)
+
+    async def _post_json(self, path: str, body: Any, what: str) -> Any:
+        response = await self._send("POST", path, what=what, json=body)
+        return _json(response, what)
+
+    # -- covers -----------------------------------------------------------------------------
+
+    async def get_cover_page(
+        self,
+        page: int,
+        *,
+        page_size: int | None = None,
+        updated_since: datetime | None = None,
+        policy_id: str | None = None,
+    ) -> CoverPage:
+        """One page of the policy's covers (1-based), validated record by record.
+
+        A page shorter than `min(page_size, total - (page - 1) * page_size)` is re-fetched up
+        to `truncated_page_retries` times and carries a `Truncation` either way.
+        """
+        if page < 1:
+            raise ValueError("page numbers start at 1")
+        size = page_size or self.page_size
+        filters: dict[str, Any] = {}
+        if updated_since is not None:
+            if updated_since.tzinfo is None:
+                raise ValueError("updated_since must be timezone-aware")
+            filters["updatedSince"] = (
+                updated_since.astimezone(UTC).isoformat().replace("+00:00", "Z")
+            )
+        if policy_id is not None:
+            filters["policyIds"] = [policy_id]
+        body = {
+            "filters": filters,
+            "pagination": {"page": page, "pageSize": size, "isTotalRequired": True},
+        }
+        what = f"covers page {page}"
+        refetches = 0
+        while True:
+            data = await self._post_json(COVERS_SEARCH_PATH, body, what)
+            try:
+                envelope = _SearchEnvelope.model_validate(data)
+            except ValidationError as exc:
+                raise InsurerProtocolError(
+                    f"{what}: not a covers page ({describe_validation_error(exc)})"
+                ) from None
+            total = envelope.pagination.total_items
+            if total is None:
+                raise InsurerProtocolError(f"{what}: totalItems missing though it was required")
+            expected = max(0, min(size, total - (page - 1) * size))
+            received = len(envelope.items)
+            if received >= expected or refetches >= self.truncated_page_retries:
+                break
+            refetches += 1
+            log.warning(
+                "insurer: %s is truncated (%d of %d records), fetching it again",
+                what,
+                received,
+                expected,
+            )
+        truncation = None
+        if refetches or received < expected:
+            truncation = Truncation(
+                page=page,
+                expected=expected,
+                received=received,
+                refetches=refetches,
+                recovered=received >= expected,
+            )
+            if not truncation.recovered:
+                log.error(
+                    "insurer: %s still truncated after %d re-fetch(es): %d of %d records",
+                    what,
+                    refetches,
+                    received,
+                    expected,
+                )
+        covers, quarantined = _validate_covers(envelope.items, page)
+        total_pages = -(-total // size) if total else 0
+        return CoverPage(
+            number=page,
+            page_size=size,
+            total_items=total,
+            total_pages=total_pages,
+            covers=tuple(covers),
+            quarantined=tuple(quarantined),
+            truncation=truncation,
+        )
+
+    async def iter_cover_pages(
+        self,
+        *,
+        page_size: int | None = None,
+        updated_since: datetime | None = None,
+        policy_id: str | None = None,
+        start_page: int = 1,
+    ) -> AsyncIterator[CoverPage]:
+        """Every page from `start_page` to the last (full fetch, or incremental with
+        `updated_since`). An empty result is one empty page."""
+        page = start_page
+        while True:
+            current = await self.get_cover_page(
+                page, page_size=page_size, updated_since=updated_since, policy_id=policy_id
+            )
+            yield current
+            if current.is_last:
+                return
+            page += 1
+
+    async def fetch_covers(
+        self,
+        *,
+        page_size: int | None = None,
+        updated_since: datetime | None = None,
+        policy_id: str | None = None,
+    ) -> CoverFetch:
+        """All pages gathered in memory (fine for thousands; page through for more)."""
+        covers: list[Cover] = []
+        quarantined: list[QuarantinedRecord] = []
+        truncations: list[Truncation] = []
+        pages = total = 0
+        async for page in self.iter_cover_pages(
+            page_size=page_size, updated_since=updated_since, policy_id=policy_id
+        ):
+            pages += 1
+            total = page.total_items
+            covers.extend(page.covers)
+            quarantined.extend(page.quarantined)
+            if page.truncation is not None:
+                truncations.append(page.truncation)
+        return CoverFetch(
+            updated_since=updated_since,
+            total_items=total,
+            pages=pages,
+            covers=tuple(covers),
+            quarantined=tuple(quarantined),
+            truncations=tuple(truncations),
+        )
+
+    # -- cover requests ---------------------------------------------------------------------
+
+    async def request_cover(self, request: CoverRequest) -> str:
+        """File a credit-limit request; returns the job id to poll. A `client_reference` is
+        added when missing, so a retried call never files the request twice."""
+        if request.client_reference is None:
+            request = request.model_copy(update={"client_reference": uuid.uuid4().hex})
+        data = await self._post_json(COVERS_PATH, request.wire(), "cover request")
+        try:
+            return _JobCreated.model_validate(data).job_id
+        except ValidationError:
+            raise InsurerProtocolError("cover request: the answer has no jobId") from None
+
+    async def get_cover_job(self, job_id: str) -> CoverJob:
+        what = f"cover job {job_id}"
+        response = await self._send("GET", JOB_PATH.format(job_id=job_id), what=what)
+        try:
+            return CoverJob.model_validate(_json(response, what))
+        except ValidationError as exc:
+            raise InsurerProtocolError(f"{what}: {describe_validation_error(exc)}") from None
+
+    async def wait_for_cover_job(
+        self, job_id: str, *, timeout: float = 60.0, poll_interval: float = 1.0
+    ) -> CoverJob:
+        """Poll the job until it is processed; `JobTimeout` after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            job = await self.get_cover_job(job_id)
+            if job.status is JobStatus.PROCESSED:
+                return job
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise JobTimeout(f"cover job {job_id} still pending after {timeout:.0f}s")
+            await self._sleep(min(poll_interval, remaining))
+
+    # -- companies and declarations ---------------------------------------------------------
+
+    async def search_companies(self, query: CompanySearch) -> list[Company]:
+        """Companies known to the insurer with this national identifier (spaces ignored)."""
+        body = query.model_copy(
+            update={"identifier_value": "".join(query.identifier_value.split()).upper()}
+        ).wire()
+        data = await self._post_json(COMPANY_SEARCH_PATH, body, "company search")
+        try:
+            return list(_Companies.model_validate(data).companies)
+        except ValidationError as exc:
+            raise InsurerProtocolError(
+                f"company search: {describe_validation_error(exc)}"
+            ) from None
+
+    async def declare_overdue(self, declaration: OverdueDeclaration) -> DeclarationReceipt:
+        """Declare an overdue or a claim; the same `client_reference` is one declaration."""
+        data = await self._post_json(DECLARATIONS_PATH, declaration.wire(), "declaration")
+        try:
+            return DeclarationReceipt.model_validate(data)
+        except ValidationError as exc:
+            raise InsurerProtocolError(f"declaration: {describe_validation_error(exc)}") from None
+
+
+def _json(response: httpx.Response, what: str) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        raise InsurerProtocolError(
+            f"{what}: HTTP {response.status_code} answer is not JSON"
+        ) from None
+
+
+def _error_message(response: httpx.Response) -> str:
+    try:
+        data = response.json()
+    except ValueError:
+        return response.reason_phrase or "error"
+    if isinstance(data, dict):
+        message = data.get("message") or data.get("error_description") or data.get("error")
+        if message:
+            return str(message)[:200]
+    return response.reason_phrase or "error"
+
+
+def _validate_covers(items: list[Any], page: int) -> tuple[list[Cover], list[QuarantinedRecord]]:
+    covers: list[Cover] = []
+    quarantined: list[QuarantinedRecord] = []
+    for index, raw in enumerate(items):
+        record_id = raw.get("coverId") if isinstance(raw, dict) else None
+        if record_id is not None and not isinstance(record_id, str):
+            record_id = str(record_id)
+        try:
+            covers.append(Cover.model_validate(raw))
+        except ValidationError as exc:
+            reason = describe_validation_error(exc)
+            quarantined.append(
+                QuarantinedRecord(
+                    page=page, index=index, record_id=record_id, reason=reason, raw=raw
+                )
+            )
+            log.warning(
+                "insurer: page %d record %d (%s) quarantined: %s",
+                page,
+                index,
+                record_id or "no id",
+                reason,
+            )
+    return covers, quarantined
+
+
+__all__ = [
+    "AllianzTradeConnector",
+    "ConnectorStats",
+    "InsurerError",
+    "RetryPolicy",
+    "parse_retry_after",
+]
