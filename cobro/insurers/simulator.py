@@ -778,6 +778,10 @@ class InsurerSimulator:
         page = None
         if response is None:
             response, page = await self._covers_page(request)
+        else:  # still say which page a refused request was for
+            body = await self._json_body(request) or {}
+            with contextlib.suppress(AttributeError, TypeError, ValueError):
+                page = int((body.get("pagination") or {}).get("page", 1))
         self._record(
             request, "covers_search", at, response.status_code, page=page, token_id=token_id
         )
