@@ -9,15 +9,24 @@ from concurrent.futures import ThreadPoolExecutor
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.classify import classify_batch, classify_plan, notify_risk_changes
 from activities.dunning import dunning_execute, dunning_next
 from activities.system import database_report
 from cobro.settings import Settings, get_settings
 from cobro.temporal_client import connect
+from workflows.classify import Classify
 from workflows.dunning import Dunning
 from workflows.system_check import SystemCheck
 
-WORKFLOWS = [SystemCheck, Dunning]
-ACTIVITIES = [database_report, dunning_next, dunning_execute]
+WORKFLOWS = [SystemCheck, Dunning, Classify]
+ACTIVITIES = [
+    database_report,
+    dunning_next,
+    dunning_execute,
+    classify_plan,
+    classify_batch,
+    notify_risk_changes,
+]
 
 log = logging.getLogger("cobro.worker")
 

@@ -1,0 +1,142 @@
+"""Classification activities: plan the pages of customers, classify one page (facts SQL,
+rules, write changes and alerts), and tell the dunning workflows whose risk class changed.
+
+Every run pins one ruleset (by content hash) so all its pages use the same rules even if a
+new version is applied meanwhile; the next run picks up the new one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import select
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from cobro.db import transaction
+from cobro.models import Customer, Invoice, RulesetVersion
+from cobro.rules import Ruleset
+from cobro.rules.classify import classify_page, load_active_ruleset, pages, ruleset_from_files
+from cobro.rules.facts_sql import BATCH_SIZE
+
+
+@dataclass
+class ClassifyStart:
+    batch_size: int = BATCH_SIZE
+
+
+@dataclass
+class ClassifyPlan:
+    ruleset_hash: str
+    pages: list[tuple[int, int]] = field(default_factory=list)
+
+
+@dataclass
+class ClassifyBatchInput:
+    lo: int
+    hi: int
+    now: datetime
+    ruleset_hash: str
+
+
+@dataclass
+class ClassChangeOut:
+    account: str
+    previous: str | None
+    risk_class: str
+
+
+@dataclass
+class ClassifyBatchResult:
+    evaluated: int = 0
+    changes: list[ClassChangeOut] = field(default_factory=list)
+    alerts: int = 0
+    resolved: int = 0
+    alert_counts: dict[str, int] = field(default_factory=dict)  # alert name -> fired
+
+
+@dataclass
+class RiskChangeNotice:
+    changes: list[ClassChangeOut]
+    actor: str = "classifier"
+
+
+def ruleset_for_hash(content_hash: str) -> Ruleset:
+    """The stored version with this hash, else the rules directory if it has this hash."""
+    with transaction() as session:
+        files = session.scalar(
+            select(RulesetVersion.files).where(RulesetVersion.content_hash == content_hash)
+        )
+    if files is not None:
+        return ruleset_from_files(dict(files))
+    ruleset = load_active_ruleset()
+    if ruleset.hash != content_hash:
+        raise ApplicationError(
+            f"ruleset {content_hash[:12]} is gone (now {ruleset.hash[:12]})",
+            type="RulesetChanged",
+            non_retryable=True,
+        )
+    return ruleset
+
+
+@activity.defn
+def classify_plan(inp: ClassifyStart) -> ClassifyPlan:
+    ruleset = load_active_ruleset()
+    return ClassifyPlan(ruleset.hash, pages(None, inp.batch_size))
+
+
+@activity.defn
+def classify_batch(inp: ClassifyBatchInput) -> ClassifyBatchResult:
+    """One page of customers in one transaction. Idempotent: a retry after a commit finds
+    the classes and alert episodes already written and changes nothing."""
+    ruleset = ruleset_for_hash(inp.ruleset_hash)
+    report = classify_page(None, ruleset, inp.lo, inp.hi, inp.now)
+    counts: dict[str, int] = {}
+    for a in report.alerts:
+        counts[a.name] = counts.get(a.name, 0) + 1
+    return ClassifyBatchResult(
+        evaluated=report.evaluated,
+        changes=[ClassChangeOut(c.account, c.previous, c.risk_class) for c in report.changes],
+        alerts=len(report.alerts),
+        resolved=report.resolved,
+        alert_counts=counts,
+    )
+
+
+@activity.defn
+async def notify_risk_changes(inp: RiskChangeNotice) -> int:
+    """Signal (with start) the dunning workflow of each changed customer that has open
+    invoices: `FactsChanged("risk_class_changed", "from -> to")`. Returns how many."""
+    import asyncio
+
+    from cobro.dunning.notify import notify
+    from cobro.dunning.signals import FactsChanged
+
+    accounts = [c.account for c in inp.changes]
+    open_accounts = await asyncio.to_thread(_with_open_invoices, accounts)
+    groups: dict[tuple[str | None, str], list[str]] = {}
+    for c in inp.changes:
+        if c.account in open_accounts:
+            groups.setdefault((c.previous, c.risk_class), []).append(c.account)
+    client = activity.client()
+    total = 0
+    for (before, after), group in sorted(groups.items(), key=str):
+        change = FactsChanged("risk_class_changed", f"{before or 'none'} -> {after}", inp.actor)
+        total += await notify(client, group, change)
+        activity.heartbeat(total)
+    return total
+
+
+def _with_open_invoices(accounts: list[str]) -> set[str]:
+    if not accounts:
+        return set()
+    with transaction() as session:
+        return set(
+            session.scalars(
+                select(Customer.account)
+                .join(Invoice, Invoice.customer_id == Customer.id)
+                .where(Customer.account.in_(accounts), Invoice.open_amount > 0)
+                .distinct()
+            )
+        )

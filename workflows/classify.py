@@ -1,0 +1,116 @@
+"""Classify: the daily classification of the whole portfolio (run by the schedule, after
+DailySync). Thin orchestration:
+  1. `classify_plan` pins the active ruleset (content hash) and pages the customer ids;
+  2. one `classify_batch` activity per page: facts in bulk SQL, rules, only changes written,
+     alerts raised once per episode (all at `workflow.now()`);
+  3. `notify_risk_changes` signals the dunning workflow of each customer whose class changed.
+It continues-as-new with its cursor when the history grows large.
+"""
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+
+with workflow.unsafe.imports_passed_through():
+    from activities.classify import (
+        ClassifyBatchInput,
+        ClassifyPlan,
+        ClassifyStart,
+        RiskChangeNotice,
+        classify_batch,
+        classify_plan,
+        notify_risk_changes,
+    )
+    from cobro.rules.facts_sql import BATCH_SIZE
+
+RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=2),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=2),
+    non_retryable_error_types=["RulesetChanged", "RuleError"],
+)
+NOTIFY_CHUNK = 1000
+
+
+@dataclass
+class ClassifyResult:
+    ruleset_hash: str = ""
+    pages: int = 0
+    evaluated: int = 0
+    changes: int = 0
+    alerts: int = 0
+    resolved: int = 0
+    notified: int = 0
+    transitions: dict[str, int] = field(default_factory=dict)  # "from -> to" -> customers
+    alert_counts: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class ClassifyInput:
+    batch_size: int = BATCH_SIZE
+    notify_dunning: bool = True
+    # carried over by continue-as-new
+    plan: ClassifyPlan | None = None
+    next_page: int = 0
+    run_at: str | None = None  # ISO instant shared by every page of the run
+    carried: ClassifyResult | None = None
+
+
+@workflow.defn(name="Classify")
+class Classify:
+    def __init__(self) -> None:
+        self._result = ClassifyResult()
+
+    @workflow.query
+    def progress(self) -> ClassifyResult:
+        return self._result
+
+    @workflow.run
+    async def run(self, inp: ClassifyInput) -> ClassifyResult:
+        from datetime import datetime
+
+        result = self._result = inp.carried or ClassifyResult()
+        plan = inp.plan or await workflow.execute_activity(
+            classify_plan,
+            ClassifyStart(inp.batch_size),
+            start_to_close_timeout=timedelta(minutes=5),
+            retry_policy=RETRY,
+        )
+        now = datetime.fromisoformat(inp.run_at) if inp.run_at else workflow.now()
+        result.ruleset_hash = plan.ruleset_hash
+        for index in range(inp.next_page, len(plan.pages)):
+            lo, hi = plan.pages[index]
+            batch = await workflow.execute_activity(
+                classify_batch,
+                ClassifyBatchInput(lo, hi, now, plan.ruleset_hash),
+                start_to_close_timeout=timedelta(minutes=10),
+                retry_policy=RETRY,
+            )
+            result.pages += 1
+            result.evaluated += batch.evaluated
+            result.changes += len(batch.changes)
+            result.alerts += batch.alerts
+            result.resolved += batch.resolved
+            for name, n in batch.alert_counts.items():
+                result.alert_counts[name] = result.alert_counts.get(name, 0) + n
+            for c in batch.changes:
+                key = f"{c.previous or 'none'} -> {c.risk_class}"
+                result.transitions[key] = result.transitions.get(key, 0) + 1
+            if inp.notify_dunning:
+                for start in range(0, len(batch.changes), NOTIFY_CHUNK):
+                    result.notified += await workflow.execute_activity(
+                        notify_risk_changes,
+                        RiskChangeNotice(batch.changes[start : start + NOTIFY_CHUNK]),
+                        start_to_close_timeout=timedelta(minutes=10),
+                        heartbeat_timeout=timedelta(minutes=1),
+                        retry_policy=RETRY,
+                    )
+            if workflow.info().is_continue_as_new_suggested() and index + 1 < len(plan.pages):
+                workflow.continue_as_new(
+                    ClassifyInput(
+                        inp.batch_size, inp.notify_dunning, plan, index + 1, now.isoformat(), result
+                    )
+                )
+        return result
