@@ -183,6 +183,14 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small N, runs in a few seconds")
     parser.add_argument("--n", type=int, default=None, help="number of fact dicts")
     parser.add_argument("--rules", type=Path, default=ROOT / "rules")
+    parser.add_argument(
+        "--e2e-pg",
+        metavar="ADMIN_DSN",
+        default=None,
+        help="also time end-to-end classification (facts SQL + rules + writes) of --e2e-n "
+        "customers in a scratch PostgreSQL database created through this admin DSN",
+    )
+    parser.add_argument("--e2e-n", type=int, default=None, help="customers (default 100k)")
     args = parser.parse_args()
     n = args.n or (20_000 if args.quick else 200_000)
 
@@ -220,10 +228,127 @@ def main() -> None:
     for index, _ in compiled:
         dist[rs.classifier.names[index]] = dist.get(rs.classifier.names[index], 0) + 1
     print("classes      : " + ", ".join(f"{k}={v}" for k, v in sorted(dist.items())))
+    e2e = ""
+    if args.e2e_pg:
+        e2e_n = args.e2e_n or (5_000 if args.quick else 100_000)
+        e2e = " " + end_to_end(args.e2e_pg, e2e_n, args.rules)
     print(
-        f"BENCH rules evals_per_s={evals:.0f} baseline_evals_per_s={base:.0f} "
+        f"BENCH rules evals_per_s={evals:.0f} baseline_evals_per_s={base:.0f}{e2e} "
         f"ratio={evals / base:.1f}"
     )
+
+
+def end_to_end(admin_dsn: str, n: int, rules: Path) -> str:
+    """Classify `n` customers stored in a scratch PostgreSQL database: first run (every
+    customer gets its first assessment written), second run (nothing changes)."""
+    import random
+    import uuid
+    from datetime import UTC, date, datetime, timedelta
+    from decimal import Decimal
+
+    import psycopg
+    from sqlalchemy import insert
+
+    from cobro.db import make_engine, upgrade
+    from cobro.models import Customer, GradeHistory, InsurerCover, Invoice
+    from cobro.rules.classify import classify_portfolio
+
+    name = f"cobro_bench_{uuid.uuid4().hex[:8]}"
+    admin = psycopg.connect(admin_dsn, autocommit=True)
+    admin.execute(f'CREATE DATABASE "{name}"')
+    url = admin_dsn.rsplit("/", 1)[0] + f"/{name}"
+    try:
+        upgrade(url)
+        engine = make_engine(url)
+        rnd = random.Random(7)
+        today = date(2026, 11, 23)
+        t0 = time.perf_counter()
+        with engine.begin() as conn:
+            conn.execute(
+                insert(Customer),
+                [
+                    {
+                        "account": f"B{i:07d}",
+                        "name": f"Customer {i}",
+                        "country": "FR",
+                        "language": "fr",
+                        "timezone": "Europe/Paris",
+                        "segment": rnd.choice(["sme", "corporate", "public_sector", None]),
+                        "discretionary_limit": Decimal(rnd.choice([0, 5000, 20000])),
+                    }
+                    for i in range(n)
+                ],
+            )
+            conn.execute(
+                insert(Invoice),
+                [
+                    {
+                        "number": f"F{i:07d}-{k}",
+                        "customer_id": i + 1,
+                        "issue_date": today - timedelta(days=60),
+                        "due_date": today - timedelta(days=rnd.randint(-30, 120)),
+                        "currency": "EUR",
+                        "amount": Decimal(rnd.randint(100, 30000)),
+                        "open_amount": Decimal(rnd.randint(0, 100)),
+                        "disputed": rnd.random() < 0.02,
+                    }
+                    for i in range(n)
+                    for k in range(3)
+                ],
+            )
+            conn.execute(
+                insert(GradeHistory),
+                [
+                    {
+                        "customer_id": i + 1,
+                        "insurer": "allianz_trade",
+                        "grade": rnd.randint(1, 10),
+                        "graded_on": today - timedelta(days=d),
+                    }
+                    for i in range(n)
+                    for d in (200, 20)
+                ],
+            )
+            conn.execute(
+                insert(InsurerCover),
+                [
+                    {
+                        "insurer": "allianz_trade",
+                        "policy_id": "P",
+                        "cover_id": f"C{i}",
+                        "customer_id": i + 1,
+                        "cover_type": "permanent",
+                        "granted_amount": Decimal(rnd.randint(1, 50) * 1000),
+                        "currency": "EUR",
+                        "status": rnd.choice(["granted", "granted", "partially_granted"]),
+                        "valid_until": today + timedelta(days=rnd.randint(1, 400)),
+                    }
+                    for i in range(n)
+                ],
+            )
+        load_s = time.perf_counter() - t0
+        rs = Ruleset.load(rules)
+        now = datetime(2026, 11, 23, 6, tzinfo=UTC)
+        t0 = time.perf_counter()
+        first = classify_portfolio(engine, rs, now=now)
+        first_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        second = classify_portfolio(engine, rs, now=now + timedelta(hours=1))
+        second_s = time.perf_counter() - t0
+        engine.dispose()
+        print(
+            f"end to end   : {n:,} customers from PostgreSQL (loaded in {load_s:.1f} s): "
+            f"first run {first_s:.2f} s ({len(first.changes):,} changes, "
+            f"{len(first.alerts):,} alerts written), second run {second_s:.2f} s "
+            f"({len(second.changes)} changes) = {n / second_s:,.0f} customers/s"
+        )
+        return (
+            f"e2e_customers={n} e2e_first_s={first_s:.2f} e2e_steady_s={second_s:.2f} "
+            f"e2e_customers_per_s={n / second_s:.0f}"
+        )
+    finally:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
 
 
 if __name__ == "__main__":
