@@ -33,12 +33,12 @@ INVOICES = [
 
 @pytest.mark.temporal
 async def test_import_signals_with_start_each_account(
-    time_skipping_env: WorkflowEnvironment,
+    dev_server_env: WorkflowEnvironment,
     use_database: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    address = time_skipping_env.client.service_client.config.target_host
+    address = dev_server_env.client.service_client.config.target_host
     monkeypatch.setenv("COBRO_TEMPORAL_ADDRESS", address)
     monkeypatch.setenv("COBRO_TEMPORAL_TASK_QUEUE", "notify-test-no-worker")
     get_settings.cache_clear()
@@ -55,7 +55,7 @@ async def test_import_signals_with_start_each_account(
     )
     assert result.exit_code == 0 and "1 workflow(s) notified" in result.output
     for account in ("N1", "N2"):
-        handle = time_skipping_env.client.get_workflow_handle(f"dunning-{account}")
+        handle = dev_server_env.client.get_workflow_handle(f"dunning-{account}")
         desc = await handle.describe()
         assert desc.status == WorkflowExecutionStatus.RUNNING
         await handle.terminate("test over")
