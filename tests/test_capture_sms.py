@@ -5,13 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from pydantic import SecretStr
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -21,8 +19,9 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.request_validator import RequestValidator
 
 from cobro.channels.capture import CaptureServers
-from cobro.channels.capture_sms import _EmbeddedServer, read_form
+from cobro.channels.capture_sms import read_form
 from cobro.channels.sms import TwilioConfig, make_client
+from cobro.loopback import EmbeddedHttpServer
 from tests.capture_fixtures import CAPTURE_ACCOUNT_SID, CAPTURE_AUTH_TOKEN
 
 TO = "+33612345678"
@@ -188,25 +187,14 @@ async def _callback_receiver() -> AsyncIterator[tuple[str, list[tuple[dict, str]
         received.append((await read_form(request), request.headers["x-twilio-signature"]))
         return PlainTextResponse("ok")
 
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = _EmbeddedServer(
-        uvicorn.Config(
-            Starlette(routes=[Route("/hook", hook, methods=["POST"])]),
-            lifespan="off",
-            log_config=None,
-            log_level="warning",
-        )
+    server = EmbeddedHttpServer(
+        Starlette(routes=[Route("/hook", hook, methods=["POST"])]), "127.0.0.1", 0, "hook"
     )
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        await asyncio.sleep(0.01)
+    port = await server.start()
     try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}/hook", received
+        yield f"http://127.0.0.1:{port}/hook", received
     finally:
-        server.should_exit = True
-        await task
-        sock.close()
+        await server.stop()
 
 
 async def test_status_callbacks_and_forced_failure(capture_servers: CaptureServers) -> None:

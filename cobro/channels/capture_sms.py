@@ -46,7 +46,6 @@ import hmac
 import logging
 import re
 import secrets
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -56,7 +55,6 @@ from urllib.parse import parse_qsl, urlencode
 
 import httpx
 import phonenumbers
-import uvicorn
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.requests import Request
@@ -65,8 +63,9 @@ from starlette.routing import BaseRoute, Route
 from twilio.request_validator import RequestValidator
 
 from cobro.channels._storage import atomic_write_json, read_json
-from cobro.channels.capture_smtp import MailStore, bind_socket
+from cobro.channels.capture_smtp import MailStore
 from cobro.channels.sms import sms_segments
+from cobro.loopback import EmbeddedHttpServer
 
 log = logging.getLogger("cobro.channels.capture_sms")
 
@@ -521,14 +520,6 @@ def create_capture_app(
     return app, twilio
 
 
-class _EmbeddedServer(uvicorn.Server):
-    """uvicorn without its SIGINT/SIGTERM handlers: those belong to the embedding process."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
 class CaptureSmsServer:
     """The capture HTTP server (Twilio API + inbox), running on the current event loop.
 
@@ -551,9 +542,7 @@ class CaptureSmsServer:
         self.app, self.twilio = create_capture_app(
             self.store, account_sid, auth_token, mail_store, auto_deliver
         )
-        self._server: uvicorn.Server | None = None
-        self._sock = None
-        self._main: asyncio.Task[None] | None = None
+        self._http = EmbeddedHttpServer(self.app, host, port, "capture HTTP")
         self.port: int | None = None
 
     @property
@@ -565,40 +554,13 @@ class CaptureSmsServer:
         return await self.twilio.set_status(sid, status, error_code)
 
     async def start(self) -> None:
-        if self._server is not None:
+        if self._http.running:
             return
         self.store.root.mkdir(parents=True, exist_ok=True)
-        sock = bind_socket(self.host, self.requested_port, "capture HTTP")
-        config = uvicorn.Config(
-            self.app,
-            log_config=None,  # leave the embedding process's logging alone
-            log_level="warning",
-            lifespan="off",
-            access_log=False,
-            timeout_keep_alive=5,
-        )
-        server = _EmbeddedServer(config)
-        task = asyncio.create_task(server.serve(sockets=[sock]), name="capture-http")
-        while not server.started:
-            if task.done():
-                sock.close()
-                task.result()  # raises the startup error, if any
-                raise RuntimeError("capture HTTP server exited during startup")
-            await asyncio.sleep(0.01)
-        self._server, self._sock, self._main = server, sock, task
-        self.port = sock.getsockname()[1]
-        log.info("capture HTTP listening on %s", self.base_url)
+        self.port = await self._http.start()
 
     async def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is None:
-            return
-        server.should_exit = True
-        if self._main is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._main
-        if self._sock is not None:
-            self._sock.close()
+        await self._http.stop()
 
     async def __aenter__(self) -> CaptureSmsServer:
         await self.start()

@@ -28,19 +28,17 @@ import random
 import secrets
 import time
 from collections import Counter, deque
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-import uvicorn
 from pydantic import BaseModel, Field
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from cobro.channels.capture_smtp import bind_socket
+from cobro.loopback import EmbeddedHttpServer
 
 log = logging.getLogger(__name__)
 
@@ -403,14 +401,6 @@ def corrupt(record: dict[str, Any], kind: str) -> dict[str, Any]:
 # --- the server ----------------------------------------------------------------------------
 
 
-class _EmbeddedServer(uvicorn.Server):
-    """uvicorn without its SIGINT/SIGTERM handlers: those belong to the embedding process."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
 def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
     return JSONResponse({"error": code, "message": message}, status_code=status, headers=headers)
 
@@ -456,9 +446,7 @@ class InsurerSimulator:
         self._version = 0
         self.faults = faults or Faults()
         self.app = Starlette(routes=self._routes())
-        self._server: uvicorn.Server | None = None
-        self._sock: Any = None
-        self._main: asyncio.Task[None] | None = None
+        self._http = EmbeddedHttpServer(self.app, host, port, "insurer simulator")
         self.port: int | None = None
 
     def __repr__(self) -> str:
@@ -1031,39 +1019,12 @@ class InsurerSimulator:
         return f"http://{self.host}:{self.port}"
 
     async def start(self) -> None:
-        if self._server is not None:
+        if self._http.running:
             return
-        sock = bind_socket(self.host, self.requested_port, "insurer simulator")
-        config = uvicorn.Config(
-            self.app,
-            log_config=None,
-            log_level="warning",
-            lifespan="off",
-            access_log=False,
-            timeout_keep_alive=5,
-        )
-        server = _EmbeddedServer(config)
-        task = asyncio.create_task(server.serve(sockets=[sock]), name="insurer-simulator")
-        while not server.started:
-            if task.done():
-                sock.close()
-                task.result()
-                raise RuntimeError("insurer simulator exited during startup")
-            await asyncio.sleep(0.01)
-        self._server, self._sock, self._main = server, sock, task
-        self.port = sock.getsockname()[1]
-        log.info("insurer simulator listening on %s", self.base_url)
+        self.port = await self._http.start()
 
     async def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is None:
-            return
-        server.should_exit = True
-        if self._main is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._main
-        if self._sock is not None:
-            self._sock.close()
+        await self._http.stop()
 
     async def __aenter__(self) -> InsurerSimulator:
         await self.start()
