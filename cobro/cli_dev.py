@@ -27,10 +27,7 @@ def dev(
     settings = get_settings()
 
     async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+        stop = _stop_on_signals()
         async with running_stack(settings, demo=demo) as urls:
             table = Table(title="Cobro is running (Ctrl-C to stop)", show_header=False)
             for label, url in urls.lines():
@@ -56,16 +53,21 @@ def worker() -> None:
     settings = get_settings()
 
     async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await run_worker(settings, stop)
+        await run_worker(settings, _stop_on_signals())
 
     try:
         asyncio.run(main())
     except RuntimeError as exc:  # e.g. connection refused to the Temporal frontend
         fail(f"worker cannot run against {settings.temporal_address}: {exc}")
+
+
+def _stop_on_signals() -> asyncio.Event:
+    """An event set by SIGINT/SIGTERM (Ctrl-C), for a clean, ordered shutdown."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
 
 
 def _configure_logging() -> None:
