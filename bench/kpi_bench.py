@@ -1,0 +1,291 @@
+"""Benchmark of `cobro.kpis.compute_kpis` on PostgreSQL: N generated invoices (with their
+payments, allocations, customers and covers, bulk-loaded with COPY into a fresh database
+dropped afterwards), the KPIs computed in SQL vs the same KPIs computed in Python over the
+fetched rows (fetch included), in the same run; both results must be identical.
+
+    .venv/bin/python bench/kpi_bench.py [--quick] [--n N] [--pg postgresql://...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import time
+import uuid
+from collections import defaultdict
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from cobro.db import make_engine, upgrade  # noqa: E402
+from cobro.kpis import (  # noqa: E402
+    COUNTBACK_MONTHS,
+    DEFAULT_BUCKETS,
+    EXPIRING_DAYS,
+    OVER_LIMIT_LISTED,
+    TOP_DEBTORS,
+    ZERO,
+    Kpis,
+    assemble,
+    bucket_labels,
+    compute_kpis,
+    months_back,
+)
+from cobro.rules.facts_sql import ACTIVE_STATUSES  # noqa: E402
+
+DATA_END = date(2026, 12, 31)
+AS_OF = date(2026, 11, 30)  # a month before the last payment: the as-of rebuild is exercised
+PERIOD = 90
+
+
+# ---------------------------------------------------------------- data
+def load(dsn: str, n: int, seed: int = 7) -> None:
+    rng = random.Random(seed)
+    n_customers = max(10, n // 20)
+    now = datetime.now(UTC)
+    currencies = {}
+    with psycopg.connect(dsn) as conn, conn.cursor() as cur:
+        with cur.copy(
+            "COPY customers (id, account, name, country, language, timezone, opt_out_email,"
+            " opt_out_sms, discretionary_limit, discretionary_limit_currency, created_at,"
+            " updated_at) FROM STDIN"
+        ) as cp:
+            for cid in range(1, n_customers + 1):
+                currencies[cid] = rng.choices(["EUR", "USD", "GBP"], [90, 7, 3])[0]
+                own = Decimal(rng.randrange(0, 40) * 1000) if rng.random() < 0.5 else None
+                cp.write_row(
+                    (cid, f"C{cid:07d}", f"Customer {cid}", "FR", "fr", "Europe/Paris", False,
+                     False, own, currencies[cid] if own is not None else None, now, now)
+                )  # fmt: skip
+        with cur.copy(
+            "COPY insurer_covers (id, insurer, policy_id, cover_id, customer_id, cover_type,"
+            " nominative, granted_amount, currency, status, valid_until, created_at,"
+            " updated_at) FROM STDIN"
+        ) as cp:
+            cover_id = 0
+            for cid in range(1, n_customers + 1):
+                if rng.random() < 0.6:
+                    cover_id += 1
+                    status = rng.choices(["granted", "partially_granted", "refused"], [80, 15, 5])
+                    until = rng.choice([None, AS_OF + timedelta(days=rng.randrange(-200, 400))])
+                    cp.write_row(
+                        (cover_id, "allianz_trade", "P1", f"CV{cover_id}", cid, "permanent", True,
+                         Decimal(rng.randrange(5, 200) * 1000), currencies[cid], status[0],
+                         until, now, now)
+                    )  # fmt: skip
+        payments: list[tuple[Any, ...]] = []
+        with cur.copy(
+            "COPY invoices (id, number, customer_id, issue_date, due_date, currency, amount,"
+            " open_amount, disputed, created_at, updated_at) FROM STDIN"
+        ) as cp:
+            for iid in range(1, n + 1):
+                cid = rng.randrange(1, n_customers + 1)
+                issued = DATA_END - timedelta(days=rng.randrange(0, 3 * 365))
+                due = issued + timedelta(days=rng.choice([30, 45, 60]))
+                amount = Decimal(rng.randrange(10_000, 5_000_000)) / 100
+                open_ = amount
+                if rng.random() < 0.97:
+                    paid_on = due + timedelta(days=rng.randrange(-20, 60))
+                    if paid_on <= DATA_END:
+                        part = amount if rng.random() < 0.95 else (amount / 2).quantize(ZERO)
+                        open_ = amount - part
+                        payments.append((iid, cid, paid_on, part))
+                cp.write_row(
+                    (iid, f"I{iid:08d}", cid, issued, due, currencies[cid], amount, open_,
+                     False, now, now)
+                )  # fmt: skip
+        with cur.copy(
+            "COPY payments (id, reference, customer_id, date, currency, amount,"
+            " unallocated_amount, created_at, updated_at) FROM STDIN"
+        ) as cp:
+            for pid, (_iid, cid, on, part) in enumerate(payments, 1):
+                cp.write_row((pid, f"P{pid:08d}", cid, on, currencies[cid], part, ZERO, now, now))
+        with cur.copy(
+            "COPY payment_allocations (id, payment_id, invoice_id, amount, created_at) FROM STDIN"
+        ) as cp:
+            for pid, (iid, _cid, _on, part) in enumerate(payments, 1):
+                cp.write_row((pid, pid, iid, part, now))
+        conn.commit()
+        conn.autocommit = True
+        cur.execute("VACUUM ANALYZE")
+
+
+# ---------------------------------------------------------------- baseline: Python over rows
+def python_kpis(dsn: str, as_of: date) -> Kpis:
+    """The same KPIs from the raw rows, folded in Python (rows fetched with psycopg)."""
+    buckets = DEFAULT_BUCKETS
+    labels = bucket_labels(buckets)
+    start = as_of - timedelta(days=PERIOD)
+    bounds = [months_back(as_of, k) for k in range(COUNTBACK_MONTHS + 1)]
+    with psycopg.connect(dsn) as conn:
+        after_start: dict[int, Decimal] = defaultdict(Decimal)
+        after_end: dict[int, Decimal] = defaultdict(Decimal)
+        for iid, on, amount in conn.execute(
+            "SELECT a.invoice_id, p.date, a.amount FROM payment_allocations a"
+            " JOIN payments p ON p.id = a.payment_id"
+        ):
+            if on > start:
+                after_start[iid] += amount
+            if on > as_of:
+                after_end[iid] += amount
+        customers = {
+            cid: (account, name, own, own_cur)
+            for cid, account, name, own, own_cur in conn.execute(
+                "SELECT id, account, name, discretionary_limit, discretionary_limit_currency"
+                " FROM customers"
+            )
+        }
+        cover_rows_raw = conn.execute(
+            "SELECT customer_id, currency, lower(status), granted_amount, valid_from, valid_until"
+            " FROM insurer_covers"
+        ).fetchall()
+        invoices = conn.execute(
+            "SELECT id, customer_id, currency, issue_date, due_date, amount, open_amount"
+            " FROM invoices"
+        ).fetchall()
+
+    main: dict[tuple[Any, ...], list[Any]] = defaultdict(lambda: [0, ZERO, ZERO, ZERO, ZERO])
+    per_customer: dict[tuple[int, str], list[Decimal]] = defaultdict(lambda: [ZERO, ZERO])
+    age_bounds = [as_of - timedelta(days=b) for b in buckets]
+    for iid, cid, cur, issued, due, amount, open_amount in invoices:
+        if issued > as_of:
+            continue
+        open_end = open_amount + after_end.get(iid, ZERO)
+        open_start = open_amount + after_start.get(iid, ZERO)
+        age = None
+        if open_end > 0:
+            age = 0 if due >= as_of else len(buckets) + 1
+            if due < as_of:
+                for i, bound in enumerate(age_bounds):
+                    if due >= bound:
+                        age = i + 1
+                        break
+            pc = per_customer[cid, cur]
+            pc[0] += open_end
+            if due < as_of:
+                pc[1] += open_end
+        month = next((k for k in range(COUNTBACK_MONTHS) if issued > bounds[k + 1]), None)
+        acc = main[cur, age, month]
+        if open_end > 0:
+            acc[0] += 1
+            acc[1] += open_end
+        if issued > start:
+            acc[2] += amount
+        acc[3] += amount
+        if issued <= start and open_start > 0:
+            acc[4] += open_start
+    main_rows = [(*key, *vals) for key, vals in main.items()]
+
+    def in_force(status: str, valid_from: date | None, valid_until: date | None) -> bool:
+        return (
+            status in ACTIVE_STATUSES
+            and (valid_from is None or valid_from <= as_of)
+            and (valid_until is None or valid_until >= as_of)
+        )
+
+    granted: dict[tuple[int, str], Decimal] = defaultdict(Decimal)
+    for cid, cur, status, amount, vf, vu in cover_rows_raw:
+        if cid is not None and in_force(status, vf, vu):
+            granted[cid, cur] += amount or ZERO
+    by_currency: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
+    for (cid, cur), (open_, overdue) in per_customer.items():
+        account, name, own, own_cur = customers[cid]
+        g = granted.get((cid, cur))
+        own = own if own_cur is None or own_cur == cur else None
+        limit = None if g is None and own is None else (g or ZERO) + (own or ZERO)
+        covered = ZERO if g is None else min(g, open_)
+        excess = open_ - limit if limit is not None and open_ > limit else None
+        by_currency[cur].append((account, name, open_, overdue, covered, limit, excess))
+    debtor_rows = []
+    for cur, rows in by_currency.items():
+        total_covered = sum((r[4] for r in rows), ZERO)
+        overs = sorted((r for r in rows if r[6] is not None), key=lambda r: (-r[6], r[0]))
+        total_excess = sum((r[6] for r in overs), ZERO) if overs else None
+        rank_excess = {r[0]: i for i, r in enumerate(overs, 1)}
+        for rank_open, r in enumerate(sorted(rows, key=lambda r: (-r[2], r[0])), 1):
+            re = rank_excess.get(r[0], 10**9)
+            if rank_open <= TOP_DEBTORS or re <= OVER_LIMIT_LISTED:
+                debtor_rows.append(
+                    (cur, *r, rank_open, re, total_covered, len(overs), total_excess)
+                )
+
+    covers: dict[str, list[Any]] = defaultdict(lambda: [0, ZERO, 0, ZERO])
+    live = {(cid, cur) for cid, cur, st, _a, vf, vu in cover_rows_raw if in_force(st, vf, vu)}
+    for cid, cur, status, amount, vf, vu in cover_rows_raw:
+        c = covers[cur]
+        if in_force(status, vf, vu) and vu is not None and vu <= as_of + timedelta(EXPIRING_DAYS):
+            c[0] += 1
+            c[1] += amount or ZERO
+        if (
+            status in (*ACTIVE_STATUSES, "expired")
+            and vu is not None
+            and vu < as_of
+            and (cid, cur) not in live
+        ):
+            c[2] += 1
+            c[3] += amount or ZERO
+    cover_rows = [(cur, *vals) for cur, vals in covers.items()]
+    return assemble(as_of, PERIOD, buckets, labels, main_rows, debtor_rows, cover_rows, bounds)
+
+
+# ---------------------------------------------------------------- run
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="50k invoices, well under 30 s")
+    parser.add_argument("--n", type=int, default=None, help="number of invoices")
+    parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432")
+    parser.add_argument("--repeat", type=int, default=3, help="SQL runs (the best is kept)")
+    args = parser.parse_args()
+    n = args.n or (50_000 if args.quick else 1_000_000)
+
+    name = f"cobro_kpi_bench_{uuid.uuid4().hex[:8]}"
+    admin = psycopg.connect(f"{args.pg}/postgres", autocommit=True)
+    admin.execute(f'CREATE DATABASE "{name}"')
+    dsn = f"{args.pg}/{name}"
+    try:
+        upgrade(dsn)
+        t0 = time.perf_counter()
+        load(dsn, n)
+        print(f"loaded {n:,} invoices (+ payments, customers, covers) in "
+              f"{time.perf_counter() - t0:.1f} s")  # fmt: skip
+        engine = make_engine(dsn)
+        sql_runs = []
+        for _ in range(args.repeat):
+            t0 = time.perf_counter()
+            kpis = compute_kpis(engine, AS_OF, period_days=PERIOD)
+            sql_runs.append(time.perf_counter() - t0)
+        engine.dispose()
+        sql_s = min(sql_runs)
+        t0 = time.perf_counter()
+        baseline = python_kpis(dsn, AS_OF)
+        py_s = time.perf_counter() - t0
+        same = kpis.to_json() == baseline.to_json()
+        eur = kpis.currencies.get("EUR")
+        if eur is not None:
+            print(
+                f"EUR as of {AS_OF}: receivables {eur.receivables:,} DSO {eur.dso} countback "
+                f"{eur.countback_dso} CEI {eur.cei} ADD {eur.add} overdue {eur.overdue_pct} % "
+                f"covered {eur.covered_pct} % over limit {eur.over_limit_customers}"
+            )
+        print(f"SQL runs: {', '.join(f'{s:.3f}' for s in sql_runs)} s; Python {py_s:.3f} s; "
+              f"identical results: {same}")  # fmt: skip
+        if not same:
+            sys.exit("SQL and Python KPIs differ")
+    finally:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+    print(
+        f"BENCH kpis seconds={sql_s:.3f} python_seconds={py_s:.3f} rows={n} "
+        f"ratio={py_s / sql_s:.1f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
