@@ -21,7 +21,17 @@ from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from sqlalchemy import Engine, and_, case, func, literal, not_, or_, select, type_coerce
+from sqlalchemy import (
+    Engine,
+    and_,
+    case,
+    func,
+    literal,
+    or_,
+    select,
+    type_coerce,
+    union_all,
+)
 from sqlalchemy.orm import aliased
 
 from cobro.models import Customer, InsurerCover, Invoice, Payment, PaymentAllocation
@@ -201,56 +211,110 @@ def compute_kpis(
         .group_by(PaymentAllocation.invoice_id)
         .subquery()
     )
-    open_end = Invoice.open_amount + func.coalesce(later.c.after_end, zero)
-    open_start = Invoice.open_amount + func.coalesce(later.c.after_start, zero)
-    receivable = open_end > zero
+    # Most invoices had no payment after `start`: they are aggregated as stored, in a plain
+    # single-table scan (parallel on PostgreSQL); the few touched by later payments add
+    # correction rows (rebuilt contribution − stored contribution). Sums stay exact.
+    stored = Invoice.open_amount
+    open_end = stored + later.c.after_end
+    open_start = stored + later.c.after_start
     scope = [Invoice.issue_date <= as_of]
     if currency:
         scope.append(Invoice.currency == currency)
-    invoices = Invoice.__table__.outerjoin(later, later.c.invoice_id == Invoice.id)
+    touched = Invoice.__table__.join(later, later.c.invoice_id == Invoice.id)
 
-    # 1. one pass over the invoices: currency × aging bucket × month of issue
-    whens = [(not_(receivable), None), (Invoice.due_date >= as_of, 0)]
-    whens += [(Invoice.due_date >= as_of - timedelta(days=b), i + 1) for i, b in enumerate(buckets)]
+    def _pos(expr: Any) -> Any:  # the amount when positive, else 0
+        return case((expr > zero, expr), else_=zero)
+
+    def _n(expr: Any) -> Any:  # 1 when positive, else 0
+        return case((expr > zero, 1), else_=0)
+
+    def _overdue(expr: Any) -> Any:
+        return case((Invoice.due_date < as_of, _pos(expr)), else_=zero)
+
+    # 1. the invoices by (currency, issue date, due date): a few thousand groups; then into
+    # aging buckets × months of issue
+    day_keys = (
+        Invoice.currency.label("currency"),
+        Invoice.issue_date.label("issued"),
+        Invoice.due_date.label("due"),
+    )
+    as_stored = (
+        select(
+            *day_keys,
+            func.sum(_n(stored)).label("n"),
+            _money(func.sum(_pos(stored))).label("open"),
+            _money(func.sum(Invoice.amount)).label("amount"),
+            _money(func.sum(_pos(stored))).label("begin"),
+        )
+        .where(*scope)
+        .group_by(*day_keys)
+    )
+    corrections = (
+        select(
+            *day_keys,
+            func.sum(_n(open_end) - _n(stored)),
+            _money(func.sum(_pos(open_end) - _pos(stored))),
+            _money(func.sum(zero)),
+            _money(func.sum(_pos(open_start) - _pos(stored))),
+        )
+        .select_from(touched)
+        .where(*scope)
+        .group_by(*day_keys)
+    )
+    by_day = union_all(as_stored, corrections).subquery()
+    g = by_day.c
+    whens = [(g.due >= as_of, 0)]
+    whens += [(g.due >= as_of - timedelta(days=b), i + 1) for i, b in enumerate(buckets)]
     age = case(*whens, else_=len(buckets) + 1).label("age")
     bounds = [months_back(as_of, k) for k in range(COUNTBACK_MONTHS + 1)]
     month = case(
-        *[(Invoice.issue_date > bounds[k + 1], k) for k in range(COUNTBACK_MONTHS)], else_=None
+        *[(g.issued > bounds[k + 1], k) for k in range(COUNTBACK_MONTHS)], else_=None
     ).label("month")
-    main = (
-        select(
-            Invoice.currency,
-            age,
-            month,
-            func.count(case((receivable, 1), else_=None)),
-            _money(func.sum(case((receivable, open_end), else_=zero))),
-            _money(func.sum(case((Invoice.issue_date > start, Invoice.amount), else_=zero))),
-            _money(func.sum(Invoice.amount)),
-            _money(
-                func.sum(
-                    case(
-                        (and_(Invoice.issue_date <= start, open_start > zero), open_start),
-                        else_=zero,
-                    )
-                )
-            ),
-        )
-        .select_from(invoices)
-        .where(*scope)
-        .group_by(Invoice.currency, age, month)
-    )
+    main = select(
+        g.currency,
+        age,
+        month,
+        func.sum(g.n),
+        _money(func.sum(g.open)),
+        _money(func.sum(case((g.issued > start, g.amount), else_=zero))),
+        _money(func.sum(g.amount)),
+        _money(func.sum(case((g.issued <= start, g.begin), else_=zero))),
+    ).group_by(g.currency, age, month)
 
     # 2. per customer and currency: open, overdue, cover, limit, excess, ranks and totals
+    customer_keys = (
+        Invoice.customer_id.label("customer_id"),
+        Invoice.currency.label("currency"),
+    )
+    customer_rows = union_all(
+        select(
+            *customer_keys,
+            func.count().label("n"),
+            _money(func.sum(stored)).label("open"),
+            _money(func.sum(_overdue(stored))).label("overdue"),
+        )
+        .where(*scope, stored > zero)
+        .group_by(*customer_keys),
+        select(
+            *customer_keys,
+            func.sum(_n(open_end) - _n(stored)),
+            _money(func.sum(_pos(open_end) - _pos(stored))),
+            _money(func.sum(_overdue(open_end) - _overdue(stored))),
+        )
+        .select_from(touched)
+        .where(*scope)
+        .group_by(*customer_keys),
+    ).subquery()
+    cr = customer_rows.c
     per_customer = (
         select(
-            Invoice.customer_id.label("customer_id"),
-            Invoice.currency.label("currency"),
-            func.sum(open_end).label("open"),
-            func.sum(case((Invoice.due_date < as_of, open_end), else_=zero)).label("overdue"),
+            cr.customer_id,
+            cr.currency,
+            _money(func.sum(cr.open)).label("open"),
+            _money(func.sum(cr.overdue)).label("overdue"),
         )
-        .select_from(invoices)
-        .where(*scope, receivable)
-        .group_by(Invoice.customer_id, Invoice.currency)
+        .group_by(cr.customer_id, cr.currency)
+        .having(func.sum(cr.n) > 0)
         .cte("per_customer")
     )
     status = func.lower(InsurerCover.status)
@@ -344,26 +408,31 @@ def compute_kpis(
         or_(other.valid_until.is_(None), other.valid_until >= as_of),
     )
     expiring = and_(in_force, InsurerCover.valid_until <= as_of + timedelta(days=EXPIRING_DAYS))
+    live = (
+        select(other.customer_id.label("cid"), other.currency.label("cur"))
+        .where(other_in_force, other.customer_id.is_not(None))
+        .group_by(other.customer_id, other.currency)
+        .subquery("live")
+    )
     expired = and_(
         status.in_([*ACTIVE_STATUSES, "expired"]),
         InsurerCover.valid_until < as_of,
-        not_(
-            select(other.id)
-            .where(
-                other.customer_id == InsurerCover.customer_id,
-                other.currency == InsurerCover.currency,
-                other_in_force,
-            )
-            .exists()
-        ),
+        live.c.cid.is_(None),
     )
-    covers = select(
-        InsurerCover.currency,
-        func.count(case((expiring, 1), else_=None)),
-        _money(func.sum(case((expiring, InsurerCover.granted_amount), else_=zero))),
-        func.count(case((expired, 1), else_=None)),
-        _money(func.sum(case((expired, InsurerCover.granted_amount), else_=zero))),
-    ).group_by(InsurerCover.currency)
+    covers = (
+        select(
+            InsurerCover.currency,
+            func.count(case((expiring, 1), else_=None)),
+            _money(func.sum(case((expiring, InsurerCover.granted_amount), else_=zero))),
+            func.count(case((expired, 1), else_=None)),
+            _money(func.sum(case((expired, InsurerCover.granted_amount), else_=zero))),
+        )
+        .select_from(InsurerCover)
+        .outerjoin(
+            live, and_(live.c.cid == InsurerCover.customer_id, live.c.cur == InsurerCover.currency)
+        )
+        .group_by(InsurerCover.currency)
+    )
     if currency:
         covers = covers.where(InsurerCover.currency == currency)
 
