@@ -277,6 +277,12 @@ def main() -> None:
         print(f"SQL runs: {', '.join(f'{s:.3f}' for s in sql_runs)} s; Python {py_s:.3f} s; "
               f"identical results: {same}")  # fmt: skip
         if not same:
+            a, b = kpis.to_json()["currencies"], baseline.to_json()["currencies"]
+            for cur in sorted(set(a) | set(b)):
+                for key in sorted(set(a.get(cur, {})) | set(b.get(cur, {}))):
+                    if a.get(cur, {}).get(key) != b.get(cur, {}).get(key):
+                        print(f"differs: {cur} {key}: SQL {a.get(cur, {}).get(key)!s:.300}")
+                        print(f"               Python {b.get(cur, {}).get(key)!s:.300}")
             sys.exit("SQL and Python KPIs differ")
     finally:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -471,7 +471,7 @@ def assemble(
 
     for cur, age, month, count, open_, sales, amount, begin in main_rows:
         a = acc(cur)
-        a["count"] += count
+        a["count"] += int(count or 0)
         if age is not None:
             a["aging"][age] += open_ or ZERO
         a["sales"] += sales or ZERO

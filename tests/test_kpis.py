@@ -208,6 +208,7 @@ def test_cli_json_contract_and_errors(use_database: str) -> None:
     } <= set(eur)  # fmt: skip
     assert eur["dso"] == "80.69" and eur["cei"] == "44.00" and eur["receivables"] == "1300.0000"
     assert data["currencies"]["USD"]["cei"] is None
+    assert eur["open_invoices"] == 5 and isinstance(eur["open_invoices"], int)
     assert eur["top_debtors"][0]["account"] == "A"
 
     only = runner.invoke(app, ["kpis", "--as-of", "2026-12-31", "--currency", "usd", "--json"])
