@@ -151,6 +151,44 @@ class InsurerCover(Timestamps, Base):
     valid_from: Mapped[date | None] = mapped_column(Date)
     valid_until: Mapped[date | None] = mapped_column(Date)
     raw: Mapped[dict[str, Any] | None]
+    grade: Mapped[int | None] = mapped_column(Integer, doc="the buyer's grade, 1 (best) to 10")
+    insurer_updated_at: Mapped[datetime | None] = mapped_column(doc="the insurer's updatedAt")
+    match_method: Mapped[str | None] = mapped_column(
+        String(16), doc="buyer_id, siren, siret, vat, duns or manual; NULL while unmatched"
+    )
+    last_sync_run_id: Mapped[int | None] = mapped_column(Integer)
+
+
+class CoverHistory(Base):
+    """A change to a cover seen by a sync: created, amount, status, validity, expired, grade."""
+
+    __tablename__ = "cover_history"
+    __table_args__ = (Index("ix_cover_history_cover_at", "insurer_cover_id", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    insurer_cover_id: Mapped[int] = mapped_column(ForeignKey("insurer_covers.id"))
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), index=True)
+    sync_run_id: Mapped[int | None] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16))
+    old: Mapped[dict[str, Any] | None]
+    new: Mapped[dict[str, Any] | None]
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class InsurerQuarantine(Base):
+    """A record the insurer sent that failed validation: kept verbatim, never applied."""
+
+    __tablename__ = "insurer_quarantine"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sync_run_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    insurer: Mapped[str] = mapped_column(String(32))
+    record_id: Mapped[str | None] = mapped_column(String(64))
+    page: Mapped[int | None] = mapped_column(Integer)
+    position: Mapped[int | None] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(Text)
+    raw: Mapped[str] = mapped_column(Text, doc="the payload as received (JSON text)")
+    at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class GradeHistory(Base):
@@ -318,6 +356,51 @@ class SyncRun(Base):
     finished_at: Mapped[datetime | None]
     counts: Mapped[dict[str, Any] | None]
     error: Mapped[str | None] = mapped_column(Text)
+    updated_since: Mapped[datetime | None] = mapped_column(doc="incremental: changes since")
+    high_water: Mapped[datetime | None] = mapped_column(
+        doc="the next incremental sync asks for changes since this instant"
+    )
+    workflow_id: Mapped[str | None] = mapped_column(String(255))
+
+
+class CustomerFactSnapshot(Base):
+    """The facts of a customer at its last classification: the `previous.*` of the next."""
+
+    __tablename__ = "customer_fact_snapshots"
+
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), primary_key=True)
+    facts: Mapped[dict[str, Any]]
+    ruleset_hash: Mapped[str | None] = mapped_column(String(64))
+    as_of: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class User(Base):
+    """A dashboard user: viewer, collector or admin. Passwords are argon2 hashes."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(128), unique=True)
+    display_name: Mapped[str] = mapped_column(String(255), default="")
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16), doc="viewer, collector or admin")
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_login_at: Mapped[datetime | None]
+
+
+class ApiToken(Base):
+    """A token for scripts (`Authorization: Bearer ...`); only its SHA-256 is stored."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    name: Mapped[str] = mapped_column(String(128))
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
 
 
 class ImportRun(Base):
@@ -335,14 +418,18 @@ class ImportRun(Base):
 
 __all__ = [
     "Alert",
+    "ApiToken",
     "Base",
     "Communication",
+    "CoverHistory",
     "Customer",
+    "CustomerFactSnapshot",
     "DunningPause",
     "DunningStep",
     "GradeHistory",
     "ImportRun",
     "InsurerCover",
+    "InsurerQuarantine",
     "Invoice",
     "Payment",
     "PaymentAllocation",
@@ -351,4 +438,5 @@ __all__ = [
     "SyncRun",
     "Task",
     "TimelineEvent",
+    "User",
 ]
