@@ -47,12 +47,27 @@ class Settings(BaseSettings):
 
     insurer_base_url: str = "http://127.0.0.1:8027"
     insurer_api_key: SecretStr = SecretStr("dev-api-key")
+    insurer: str = Field("allianz_trade", description="which connector the sync uses")
+    insurer_simulator_seed: int = Field(7, description="`cobro dev`: the simulated portfolio")
+    sync_time: str = Field("06:30", description="daily insurer sync, HH:MM in sync_timezone")
+    sync_timezone: str = "Europe/Paris"
+    sync_catchup_window_hours: int = Field(
+        24, description="a sync missed while Temporal was down runs if within this window"
+    )
+
+    collections_team_email: str = Field(
+        "collections-team@cobro.localhost", description="receives the classification digest"
+    )
 
     public_base_url: str = Field(
         "http://127.0.0.1:8000", description="where providers reach our webhooks"
     )
     web_host: str = "127.0.0.1"
     web_port: int = 8000
+    web_secret_key: SecretStr | None = Field(
+        None, description="signs session cookies; default: a random key kept in var/"
+    )
+    web_session_hours: int = 8
     capture_http_port: int = 8026
 
     @property
