@@ -700,6 +700,7 @@ def _ddiff(a: date, b: date) -> int:
 RUNTIME: dict[str, Any] = {
     "_D": Decimal,
     "_float": float,
+    "_KeyError": KeyError,
     "_fl": _fl,
     "_div": _div,
     "_kand": _kand,
@@ -779,10 +780,18 @@ class ModuleBuilder:
             names.update(dict.fromkeys(c.names))
             arith |= c.arith_names
         facts = [n for n in names if n not in thresholds]
-        if facts:
+        if facts and nonnull_guard is not None and fallback:
+            # fast variant: facts dicts built by `facts_sql` hold every key; subscripts are
+            # cheaper than .get, and a missing key means the null-safe variant's job
+            self.emit(f"{indent}try:")
+            for n in facts:
+                self.emit(f"{indent}    {pyvar(n)} = f[{n!r}]")
+            self.emit(f"{indent}except _KeyError:")
+            self.emit(f"{indent}    return {fallback}(f)")
+        elif facts:
             self.emit(f"{indent}g = f.get")
-        for n in facts:
-            self.emit(f"{indent}{pyvar(n)} = g({n!r})")
+            for n in facts:
+                self.emit(f"{indent}{pyvar(n)} = g({n!r})")
         for n in facts:
             if n in arith:
                 v = pyvar(n)
@@ -885,6 +894,10 @@ class _Gen:
     def literal(self, node: ast.Constant) -> str:
         if id(node) in self.c.decimals:
             return self.mb.const(self.c.decimals[id(node)])
+        if getattr(node, "_as_decimal", False):
+            # compared with money (a Decimal at run time): Decimal vs Decimal is ~2x faster
+            # than Decimal vs int, and exactly equal in value
+            return self.mb.const(Decimal(node.value))
         return repr(node.value)
 
     def null_wrap(
@@ -937,6 +950,14 @@ class _Gen:
     def compare(self, node: ast.Compare, truthy: bool) -> str:
         operands = [node.left, *node.comparators]
         pairs = list(zip(node.ops, operands, operands[1:], strict=False))
+        for _op, left, right in pairs:
+            for lit, other in ((left, right), (right, left)):
+                if (
+                    isinstance(lit, ast.Constant)
+                    and lit.value.__class__ is int
+                    and getattr(other, "_k", None) == "money"
+                ):
+                    lit._as_decimal = True  # type: ignore[attr-defined]
         if not self.nullable(node):
             parts = [self.gen(operands[0])]
             for op, _left, right in pairs:
