@@ -139,6 +139,17 @@ class Located:
         return cur
 
 
+YAML_HINTS = {
+    "mapping values are not allowed here": "is this line indented more than the key above?",
+    "found character '\\t' that cannot start any token": "YAML indents with spaces, not tabs",
+    "expected <block end>, but found '-'": "is this list item indented like the ones above?",
+    "expected <block end>, but found '<block mapping start>'": (
+        "is this line indented less than its siblings?"
+    ),
+    "could not find expected ':'": "a `key: value` line is missing its colon",
+}
+
+
 def parse_yaml(text: str, path: str) -> Located:
     """Parse YAML text into plain data with positions. A YAML syntax error raises `RuleError`;
     duplicate keys (all of them) are listed in `Located.errors` (the first value is kept)."""
@@ -150,6 +161,9 @@ def parse_yaml(text: str, path: str) -> Located:
             mark = exc.problem_mark or exc.context_mark
             line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
             problem = exc.problem or exc.context or "invalid YAML"
+            hint = YAML_HINTS.get(problem)
+            if hint:
+                problem = f"{problem} ({hint})"
             raise RuleError(
                 [RuleMessage(path, line, col, f"YAML syntax error: {problem}")]
             ) from None
