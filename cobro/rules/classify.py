@@ -35,13 +35,27 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, case, func, insert, select, update
+from sqlalchemy import Engine, case, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from cobro.db import transaction
-from cobro.models import Alert, Customer, RiskAssessment, RulesetVersion, TimelineEvent
+from cobro.models import (
+    Alert,
+    Customer,
+    CustomerFactSnapshot,
+    RiskAssessment,
+    RulesetVersion,
+    TimelineEvent,
+)
 from cobro.rules.engine import ConditionTrace, EpisodeState, Explanation, Ruleset, decide_episode
-from cobro.rules.facts_sql import BATCH_SIZE, Facts, customer_id_pages, facts_for_range, iter_facts
+from cobro.rules.facts_sql import (
+    BATCH_SIZE,
+    Facts,
+    customer_id_pages,
+    facts_for_range,
+    iter_facts,
+    snapshot_of,
+)
 
 RESOLVED = "resolved"
 ACTOR = "classifier"
@@ -313,7 +327,14 @@ def classify_batch(
                 )
     report.evaluated = len(batch)
     report.resolved = sum(len(v) for v in to_resolve.values())
+    snapshots = _changed_snapshots(batch, ruleset.hash, now) if write else []
     if write:
+        if snapshots:
+            ids = [row["customer_id"] for row in snapshots]
+            session.execute(
+                delete(CustomerFactSnapshot).where(CustomerFactSnapshot.customer_id.in_(ids))
+            )
+            session.execute(insert(CustomerFactSnapshot), snapshots)
         if assessments:
             session.execute(insert(RiskAssessment), assessments)
         if alert_rows:
@@ -327,6 +348,21 @@ def classify_batch(
                 .values(state=RESOLVED)
             )
     return report
+
+
+def _changed_snapshots(
+    batch: Sequence[tuple[int, Facts]], ruleset_hash: str, now: datetime
+) -> list[dict[str, Any]]:
+    """Snapshot rows for the customers whose snapshotted facts differ from the stored ones
+    (a customer without a snapshot has a null `previous.overdue_amount`, never null now)."""
+    rows = []
+    for cid, stored in batch:
+        snap = snapshot_of(stored)
+        if snap != snapshot_of({k: stored.get(f"previous.{k}") for k in snap}):
+            rows.append(
+                {"customer_id": cid, "facts": snap, "ruleset_hash": ruleset_hash, "as_of": now}
+            )
+    return rows
 
 
 # ---------------------------------------------------------------------------- the portfolio

@@ -52,7 +52,13 @@ _FACTS: tuple[Fact, ...] = (
         "segment", "string", True, "commercial segment (e.g. sme, corporate, public_sector)", "sme"
     ),
     Fact("grade", "number", True, "insurer grade, 1 (best) to 10 (worst); null if not graded", 4),
-    Fact("previous.grade", "number", True, "insurer grade at the previous classification", 4),
+    Fact(
+        "previous.grade",
+        "number",
+        True,
+        "the insurer grade before the latest one (grade history); null if graded at most once",
+        4,
+    ),
     Fact(
         "cover_status",
         "string",

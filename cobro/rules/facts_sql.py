@@ -34,8 +34,9 @@ Definitions (as of the date `as_of`, the evaluation day):
   ended (or were created) in the 90 days up to as_of;
 * `risk_class` / `previous.risk_class`: the latest two stored risk assessments (the
   classification service shifts them: see `cobro.rules.classify`);
-* `previous.cover_amount`, `previous.overdue_amount`, `previous.max_days_overdue`: not
-  stored yet, always null here.
+* `previous.cover_amount`, `previous.overdue_amount`, `previous.max_days_overdue`: the
+  values at the customer's last classification run (`customer_fact_snapshots`, written by
+  `cobro.rules.classify` when they change); null before the first run.
 
 Amounts are summed whatever their currency (one currency per account is assumed).
 """
@@ -52,6 +53,7 @@ from sqlalchemy.sql import ColumnElement
 
 from cobro.models import (
     Customer,
+    CustomerFactSnapshot,
     DunningPause,
     GradeHistory,
     InsurerCover,
@@ -90,6 +92,33 @@ INACTIVE_STATUSES = {
 }
 
 Facts = dict[str, Any]
+
+
+SNAPSHOT_MONEY = ("cover_amount", "overdue_amount")
+SNAPSHOT_INT = ("max_days_overdue",)
+
+
+def snapshot_of(facts: Facts) -> dict[str, Any]:
+    """The facts kept for the next run's `previous.*` (JSON: money as exact strings)."""
+    out: dict[str, Any] = {}
+    for key in SNAPSHOT_MONEY:
+        value = facts.get(key)
+        out[key] = None if value is None else str(value)
+    for key in SNAPSHOT_INT:
+        value = facts.get(key)
+        out[key] = None if value is None else int(value)
+    return out
+
+
+def previous_from_snapshot(stored: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key in SNAPSHOT_MONEY:
+        value = stored.get(key)
+        out[f"previous.{key}"] = None if value is None else Decimal(value)
+    for key in SNAPSHOT_INT:
+        value = stored.get(key)
+        out[f"previous.{key}"] = None if value is None else int(value)
+    return out
 
 
 def days_between(conn: Connection, later: Any, earlier: Any) -> ColumnElement[int]:
@@ -315,6 +344,15 @@ def _batch_facts(
     ):
         if cid in facts:
             facts[cid]["broken_promises"] = count
+
+    # the facts of the last classification run (`previous.*`)
+    for cid, stored in conn.execute(
+        select(CustomerFactSnapshot.customer_id, CustomerFactSnapshot.facts).where(
+            _in_batch(CustomerFactSnapshot.customer_id, ids, lo, hi)
+        )
+    ):
+        if cid in facts:
+            facts[cid].update(previous_from_snapshot(stored))
 
     # derived limits
     for cid, f in facts.items():
