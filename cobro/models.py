@@ -363,6 +363,24 @@ class SyncRun(Base):
     workflow_id: Mapped[str | None] = mapped_column(String(255))
 
 
+class TeamNotification(Base):
+    """A message to the collections team (the classification digest): claimed by its unique
+    idempotency key before the send, like a customer communication."""
+
+    __tablename__ = "team_notifications"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    idempotency_key: Mapped[str] = mapped_column(String(255), unique=True)
+    recipient: Mapped[str] = mapped_column(String(1024))
+    subject: Mapped[str] = mapped_column(String(998))
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="claimed", doc="claimed, sent")
+    provider_id: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]
+
+
 class CustomerFactSnapshot(Base):
     """The facts of a customer at its last classification: the `previous.*` of the next."""
 
@@ -437,6 +455,7 @@ __all__ = [
     "RulesetVersion",
     "SyncRun",
     "Task",
+    "TeamNotification",
     "TimelineEvent",
     "User",
 ]
