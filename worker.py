@@ -9,7 +9,12 @@ from concurrent.futures import ThreadPoolExecutor
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from activities.classify import classify_batch, classify_plan, notify_risk_changes
+from activities.classify import (
+    classify_batch,
+    classify_plan,
+    notify_risk_changes,
+    send_classification_digest,
+)
 from activities.dunning import dunning_execute, dunning_next
 from activities.system import database_report
 from cobro.settings import Settings, get_settings
@@ -26,6 +31,7 @@ ACTIVITIES = [
     classify_plan,
     classify_batch,
     notify_risk_changes,
+    send_classification_digest,
 ]
 
 log = logging.getLogger("cobro.worker")

@@ -57,6 +57,12 @@ class ClassifyBatchResult:
 
 
 @dataclass
+class DigestInput:
+    run_at: datetime
+    ruleset_hash: str
+
+
+@dataclass
 class RiskChangeNotice:
     changes: list[ClassChangeOut]
     actor: str = "classifier"
@@ -140,3 +146,37 @@ def _with_open_invoices(accounts: list[str]) -> set[str]:
                 .distinct()
             )
         )
+
+
+@activity.defn
+async def send_classification_digest(inp: DigestInput) -> str:
+    """Email the run's digest to the collections team, exactly once per run (see
+    `cobro.rules.digest`). Returns what happened."""
+    import asyncio
+
+    from cobro.channels.email import EmailError, SmtpConfig, send_email
+    from cobro.rules.digest import build_digest, claim_digest, mark_sent
+    from cobro.settings import get_settings
+
+    settings = get_settings()
+    dashboard = settings.public_base_url.rstrip("/") + "/alerts"
+    digest = await asyncio.to_thread(build_digest, None, inp.run_at, inp.ruleset_hash, dashboard)
+    if digest.empty:
+        return "nothing to say"
+    claim = await asyncio.to_thread(claim_digest, None, digest, settings.collections_team_email)
+    if claim.already_sent:
+        return "already sent"
+    try:
+        message_id = await send_email(
+            to=[a.strip() for a in claim.recipient.split(",") if a.strip()],
+            subject=claim.subject,
+            text=claim.body,
+            idempotency_key=claim.key,
+            config=SmtpConfig.from_settings(settings),
+        )
+    except EmailError as exc:
+        raise ApplicationError(
+            str(exc), type=type(exc).__name__, non_retryable=exc.permanent
+        ) from exc
+    await asyncio.to_thread(mark_sent, None, claim, message_id)
+    return "sent"

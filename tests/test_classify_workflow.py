@@ -15,6 +15,7 @@ from sqlalchemy import select, update
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
+from cobro.channels.capture import CaptureServers
 from cobro.db import default_engine, transaction
 from cobro.models import Alert, GradeHistory, Invoice
 from cobro.settings import get_settings
@@ -71,8 +72,12 @@ async def test_classify_workflow_over_days(
     use_database: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
+    capture_servers: CaptureServers,
 ) -> None:
     queue = f"classify-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("COBRO_SMTP_PORT", str(capture_servers.smtp_port))
+    monkeypatch.setenv("COBRO_COLLECTIONS_TEAM_EMAIL", "team@example.com")
+    monkeypatch.setenv("COBRO_PUBLIC_BASE_URL", "https://cobro.example.com")
     rules = write_rules(tmp_path / "rules")
     (rules / "dunning.yaml").write_text(POLICY)
     monkeypatch.setenv("COBRO_RULES_DIR", str(rules))
@@ -94,10 +99,27 @@ async def test_classify_workflow_over_days(
         )
         # (a sleeping dunning workflow would let the test server skip time to its timers)
         await client.get_workflow_handle("dunning-B").terminate("checked")
+        # one digest to the collections team: what changed and what fired
+        assert r1.digest == "sent"
+        digests = capture_servers.mail.list()
+        assert len(digests) == 1
+        assert digests[0].to == ("team@example.com",)
+        assert digests[0].subject == (
+            "Cobro classification: 3 risk class change(s), 1 warning alert(s)"
+        )
+        text = capture_servers.mail.get(digests[0].id).text or ""
+        assert "Risk class changes: 3 customer(s)" in text
+        assert "(none) -> low: 3" in text
+        assert "- A Name A" in text and "- C Name C" in text
+        assert "warning (1)" in text
+        assert "- [overdue] B Name B: Name B has" in text
+        assert "Dashboard: https://cobro.example.com/alerts" in text
 
-        # later the same day: nothing changed, nothing fires, nobody is signalled
+        # later the same day: nothing changed, nothing fires, nobody is signalled, no digest
         r1b = await _run(client, queue)
         assert (r1b.changes, r1b.alerts, r1b.notified) == (0, 0, 0)
+        assert r1b.digest == "nothing to say"
+        assert len(capture_servers.mail.list()) == 1
 
         # day 3: B paid (episode ends) then is overdue again, within the 3-day cooldown
         await time_skipping_env.sleep(timedelta(days=2))
@@ -127,5 +149,8 @@ async def test_classify_workflow_over_days(
         assert (r5.changes, r5.transitions, r5.notified) == (1, {"low -> critical": 1}, 1)
         assert r5.alert_counts == {"became_critical": 1}
         assert any("low -> critical" in s for s in await _signals(client, "A"))
+        assert r5.digest == "sent"
+        last = capture_servers.mail.list()[0]  # newest first
+        assert last.subject == ("Cobro classification: 1 risk class change(s), 1 critical alert(s)")
         await client.get_workflow_handle("dunning-A").terminate("test over")
     assert datetime.now(UTC) - start < timedelta(days=1), "time was skipped, not waited"

@@ -3,7 +3,9 @@ DailySync). Thin orchestration:
   1. `classify_plan` pins the active ruleset (content hash) and pages the customer ids;
   2. one `classify_batch` activity per page: facts in bulk SQL, rules, only changes written,
      alerts raised once per episode (all at `workflow.now()`);
-  3. `notify_risk_changes` signals the dunning workflow of each customer whose class changed.
+  3. `notify_risk_changes` signals the dunning workflow of each customer whose class changed;
+  4. `send_classification_digest` emails the collections team what the run changed (once;
+     nothing when nothing changed). A digest that cannot be sent does not fail the run.
 It continues-as-new with its cursor when the history grows large.
 """
 
@@ -12,16 +14,19 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities.classify import (
         ClassifyBatchInput,
         ClassifyPlan,
         ClassifyStart,
+        DigestInput,
         RiskChangeNotice,
         classify_batch,
         classify_plan,
         notify_risk_changes,
+        send_classification_digest,
     )
     from cobro.rules.facts_sql import BATCH_SIZE
 
@@ -45,6 +50,7 @@ class ClassifyResult:
     notified: int = 0
     transitions: dict[str, int] = field(default_factory=dict)  # "from -> to" -> customers
     alert_counts: dict[str, int] = field(default_factory=dict)
+    digest: str = ""  # sent, already sent, nothing to say, failed: ...
 
 
 @dataclass
@@ -56,6 +62,7 @@ class ClassifyInput:
     next_page: int = 0
     run_at: str | None = None  # ISO instant shared by every page of the run
     carried: ClassifyResult | None = None
+    send_digest: bool = True
 
 
 @workflow.defn(name="Classify")
@@ -110,7 +117,30 @@ class Classify:
             if workflow.info().is_continue_as_new_suggested() and index + 1 < len(plan.pages):
                 workflow.continue_as_new(
                     ClassifyInput(
-                        inp.batch_size, inp.notify_dunning, plan, index + 1, now.isoformat(), result
+                        inp.batch_size,
+                        inp.notify_dunning,
+                        plan,
+                        index + 1,
+                        now.isoformat(),
+                        result,
+                        send_digest=inp.send_digest,
                     )
                 )
+        if inp.send_digest and workflow.patched("classification-digest"):
+            try:
+                result.digest = await workflow.execute_activity(
+                    send_classification_digest,
+                    DigestInput(now, plan.ruleset_hash),
+                    start_to_close_timeout=timedelta(minutes=2),
+                    retry_policy=RetryPolicy(
+                        initial_interval=timedelta(seconds=1),
+                        maximum_interval=timedelta(seconds=30),
+                        maximum_attempts=5,
+                        non_retryable_error_types=["PermanentEmailError"],
+                    ),
+                )
+            except ActivityError as exc:
+                cause = exc.cause.message if exc.cause else str(exc)  # type: ignore[attr-defined]
+                result.digest = f"failed: {cause}"
+                workflow.logger.warning("classification digest not sent: %s", cause)
         return result
