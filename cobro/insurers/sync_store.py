@@ -1,0 +1,634 @@
+"""The database side of the insurer sync: one sync run, applied one page at a time.
+
+* `begin_sync_run` opens a `sync_runs` row (incremental = changes since the last succeeded
+  run's high-water mark; without one it is a full sync);
+* `apply_cover_page` writes one page in one transaction, set-based: covers matched to
+  customers (`cobro.insurers.matching`) and bulk inserted / updated, every change as a
+  `cover_history` row and a customer timeline event ("limit EUR 200,000 → 50,000"), grade
+  changes in `grade_history`, malformed records in `insurer_quarantine` (they touch nothing
+  else). The page's counts are stored in the run in the same transaction, so applying the
+  same page again (an activity retry) returns them and writes nothing;
+* `finish_sync_run` flags covers past their validity as expired and closes the run with its
+  totals (fetched, created, updated, unchanged, quarantined, unmatched, expired) and duration.
+Applying the same insurer data twice changes nothing the second time.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from babel.numbers import format_currency
+from sqlalchemy import Engine, func, insert, or_, select, update
+from sqlalchemy.orm import Session
+
+from cobro.db import transaction
+from cobro.insurers.base import Cover, CoverPage, IdType
+from cobro.insurers.matching import CustomerIds, Match, MatchIndex, normalise, siren_of
+from cobro.models import (
+    CoverHistory,
+    Customer,
+    GradeHistory,
+    InsurerCover,
+    InsurerQuarantine,
+    SyncRun,
+    TimelineEvent,
+)
+from cobro.types import utcnow
+
+ACTOR = "insurer-sync"
+ACTIVE = ("active", "reduced", "partially_granted", "granted")
+COUNT_KEYS = ("fetched", "created", "updated", "unchanged", "quarantined", "unmatched")
+# what a sync compares; anything else the insurer changes (its updatedAt) is not a change
+TRACKED = (
+    "policy_id",
+    "insurer_buyer_id",
+    "buyer_name",
+    "buyer_siren",
+    "buyer_vat",
+    "buyer_duns",
+    "cover_type",
+    "nominative",
+    "requested_amount",
+    "granted_amount",
+    "currency",
+    "status",
+    "request_date",
+    "decision_date",
+    "valid_from",
+    "valid_until",
+    "grade",
+)
+
+
+@dataclass(frozen=True)
+class SyncRunStart:
+    run_id: int
+    kind: str  # "full" | "incremental"
+    updated_since: datetime | None
+
+
+def begin_sync_run(
+    engine: Engine | None,
+    insurer: str,
+    kind: str,
+    workflow_id: str | None = None,
+    *,
+    now: datetime | None = None,
+) -> SyncRunStart:
+    if kind not in ("full", "incremental"):
+        raise ValueError(f"unknown sync kind {kind!r}: full or incremental")
+    with transaction(engine) as s:
+        if workflow_id:
+            run = s.scalars(
+                select(SyncRun).where(
+                    SyncRun.workflow_id == workflow_id, SyncRun.insurer == insurer
+                )
+            ).first()
+            if run is not None:
+                return SyncRunStart(run.id, run.kind, run.updated_since)
+        since = None
+        if kind == "incremental":
+            since = s.scalar(
+                select(SyncRun.high_water)
+                .where(SyncRun.insurer == insurer, SyncRun.status == "succeeded")
+                .where(SyncRun.high_water.is_not(None))
+                .order_by(SyncRun.id.desc())
+                .limit(1)
+            )
+            if since is None:
+                kind = "full"
+        run = SyncRun(
+            insurer=insurer,
+            kind=kind,
+            status="running",
+            started_at=now or utcnow(),
+            updated_since=since,
+            workflow_id=workflow_id,
+            counts={"pages": {}},
+        )
+        s.add(run)
+        s.flush()
+        return SyncRunStart(run.id, kind, since)
+
+
+# ---------------------------------------------------------------------------- one page
+
+
+def cover_values(cover: Cover) -> dict[str, Any]:
+    company = cover.company
+    return {
+        "policy_id": cover.policy_id,
+        "insurer_buyer_id": company.company_id,
+        "buyer_name": company.company_name[:255],
+        "buyer_siren": siren_of(company.identifier(IdType.SIREN))
+        or siren_of(company.identifier(IdType.SIRET)),
+        "buyer_vat": (normalise(company.identifier(IdType.VAT)) or "")[:20] or None,
+        "buyer_duns": (normalise(company.identifier(IdType.DUNS)) or "")[:9] or None,
+        "cover_type": cover.cover_type.value.lower(),
+        "nominative": cover.nominative,
+        "requested_amount": cover.requested_amount,
+        "granted_amount": cover.amount,
+        "currency": cover.currency,
+        "status": cover.status.value.lower(),
+        "request_date": cover.request_date,
+        "decision_date": cover.decision_date,
+        "valid_from": cover.effective_date,
+        "valid_until": cover.expiry_date,
+        "grade": cover.grade,
+        "insurer_updated_at": cover.updated_at,
+        "raw": cover.wire(),
+    }
+
+
+def money(amount: Decimal | None, currency: str) -> str:
+    if amount is None:
+        return "none"
+    return format_currency(amount, currency, locale="en", format="¤#,##0", currency_digits=False)
+
+
+def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: (v.isoformat() if isinstance(v, date) else str(v) if isinstance(v, Decimal) else v)
+        for k, v in values.items()
+    }
+
+
+_INDEX_CACHE: dict[tuple[str, int], MatchIndex] = {}
+
+
+def match_index(s: Session, run_id: int) -> MatchIndex:
+    """Every customer's identifiers, read once per sync run per process (not per page)."""
+    key = (str(s.get_bind().engine.url), run_id)
+    index = _INDEX_CACHE.get(key)
+    if index is None:
+        rows = s.execute(
+            select(
+                Customer.id,
+                Customer.account,
+                Customer.insurer_buyer_id,
+                Customer.siren,
+                Customer.vat,
+                Customer.duns,
+            ).where(
+                or_(
+                    Customer.insurer_buyer_id.is_not(None),
+                    Customer.siren.is_not(None),
+                    Customer.vat.is_not(None),
+                    Customer.duns.is_not(None),
+                )
+            )
+        )
+        index = MatchIndex(CustomerIds(*row) for row in rows)
+        _INDEX_CACHE.clear()  # one run at a time per process is the normal case
+        _INDEX_CACHE[key] = index
+    return index
+
+
+def forget_match_index() -> None:
+    _INDEX_CACHE.clear()
+
+
+def _latest_grades(s: Session, insurer: str, customer_ids: set[int]) -> dict[int, tuple[int, date]]:
+    if not customer_ids:
+        return {}
+    ranked = (
+        select(
+            GradeHistory.customer_id,
+            GradeHistory.grade,
+            GradeHistory.graded_on,
+            func.row_number()
+            .over(
+                partition_by=GradeHistory.customer_id,
+                order_by=(GradeHistory.graded_on.desc(), GradeHistory.id.desc()),
+            )
+            .label("rn"),
+        )
+        .where(GradeHistory.customer_id.in_(customer_ids), GradeHistory.insurer == insurer)
+        .subquery()
+    )
+    return {
+        cid: (grade, on)
+        for cid, grade, on in s.execute(
+            select(ranked.c.customer_id, ranked.c.grade, ranked.c.graded_on).where(ranked.c.rn == 1)
+        )
+    }
+
+
+def apply_cover_page(
+    engine: Engine | None, run_id: int, insurer: str, page: CoverPage, today: date
+) -> dict[str, int]:
+    with transaction(engine) as s:
+        run = s.get(SyncRun, run_id, with_for_update=True)
+        if run is None:
+            raise ValueError(f"no sync run {run_id}")
+        pages = dict((run.counts or {}).get("pages", {}))
+        if str(page.number) in pages:
+            return dict(pages[str(page.number)])
+        counts = _apply(s, run_id, insurer, page, today)
+        pages[str(page.number)] = counts
+        run.counts = {**(run.counts or {}), "pages": pages}
+        return counts
+
+
+def _apply(s: Session, run_id: int, insurer: str, page: CoverPage, today: date) -> dict[str, int]:
+    now = utcnow()
+    counts = dict.fromkeys(COUNT_KEYS, 0)
+    counts["fetched"] = len(page.covers) + len(page.quarantined)
+    counts["quarantined"] = len(page.quarantined)
+    if page.quarantined:
+        s.execute(
+            insert(InsurerQuarantine),
+            [
+                {
+                    "sync_run_id": run_id,
+                    "insurer": insurer,
+                    "record_id": (q.record_id or "")[:64] or None,
+                    "page": q.page,
+                    "position": q.index,
+                    "reason": q.reason,
+                    "raw": json.dumps(q.raw, default=str, ensure_ascii=False),
+                    "at": now,
+                }
+                for q in page.quarantined
+            ],
+        )
+    if not page.covers:
+        return counts
+    index = match_index(s, run_id)
+    existing = {
+        c.cover_id: c
+        for c in s.scalars(
+            select(InsurerCover).where(
+                InsurerCover.insurer == insurer,
+                InsurerCover.cover_id.in_([c.cover_id for c in page.covers]),
+            )
+        )
+    }
+    inserts: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
+    history: list[dict[str, Any]] = []  # insurer_cover_id filled after inserts
+    events: list[dict[str, Any]] = []
+    grades: dict[int, int] = {}
+    for cover in page.covers:
+        values = cover_values(cover)
+        old = existing.get(cover.cover_id)
+        if old is not None and old.match_method == "manual":
+            match = Match(old.customer_id, "manual")
+        else:
+            match = index.match(cover.company)
+        customer_id = match.customer_id
+        if customer_id is None:
+            counts["unmatched"] += 1
+        else:
+            grades[customer_id] = cover.grade
+        label = f"cover {cover.cover_id} ({values['cover_type']}, policy {cover.policy_id})"
+        if old is None:
+            counts["created"] += 1
+            inserts.append(
+                {
+                    **values,
+                    "insurer": insurer,
+                    "cover_id": cover.cover_id,
+                    "customer_id": customer_id,
+                    "match_method": match.method,
+                    "last_sync_run_id": run_id,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
+            history.append(
+                {
+                    "cover_id": cover.cover_id,
+                    "customer_id": customer_id,
+                    "kind": "created",
+                    "old": None,
+                    "new": _jsonable(
+                        {
+                            k: values[k]
+                            for k in (
+                                "status",
+                                "granted_amount",
+                                "currency",
+                                "valid_until",
+                                "grade",
+                            )
+                        }
+                    ),
+                }
+            )
+            if customer_id is not None:
+                events.append(
+                    _event(
+                        customer_id,
+                        now,
+                        "cover.created",
+                        f"{label} {values['status']}: "
+                        f"{money(values['granted_amount'], values['currency'])}"
+                        + (f" until {values['valid_until']}" if values["valid_until"] else ""),
+                        {"cover_id": cover.cover_id},
+                    )
+                )
+            continue
+        changed = {k: (getattr(old, k), values[k]) for k in TRACKED if getattr(old, k) != values[k]}
+        rematched = customer_id != old.customer_id
+        if not changed and not rematched:
+            counts["unchanged"] += 1
+            continue
+        counts["updated"] += 1
+        updates.append(
+            {
+                "id": old.id,
+                **values,
+                "customer_id": customer_id,
+                "match_method": match.method,
+                "last_sync_run_id": run_id,
+                "updated_at": now,
+            }
+        )
+        for kind, summary in _changes(old, values, changed, label):
+            history.append(
+                {
+                    "cover_id": cover.cover_id,
+                    "insurer_cover_id": old.id,
+                    "customer_id": customer_id,
+                    "kind": kind,
+                    "old": _jsonable({k: changed[k][0] for k in _FIELDS[kind] if k in changed}),
+                    "new": _jsonable({k: changed[k][1] for k in _FIELDS[kind] if k in changed}),
+                }
+            )
+            if customer_id is not None:
+                events.append(
+                    _event(customer_id, now, f"cover.{kind}", summary, {"cover_id": cover.cover_id})
+                )
+        if rematched and customer_id is not None:
+            history.append(
+                {
+                    "cover_id": cover.cover_id,
+                    "insurer_cover_id": old.id,
+                    "customer_id": customer_id,
+                    "kind": "matched",
+                    "old": None,
+                    "new": {"by": match.method},
+                }
+            )
+            events.append(
+                _event(
+                    customer_id,
+                    now,
+                    "cover.matched",
+                    f"{label} matched by {match.method}",
+                    {"cover_id": cover.cover_id},
+                )
+            )
+    if inserts:
+        s.execute(insert(InsurerCover), inserts)
+        new_ids = dict(
+            s.execute(
+                select(InsurerCover.cover_id, InsurerCover.id).where(
+                    InsurerCover.insurer == insurer,
+                    InsurerCover.cover_id.in_([r["cover_id"] for r in inserts]),
+                )
+            ).all()
+        )
+        for h in history:
+            h.setdefault("insurer_cover_id", new_ids.get(h["cover_id"]))
+    if updates:
+        s.execute(update(InsurerCover), updates)
+    if history:
+        s.execute(
+            insert(CoverHistory),
+            [
+                {k: v for k, v in h.items() if k != "cover_id"} | {"sync_run_id": run_id, "at": now}
+                for h in history
+            ],
+        )
+    events += _grade_changes(s, insurer, grades, today, now)
+    if events:
+        s.execute(insert(TimelineEvent), events)
+    return counts
+
+
+_FIELDS = {
+    "amount": ("granted_amount", "requested_amount", "currency"),
+    "status": ("status",),
+    "validity": ("valid_from", "valid_until", "cover_type"),
+    "changed": (
+        "policy_id",
+        "insurer_buyer_id",
+        "buyer_name",
+        "buyer_siren",
+        "buyer_vat",
+        "buyer_duns",
+        "nominative",
+        "request_date",
+        "decision_date",
+        "grade",
+    ),
+}
+
+
+def _changes(
+    old: InsurerCover, new: dict[str, Any], changed: dict[str, tuple[Any, Any]], label: str
+) -> list[tuple[str, str]]:
+    out = []
+    if "granted_amount" in changed or "currency" in changed:
+        out.append(
+            (
+                "amount",
+                f"limit {money(old.granted_amount, old.currency)} → "
+                f"{money(new['granted_amount'], new['currency'])} ({label})",
+            )
+        )
+    elif "requested_amount" in changed:
+        before = money(old.requested_amount, old.currency)
+        after = money(new["requested_amount"], new["currency"])
+        out.append(("amount", f"requested amount {before} → {after} ({label})"))
+    if "status" in changed:
+        out.append(("status", f"{label}: {old.status} → {new['status']}"))
+    if any(k in changed for k in _FIELDS["validity"]):
+        out.append(
+            (
+                "validity",
+                f"{label}: valid {old.valid_from or '…'} – {old.valid_until or 'open-ended'} → "
+                f"{new['valid_from'] or '…'} – {new['valid_until'] or 'open-ended'}",
+            )
+        )
+    if any(k in changed for k in _FIELDS["changed"]) and not out:
+        fields = ", ".join(k for k in changed if k in _FIELDS["changed"])
+        out.append(("changed", f"{label}: {fields} changed"))
+    return out
+
+
+def _grade_changes(
+    s: Session, insurer: str, grades: dict[int, int], today: date, now: datetime
+) -> list[dict[str, Any]]:
+    """grade_history rows for customers whose insurer grade moved, and their timeline events."""
+    latest = _latest_grades(s, insurer, set(grades))
+    new_rows, events = [], []
+    for cid, grade in grades.items():
+        before = latest.get(cid)
+        if before is not None and before[0] == grade:
+            continue
+        if before is not None and before[1] == today:
+            s.execute(
+                update(GradeHistory)
+                .where(
+                    GradeHistory.customer_id == cid,
+                    GradeHistory.insurer == insurer,
+                    GradeHistory.graded_on == today,
+                )
+                .values(grade=grade)
+            )
+        else:
+            new_rows.append(
+                {
+                    "customer_id": cid,
+                    "insurer": insurer,
+                    "grade": grade,
+                    "graded_on": today,
+                    "created_at": now,
+                }
+            )
+        summary = f"insurer grade {before[0]} → {grade}" if before else f"insurer grade {grade}"
+        events.append(
+            _event(
+                cid,
+                now,
+                "grade.changed",
+                summary,
+                {"from": before[0] if before else None, "to": grade},
+            )
+        )
+    if new_rows:
+        s.execute(insert(GradeHistory), new_rows)
+    return events
+
+
+def _event(
+    customer_id: int, at: datetime, kind: str, summary: str, data: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "customer_id": customer_id,
+        "at": at,
+        "kind": kind,
+        "actor": ACTOR,
+        "summary": summary,
+        "data": data,
+    }
+
+
+# ---------------------------------------------------------------------------- the end
+
+
+def flag_expired(s: Session, run_id: int | None, today: date) -> int:
+    """Covers still active but past their validity become expired (history + timeline)."""
+    now = utcnow()
+    rows = s.execute(
+        select(
+            InsurerCover.id,
+            InsurerCover.customer_id,
+            InsurerCover.cover_id,
+            InsurerCover.status,
+            InsurerCover.valid_until,
+            InsurerCover.granted_amount,
+            InsurerCover.currency,
+        ).where(InsurerCover.status.in_(ACTIVE), InsurerCover.valid_until < today)
+    ).all()
+    if not rows:
+        return 0
+    s.execute(
+        update(InsurerCover),
+        [
+            {"id": r.id, "status": "expired", "updated_at": now, "last_sync_run_id": run_id}
+            for r in rows
+        ],
+    )
+    s.execute(
+        insert(CoverHistory),
+        [
+            {
+                "insurer_cover_id": r.id,
+                "customer_id": r.customer_id,
+                "sync_run_id": run_id,
+                "kind": "expired",
+                "old": {"status": r.status},
+                "new": {"status": "expired", "valid_until": r.valid_until.isoformat()},
+                "at": now,
+            }
+            for r in rows
+        ],
+    )
+    events = [
+        _event(
+            r.customer_id,
+            now,
+            "cover.expired",
+            f"cover {r.cover_id} expired on {r.valid_until} "
+            f"({money(r.granted_amount, r.currency)})",
+            {"cover_id": r.cover_id},
+        )
+        for r in rows
+        if r.customer_id is not None
+    ]
+    if events:
+        s.execute(insert(TimelineEvent), events)
+    return len(rows)
+
+
+def finish_sync_run(
+    engine: Engine | None,
+    run_id: int,
+    status: str,
+    high_water: datetime | None,
+    today: date,
+    error: str | None = None,
+) -> dict[str, Any]:
+    if status not in ("succeeded", "failed"):
+        raise ValueError(f"unknown sync status {status!r}")
+    with transaction(engine) as s:
+        run = s.get(SyncRun, run_id, with_for_update=True)
+        if run is None:
+            raise ValueError(f"no sync run {run_id}")
+        if run.status != "running":
+            return summary_of(run)
+        pages = (run.counts or {}).get("pages", {})
+        totals = {k: sum(int(p.get(k, 0)) for p in pages.values()) for k in COUNT_KEYS}
+        totals["expired"] = flag_expired(s, run_id, today) if status == "succeeded" else 0
+        totals["pages"] = len(pages)
+        totals["unmatched_total"] = (
+            s.scalar(
+                select(func.count())
+                .select_from(InsurerCover)
+                .where(InsurerCover.insurer == run.insurer, InsurerCover.customer_id.is_(None))
+            )
+            or 0
+        )
+        finished = utcnow()
+        started = run.started_at
+        totals["duration_s"] = round((finished - started).total_seconds(), 3) if started else None
+        run.counts = {**totals, "pages": pages}
+        run.status = status
+        run.finished_at = finished
+        run.high_water = high_water if status == "succeeded" else None
+        run.error = error
+        forget_match_index()
+        return summary_of(run)
+
+
+def summary_of(run: SyncRun) -> dict[str, Any]:
+    counts = {k: v for k, v in (run.counts or {}).items() if k != "pages"}
+    return {
+        "run_id": run.id,
+        "insurer": run.insurer,
+        "kind": run.kind,
+        "status": run.status,
+        "started_at": run.started_at.isoformat() if run.started_at else None,
+        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+        "updated_since": run.updated_since.isoformat() if run.updated_since else None,
+        "error": run.error,
+        **counts,
+    }
