@@ -108,7 +108,7 @@ def begin_sync_run(
             started_at=now or utcnow(),
             updated_since=since,
             workflow_id=workflow_id,
-            counts={"pages": {}},
+            counts={"by_page": {}},
         )
         s.add(run)
         s.flush()
@@ -225,12 +225,12 @@ def apply_cover_page(
         run = s.get(SyncRun, run_id, with_for_update=True)
         if run is None:
             raise ValueError(f"no sync run {run_id}")
-        pages = dict((run.counts or {}).get("pages", {}))
+        pages = dict((run.counts or {}).get("by_page", {}))
         if str(page.number) in pages:
             return dict(pages[str(page.number)])
         counts = _apply(s, run_id, insurer, page, today)
         pages[str(page.number)] = counts
-        run.counts = {**(run.counts or {}), "pages": pages}
+        run.counts = {**(run.counts or {}), "by_page": pages}
         return counts
 
 
@@ -595,7 +595,7 @@ def finish_sync_run(
             raise ValueError(f"no sync run {run_id}")
         if run.status != "running":
             return summary_of(run)
-        pages = (run.counts or {}).get("pages", {})
+        pages = (run.counts or {}).get("by_page", {})
         totals = {k: sum(int(p.get(k, 0)) for p in pages.values()) for k in COUNT_KEYS}
         totals["expired"] = flag_expired(s, run_id, today) if status == "succeeded" else 0
         totals["pages"] = len(pages)
@@ -610,7 +610,7 @@ def finish_sync_run(
         finished = utcnow()
         started = run.started_at
         totals["duration_s"] = round((finished - started).total_seconds(), 3) if started else None
-        run.counts = {**totals, "pages": pages}
+        run.counts = {**totals, "by_page": pages}
         run.status = status
         run.finished_at = finished
         run.high_water = high_water if status == "succeeded" else None
@@ -620,7 +620,7 @@ def finish_sync_run(
 
 
 def summary_of(run: SyncRun) -> dict[str, Any]:
-    counts = {k: v for k, v in (run.counts or {}).items() if k != "pages"}
+    counts = {k: v for k, v in (run.counts or {}).items() if k != "by_page"}
     return {
         "run_id": run.id,
         "insurer": run.insurer,
