@@ -41,9 +41,18 @@ def _safe_url(url: str) -> str:
 
 def _register_subcommands() -> None:
     """Each CLI module adds its commands; one import line per module, in help order."""
-    from cobro import cli_classify, cli_dev, cli_dunning, cli_import, cli_kpis, cli_rules
+    from cobro import (
+        cli_classify,
+        cli_covers,
+        cli_dev,
+        cli_dunning,
+        cli_import,
+        cli_kpis,
+        cli_rules,
+    )
 
-    for module in (cli_import, cli_dev, cli_rules, cli_classify, cli_dunning, cli_kpis):
+    modules = (cli_import, cli_dev, cli_covers, cli_rules, cli_classify, cli_dunning)
+    for module in (*modules, cli_kpis):
         module.register(app)
 
 
