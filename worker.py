@@ -16,14 +16,16 @@ from activities.classify import (
     send_classification_digest,
 )
 from activities.dunning import dunning_execute, dunning_next
+from activities.sync import sync_begin, sync_finish, sync_page_activity
 from activities.system import database_report
 from cobro.settings import Settings, get_settings
 from cobro.temporal_client import connect
 from workflows.classify import Classify
+from workflows.daily_sync import DailySync
 from workflows.dunning import Dunning
 from workflows.system_check import SystemCheck
 
-WORKFLOWS = [SystemCheck, Dunning, Classify]
+WORKFLOWS = [SystemCheck, Dunning, Classify, DailySync]
 ACTIVITIES = [
     database_report,
     dunning_next,
@@ -32,6 +34,9 @@ ACTIVITIES = [
     classify_batch,
     notify_risk_changes,
     send_classification_digest,
+    sync_begin,
+    sync_page_activity,
+    sync_finish,
 ]
 
 log = logging.getLogger("cobro.worker")

@@ -49,9 +49,10 @@ def _register_subcommands() -> None:
         cli_import,
         cli_kpis,
         cli_rules,
+        cli_sync,
     )
 
-    modules = (cli_import, cli_dev, cli_covers, cli_rules, cli_classify, cli_dunning)
+    modules = (cli_import, cli_dev, cli_sync, cli_covers, cli_rules, cli_classify, cli_dunning)
     for module in (*modules, cli_kpis):
         module.register(app)
 
