@@ -91,9 +91,17 @@ def sync_begin(inp: SyncBeginInput) -> SyncBegun:
     return SyncBegun(start.run_id, start.kind, start.updated_since, today)
 
 
+async def _heartbeat_every(seconds: float, detail: int) -> None:
+    while True:
+        activity.heartbeat(detail)
+        await asyncio.sleep(seconds)
+
+
 @activity.defn
 async def sync_page_activity(inp: SyncPageInput) -> SyncPageDone:
-    activity.heartbeat(inp.number)
+    timeout = activity.info().heartbeat_timeout
+    interval = timeout.total_seconds() / 3 if timeout else 20.0
+    beating = asyncio.create_task(_heartbeat_every(interval, inp.number))
     try:
         page = await sync_page(
             None,
@@ -112,6 +120,8 @@ async def sync_page_activity(inp: SyncPageInput) -> SyncPageDone:
     except InsurerError as exc:
         # the connector already retried with backoff; let Temporal retry the page later
         raise ApplicationError(str(exc), type=type(exc).__name__) from exc
+    finally:
+        beating.cancel()
     return SyncPageDone(page.number, page.total_pages, page.counts, page.max_updated_at)
 
 

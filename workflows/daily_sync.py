@@ -9,7 +9,7 @@ A failed page fails the run (recorded as failed, with the error); the next run s
 from the last success.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -52,6 +52,8 @@ class DailySyncInput:
     total_pages: int = 1
     high_water: datetime | None = None
     counts: dict[str, int] = field(default_factory=dict)
+    # a page whose worker died is retried after this long without a heartbeat
+    page_heartbeat_seconds: int = 60
 
 
 @dataclass
@@ -105,7 +107,7 @@ class DailySync:
                     sync_page_activity,
                     SyncPageInput(run_id, number, since, inp.page_size, today),
                     start_to_close_timeout=timedelta(minutes=10),
-                    heartbeat_timeout=timedelta(minutes=2),
+                    heartbeat_timeout=timedelta(seconds=inp.page_heartbeat_seconds),
                     retry_policy=PAGE_RETRY,
                 )
                 p.total_pages = page.total_pages
@@ -116,18 +118,15 @@ class DailySync:
                 number += 1
                 if workflow.info().is_continue_as_new_suggested() and number <= p.total_pages:
                     workflow.continue_as_new(
-                        DailySyncInput(
-                            inp.full,
-                            inp.page_size,
-                            inp.today,
-                            inp.classify,
-                            run_id,
-                            since,
-                            today,
-                            number,
-                            p.total_pages,
-                            high_water,
-                            p.counts,
+                        replace(
+                            inp,
+                            run_id=run_id,
+                            updated_since=since,
+                            run_today=today,
+                            next_page=number,
+                            total_pages=p.total_pages,
+                            high_water=high_water,
+                            counts=p.counts,
                         )
                     )
         except ActivityError as exc:

@@ -762,6 +762,7 @@ class InsurerSimulator:
 
     async def _covers_search(self, request: Request) -> Response:
         at = time.monotonic()
+        await request.body()  # read on arrival: a request cut later is still served + counted
         response, token_id = await self._guard(request, "covers_search")
         page = None
         if response is None:
