@@ -16,6 +16,7 @@ from pathlib import Path
 import phonenumbers
 
 from cobro.importing import ImportReport, import_csv
+from cobro.insurers.simulator import Portfolio, SimBuyer
 
 CUSTOMER_COLUMNS = [
     "account",
@@ -124,13 +125,55 @@ def _money(value: float) -> Decimal:
     return Decimal(str(round(value, 2))).quantize(Decimal("0.01"))
 
 
-def generate(directory: Path, anchor: date, customers: int = 300, seed: int = 2026) -> None:
+INSURED_SHARE = 0.9  # demo customers the simulated insurer knows (the rest of its book: unmatched)
+
+
+def _insurer_identity(row: dict[str, str], buyer: SimBuyer, way: int) -> None:
+    """The customer IS the simulator's buyer: its name, country and ONE national identifier
+    (insurer buyer id, SIREN, VAT or DUNS in turn), as an ERP would hold it."""
+    country = next(c for c in COUNTRIES if c.code == buyer.country)
+    row.update(
+        name=buyer.name,
+        country=country.code,
+        timezone=country.timezone,
+        siren="",
+        vat="",
+        duns="",
+        insurer_buyer_id="",
+    )
+    if way == 0 or (way == 3 and not buyer.duns):
+        row["insurer_buyer_id"] = buyer.company_id
+    elif way == 1 and buyer.siren:
+        row["siren"] = buyer.siren
+    elif way == 3 and buyer.duns:
+        row["duns"] = buyer.duns
+    else:
+        row["vat"] = buyer.vat
+
+
+def generate(
+    directory: Path,
+    anchor: date,
+    customers: int = 300,
+    seed: int = 2026,
+    insurer_seed: int | None = None,
+) -> None:
+    """`insurer_seed`: the customers are the buyers of `InsurerSimulator(buyers=customers,
+    seed=insurer_seed)` (90 % of them), so the daily sync matches their covers."""
     rng = random.Random(seed)
+    buyers = (
+        Portfolio.generate(customers, insurer_seed, anchor).buyers
+        if insurer_seed is not None
+        else []
+    )
+    insured = int(customers * INSURED_SHARE) if buyers else 0
     directory.mkdir(parents=True, exist_ok=True)
     customer_rows, invoice_rows, payment_rows = [], [], []
     invoice_no = 0
     for i in range(1, customers + 1):
         country = rng.choices(COUNTRIES, WEIGHTS)[0]
+        if i <= insured:
+            country = next(c for c in COUNTRIES if c.code == buyers[i - 1].country)
         account = f"C{i:05d}"
         name = f"{rng.choice(NAME_PARTS)} {rng.choice(NAME_PARTS)} {i} {NAME_SUFFIX[country.code]}"
         siren = _siren(rng) if country.code == "FR" else ""
@@ -157,6 +200,8 @@ def generate(directory: Path, anchor: date, customers: int = 300, seed: int = 20
                 "payment_terms_days": str(terms),
             }
         )
+        if i <= insured:
+            _insurer_identity(customer_rows[-1], buyers[i - 1], i % 4)
         for _ in range(rng.randint(1, 6)):
             invoice_no += 1
             due = anchor + timedelta(days=rng.choice(DUE_OFFSETS) + rng.randint(-2, 2))
@@ -203,10 +248,12 @@ def _write(path: Path, columns: list[str], rows: list[dict[str, str]]) -> None:
     tmp.replace(path)
 
 
-def load_demo(directory: Path, anchor: date | None = None) -> dict[str, ImportReport]:
+def load_demo(
+    directory: Path, anchor: date | None = None, insurer_seed: int | None = None
+) -> dict[str, ImportReport]:
     """Generate the files once (or reuse them), then import them in order."""
     if not (directory / "anchor.txt").exists():
-        generate(directory, anchor or date.today())
+        generate(directory, anchor or date.today(), insurer_seed=insurer_seed)
     return {
         kind: import_csv(kind, directory / f"{kind}.csv")
         for kind in ("customers", "invoices", "payments")

@@ -17,6 +17,7 @@ import subprocess
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 from cobro.settings import Settings
@@ -126,6 +127,7 @@ class StackUrls:
     inbox: str
     smtp: str
     twilio_api: str
+    insurer: str = ""
 
     def lines(self) -> list[tuple[str, str]]:
         return [
@@ -135,6 +137,7 @@ class StackUrls:
             ("Captured email + SMS", self.inbox),
             ("SMTP (capture)", self.smtp),
             ("Twilio API (capture)", self.twilio_api),
+            *([("Insurer API (simulator)", self.insurer)] if self.insurer else []),
         ]
 
 
@@ -173,19 +176,27 @@ async def running_stack(settings: Settings, demo: bool) -> AsyncIterator[StackUr
         if demo:
             from cobro.demo import load_demo
 
-            reports = await asyncio.to_thread(load_demo, var_dir / "demo")
+            reports = await asyncio.to_thread(
+                load_demo, var_dir / "demo", None, settings.insurer_simulator_seed
+            )
             for report in reports.values():
                 log.info("demo data: %s", report.summary())
         await asyncio.to_thread(temporal.start)
         await wait_for_temporal(settings)
-        async with CaptureServers(
-            storage_dir=var_dir / "capture",
-            smtp_port=settings.smtp_port,
-            http_port=settings.capture_http_port,
-        ) as capture:
+        async with (
+            CaptureServers(
+                storage_dir=var_dir / "capture",
+                smtp_port=settings.smtp_port,
+                http_port=settings.capture_http_port,
+            ) as capture,
+            insurer_simulator(settings, var_dir) as insurer,
+        ):
             tasks.append(asyncio.create_task(run_worker(settings, stop), name="worker"))
             tasks.append(asyncio.create_task(serve_web(settings, stop), name="web"))
             await _system_check(settings)
+            await _apply_sync_schedule(settings)
+            if demo:
+                await _first_sync(settings)
             await _wake_dunning(settings)
             yield StackUrls(
                 temporal_ui=f"http://{host}:{settings.temporal_ui_port}",
@@ -194,6 +205,7 @@ async def running_stack(settings: Settings, demo: bool) -> AsyncIterator[StackUr
                 inbox=capture.base_url,
                 smtp=f"smtp://127.0.0.1:{capture.smtp_port}",
                 twilio_api=capture.base_url,
+                insurer=insurer,
             )
             stop.set()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -204,6 +216,79 @@ async def running_stack(settings: Settings, demo: bool) -> AsyncIterator[StackUr
                 task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await asyncio.to_thread(temporal.stop)
+
+
+def _is_loopback(url: str) -> bool:
+    from urllib.parse import urlsplit
+
+    return (urlsplit(url).hostname or "") in ("127.0.0.1", "localhost", "::1")
+
+
+@contextlib.asynccontextmanager
+async def insurer_simulator(settings: Settings, var_dir: Path) -> AsyncIterator[str]:
+    """The Allianz-Trade-style simulator on COBRO_INSURER_BASE_URL when that is a loopback
+    address (the default); a real insurer URL is used as is. Its buyers are the demo's."""
+    from urllib.parse import urlsplit
+
+    from cobro.insurers.simulator import InsurerSimulator
+
+    if not _is_loopback(settings.insurer_base_url):
+        yield ""
+        return
+    parts = urlsplit(settings.insurer_base_url)
+    anchor = var_dir / "demo" / "anchor.txt"
+    start = date.fromisoformat(anchor.read_text().strip()) if anchor.exists() else date.today()
+    simulator = InsurerSimulator(
+        buyers=300,
+        seed=settings.insurer_simulator_seed,
+        api_key=settings.insurer_api_key.get_secret_value(),
+        start_date=start,
+        host=parts.hostname or "127.0.0.1",
+        port=parts.port or 80,
+    )
+    try:
+        await simulator.start()
+    except OSError as exc:
+        raise StackError(f"insurer simulator cannot listen on {settings.insurer_base_url}: {exc}")
+    try:
+        days = (date.today() - start).days
+        for _ in range(max(0, days)):  # the book moved on since the demo was generated
+            simulator.advance_day()
+        yield simulator.base_url
+    finally:
+        await simulator.stop()
+
+
+async def _apply_sync_schedule(settings: Settings) -> None:
+    from cobro.sync_schedule import apply_schedule
+    from cobro.temporal_client import connect
+
+    info = await apply_schedule(await connect(settings), settings)
+    log.info("daily insurer sync: %s (schedule %s)", info.spec, info.schedule_id)
+
+
+async def _first_sync(settings: Settings, timeout: float = 180) -> None:
+    """One DailySync now (full the first time, then incremental), waited for, so the demo
+    opens with covers, grades and risk classes; visible in the Temporal UI."""
+    from cobro.temporal_client import connect
+    from workflows.daily_sync import DailySync, DailySyncInput
+
+    client = await connect(settings)
+    result = await asyncio.wait_for(
+        client.execute_workflow(
+            DailySync.run,
+            DailySyncInput(),
+            id=f"daily-sync-dev-{int(time.time())}",
+            task_queue=settings.temporal_task_queue,
+        ),
+        timeout,
+    )
+    log.info(
+        "insurer sync (%s): %s; %d customers classified",
+        result.kind,
+        ", ".join(f"{k} {v}" for k, v in result.summary.items() if isinstance(v, int)),
+        result.classified,
+    )
 
 
 async def _wake_dunning(settings: Settings) -> None:

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, func, select
 
-from cobro.models import Customer, Invoice, Payment
+from cobro.models import Customer, InsurerCover, Invoice, Payment, RiskAssessment
 
 COBRO = Path(sys.executable).parent / "cobro"
 
@@ -90,6 +90,27 @@ def _dunning_workflows(address: str) -> int:
     return asyncio.run(count())
 
 
+def _daily_sync(address: str, expected: int) -> dict[str, object]:
+    """The schedule and the completed DailySync runs, as the Temporal UI lists them."""
+    import asyncio
+
+    from temporalio.client import Client
+
+    async def look() -> dict[str, object]:
+        client = await Client.connect(address)
+        schedules = [s.id async for s in await client.list_schedules()]
+        completed = 0
+        for _ in range(40):  # visibility is eventually consistent
+            query = 'WorkflowType="DailySync" AND ExecutionStatus="Completed"'
+            completed = (await client.count_workflows(query)).count
+            if completed >= expected:
+                break
+            await asyncio.sleep(0.5)
+        return {"schedule": schedules, "completed": completed}
+
+    return asyncio.run(look())
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -103,7 +124,7 @@ def _alive(pid: int) -> bool:
 @pytest.mark.slow
 @pytest.mark.temporal
 def test_dev_demo_runs_stops_cleanly_and_restarts(tmp_path: Path) -> None:
-    ports = {name: _free_port() for name in ("grpc", "ui", "smtp", "capture", "web")}
+    ports = {name: _free_port() for name in ("grpc", "ui", "smtp", "capture", "web", "insurer")}
     env = {
         **os.environ,
         "COBRO_VAR_DIR": str(tmp_path / "var"),
@@ -113,6 +134,7 @@ def test_dev_demo_runs_stops_cleanly_and_restarts(tmp_path: Path) -> None:
         "COBRO_CAPTURE_HTTP_PORT": str(ports["capture"]),
         "COBRO_TWILIO_BASE_URL": f"http://127.0.0.1:{ports['capture']}",
         "COBRO_WEB_PORT": str(ports["web"]),
+        "COBRO_INSURER_BASE_URL": f"http://127.0.0.1:{ports['insurer']}",
     }
     env.pop("COBRO_DATABASE_URL", None)
     counts = []
@@ -130,6 +152,10 @@ def test_dev_demo_runs_stops_cleanly_and_restarts(tmp_path: Path) -> None:
             assert inbox.status_code == 200
             assert "dunning: " in output and "workflows started or woken" in output
             assert _dunning_workflows(f"127.0.0.1:{ports['grpc']}") > 0
+            sync = _daily_sync(f"127.0.0.1:{ports['grpc']}", run)
+            assert sync["schedule"] == ["cobro-daily-sync"]
+            assert sync["completed"] == run, "one completed DailySync per start"
+            assert f"insurer sync ({'full' if run == 1 else 'incremental'})" in output
             engine = create_engine(f"sqlite:///{tmp_path / 'var' / 'cobro.db'}")
             with engine.connect() as conn:
                 counts.append(
@@ -138,6 +164,13 @@ def test_dev_demo_runs_stops_cleanly_and_restarts(tmp_path: Path) -> None:
                         for model in (Customer, Invoice, Payment)
                     )
                 )
+                covered = conn.scalar(
+                    select(func.count(func.distinct(InsurerCover.customer_id))).where(
+                        InsurerCover.customer_id.is_not(None)
+                    )
+                )
+                assert covered >= 200, "the demo customers are the simulated insurer's buyers"
+                assert conn.scalar(select(func.count()).select_from(RiskAssessment)) > 0
             engine.dispose()
         finally:
             if proc.poll() is None:
