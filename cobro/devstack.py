@@ -249,7 +249,8 @@ async def insurer_simulator(settings: Settings, var_dir: Path) -> AsyncIterator[
     try:
         await simulator.start()
     except OSError as exc:
-        raise StackError(f"insurer simulator cannot listen on {settings.insurer_base_url}: {exc}")
+        url = settings.insurer_base_url
+        raise StackError(f"insurer simulator cannot listen on {url}: {exc}") from exc
     try:
         days = (date.today() - start).days
         for _ in range(max(0, days)):  # the book moved on since the demo was generated
