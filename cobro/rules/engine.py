@@ -371,6 +371,7 @@ class Ruleset:
     def load(cls, directory: str | Path = "rules") -> Ruleset:
         """Load every rules file of `directory`; raise `RuleError` listing every problem."""
         import cobro.dunning.rulefile
+        import cobro.exposure.rulefile
         import cobro.rules.schemas  # noqa: F401 - registers the built-in file schemas
         from cobro.rules.loader import load_directory
 
