@@ -55,21 +55,28 @@ def _policy_id(value: Any) -> Any:
     return value
 
 
+def _flag(value: Any) -> Any:
+    if not isinstance(value, bool):
+        raise ValueError(f"expected true or false, got {value!r}")
+    return value
+
+
 Amount = Annotated[Decimal, BeforeValidator(_amount)]
+Flag = Annotated[bool, BeforeValidator(_flag)]
 PolicyId = Annotated[str, BeforeValidator(_policy_id), Field(min_length=1, max_length=64)]
 
 
 class UsedSection(StrictModel):
-    not_yet_due: bool = True
-    disputed: bool = True
-    credit_notes: bool = True
-    unbilled_orders: bool = False
+    not_yet_due: Flag = True
+    disputed: Flag = True
+    credit_notes: Flag = True
+    unbilled_orders: Flag = False
 
 
 class DiscretionarySection(StrictModel):
     default: Amount = Decimal(0)
     segments: dict[str, Amount] = Field(default_factory=dict)
-    customer_override: bool = True
+    customer_override: Flag = True
 
 
 class UnnamedBuyerPolicy(StrictModel):
