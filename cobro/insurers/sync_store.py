@@ -19,6 +19,7 @@ import json
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from babel.numbers import format_currency
@@ -144,6 +145,7 @@ def cover_values(cover: Cover) -> dict[str, Any]:
     }
 
 
+@lru_cache(maxsize=8192)  # babel is slow and limits repeat (round thousands)
 def money(amount: Decimal | None, currency: str) -> str:
     if amount is None:
         return "none"
@@ -241,7 +243,7 @@ def _apply(s: Session, run_id: int, insurer: str, page: CoverPage, today: date) 
     counts["quarantined"] = len(page.quarantined)
     if page.quarantined:
         s.execute(
-            insert(InsurerQuarantine),
+            insert(InsurerQuarantine.__table__),
             [
                 {
                     "sync_run_id": run_id,
@@ -385,7 +387,7 @@ def _apply(s: Session, run_id: int, insurer: str, page: CoverPage, today: date) 
                 )
             )
     if inserts:
-        s.execute(insert(InsurerCover), inserts)
+        s.execute(insert(InsurerCover.__table__), inserts)
         new_ids = dict(
             s.execute(
                 select(InsurerCover.cover_id, InsurerCover.id).where(
@@ -400,7 +402,7 @@ def _apply(s: Session, run_id: int, insurer: str, page: CoverPage, today: date) 
         s.execute(update(InsurerCover), updates)
     if history:
         s.execute(
-            insert(CoverHistory),
+            insert(CoverHistory.__table__),
             [
                 {k: v for k, v in h.items() if k != "cover_id"} | {"sync_run_id": run_id, "at": now}
                 for h in history
@@ -408,7 +410,7 @@ def _apply(s: Session, run_id: int, insurer: str, page: CoverPage, today: date) 
         )
     events += _grade_changes(s, insurer, grades, today, now)
     if events:
-        s.execute(insert(TimelineEvent), events)
+        s.execute(insert(TimelineEvent.__table__), events)
     return counts
 
 
@@ -504,7 +506,7 @@ def _grade_changes(
             )
         )
     if new_rows:
-        s.execute(insert(GradeHistory), new_rows)
+        s.execute(insert(GradeHistory.__table__), new_rows)
     return events
 
 
@@ -548,7 +550,7 @@ def flag_expired(s: Session, run_id: int | None, today: date) -> int:
         ],
     )
     s.execute(
-        insert(CoverHistory),
+        insert(CoverHistory.__table__),
         [
             {
                 "insurer_cover_id": r.id,
@@ -575,7 +577,7 @@ def flag_expired(s: Session, run_id: int | None, today: date) -> int:
         if r.customer_id is not None
     ]
     if events:
-        s.execute(insert(TimelineEvent), events)
+        s.execute(insert(TimelineEvent.__table__), events)
     return len(rows)
 
 

@@ -1,0 +1,337 @@
+"""Benchmark of the daily insurer sync, end to end over HTTP.
+
+The insurer simulator runs in a subprocess with N buyers (100k by default) and 90 % of them
+are customers of a fresh database (each known by one identifier: buyer id, SIREN, VAT or
+DUNS). One full sync (`cobro.insurers.sync_runner.run_sync`: the connector fetches each page
+over loopback HTTP, validates it with pydantic, and `apply_cover_page` matches and bulk
+upserts it with history, grade history and timeline events: the same code the DailySync
+activities run) is timed in a fresh subprocess per database, which reports its peak RSS.
+
+Baseline, in the same run: a row-by-row ORM sync of a sample (5k covers) — for each cover
+one query per identifier to find the customer, one query for the stored cover, an ORM
+object added or updated with its history row and timeline event, flushed, one commit per
+page — over the same HTTP pages. ratio = bulk records/s ÷ baseline records/s, on the
+database where the bulk sync is slower.
+
+    .venv/bin/python bench/sync_bench.py           # 100k buyers, SQLite and PostgreSQL
+    .venv/bin/python bench/sync_bench.py --quick   # 5k buyers, under 30 s
+
+Last line: BENCH sync records_per_s_sqlite=<n> records_per_s_pg=<n> wall_s_sqlite=<s>
+wall_s_pg=<s> rss_mb=<max> baseline_records_per_s=<n> ratio=<x>
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from pydantic import SecretStr  # noqa: E402
+from sqlalchemy import insert, or_, select  # noqa: E402
+from sqlalchemy.orm import Session  # noqa: E402
+
+from cobro.db import make_engine, upgrade  # noqa: E402
+from cobro.insurers.allianz_trade import AllianzTradeConnector  # noqa: E402
+from cobro.insurers.base import IdType  # noqa: E402
+from cobro.insurers.matching import normalise, siren_in_vat, siren_of  # noqa: E402
+from cobro.insurers.simulator import InsurerSimulator, Portfolio  # noqa: E402
+from cobro.insurers.sync_runner import run_sync  # noqa: E402
+from cobro.insurers.sync_store import cover_values  # noqa: E402
+from cobro.models import CoverHistory, Customer, InsurerCover, TimelineEvent  # noqa: E402
+
+PG_SERVER = os.environ.get("COBRO_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432")
+SEED = 11
+START = date(2026, 3, 2)
+API_KEY = "bench-api-key"
+PAGE_SIZE = 1000
+
+
+# --- the simulator, in its own process ---------------------------------------------------
+
+
+def serve_simulator(buyers: int, port_file: Path) -> None:
+    async def main() -> None:
+        async with InsurerSimulator(
+            buyers=buyers, seed=SEED, start_date=START, api_key=API_KEY
+        ) as sim:
+            port_file.write_text(sim.base_url)
+            await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+@contextmanager
+def simulator(buyers: int, tmp: Path) -> Iterator[str]:
+    port_file = tmp / f"sim-{uuid.uuid4().hex[:6]}.url"
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--serve-simulator", str(buyers), str(port_file)],
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while not port_file.exists() or not port_file.read_text():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit("the simulator did not start")
+            time.sleep(0.1)
+        yield port_file.read_text()
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+# --- databases -----------------------------------------------------------------------------
+
+
+@contextmanager
+def pg_database() -> Iterator[str]:
+    name = f"cobro_bench_{uuid.uuid4().hex[:8]}"
+    server = PG_SERVER.replace("+psycopg", "")
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            url = f"{PG_SERVER}/{name}"
+            upgrade(url)
+            yield url
+        finally:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def sqlite_database(directory: Path) -> Iterator[str]:
+    url = f"sqlite:///{directory / f'bench_{uuid.uuid4().hex[:8]}.db'}"
+    upgrade(url)
+    yield url
+
+
+def seed_customers(url: str, buyers: int) -> int:
+    """90 % of the simulator's buyers as customers, each known by one identifier."""
+    portfolio = Portfolio.generate(buyers, SEED, START)
+    rows: list[dict[str, Any]] = []
+    for i, buyer in enumerate(portfolio.buyers):
+        if i % 10 == 9:
+            continue
+        row: dict[str, Any] = {
+            "account": f"B{i:07d}",
+            "name": buyer.name,
+            "country": buyer.country,
+            "language": "fr",
+            "timezone": "Europe/Paris",
+        }
+        way = i % 4
+        if way == 0 or (way == 3 and not buyer.duns):
+            row["insurer_buyer_id"] = buyer.company_id
+        elif way == 1 and buyer.siren:
+            row["siren"] = buyer.siren
+        elif way == 3:
+            row["duns"] = buyer.duns
+        else:
+            row["vat"] = buyer.vat
+        rows.append(row)
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        for start in range(0, len(rows), 5000):
+            chunk = rows[start : start + 5000]
+            keys = ("insurer_buyer_id", "siren", "vat", "duns")
+            conn.execute(insert(Customer), [{**dict.fromkeys(keys), **r} for r in chunk])
+    engine.dispose()
+    return len(rows)
+
+
+# --- one timed sync, in a fresh process (its peak RSS is the sync's) -----------------------
+
+
+def connector(base_url: str) -> AllianzTradeConnector:
+    return AllianzTradeConnector(base_url, SecretStr(API_KEY), timeout=120)
+
+
+def timed_bulk_sync(url: str, base_url: str) -> dict[str, Any]:
+    engine = make_engine(url)
+
+    async def main() -> dict[str, Any]:
+        async with connector(base_url) as conn:
+            return await run_sync(engine, conn, full=True, today=START, page_size=PAGE_SIZE)
+
+    started = time.perf_counter()
+    summary = asyncio.run(main())
+    wall = time.perf_counter() - started
+    engine.dispose()
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"records": summary["fetched"], "wall": wall, "rss_mb": rss_mb, "summary": summary}
+
+
+def timed_naive_sync(url: str, base_url: str, limit: int) -> dict[str, Any]:
+    """Row by row through the ORM: what a straightforward implementation would do."""
+    engine = make_engine(url)
+
+    def find_customer(s: Session, company: Any) -> int | None:
+        probes = [
+            Customer.insurer_buyer_id == company.company_id,
+        ]
+        siren = siren_of(company.identifier(IdType.SIREN)) or siren_in_vat(
+            company.identifier(IdType.VAT)
+        )
+        if siren:
+            probes.append(Customer.siren == siren)
+            probes.append(Customer.vat == normalise(company.identifier(IdType.VAT)))
+        if company.identifier(IdType.VAT):
+            probes.append(Customer.vat == normalise(company.identifier(IdType.VAT)))
+        if company.identifier(IdType.DUNS):
+            probes.append(Customer.duns == normalise(company.identifier(IdType.DUNS)))
+        for probe in probes:  # one query per identifier, in order of trust
+            found = s.scalars(select(Customer.id).where(or_(probe))).first()
+            if found is not None:
+                return found
+        return None
+
+    async def main() -> int:
+        done = 0
+        async with connector(base_url) as conn:
+            number = 1
+            while done < limit:
+                page = await conn.get_cover_page(number, page_size=PAGE_SIZE)
+                with Session(engine) as s, s.begin():
+                    for cover in page.covers[: limit - done]:
+                        values = cover_values(cover)
+                        customer_id = find_customer(s, cover.company)
+                        old = s.scalars(
+                            select(InsurerCover).where(InsurerCover.cover_id == cover.cover_id)
+                        ).first()
+                        if old is None:
+                            old = InsurerCover(
+                                insurer="allianz_trade",
+                                cover_id=cover.cover_id,
+                                customer_id=customer_id,
+                                match_method="bench",
+                                **values,
+                            )
+                            s.add(old)
+                        else:
+                            for key, value in values.items():
+                                setattr(old, key, value)
+                        s.flush()
+                        s.add(
+                            CoverHistory(
+                                insurer_cover_id=old.id,
+                                customer_id=customer_id,
+                                kind="created",
+                                new={"status": values["status"]},
+                            )
+                        )
+                        if customer_id is not None:
+                            s.add(
+                                TimelineEvent(
+                                    customer_id=customer_id,
+                                    kind="cover.created",
+                                    summary=f"cover {cover.cover_id}",
+                                )
+                            )
+                        s.flush()
+                        done += 1
+                if number >= page.total_pages:
+                    break
+                number += 1
+        return done
+
+    started = time.perf_counter()
+    records = asyncio.run(main())
+    wall = time.perf_counter() - started
+    engine.dispose()
+    return {"records": records, "wall": wall}
+
+
+def in_subprocess(mode: str, *args: str) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, __file__, mode, *args],
+        check=True,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# --- main ----------------------------------------------------------------------------------
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--serve-simulator":
+        serve_simulator(int(sys.argv[2]), Path(sys.argv[3]))
+        return
+    if len(sys.argv) > 1 and sys.argv[1] == "--bulk":
+        print(json.dumps(timed_bulk_sync(sys.argv[2], sys.argv[3]), default=str))
+        return
+    if len(sys.argv) > 1 and sys.argv[1] == "--naive":
+        print(json.dumps(timed_naive_sync(sys.argv[2], sys.argv[3], int(sys.argv[4]))))
+        return
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small run (under 30 s)")
+    parser.add_argument("--buyers", type=int, help="buyers in the simulator (default 100k)")
+    parser.add_argument("--sample", type=int, help="covers synced by the baseline (5k)")
+    parser.add_argument("--no-pg", action="store_true", help="SQLite only")
+    args = parser.parse_args()
+    buyers = args.buyers or (5_000 if args.quick else 100_000)
+    sample = args.sample or (1_000 if args.quick else 5_000)
+
+    results: dict[str, dict[str, Any]] = {}
+    baselines: dict[str, dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        started = time.perf_counter()
+        with simulator(buyers, tmp) as base_url:
+            print(f"simulator: {buyers} buyers up in {time.perf_counter() - started:.1f} s")
+            kinds = ["sqlite"] if args.no_pg else ["sqlite", "pg"]
+            for kind in kinds:
+                for run in ("bulk", "naive"):
+                    database = sqlite_database(tmp) if kind == "sqlite" else pg_database()
+                    with database as url:
+                        customers = seed_customers(url, buyers)
+                        if run == "bulk":
+                            r = in_subprocess("--bulk", url, base_url)
+                            results[kind] = r
+                            print(
+                                f"{kind}: full sync of {r['records']} covers "
+                                f"({customers} customers) in {r['wall']:.2f} s = "
+                                f"{r['records'] / r['wall']:,.0f} records/s, "
+                                f"peak RSS {r['rss_mb']:.0f} MB; "
+                                f"created {r['summary']['created']}, "
+                                f"unmatched {r['summary']['unmatched']}"
+                            )
+                        else:
+                            r = in_subprocess("--naive", url, base_url, str(sample))
+                            baselines[kind] = r
+                            print(
+                                f"{kind}: row-by-row ORM baseline, {r['records']} covers in "
+                                f"{r['wall']:.2f} s = {r['records'] / r['wall']:,.0f} records/s"
+                            )
+
+    speed = {k: r["records"] / r["wall"] for k, r in results.items()}
+    slow = min(speed, key=lambda k: speed[k])
+    base = baselines[slow]["records"] / baselines[slow]["wall"]
+    ratio = speed[slow] / base
+    rss = max(r["rss_mb"] for r in results.values())
+    fields = [f"records_per_s_{k}={speed[k]:.0f}" for k in speed]
+    fields += [f"wall_s_{k}={results[k]['wall']:.1f}" for k in results]
+    fields += [f"rss_mb={rss:.0f}", f"baseline_records_per_s={base:.0f}", f"ratio={ratio:.1f}"]
+    print("BENCH sync " + " ".join(fields))
+
+
+if __name__ == "__main__":
+    main()
