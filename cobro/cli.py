@@ -46,6 +46,7 @@ def _register_subcommands() -> None:
         cli_covers,
         cli_dev,
         cli_dunning,
+        cli_exposure,
         cli_import,
         cli_kpis,
         cli_rules,
@@ -53,7 +54,7 @@ def _register_subcommands() -> None:
     )
 
     modules = (cli_import, cli_dev, cli_sync, cli_covers, cli_rules, cli_classify, cli_dunning)
-    for module in (*modules, cli_kpis):
+    for module in (*modules, cli_kpis, cli_exposure):
         module.register(app)
 
 

@@ -36,6 +36,7 @@ from cobro.rules.schemas import StrictModel
 
 FILENAME = "exposure.yaml"
 _MAX_AMOUNT = Decimal("1e14")
+_CENTS = Decimal("0.0001")  # money is stored with 4 decimals
 
 
 def _amount(value: Any) -> Any:
@@ -44,9 +45,9 @@ def _amount(value: Any) -> Any:
     amount = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
     if amount < 0:
         raise ValueError(f"an amount cannot be negative, got {value}")
-    if amount >= _MAX_AMOUNT or amount != amount.quantize(Decimal("0.0001")):
+    if amount >= _MAX_AMOUNT or amount != amount.quantize(_CENTS):
         raise ValueError(f"amount {value} out of range (at most 4 decimals, below 10^14)")
-    return amount
+    return amount.quantize(_CENTS)
 
 
 def _policy_id(value: Any) -> Any:
@@ -74,7 +75,7 @@ class UsedSection(StrictModel):
 
 
 class DiscretionarySection(StrictModel):
-    default: Amount = Decimal(0)
+    default: Amount = Decimal("0.0000")
     segments: dict[str, Amount] = Field(default_factory=dict)
     customer_override: Flag = True
 
