@@ -129,9 +129,9 @@ def exposure_command(
                 _stream_csv(rows)
             elif customer:
                 (e,) = list(rows)
-                _print_one(e, day, exposure_rules)
+                _print_one(e, day, ruleset, exposure_rules)
             else:
-                _print_table(list(rows), day, ruleset.hash, over_limit, exposure_rules)
+                _print_table(list(rows), day, ruleset, over_limit, exposure_rules)
     except typer.Exit:
         raise
     except BrokenPipeError:  # `cobro exposure --csv | head`: the reader is gone, stop quietly
@@ -175,13 +175,20 @@ def _stream_csv(rows: Iterable[Any]) -> None:
     sys.stdout.flush()
 
 
-def _orders_note(rules: Any) -> str | None:
+def _notes(ruleset: Any, rules: Any) -> list[str]:
+    """What the reader should know about the rules used."""
+    out = []
+    if "exposure.yaml" not in ruleset.files:
+        out.append(
+            "no exposure.yaml in the rules used: defaults (every open invoice counts, credit "
+            "notes deducted, customers' own limits only, no unnamed-buyer cover)"
+        )
     if rules.used.unbilled_orders:
-        return "unbilled orders: none imported yet, counted as 0"
-    return None
+        out.append("unbilled orders: none imported yet, counted as 0")
+    return out
 
 
-def _print_one(e: Any, day: date, rules: Any) -> None:
+def _print_one(e: Any, day: date, ruleset: Any, rules: Any) -> None:
     lines = [
         f"{e.account} {e.name}"
         + (f" (segment {e.segment})" if e.segment else "")
@@ -199,13 +206,11 @@ def _print_one(e: Any, day: date, rules: Any) -> None:
         f"  usage          {usage:>16}",
     ]
     lines += [f"  {note}" for note in e.notes]
-    note = _orders_note(rules)
-    if note:
-        lines.append(f"  {note}")
+    lines += [f"  {note}" for note in _notes(ruleset, rules)]
     typer.echo("\n".join(lines))
 
 
-def _print_table(rows: list[Any], day: date, ruleset_hash: str, over: bool, rules: Any) -> None:
+def _print_table(rows: list[Any], day: date, ruleset: Any, over: bool, rules: Any) -> None:
     from rich import box
     from rich.console import Console
     from rich.table import Table
@@ -217,7 +222,7 @@ def _print_table(rows: list[Any], day: date, ruleset_hash: str, over: bool, rule
     if over:
         rows.sort(key=lambda e: (e.available, e.account))
     what = "over limit" if over else "exposure"
-    title = f"Customers {what} as of {day} (rules {ruleset_hash[:12]})"
+    title = f"Customers {what} as of {day} (rules {ruleset.hash[:12]})"
     wide = console.width >= WIDE_TABLE  # narrow terminals: no name / basis columns
     table = (
         Table(title=title)
@@ -259,8 +264,7 @@ def _print_table(rows: list[Any], day: date, ruleset_hash: str, over: bool, rule
         f"used {_money(used)}",
         markup=False,
     )
-    note = _orders_note(rules)
-    if note:
+    for note in _notes(ruleset, rules):
         console.print(note, markup=False)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -135,3 +136,34 @@ def test_narrow_terminal_drops_name_and_basis(seeded: str, monkeypatch: pytest.M
     assert "Name A" not in result.output and "discr." in result.output
     assert max(len(x) for x in result.output.splitlines()) <= 80
     assert "23,849.50" in result.output and "-300.00" in result.output
+
+
+def test_the_active_applied_version_is_used(seeded: str, tmp_path: Path) -> None:
+    applied = tmp_path / "applied"
+    shutil.copytree(RULES, applied)
+    f = applied / "exposure.yaml"
+    f.write_text(f.read_text().replace("sme: 5000", "sme: 1000"))
+    ok = CliRunner().invoke(
+        app, ["rules", "apply", str(applied), "--author", "a", "--message", "m"]
+    )
+    assert ok.exit_code == 0, ok.output
+    a = json.loads(run(*AS_OF, "--customer", "A", "--json").output)
+    assert a["discretionary"] == "1000.0000" and a["authorised"] == "26000.0000"
+
+
+def test_notes_on_missing_file_and_orders(seeded: str, tmp_path: Path) -> None:
+    bare = tmp_path / "bare"
+    shutil.copytree(RULES, bare)
+    (bare / "exposure.yaml").unlink()
+    out = run(*AS_OF, "--rules", str(bare)).output
+    assert "no exposure.yaml in the rules used: defaults" in out
+    # A: named 25000; B: its own 500; C, D, E, F: 0 (no segments, no unnamed cover)
+    assert "6 customer(s), 4 over limit; authorised 25,500.00" in out
+
+    orders = tmp_path / "orders"
+    shutil.copytree(RULES, orders)
+    f = orders / "exposure.yaml"
+    f.write_text(f.read_text().replace("unbilled_orders: false", "unbilled_orders: true"))
+    one = run(*AS_OF, "--rules", str(orders), "--customer", "A").output
+    assert "unbilled orders: none imported yet, counted as 0" in one
+    assert re.search(r"^    unbilled orders +0.00$", one, re.M)
