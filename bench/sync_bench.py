@@ -285,7 +285,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small run (under 30 s)")
     parser.add_argument("--buyers", type=int, help="buyers in the simulator (default 100k)")
     parser.add_argument("--sample", type=int, help="covers synced by the baseline (5k)")
-    parser.add_argument("--no-pg", action="store_true", help="SQLite only")
+    parser.add_argument("--db", choices=["both", "sqlite", "pg"], default="both")
     args = parser.parse_args()
     buyers = args.buyers or (5_000 if args.quick else 100_000)
     sample = args.sample or (1_000 if args.quick else 5_000)
@@ -297,7 +297,7 @@ def main() -> None:
         started = time.perf_counter()
         with simulator(buyers, tmp) as base_url:
             print(f"simulator: {buyers} buyers up in {time.perf_counter() - started:.1f} s")
-            kinds = ["sqlite"] if args.no_pg else ["sqlite", "pg"]
+            kinds = ["sqlite", "pg"] if args.db == "both" else [args.db]
             for kind in kinds:
                 for run in ("bulk", "naive"):
                     database = sqlite_database(tmp) if kind == "sqlite" else pg_database()

@@ -44,7 +44,11 @@ def make_engine(url: str | None = None) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    # prepare_threshold=None: no server-side prepared statements. psycopg prepares a query
+    # after 5 runs and PostgreSQL then plans it once, generically, on the statistics of that
+    # moment: a bulk sync's `cover_id IN (...1000 ids...)` planned while the table was
+    # nearly empty became a linear scan of every id for every row (seconds per page at 100k)
+    return create_engine(url, pool_pre_ping=True, connect_args={"prepare_threshold": None})
 
 
 @lru_cache

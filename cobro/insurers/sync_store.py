@@ -26,6 +26,7 @@ from babel.numbers import format_currency
 from sqlalchemy import Engine, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
+from cobro.bulk import bulk_insert
 from cobro.db import transaction
 from cobro.insurers.base import Cover, CoverPage, IdType
 from cobro.insurers.matching import CustomerIds, Match, MatchIndex, normalise, siren_of
@@ -387,7 +388,7 @@ def _apply(s: Session, run_id: int, insurer: str, page: CoverPage, today: date) 
                 )
             )
     if inserts:
-        s.execute(insert(InsurerCover.__table__), inserts)
+        bulk_insert(s, InsurerCover, inserts)
         new_ids = dict(
             s.execute(
                 select(InsurerCover.cover_id, InsurerCover.id).where(
@@ -401,8 +402,9 @@ def _apply(s: Session, run_id: int, insurer: str, page: CoverPage, today: date) 
     if updates:
         s.execute(update(InsurerCover), updates)
     if history:
-        s.execute(
-            insert(CoverHistory.__table__),
+        bulk_insert(
+            s,
+            CoverHistory,
             [
                 {k: v for k, v in h.items() if k != "cover_id"} | {"sync_run_id": run_id, "at": now}
                 for h in history
@@ -410,7 +412,7 @@ def _apply(s: Session, run_id: int, insurer: str, page: CoverPage, today: date) 
         )
     events += _grade_changes(s, insurer, grades, today, now)
     if events:
-        s.execute(insert(TimelineEvent.__table__), events)
+        bulk_insert(s, TimelineEvent, events)
     return counts
 
 
@@ -506,7 +508,7 @@ def _grade_changes(
             )
         )
     if new_rows:
-        s.execute(insert(GradeHistory.__table__), new_rows)
+        bulk_insert(s, GradeHistory, new_rows)
     return events
 
 
@@ -549,8 +551,9 @@ def flag_expired(s: Session, run_id: int | None, today: date) -> int:
             for r in rows
         ],
     )
-    s.execute(
-        insert(CoverHistory.__table__),
+    bulk_insert(
+        s,
+        CoverHistory,
         [
             {
                 "insurer_cover_id": r.id,
@@ -577,7 +580,7 @@ def flag_expired(s: Session, run_id: int | None, today: date) -> int:
         if r.customer_id is not None
     ]
     if events:
-        s.execute(insert(TimelineEvent.__table__), events)
+        bulk_insert(s, TimelineEvent, events)
     return len(rows)
 
 
