@@ -4,12 +4,26 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import Engine, case, func, or_, select
 
-from cobro.models import Communication, Customer, Invoice, TimelineEvent
+from cobro.forecast import Forecast, OpenItem, forecast
+from cobro.models import (
+    Alert,
+    Communication,
+    Customer,
+    DunningPause,
+    GradeHistory,
+    InsurerCover,
+    Invoice,
+    Payment,
+    PaymentAllocation,
+    RiskAssessment,
+    Task,
+    TimelineEvent,
+)
 
 AGING_BUCKETS = [("not due", None), ("1-30", 30), ("31-60", 60), ("61-90", 90), ("91-120", 120)]
 OVER_LAST = ">120"
@@ -142,3 +156,418 @@ def customer_file(engine: Engine, account: str) -> CustomerFile | None:
         ).all()
         session.expunge_all()
     return CustomerFile(customer, list(invoices), list(timeline), list(communications))
+
+
+# --- customers list with filters ---------------------------------------------------------
+
+
+def latest_risk_classes():  # type: ignore[no-untyped-def]
+    """customer_id → its latest risk class (a subquery)."""
+    latest = (
+        select(RiskAssessment.customer_id, func.max(RiskAssessment.id).label("id"))
+        .group_by(RiskAssessment.customer_id)
+        .subquery()
+    )
+    return (
+        select(RiskAssessment.customer_id, RiskAssessment.risk_class)
+        .join(latest, latest.c.id == RiskAssessment.id)
+        .subquery()
+    )
+
+
+def _limits_subqueries(as_of: date):  # type: ignore[no-untyped-def]
+    outstanding = (
+        select(Invoice.customer_id, func.sum(Invoice.open_amount).label("outstanding"))
+        .where(Invoice.open_amount > Decimal(0))
+        .group_by(Invoice.customer_id)
+        .subquery()
+    )
+    covers = (
+        select(InsurerCover.customer_id, func.sum(InsurerCover.granted_amount).label("cover"))
+        .where(
+            InsurerCover.customer_id.is_not(None),
+            InsurerCover.status.in_(ACTIVE_COVER_STATUSES),
+            or_(InsurerCover.valid_from.is_(None), InsurerCover.valid_from <= as_of),
+            or_(InsurerCover.valid_until.is_(None), InsurerCover.valid_until >= as_of),
+        )
+        .group_by(InsurerCover.customer_id)
+        .subquery()
+    )
+    return outstanding, covers
+
+
+ACTIVE_COVER_STATUSES = ("active", "granted", "partially_granted", "reduced")
+
+
+@dataclass
+class CustomerFilters:
+    q: str = ""
+    risk_class: str = ""
+    segment: str = ""
+    country: str = ""
+    over_limit: bool = False
+
+
+@dataclass
+class ListedCustomer:
+    account: str
+    name: str
+    country: str
+    segment: str | None
+    risk_class: str | None
+    outstanding: Decimal
+    total_limit: Decimal | None
+    over_by: Decimal | None
+
+
+def list_customers(
+    engine: Engine, as_of: date, filters: CustomerFilters, page: int = 1, per_page: int = 50
+) -> tuple[list[ListedCustomer], int]:
+    """One page of customers, filtered in SQL (fast on 100k customers: two aggregates joined
+    once, LIMIT/OFFSET on the account order). Limit = active covers + discretionary limit,
+    over limit = outstanding above it — the rule facts' definitions."""
+    risk = latest_risk_classes()
+    outstanding, covers = _limits_subqueries(as_of)
+    owed = func.coalesce(outstanding.c.outstanding, Decimal(0))
+    has_limit = or_(covers.c.cover.is_not(None), Customer.discretionary_limit.is_not(None))
+    limit = func.coalesce(covers.c.cover, Decimal(0)) + func.coalesce(
+        Customer.discretionary_limit, Decimal(0)
+    )
+    base = (
+        select(
+            Customer.account,
+            Customer.name,
+            Customer.country,
+            Customer.segment,
+            risk.c.risk_class,
+            owed.label("owed"),
+            case((has_limit, limit), else_=None).label("total_limit"),
+        )
+        .outerjoin(risk, risk.c.customer_id == Customer.id)
+        .outerjoin(outstanding, outstanding.c.customer_id == Customer.id)
+        .outerjoin(covers, covers.c.customer_id == Customer.id)
+    )
+    if filters.q:
+        pattern = f"%{filters.q.lower()}%"
+        base = base.where(
+            or_(func.lower(Customer.name).like(pattern), func.lower(Customer.account).like(pattern))
+        )
+    if filters.risk_class:
+        base = base.where(risk.c.risk_class == filters.risk_class)
+    if filters.segment:
+        base = base.where(Customer.segment == filters.segment)
+    if filters.country:
+        base = base.where(Customer.country == filters.country.upper())
+    if filters.over_limit:
+        base = base.where(has_limit, owed > limit)
+    with engine.connect() as conn:
+        total = conn.scalar(select(func.count()).select_from(base.subquery())) or 0
+        rows = conn.execute(
+            base.order_by(Customer.account).limit(per_page).offset((page - 1) * per_page)
+        ).all()
+    out = []
+    for r in rows:
+        over = r.owed - r.total_limit if r.total_limit is not None else None
+        out.append(
+            ListedCustomer(
+                r.account,
+                r.name,
+                r.country,
+                r.segment,
+                r.risk_class,
+                Decimal(r.owed),
+                r.total_limit,
+                over if over is not None and over > 0 else None,
+            )
+        )
+    return out, total
+
+
+def filter_choices(engine: Engine) -> dict[str, list[str]]:
+    with engine.connect() as conn:
+        segments = conn.scalars(
+            select(Customer.segment).where(Customer.segment.is_not(None)).distinct()
+        ).all()
+        countries = conn.scalars(select(Customer.country).distinct()).all()
+        classes = conn.scalars(select(RiskAssessment.risk_class).distinct()).all()
+    return {
+        "segments": sorted(segments),
+        "countries": sorted(countries),
+        "risk_classes": sorted(classes),
+    }
+
+
+# --- the customer file, beyond invoices and messages ---------------------------------------
+
+
+@dataclass
+class CustomerRisk:
+    covers: list[InsurerCover]
+    grades: list[tuple[date, int]]
+    assessment: RiskAssessment | None
+    alerts: list[Alert]
+    tasks: list[Task]
+    pauses: list[DunningPause]
+
+
+def customer_risk(engine: Engine, customer_id: int) -> CustomerRisk:
+    from sqlalchemy.orm import Session
+
+    with Session(engine) as s:
+        covers = s.scalars(
+            select(InsurerCover)
+            .where(InsurerCover.customer_id == customer_id)
+            .order_by(InsurerCover.valid_until.desc(), InsurerCover.cover_id)
+        ).all()
+        grades = s.execute(
+            select(GradeHistory.graded_on, GradeHistory.grade)
+            .where(GradeHistory.customer_id == customer_id)
+            .order_by(GradeHistory.graded_on)
+        ).all()
+        assessment = s.scalars(
+            select(RiskAssessment)
+            .where(RiskAssessment.customer_id == customer_id)
+            .order_by(RiskAssessment.id.desc())
+            .limit(1)
+        ).first()
+        alerts = s.scalars(
+            select(Alert).where(Alert.customer_id == customer_id).order_by(Alert.id.desc())
+        ).all()
+        tasks = s.scalars(
+            select(Task).where(Task.customer_id == customer_id).order_by(Task.id.desc())
+        ).all()
+        pauses = s.scalars(
+            select(DunningPause)
+            .where(DunningPause.customer_id == customer_id, DunningPause.status == "active")
+            .order_by(DunningPause.id)
+        ).all()
+        s.expunge_all()
+    return CustomerRisk(
+        list(covers),
+        [(d, g) for d, g in grades],
+        assessment,
+        list(alerts),
+        list(tasks),
+        list(pauses),
+    )
+
+
+def communication(engine: Engine, account: str, message_id: int) -> Communication | None:
+    from sqlalchemy.orm import Session
+
+    with Session(engine) as s:
+        found = s.scalars(
+            select(Communication)
+            .join(Customer, Customer.id == Communication.customer_id)
+            .where(Communication.id == message_id, Customer.account == account)
+        ).first()
+        s.expunge_all()
+    return found
+
+
+# --- alerts inbox and tasks ----------------------------------------------------------------
+
+
+@dataclass
+class InboxAlert:
+    id: int
+    account: str
+    customer: str
+    name: str
+    severity: str
+    message: str
+    state: str
+    fired_at: datetime
+    assigned_to: str | None
+    acknowledged_by: str | None
+
+
+def alerts_inbox(
+    engine: Engine, state: str = "open", limit: int = 200, offset: int = 0
+) -> tuple[list[InboxAlert], int]:
+    query = select(
+        Alert.id,
+        Customer.account,
+        Customer.name,
+        Alert.name,
+        Alert.severity,
+        Alert.message,
+        Alert.state,
+        Alert.fired_at,
+        Alert.assigned_to,
+        Alert.acknowledged_by,
+    ).join(Customer, Customer.id == Alert.customer_id)
+    if state:
+        query = query.where(Alert.state == state)
+    severity_order = case(
+        (Alert.severity == "critical", 0), (Alert.severity == "warning", 1), else_=2
+    )
+    with engine.connect() as conn:
+        total = conn.scalar(select(func.count()).select_from(query.subquery())) or 0
+        rows = conn.execute(
+            query.order_by(severity_order, Alert.fired_at.desc(), Alert.id.desc())
+            .limit(limit)
+            .offset(offset)
+        ).all()
+    return [InboxAlert(*r) for r in rows], total
+
+
+@dataclass
+class ListedTask:
+    id: int
+    account: str
+    customer: str
+    kind: str
+    note: str
+    assignee: str | None
+    assignee_role: str | None
+    due_date: date | None
+    status: str
+
+
+def tasks_list(
+    engine: Engine, status: str = "open", assignee: str | None = None, limit: int = 200
+) -> list[ListedTask]:
+    query = select(
+        Task.id,
+        Customer.account,
+        Customer.name,
+        Task.kind,
+        Task.note,
+        Task.assignee,
+        Task.assignee_role,
+        Task.due_date,
+        Task.status,
+    ).join(Customer, Customer.id == Task.customer_id)
+    if status:
+        query = query.where(Task.status == status)
+    if assignee:
+        query = query.where(Task.assignee == assignee)
+    with engine.connect() as conn:
+        rows = conn.execute(query.order_by(Task.due_date, Task.id).limit(limit)).all()
+    return [ListedTask(*r) for r in rows]
+
+
+# --- collection forecast -------------------------------------------------------------------
+
+
+def collection_forecast(engine: Engine, as_of: date, weeks: int = 8) -> Forecast:
+    """Open invoices (summed per customer, due date, currency) and each customer's average
+    days late over the last 12 months of payment allocations, into `cobro.forecast`."""
+    from cobro.rules.facts_sql import days_between
+
+    with engine.connect() as conn:
+        late = days_between(conn, Payment.date, Invoice.due_date)
+        history = conn.execute(
+            select(
+                Payment.customer_id,
+                func.sum(case((late > 0, late), else_=0)),
+                func.count(),
+            )
+            .select_from(PaymentAllocation)
+            .join(Payment, Payment.id == PaymentAllocation.payment_id)
+            .join(Invoice, Invoice.id == PaymentAllocation.invoice_id)
+            .where(Payment.date > as_of - timedelta(days=365), Payment.date <= as_of)
+            .group_by(Payment.customer_id)
+        ).all()
+        open_items = conn.execute(
+            select(
+                Invoice.customer_id,
+                Invoice.due_date,
+                Invoice.currency,
+                Invoice.disputed,
+                func.sum(Invoice.open_amount),
+            )
+            .where(Invoice.open_amount > Decimal(0))
+            .group_by(Invoice.customer_id, Invoice.due_date, Invoice.currency, Invoice.disputed)
+        ).all()
+    days_late = {cid: Decimal(int(total)) / count for cid, total, count in history if count}
+    items = (
+        OpenItem(cid, due, currency, Decimal(total), bool(disputed))
+        for cid, due, currency, disputed, total in open_items
+    )
+    return forecast(items, days_late, as_of, weeks)
+
+
+# --- report: accounts needing a limit or terms change ----------------------------------------
+
+
+@dataclass
+class LimitReviewRow:
+    account: str
+    name: str
+    segment: str | None
+    outstanding: Decimal
+    total_limit: Decimal | None
+    usage: Decimal | None  # 0.9 = 90 %
+    grade_from: int | None
+    grade_to: int | None
+    reasons: list[str]
+
+
+def limit_review(
+    engine: Engine, as_of: date, usage_threshold: Decimal = Decimal("0.9"), grade_days: int = 90
+) -> list[LimitReviewRow]:
+    """Customers over their limit, using more than `usage_threshold` of it, or whose insurer
+    grade worsened in the last `grade_days` days: candidates for a new limit or new terms."""
+    outstanding, covers = _limits_subqueries(as_of)
+    owed = func.coalesce(outstanding.c.outstanding, Decimal(0))
+    has_limit = or_(covers.c.cover.is_not(None), Customer.discretionary_limit.is_not(None))
+    limit = func.coalesce(covers.c.cover, Decimal(0)) + func.coalesce(
+        Customer.discretionary_limit, Decimal(0)
+    )
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(
+                Customer.id,
+                Customer.account,
+                Customer.name,
+                Customer.segment,
+                owed.label("owed"),
+                case((has_limit, limit), else_=None).label("total_limit"),
+            )
+            .outerjoin(outstanding, outstanding.c.customer_id == Customer.id)
+            .outerjoin(covers, covers.c.customer_id == Customer.id)
+            .where(owed > 0)
+        ).all()
+        grades = conn.execute(
+            select(GradeHistory.customer_id, GradeHistory.graded_on, GradeHistory.grade)
+            .where(GradeHistory.graded_on <= as_of)
+            .order_by(GradeHistory.customer_id, GradeHistory.graded_on)
+        ).all()
+    history: dict[int, list[tuple[date, int]]] = defaultdict(list)
+    for cid, on, grade in grades:
+        history[cid].append((on, grade))
+    since = as_of - timedelta(days=grade_days)
+    out = []
+    for r in rows:
+        reasons = []
+        total_limit = r.total_limit
+        usage = None
+        if total_limit is not None and total_limit > 0:
+            usage = (Decimal(r.owed) / Decimal(total_limit)).quantize(Decimal("0.0001"))
+        if total_limit is not None and r.owed > total_limit:
+            reasons.append(f"over limit by {Decimal(r.owed) - Decimal(total_limit):.2f}")
+        elif usage is not None and usage > usage_threshold:
+            reasons.append(f"uses {usage * 100:.0f} % of its limit")
+        grade_from = grade_to = None
+        past = history.get(r.id, [])
+        if len(past) >= 2 and past[-1][0] >= since and past[-1][1] > past[-2][1]:
+            grade_from, grade_to = past[-2][1], past[-1][1]
+            reasons.append(f"insurer grade worsened {grade_from} → {grade_to}")
+        if reasons:
+            out.append(
+                LimitReviewRow(
+                    r.account,
+                    r.name,
+                    r.segment,
+                    Decimal(r.owed),
+                    total_limit,
+                    usage,
+                    grade_from,
+                    grade_to,
+                    reasons,
+                )
+            )
+    out.sort(key=lambda x: (-(x.usage or Decimal(0)), x.account))
+    return out
