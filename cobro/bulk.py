@@ -18,7 +18,8 @@ def bulk_insert(session: Session, model: type, rows: list[dict[str, Any]]) -> No
         return
     table: Table = model.__table__  # type: ignore[attr-defined]
     connection = session.connection()
-    if connection.dialect.name != "postgresql":
+    dialect = connection.dialect
+    if dialect.name not in ("postgresql", "sqlite"):
         session.execute(insert(table), rows)
         return
     keys = list(rows[0])
@@ -28,18 +29,23 @@ def bulk_insert(session: Session, model: type, rows: list[dict[str, Any]]) -> No
         for c in table.c
         if c.key not in rows[0] and c.default is not None and c.default.is_callable
     ]
-    dialect = connection.dialect
     processors = [c.type._cached_bind_processor(dialect) for c in [*columns, *defaults]]
     names = ", ".join(dialect.identifier_preparer.quote(c.name) for c in [*columns, *defaults])
-    sql = f"COPY {dialect.identifier_preparer.format_table(table)} ({names}) FROM STDIN"
+    target = dialect.identifier_preparer.format_table(table)
+
+    def processed(row: dict[str, Any]) -> list[Any]:
+        values = [row[k] for k in keys]
+        values += [c.default.arg(None) for c in defaults]  # type: ignore[union-attr]
+        return [
+            v if p is None or v is None else p(v) for p, v in zip(processors, values, strict=True)
+        ]
+
     cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    with cursor.copy(sql) as copy:
+    if dialect.name == "sqlite":
+        marks = ", ".join("?" * (len(columns) + len(defaults)))
+        sql = f"INSERT INTO {target} ({names}) VALUES ({marks})"
+        cursor.executemany(sql, [processed(row) for row in rows])
+        return
+    with cursor.copy(f"COPY {target} ({names}) FROM STDIN") as copy:
         for row in rows:
-            values = [row[k] for k in keys]
-            values += [c.default.arg(None) for c in defaults]  # type: ignore[union-attr]
-            copy.write_row(
-                [
-                    v if p is None or v is None else p(v)
-                    for p, v in zip(processors, values, strict=True)
-                ]
-            )
+            copy.write_row(processed(row))
