@@ -61,6 +61,35 @@ def worker() -> None:
         fail(f"worker cannot run against {settings.temporal_address}: {exc}")
 
 
+def serve(
+    host: str = typer.Option(None, "--host", help="default COBRO_WEB_HOST (127.0.0.1)"),
+    port: int = typer.Option(None, "--port", help="default COBRO_WEB_PORT (8000)"),
+) -> None:
+    """Serve the dashboard and the JSON API (OpenAPI at /api/openapi.json) until Ctrl-C.
+    Create a login first: `cobro users add NAME --role admin`."""
+    from cobro.db import upgrade
+    from cobro.settings import get_settings
+    from cobro.web.app import serve_web
+
+    _configure_logging()
+    settings = get_settings()
+    updates = {k: v for k, v in (("web_host", host), ("web_port", port)) if v is not None}
+    settings = settings.model_copy(update=updates)
+
+    async def main() -> None:
+        stop = _stop_on_signals()
+        console.print(
+            f"Cobro dashboard on http://{settings.web_host}:{settings.web_port} (Ctrl-C to stop)"
+        )
+        await serve_web(settings, stop)
+
+    try:
+        upgrade(settings.resolved_database_url)
+        asyncio.run(main())
+    except OSError as exc:
+        fail(f"cannot serve on {settings.web_host}:{settings.web_port}: {exc}")
+
+
 def _stop_on_signals() -> asyncio.Event:
     """An event set by SIGINT/SIGTERM (Ctrl-C), for a clean, ordered shutdown."""
     stop = asyncio.Event()
@@ -80,3 +109,4 @@ def _configure_logging() -> None:
 def register(app: typer.Typer) -> None:
     app.command("dev")(dev)
     app.command("worker")(worker)
+    app.command("serve")(serve)

@@ -128,6 +128,7 @@ class StackUrls:
     smtp: str
     twilio_api: str
     insurer: str = ""
+    logins: list[tuple[str, str, str]] = field(default_factory=list)  # user, password, role
 
     def lines(self) -> list[tuple[str, str]]:
         return [
@@ -138,6 +139,7 @@ class StackUrls:
             ("SMTP (capture)", self.smtp),
             ("Twilio API (capture)", self.twilio_api),
             *([("Insurer API (simulator)", self.insurer)] if self.insurer else []),
+            *[(f"Dashboard login ({role})", f"{user} / {pw}") for user, pw, role in self.logins],
         ]
 
 
@@ -171,6 +173,7 @@ async def running_stack(settings: Settings, demo: bool) -> AsyncIterator[StackUr
     temporal = TemporalDevServer(var_dir, settings.temporal_address, settings.temporal_ui_port)
     stop = asyncio.Event()
     tasks: list[asyncio.Task[None]] = []
+    logins: list[tuple[str, str, str]] = []
     try:
         await asyncio.to_thread(upgrade, settings.resolved_database_url)
         if demo:
@@ -181,6 +184,7 @@ async def running_stack(settings: Settings, demo: bool) -> AsyncIterator[StackUr
             )
             for report in reports.values():
                 log.info("demo data: %s", report.summary())
+            logins = await asyncio.to_thread(demo_logins, settings)
         await asyncio.to_thread(temporal.start)
         await wait_for_temporal(settings)
         async with (
@@ -206,6 +210,7 @@ async def running_stack(settings: Settings, demo: bool) -> AsyncIterator[StackUr
                 smtp=f"smtp://127.0.0.1:{capture.smtp_port}",
                 twilio_api=capture.base_url,
                 insurer=insurer,
+                logins=logins,
             )
             stop.set()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -216,6 +221,25 @@ async def running_stack(settings: Settings, demo: bool) -> AsyncIterator[StackUr
                 task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await asyncio.to_thread(temporal.stop)
+
+
+DEMO_LOGINS = [("demo", "cobro-demo-2026", "admin"), ("viewer", "cobro-viewer-2026", "viewer")]
+
+
+def demo_logins(settings: Settings) -> list[tuple[str, str, str]]:
+    """The demo's dashboard users (an admin and a viewer), created once. Demo only: their
+    passwords are printed and published in the README."""
+    from cobro.db import make_engine
+    from cobro.users import UserError, create_user
+
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        for user, password, role in DEMO_LOGINS:
+            with contextlib.suppress(UserError):  # already there (second start)
+                create_user(engine, user, password, role, f"Demo {role}")
+    finally:
+        engine.dispose()
+    return list(DEMO_LOGINS)
 
 
 def _is_loopback(url: str) -> bool:

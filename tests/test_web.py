@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, timedelta
 from decimal import Decimal
 
-from sqlalchemy import Engine
+from cobro.users import create_user
+from sqlalchemy import Engine, func, select
 from starlette.testclient import TestClient
 
 from cobro.db import transaction
-from cobro.models import Customer, Invoice, TimelineEvent
+from cobro.models import Customer, DunningPause, Invoice, TimelineEvent
 from cobro.settings import Settings
 from cobro.web.app import create_app
 from cobro.web.queries import portfolio
@@ -63,11 +65,65 @@ def test_portfolio_aging_buckets(engine: Engine) -> None:
     }
 
 
+def logged_in(engine: Engine, db_url: str, role: str = "collector") -> TestClient:
+    """A client of the dashboard, logged in through the login form like a person."""
+    create_user(engine, f"{role}1", "correct horse battery", role, f"{role.title()} One")
+    client = TestClient(create_app(Settings(database_url=db_url, web_secret_key="k" * 32), engine))
+    form = client.get("/login")
+    token = form.cookies.get("cobro_login_csrf") or client.cookies.get("cobro_login_csrf")
+    assert token and f'value="{token}"' in form.text
+    done = client.post(
+        "/login",
+        data={"username": f"{role}1", "password": "correct horse battery", "csrf_token": token},
+        follow_redirects=False,
+    )
+    assert done.status_code == 303, done.text
+    return client
+
+
+def csrf_of(client: TestClient, path: str = "/customers") -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', client.get(path).text)
+    assert match
+    return match.group(1)
+
+
+def test_pages_need_a_login(engine: Engine, db_url: str) -> None:
+    client = TestClient(create_app(Settings(database_url=db_url, web_secret_key="k" * 32), engine))
+    page = client.get("/customers?q=x", follow_redirects=False)
+    assert page.status_code == 303 and page.headers["location"] == "/login?next=/customers%3Fq%3Dx"
+    assert client.get("/api/portfolio").status_code == 401
+    assert client.get("/static/cobro.css").status_code == 200
+    bad = client.post("/login", data={"username": "x", "password": "y", "csrf_token": "z"})
+    assert bad.status_code == 403, "a login form without its CSRF cookie is refused"
+
+
+def test_wrong_password_and_open_redirect(engine: Engine, db_url: str) -> None:
+    create_user(engine, "ann", "correct horse battery", "viewer")
+    client = TestClient(create_app(Settings(database_url=db_url, web_secret_key="k" * 32), engine))
+    form = client.get("/login")
+    token = client.cookies.get("cobro_login_csrf")
+    wrong = client.post("/login", data={"username": "ann", "password": "nope", "csrf_token": token})
+    assert wrong.status_code == 401 and "Wrong user name or password" in wrong.text
+    ok = client.post(
+        "/login",
+        data={
+            "username": "ann",
+            "password": "correct horse battery",
+            "csrf_token": token,
+            "next": "//evil.example/",
+        },
+        follow_redirects=False,
+    )
+    assert ok.status_code == 303 and ok.headers["location"] == "/"
+    assert form.status_code == 200
+
+
 def test_pages_render_and_escape(engine: Engine, db_url: str) -> None:
     _seed(engine)
-    client = TestClient(create_app(Settings(database_url=db_url), engine))
+    client = logged_in(engine, db_url)
     home = client.get(f"/?as_of={AS_OF}")
     assert home.status_code == 200 and "€1,000.00" in home.text
+    assert "<svg" in home.text and "Aging balance" in home.text
     listing = client.get("/customers?q=script")
     assert listing.status_code == 200
     assert "<script>alert" not in listing.text and "&lt;script&gt;" in listing.text
@@ -76,5 +132,48 @@ def test_pages_render_and_escape(engine: Engine, db_url: str) -> None:
     assert "<b>hello</b>" not in page.text and "&lt;b&gt;hello" in page.text
     assert "CobroCustomerId" in page.text
     assert client.get("/customers/nobody").status_code == 404
+    for path in ("/alerts", "/tasks", "/reports", f"/reports?as_of={AS_OF}"):
+        assert client.get(path).status_code == 200, path
+    assert client.get("/reports?as_of=0001-01-01").status_code == 422
     data = client.get(f"/api/portfolio?as_of={AS_OF}").json()
     assert data["overdue_by_currency"] == {"EUR": "900.0000"}
+
+
+def test_pause_from_the_customer_file_is_on_the_timeline(engine: Engine, db_url: str) -> None:
+    _seed(engine)
+    client = logged_in(engine, db_url)
+    token = csrf_of(client, "/customers/C%3C1%3E")
+    forged = client.post(
+        "/customers/C%3C1%3E/pause", data={"reason": "forged"}, follow_redirects=False
+    )
+    assert forged.status_code == 403
+    done = client.post(
+        "/customers/C%3C1%3E/pause",
+        data={"reason": "dispute <call> Monday", "csrf_token": token},
+        follow_redirects=False,
+    )
+    assert done.status_code == 303 and "dunning%20paused" in done.headers["location"]
+    page = client.get(done.headers["location"])
+    assert "Paused" in page.text and "dispute &lt;call&gt; Monday" in page.text
+    with engine.connect() as conn:
+        actor = conn.scalar(
+            select(TimelineEvent.actor).where(TimelineEvent.kind == "dunning.paused")
+        )
+    assert actor == "collector1"
+    resumed = client.post(
+        "/customers/C%3C1%3E/resume", data={"csrf_token": token}, follow_redirects=False
+    )
+    assert resumed.status_code == 303
+    assert "Active" in client.get("/customers/C%3C1%3E").text
+
+
+def test_a_viewer_cannot_pause(engine: Engine, db_url: str) -> None:
+    _seed(engine)
+    client = logged_in(engine, db_url, "viewer")
+    page = client.get("/customers/C%3C1%3E")
+    assert "Pause dunning" not in page.text and "can look but not pause" in page.text
+    token = csrf_of(client, "/customers/C%3C1%3E")
+    refused = client.post("/customers/C%3C1%3E/pause", data={"reason": "x", "csrf_token": token})
+    assert refused.status_code == 403
+    with engine.connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(DunningPause)) == 0

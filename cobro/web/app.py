@@ -1,111 +1,192 @@
-"""Dashboard pages and their JSON twins. Binds to loopback by default (no users yet)."""
+"""The dashboard (`cobro serve`, and `cobro dev`): server-rendered pages for people, a JSON
+API for scripts (OpenAPI at /api/openapi.json), sign-in with roles. Every asset is served
+from this package: it works offline."""
 
 from __future__ import annotations
 
 import asyncio
-from datetime import date
+import hmac
+import secrets
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import uvicorn
-from babel.numbers import format_currency
+from babel.numbers import format_currency, format_decimal
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import Engine
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
-from starlette.routing import Mount, Route
+from starlette.exceptions import HTTPException
 from starlette.staticfiles import StaticFiles
 
 from cobro.db import make_engine
 from cobro.settings import Settings, get_settings
-from cobro.web import queries
+from cobro.users import authenticate
+from cobro.web import api, pages
+from cobro.web.auth import AuthMiddleware, check_csrf, clear_session, set_session
 from cobro.web.webhooks import twilio_status_endpoint
 
 HERE = Path(__file__).parent
+LOGIN_CSRF_COOKIE = "cobro_login_csrf"
+TITLES = {401: "Please log in", 403: "Not allowed", 404: "Not found", 422: "Not understood"}
 
 
-def money(amount: Decimal | None, currency: str) -> str:
-    return format_currency(amount or Decimal(0), currency, locale="en")
+def money(amount: Decimal | None, currency: str | None) -> str:
+    return format_currency(amount or Decimal(0), currency or "EUR", locale="en")
 
 
-def create_app(settings: Settings | None = None, engine: Engine | None = None) -> Starlette:
+def amount(value: Decimal | None) -> str:
+    return format_decimal(value or Decimal(0), format="#,##0.00", locale="en")
+
+
+def pct(value: Decimal | None) -> str:
+    return "—" if value is None else f"{value:.1f} %"
+
+
+def days(value: Decimal | None) -> str:
+    return "—" if value is None else f"{value:.0f} days"
+
+
+def template_environment() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"])
+    )
+    env.filters.update(money=money, amount=amount, pct=pct, days=days)
+    return env
+
+
+def _safe_next(raw: str | None) -> str:
+    """Only local paths: no open redirect through ?next=."""
+    if raw and raw.startswith("/") and not raw.startswith("//") and "\\" not in raw:
+        return raw
+    return "/"
+
+
+def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
     settings = settings or get_settings()
     engine = engine or make_engine(settings.resolved_database_url)
-    env = Environment(
-        loader=FileSystemLoader(HERE / "templates"),
-        autoescape=select_autoescape(["html"]),
-    )
-    env.filters["money"] = money
+    env = template_environment()
     ui_host = settings.temporal_address.rpartition(":")[0] or "127.0.0.1"
     temporal_ui = f"http://{ui_host}:{settings.temporal_ui_port}"
 
-    def render(name: str, status: int = 200, **context: object) -> HTMLResponse:
-        context.setdefault("temporal_ui", temporal_ui)
-        return HTMLResponse(env.get_template(name).render(**context), status_code=status)
-
-    def as_of(request: Request) -> date:
-        raw = request.query_params.get("as_of")
-        return date.fromisoformat(raw) if raw else date.today()
-
-    async def portfolio_page(request: Request) -> Response:
-        data = await asyncio.to_thread(queries.portfolio, engine, as_of(request))
-        return render("portfolio.html", p=data)
-
-    async def portfolio_json(request: Request) -> Response:
-        p = await asyncio.to_thread(queries.portfolio, engine, as_of(request))
-        return JSONResponse(
-            {
-                "as_of": p.as_of.isoformat(),
-                "customers": p.customers,
-                "open_invoices": p.open_invoices,
-                "open_by_currency": {k: str(v) for k, v in p.open_by_currency.items()},
-                "overdue_by_currency": {k: str(v) for k, v in p.overdue_by_currency.items()},
-                "aging": {c: {b: str(v) for b, v in d.items()} for c, d in p.aging.items()},
-            }
-        )
-
-    async def customers_page(request: Request) -> Response:
-        search = request.query_params.get("q", "").strip()
-        try:
-            page = max(1, int(request.query_params.get("page", "1")))
-        except ValueError:
-            page = 1
-        rows, total = await asyncio.to_thread(
-            queries.customers_page, engine, as_of(request), search, page
-        )
-        return render("customers.html", rows=rows, total=total, page=page, q=search, per_page=50)
-
-    async def customer_page(request: Request) -> Response:
-        account = request.path_params["account"]
-        file = await asyncio.to_thread(queries.customer_file, engine, account)
-        if file is None:
-            return render("not_found.html", status=404, what=f"customer {account}")
-        query = quote(f'CobroCustomerId="{account}"')
-        workflows_url = (
-            f"{temporal_ui}/namespaces/{settings.temporal_namespace}/workflows?query={query}"
-        )
-        return render("customer.html", f=file, workflows_url=workflows_url, today=date.today())
-
-    async def healthz(_: Request) -> Response:
-        return JSONResponse({"status": "ok"})
-
-    return Starlette(
-        routes=[
-            Route("/", portfolio_page),
-            Route("/api/portfolio", portfolio_json),
-            Route("/customers", customers_page),
-            Route("/customers/{account}", customer_page),
-            Route("/healthz", healthz),
-            Route(
-                "/webhooks/twilio/status",
-                twilio_status_endpoint(settings, engine),
-                methods=["POST"],
-            ),
-            Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
-        ]
+    app = FastAPI(
+        title="Cobro",
+        summary="Credit risk and collections: portfolio, customers, alerts, tasks, reports.",
+        version="1",
+        openapi_url="/api/openapi.json",
+        docs_url=None,  # the Swagger UI loads its assets from a CDN: not offline
+        redoc_url=None,
     )
+    app.state.engine = engine
+    app.state.settings = settings
+
+    def render(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+        context.setdefault("temporal_ui", temporal_ui)
+        context.setdefault("user", getattr(request.state, "user", None))
+        context.setdefault("csrf", getattr(request.state, "csrf", None))
+        context.setdefault("notice", request.query_params.get("notice", "")[:300])
+        return HTMLResponse(env.get_template(name).render(**context), status_code=status_code)
+
+    app.state.render = render
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        if request.url.path.startswith("/api/"):
+            headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+            return JSONResponse({"detail": exc.detail}, exc.status_code, headers=headers)
+        if exc.status_code == 401:
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
+        title = TITLES.get(exc.status_code, "Error")
+        return render(
+            request,
+            "error.html",
+            exc.status_code,
+            code=exc.status_code,
+            title=title,
+            detail=exc.detail,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        detail = [
+            {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": e.get("type")}
+            for e in exc.errors()
+        ]
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"detail": detail}, 422)
+        text = "; ".join(f"{'.'.join(map(str, d['loc']))}: {d['msg']}" for d in detail)
+        return render(request, "error.html", 422, code=422, title=TITLES[422], detail=text)
+
+    @app.get("/login", response_class=HTMLResponse, include_in_schema=False)
+    async def login_page(request: Request) -> Response:
+        token = secrets.token_urlsafe(24)
+        response = render(
+            request,
+            "login.html",
+            login_csrf=token,
+            next=_safe_next(request.query_params.get("next")),
+            username="",
+            error="",
+        )
+        response.set_cookie(
+            LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", max_age=3600
+        )
+        return response
+
+    @app.post("/login", include_in_schema=False)
+    async def login(request: Request) -> Response:
+        form = await request.form()
+        sent = str(form.get("csrf_token", ""))
+        expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+        if not expected or not hmac.compare_digest(sent, expected):
+            raise HTTPException(403, "CSRF token missing or wrong: reload the login page")
+        username = str(form.get("username", ""))[:128]
+        password = str(form.get("password", ""))[:1024]
+        target = _safe_next(str(form.get("next", "/")))
+        user = await asyncio.to_thread(authenticate, engine, username, password)
+        if user is None:
+            response = render(
+                request,
+                "login.html",
+                401,
+                login_csrf=expected,
+                next=target,
+                username=username,
+                error="Wrong user name or password.",
+            )
+            return response
+        response = RedirectResponse(target, status_code=303)
+        set_session(response, settings, user.id)
+        response.delete_cookie(LOGIN_CSRF_COOKIE)
+        return response
+
+    @app.post("/logout", include_in_schema=False)
+    async def logout(request: Request) -> Response:
+        if getattr(request.state, "user", None) is not None:
+            await check_csrf(request)
+        response = RedirectResponse("/login", status_code=303)
+        clear_session(response)
+        return response
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    app.include_router(api.router)
+    app.include_router(pages.router)
+    app.add_route(
+        "/webhooks/twilio/status",
+        twilio_status_endpoint(settings, engine),
+        methods=["POST"],
+        include_in_schema=False,
+    )
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    app.add_middleware(AuthMiddleware, engine=engine, settings=settings)
+    return app
 
 
 async def serve_web(settings: Settings, stop: asyncio.Event) -> None:

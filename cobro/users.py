@@ -1,0 +1,193 @@
+"""Dashboard users and API tokens: roles viewer < collector < admin, argon2 password hashes,
+tokens stored as SHA-256 only (the plaintext is shown once)."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import Engine, select
+
+from cobro.db import transaction
+from cobro.models import ApiToken, User
+from cobro.rules.errors import did_you_mean
+from cobro.types import utcnow
+
+ROLES = ("viewer", "collector", "admin")
+ROLE_RANK = {"viewer": 0, "collector": 1, "admin": 2}
+MIN_PASSWORD = 10
+TOKEN_PREFIX = "cobro_"
+_hasher = PasswordHasher()
+_DUMMY_HASH = _hasher.hash("a password nobody has")
+
+
+class UserError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class CurrentUser:
+    id: int
+    username: str
+    display_name: str
+    role: str
+
+    def can(self, role: str) -> bool:
+        return ROLE_RANK.get(self.role, -1) >= ROLE_RANK[role]
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def _check_role(role: str) -> None:
+    if role not in ROLES:
+        hint = did_you_mean(role, ROLES)
+        raise UserError(f"unknown role {role!r}; one of {', '.join(ROLES)}{hint}")
+
+
+def _check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise UserError(f"the password must have at least {MIN_PASSWORD} characters")
+
+
+def _current(user: User) -> CurrentUser:
+    return CurrentUser(user.id, user.username, user.display_name, user.role)
+
+
+def _find(s: Any, username: str) -> User:
+    user = s.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise UserError(f"no user {username!r}")
+    return user
+
+
+def create_user(
+    engine: Engine | None, username: str, password: str, role: str, display_name: str = ""
+) -> int:
+    username = username.strip()
+    if not username or len(username) > 128 or any(c.isspace() for c in username):
+        raise UserError("a user name is 1 to 128 characters, without spaces")
+    _check_role(role)
+    _check_password(password)
+    with transaction(engine) as s:
+        if s.scalar(select(User.id).where(User.username == username)) is not None:
+            raise UserError(f"user {username!r} already exists")
+        user = User(
+            username=username,
+            display_name=display_name[:255],
+            password_hash=hash_password(password),
+            role=role,
+        )
+        s.add(user)
+        s.flush()
+        return user.id
+
+
+def set_password(engine: Engine | None, username: str, password: str) -> None:
+    _check_password(password)
+    with transaction(engine) as s:
+        _find(s, username).password_hash = hash_password(password)
+
+
+def set_role(engine: Engine | None, username: str, role: str) -> None:
+    _check_role(role)
+    with transaction(engine) as s:
+        _find(s, username).role = role
+
+
+def deactivate(engine: Engine | None, username: str) -> None:
+    with transaction(engine) as s:
+        _find(s, username).active = False
+
+
+def authenticate(engine: Engine | None, username: str, password: str) -> CurrentUser | None:
+    with transaction(engine) as s:
+        user = s.scalar(select(User).where(User.username == username))
+        if user is None:
+            verify_password(_DUMMY_HASH, password)  # same time as for a real user
+            return None
+        if not verify_password(user.password_hash, password) or not user.active:
+            return None
+        if _hasher.check_needs_rehash(user.password_hash):
+            user.password_hash = hash_password(password)
+        user.last_login_at = utcnow()
+        return _current(user)
+
+
+def user_by_id(engine: Engine | None, user_id: int) -> CurrentUser | None:
+    with transaction(engine) as s:
+        user = s.get(User, user_id)
+        return _current(user) if user is not None and user.active else None
+
+
+def _sha256(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_api_token(engine: Engine | None, username: str, name: str) -> str:
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    with transaction(engine) as s:
+        user = _find(s, username)
+        s.add(ApiToken(user_id=user.id, name=name[:128], token_sha256=_sha256(token)))
+    return token
+
+
+def revoke_api_token(engine: Engine | None, token_id: int) -> None:
+    with transaction(engine) as s:
+        token = s.get(ApiToken, token_id)
+        if token is None:
+            raise UserError(f"no API token {token_id}")
+        token.revoked_at = token.revoked_at or utcnow()
+
+
+def user_for_token(engine: Engine | None, token: str) -> CurrentUser | None:
+    if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
+        return None
+    with transaction(engine) as s:
+        row = s.execute(
+            select(ApiToken, User)
+            .join(User, User.id == ApiToken.user_id)
+            .where(ApiToken.token_sha256 == _sha256(token))
+        ).first()
+        if row is None:
+            return None
+        api_token, user = row
+        if api_token.revoked_at is not None or not user.active:
+            return None
+        api_token.last_used_at = utcnow()
+        return _current(user)
+
+
+def list_users(engine: Engine | None) -> list[dict[str, Any]]:
+    with transaction(engine) as s:
+        users = s.scalars(select(User).order_by(User.username)).all()
+        tokens = s.execute(
+            select(ApiToken.id, ApiToken.user_id, ApiToken.name, ApiToken.revoked_at)
+        ).all()
+        return [
+            {
+                "username": u.username,
+                "display_name": u.display_name,
+                "role": u.role,
+                "active": u.active,
+                "last_login_at": u.last_login_at.isoformat() if u.last_login_at else None,
+                "tokens": [
+                    {"id": t.id, "name": t.name, "revoked": t.revoked_at is not None}
+                    for t in tokens
+                    if t.user_id == u.id
+                ],
+            }
+            for u in users
+        ]

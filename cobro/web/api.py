@@ -1,0 +1,514 @@
+"""The JSON API: everything the dashboard pages show, plus the collector actions, described
+by OpenAPI at /api/openapi.json. Authentication: an API token (`Authorization: Bearer ...`,
+`cobro users token`) or the dashboard's session cookie (then writes need `X-CSRF-Token`)."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from fastapi.responses import Response
+from fastapi.security import HTTPBearer
+from pydantic import BaseModel, Field, field_validator
+
+from cobro.users import CurrentUser
+from cobro.web import actions, queries
+from cobro.web.auth import check_csrf, require
+
+FIRST_DAY = date(1900, 1, 1)
+LAST_DAY = date(2999, 12, 31)
+
+bearer = HTTPBearer(auto_error=False, description="an API token from `cobro users token`")
+router = APIRouter(prefix="/api", dependencies=[Depends(bearer)])
+
+
+def viewer(request: Request) -> CurrentUser:
+    return require(request, "viewer")
+
+
+async def collector(request: Request) -> CurrentUser:
+    user = require(request, "collector")
+    await check_csrf(request)
+    return user
+
+
+Viewer = Annotated[CurrentUser, Depends(viewer)]
+Collector = Annotated[CurrentUser, Depends(collector)]
+
+
+def as_of_param(
+    as_of: Annotated[
+        date | None, Query(description="the day to compute for (default today)")
+    ] = None,
+) -> date:
+    if as_of is None:
+        return date.today()
+    if not FIRST_DAY <= as_of <= LAST_DAY:
+        raise HTTPException(422, f"as_of must be between {FIRST_DAY} and {LAST_DAY}")
+    return as_of
+
+
+AsOf = Annotated[date, Depends(as_of_param)]
+
+
+def _engine(request: Request) -> Any:
+    return request.app.state.engine
+
+
+def _settings(request: Request) -> Any:
+    return request.app.state.settings
+
+
+def csv_response(name: str, header: list[str], rows: list[list[Any]]) -> Response:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(header)
+    writer.writerows(["" if v is None else str(v) for v in row] for row in rows)
+    return Response(
+        out.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+# --- models ------------------------------------------------------------------------------
+
+
+class PortfolioOut(BaseModel):
+    as_of: date
+    customers: int
+    open_invoices: int
+    open_by_currency: dict[str, Decimal]
+    overdue_by_currency: dict[str, Decimal]
+    aging: dict[str, dict[str, Decimal]]
+
+
+class CustomerOut(BaseModel):
+    account: str
+    name: str
+    country: str
+    segment: str | None
+    risk_class: str | None
+    outstanding: Decimal
+    total_limit: Decimal | None
+    over_by: Decimal | None
+
+
+class CustomerPage(BaseModel):
+    total: int
+    page: int
+    per_page: int
+    customers: list[CustomerOut]
+
+
+class CoverOut(BaseModel):
+    cover_id: str
+    policy_id: str | None
+    cover_type: str | None
+    status: str | None
+    granted_amount: Decimal | None
+    requested_amount: Decimal | None
+    currency: str | None
+    request_date: date | None
+    decision_date: date | None
+    valid_from: date | None
+    valid_until: date | None
+    grade: int | None
+
+
+class InvoiceOut(BaseModel):
+    number: str
+    issue_date: date
+    due_date: date
+    currency: str
+    amount: Decimal
+    open_amount: Decimal
+    disputed: bool
+
+
+class EventOut(BaseModel):
+    at: datetime
+    kind: str
+    actor: str
+    summary: str
+
+
+class CommunicationOut(BaseModel):
+    id: int
+    created_at: datetime
+    channel: str
+    template: str
+    recipient: str
+    status: str
+    subject: str | None
+
+
+class CustomerFileOut(BaseModel):
+    account: str
+    name: str
+    country: str
+    segment: str | None
+    risk_class: str | None
+    risk_explanation: dict[str, Any] | None
+    covers: list[CoverOut]
+    grades: list[tuple[date, int]]
+    invoices: list[InvoiceOut]
+    communications: list[CommunicationOut]
+    timeline: list[EventOut]
+    dunning_paused: bool
+    workflows_url: str
+
+
+class AlertOut(BaseModel):
+    id: int
+    account: str
+    customer: str
+    name: str
+    severity: str
+    message: str
+    state: str
+    fired_at: datetime
+    assigned_to: str | None
+    acknowledged_by: str | None
+
+
+class AlertPage(BaseModel):
+    total: int
+    alerts: list[AlertOut]
+
+
+class TaskOut(BaseModel):
+    id: int
+    account: str
+    customer: str
+    kind: str
+    note: str
+    assignee: str | None
+    assignee_role: str | None
+    due_date: date | None
+    status: str
+
+
+class LimitReviewOut(BaseModel):
+    account: str
+    name: str
+    segment: str | None
+    outstanding: Decimal
+    total_limit: Decimal | None
+    usage: Decimal | None
+    grade_from: int | None
+    grade_to: int | None
+    reasons: list[str]
+
+
+class ForecastOut(BaseModel):
+    as_of: date
+    week_starts: list[date]
+    by_currency: dict[str, list[Decimal]]
+    later: dict[str, Decimal]
+    disputed: dict[str, Decimal]
+
+
+class Done(BaseModel):
+    ok: bool = True
+    message: str
+
+
+class PauseIn(BaseModel):
+    reason: str = Field(min_length=1, max_length=1000)
+    until: date | None = None
+
+    @field_validator("until")
+    @classmethod
+    def _sane(cls, v: date | None) -> date | None:
+        if v is not None and not FIRST_DAY <= v <= LAST_DAY:
+            raise ValueError(f"must be between {FIRST_DAY} and {LAST_DAY}")
+        return v
+
+
+class ResumeIn(BaseModel):
+    reason: str = Field("", max_length=1000)
+
+
+class PromiseIn(BaseModel):
+    until: date
+    amount: Decimal | None = Field(None, gt=0, max_digits=14, decimal_places=2)
+    currency: str | None = Field(None, pattern=r"^[A-Z]{3}$")
+    reason: str = Field("", max_length=1000)
+
+    @field_validator("until")
+    @classmethod
+    def _sane(cls, v: date) -> date:
+        if not FIRST_DAY <= v <= LAST_DAY:
+            raise ValueError(f"must be between {FIRST_DAY} and {LAST_DAY}")
+        return v
+
+
+class AssignIn(BaseModel):
+    assignee: str = Field(min_length=1, max_length=128)
+
+
+# --- read --------------------------------------------------------------------------------
+
+
+@router.get("/portfolio", response_model=PortfolioOut, tags=["portfolio"])
+async def portfolio(request: Request, _: Viewer, as_of: AsOf) -> Any:
+    p = await asyncio.to_thread(queries.portfolio, _engine(request), as_of)
+    return PortfolioOut(
+        as_of=p.as_of,
+        customers=p.customers,
+        open_invoices=p.open_invoices,
+        open_by_currency=p.open_by_currency,
+        overdue_by_currency=p.overdue_by_currency,
+        aging=p.aging,
+    )
+
+
+@router.get("/kpis", tags=["portfolio"])
+async def kpis(request: Request, _: Viewer, as_of: AsOf) -> dict[str, Any]:
+    """DSO (standard and countback), aging, % overdue, CEI, ADD, covered share, covers
+    expired and expiring, customers over limit, top debtors; per currency."""
+    from cobro.kpis import compute_kpis
+
+    result = await asyncio.to_thread(compute_kpis, _engine(request), as_of)
+    return result.to_json()
+
+
+def customer_filters(
+    q: Annotated[str, Query(max_length=200, description="name or account contains")] = "",
+    risk_class: Annotated[str, Query(max_length=64)] = "",
+    segment: Annotated[str, Query(max_length=64)] = "",
+    country: Annotated[str, Query(max_length=2)] = "",
+    over_limit: bool = False,
+) -> queries.CustomerFilters:
+    return queries.CustomerFilters(q.strip(), risk_class, segment, country, over_limit)
+
+
+Filters = Annotated[queries.CustomerFilters, Depends(customer_filters)]
+
+
+@router.get("/customers", response_model=CustomerPage, tags=["customers"])
+async def customers(
+    request: Request,
+    _: Viewer,
+    as_of: AsOf,
+    filters: Filters,
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+    per_page: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> Any:
+    rows, total = await asyncio.to_thread(
+        queries.list_customers, _engine(request), as_of, filters, page, per_page
+    )
+    return CustomerPage(
+        total=total,
+        page=page,
+        per_page=per_page,
+        customers=[CustomerOut(**vars(r)) for r in rows],
+    )
+
+
+CUSTOMER_CSV = ["account", "name", "country", "segment", "risk_class", "outstanding"]
+CUSTOMER_CSV += ["total_limit", "over_by"]
+
+
+@router.get("/customers.csv", tags=["customers"], response_class=Response)
+async def customers_csv(request: Request, _: Viewer, as_of: AsOf, filters: Filters) -> Response:
+    rows, _total = await asyncio.to_thread(
+        queries.list_customers, _engine(request), as_of, filters, 1, 1_000_000
+    )
+    return csv_response(
+        "customers.csv", CUSTOMER_CSV, [[getattr(r, k) for k in CUSTOMER_CSV] for r in rows]
+    )
+
+
+def workflows_url(settings: Any, account: str) -> str:
+    from urllib.parse import quote
+
+    host = settings.temporal_address.rpartition(":")[0] or "127.0.0.1"
+    query = quote(f'CobroCustomerId="{account}"')
+    return (
+        f"http://{host}:{settings.temporal_ui_port}/namespaces/"
+        f"{settings.temporal_namespace}/workflows?query={query}"
+    )
+
+
+@router.get("/customers/{account}", response_model=CustomerFileOut, tags=["customers"])
+async def customer(request: Request, account: str, _: Viewer) -> Any:
+    engine = _engine(request)
+    file = await asyncio.to_thread(queries.customer_file, engine, account)
+    if file is None:
+        raise HTTPException(404, f"no customer {account!r}")
+    risk = await asyncio.to_thread(queries.customer_risk, engine, file.customer.id)
+    c = file.customer
+    return CustomerFileOut(
+        account=c.account,
+        name=c.name,
+        country=c.country,
+        segment=c.segment,
+        risk_class=risk.assessment.risk_class if risk.assessment else None,
+        risk_explanation=risk.assessment.explanation if risk.assessment else None,
+        covers=[CoverOut.model_validate(x, from_attributes=True) for x in risk.covers],
+        grades=risk.grades,
+        invoices=[InvoiceOut.model_validate(i, from_attributes=True) for i in file.invoices],
+        communications=[
+            CommunicationOut.model_validate(m, from_attributes=True) for m in file.communications
+        ],
+        timeline=[EventOut.model_validate(e, from_attributes=True) for e in file.timeline],
+        dunning_paused=bool(risk.pauses),
+        workflows_url=workflows_url(_settings(request), c.account),
+    )
+
+
+@router.get("/alerts", response_model=AlertPage, tags=["alerts"])
+async def alerts(
+    request: Request,
+    _: Viewer,
+    state: Annotated[str, Query(pattern=r"^(open|acknowledged|resolved|)$")] = "open",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> Any:
+    rows, total = await asyncio.to_thread(
+        queries.alerts_inbox, _engine(request), state, limit, offset
+    )
+    return AlertPage(total=total, alerts=[AlertOut(**vars(r)) for r in rows])
+
+
+@router.get("/tasks", response_model=list[TaskOut], tags=["tasks"])
+async def tasks(
+    request: Request,
+    user: Viewer,
+    status: Annotated[str, Query(pattern=r"^(open|done|)$")] = "open",
+    mine: bool = False,
+) -> Any:
+    rows = await asyncio.to_thread(
+        queries.tasks_list, _engine(request), status, user.username if mine else None
+    )
+    return [TaskOut(**vars(r)) for r in rows]
+
+
+@router.get("/reports/limit-review", response_model=list[LimitReviewOut], tags=["reports"])
+async def limit_review(request: Request, _: Viewer, as_of: AsOf) -> Any:
+    """Accounts needing a limit or terms change: over limit, usage above 90 %, or an insurer
+    grade that worsened in the last 90 days."""
+    rows = await asyncio.to_thread(queries.limit_review, _engine(request), as_of)
+    return [LimitReviewOut(**vars(r)) for r in rows]
+
+
+REVIEW_CSV = ["account", "name", "segment", "outstanding", "total_limit", "usage"]
+REVIEW_CSV += ["grade_from", "grade_to", "reasons"]
+
+
+@router.get("/reports/limit-review.csv", tags=["reports"], response_class=Response)
+async def limit_review_csv(request: Request, _: Viewer, as_of: AsOf) -> Response:
+    rows = await asyncio.to_thread(queries.limit_review, _engine(request), as_of)
+    return csv_response(
+        f"limit-review-{as_of}.csv",
+        REVIEW_CSV,
+        [[*(getattr(r, k) for k in REVIEW_CSV[:-1]), "; ".join(r.reasons)] for r in rows],
+    )
+
+
+@router.get("/forecast", response_model=ForecastOut, tags=["reports"])
+async def forecast(request: Request, _: Viewer, as_of: AsOf) -> Any:
+    """Expected cash-in per week for the next 8 weeks (due date + the customer's average
+    days late)."""
+    f = await asyncio.to_thread(queries.collection_forecast, _engine(request), as_of)
+    return ForecastOut(
+        as_of=f.as_of,
+        week_starts=f.week_starts(),
+        by_currency=f.by_currency,
+        later=f.later,
+        disputed=f.disputed,
+    )
+
+
+# --- actions -----------------------------------------------------------------------------
+
+
+def _done(call: Any, *args: Any) -> str:
+    try:
+        return call(*args)
+    except actions.ActionError as exc:
+        raise HTTPException(exc.status, str(exc)) from exc
+
+
+@router.post("/customers/{account}/pause", response_model=Done, tags=["customers"])
+async def pause(request: Request, account: str, body: PauseIn, user: Collector) -> Any:
+    engine = _engine(request)
+    message = await asyncio.to_thread(
+        _done, actions.pause, engine, account, user.username, body.reason, body.until
+    )
+    message += await actions.signal_dunning(
+        _settings(request), account, "paused", body.reason, user.username
+    )
+    return Done(message=message)
+
+
+@router.post("/customers/{account}/resume", response_model=Done, tags=["customers"])
+async def resume(request: Request, account: str, body: ResumeIn, user: Collector) -> Any:
+    engine = _engine(request)
+    message = await asyncio.to_thread(
+        _done, actions.resume, engine, account, user.username, body.reason
+    )
+    message += await actions.signal_dunning(
+        _settings(request), account, "resumed", body.reason, user.username
+    )
+    return Done(message=message)
+
+
+@router.post("/customers/{account}/promise", response_model=Done, tags=["customers"])
+async def promise(request: Request, account: str, body: PromiseIn, user: Collector) -> Any:
+    engine = _engine(request)
+    message = await asyncio.to_thread(
+        _done,
+        actions.promise,
+        engine,
+        account,
+        user.username,
+        body.until,
+        body.amount,
+        body.currency,
+        body.reason,
+    )
+    message += await actions.signal_dunning(
+        _settings(request), account, "promise_to_pay", body.reason, user.username
+    )
+    return Done(message=message)
+
+
+@router.post("/alerts/{alert_id}/acknowledge", response_model=Done, tags=["alerts"])
+async def acknowledge(
+    request: Request, alert_id: Annotated[int, Path(ge=1, le=2**31 - 1)], user: Collector
+) -> Any:
+    message = await asyncio.to_thread(
+        _done, actions.acknowledge_alert, _engine(request), alert_id, user.username
+    )
+    return Done(message=message)
+
+
+@router.post("/alerts/{alert_id}/assign", response_model=Done, tags=["alerts"])
+async def assign(
+    request: Request,
+    alert_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
+    body: AssignIn,
+    user: Collector,
+) -> Any:
+    message = await asyncio.to_thread(
+        _done, actions.assign_alert, _engine(request), alert_id, body.assignee, user.username
+    )
+    return Done(message=message)
+
+
+@router.post("/tasks/{task_id}/done", response_model=Done, tags=["tasks"])
+async def task_done(
+    request: Request, task_id: Annotated[int, Path(ge=1, le=2**31 - 1)], user: Collector
+) -> Any:
+    message = await asyncio.to_thread(
+        _done, actions.complete_task, _engine(request), task_id, user.username
+    )
+    return Done(message=message)

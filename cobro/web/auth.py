@@ -1,0 +1,127 @@
+"""Who is asking: a signed session cookie (HttpOnly, SameSite=Lax, expires after
+`web_session_hours`) or an API token (`Authorization: Bearer cobro_...`). The session holds
+the user id and a CSRF token that every form and cookie-authenticated API write must echo
+(`csrf_token` field or `X-CSRF-Token` header). Bearer requests are not CSRF-prone (a browser
+never adds that header by itself)."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from sqlalchemy import Engine
+from starlette.exceptions import HTTPException
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from cobro.settings import Settings
+from cobro.users import ROLE_RANK, CurrentUser, user_by_id, user_for_token
+
+SESSION_COOKIE = "cobro_session"
+WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+def secret_key(settings: Settings) -> str:
+    """COBRO_WEB_SECRET_KEY, else a random key kept in var/ (created once, mode 0600)."""
+    if settings.web_secret_key is not None:
+        return settings.web_secret_key.get_secret_value()
+    path = Path(settings.var_dir) / "web_secret.key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_urlsafe(48))
+    return path.read_text().strip()
+
+
+def _serializer(secret: str) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(secret, salt="cobro-session")
+
+
+def session_cookie_value(secret: str, user_id: int) -> str:
+    return _serializer(secret).dumps({"uid": user_id, "csrf": secrets.token_urlsafe(24)})
+
+
+def read_session(secret: str, value: str, max_age_s: int) -> dict[str, Any] | None:
+    try:
+        data = _serializer(secret).loads(value, max_age=max_age_s)
+    except BadSignature:  # also SignatureExpired
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("uid"), int):
+        return None
+    return data
+
+
+def set_session(response: Response, settings: Settings, user_id: int) -> None:
+    response.set_cookie(
+        SESSION_COOKIE,
+        session_cookie_value(secret_key(settings), user_id),
+        max_age=settings.web_session_hours * 3600,
+        httponly=True,
+        samesite="lax",
+        secure=settings.public_base_url.startswith("https://"),
+        path="/",
+    )
+
+
+def clear_session(response: Response) -> None:
+    response.delete_cookie(SESSION_COOKIE, path="/")
+
+
+class AuthMiddleware:
+    """Sets `request.state.user` (a CurrentUser or None), `.csrf` and `.via` ("session",
+    "token" or None). It authenticates; routes authorise (`require`)."""
+
+    def __init__(self, app: ASGIApp, engine: Engine, settings: Settings) -> None:
+        self.app = app
+        self.engine = engine
+        self.settings = settings
+        self.secret = secret_key(settings)
+        self.max_age = settings.web_session_hours * 3600
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        conn = HTTPConnection(scope)
+        state = scope.setdefault("state", {})
+        state.update(user=None, csrf=None, via=None)
+        header = conn.headers.get("authorization", "")
+        if header[:7].lower() == "bearer ":
+            user = await asyncio.to_thread(user_for_token, self.engine, header[7:].strip())
+            state.update(user=user, via="token" if user else None)
+        elif SESSION_COOKIE in conn.cookies:
+            data = read_session(self.secret, conn.cookies[SESSION_COOKIE], self.max_age)
+            if data is not None:
+                user = await asyncio.to_thread(user_by_id, self.engine, data["uid"])
+                if user is not None:
+                    state.update(user=user, csrf=data.get("csrf"), via="session")
+        await self.app(scope, receive, send)
+
+
+async def check_csrf(request: Request) -> None:
+    if request.method not in WRITE_METHODS or getattr(request.state, "via", None) == "token":
+        return
+    expected = getattr(request.state, "csrf", None)
+    sent = request.headers.get("x-csrf-token")
+    if sent is None and request.headers.get("content-type", "").startswith(
+        ("application/x-www-form-urlencoded", "multipart/form-data")
+    ):
+        sent = str((await request.form()).get("csrf_token", ""))
+    if not expected or not sent or not hmac.compare_digest(str(sent), str(expected)):
+        raise HTTPException(403, "CSRF token missing or wrong")
+
+
+def require(request: Request, role: str = "viewer") -> CurrentUser:
+    user: CurrentUser | None = getattr(request.state, "user", None)
+    if user is None:
+        raise HTTPException(401, "log in first (or send an API token)")
+    if ROLE_RANK.get(user.role, -1) < ROLE_RANK[role]:
+        raise HTTPException(403, f"needs the {role} role (you are {user.role})")
+    return user

@@ -1,0 +1,315 @@
+"""The dashboard's HTML pages (server-rendered, no external asset). Every form posts a CSRF
+token; every action needs the collector role and lands on the customer timeline."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any
+from urllib.parse import quote, urlencode
+
+from fastapi import APIRouter, HTTPException, Path, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from cobro.kpis import compute_kpis, months_back
+from cobro.web import actions, queries
+from cobro.web.api import FIRST_DAY, LAST_DAY, workflows_url
+from cobro.web.auth import check_csrf, require
+from cobro.web.charts import bar_chart, line_chart
+
+router = APIRouter(include_in_schema=False)
+RowId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+_TREND_CACHE: dict[tuple[int, date], tuple[float, Any]] = {}
+TREND_TTL_S = 600
+
+
+def render(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    return request.app.state.render(request, name, status_code, **context)
+
+
+def as_of(request: Request) -> date:
+    raw = request.query_params.get("as_of")
+    if not raw:
+        return date.today()
+    try:
+        day = date.fromisoformat(raw)
+    except ValueError as exc:
+        raise HTTPException(422, f"as_of: {raw!r} is not a date (YYYY-MM-DD)") from exc
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise HTTPException(422, f"as_of must be between {FIRST_DAY} and {LAST_DAY}")
+    return day
+
+
+def _engine(request: Request) -> Any:
+    return request.app.state.engine
+
+
+def dso_trend(engine: Any, day: date, months: int = 12) -> list[tuple[str, dict[str, Any]]]:
+    """DSO at each of the last month ends (cached for a few minutes: it is 12 KPI runs)."""
+    key = (id(engine), day)
+    hit = _TREND_CACHE.get(key)
+    if hit and time.monotonic() - hit[0] < TREND_TTL_S:
+        return hit[1]
+    points = []
+    for k in range(months - 1, -1, -1):
+        end = months_back(day, k) if k else day
+        result = compute_kpis(engine, end)
+        points.append((end.strftime("%b %y"), {c: v.dso for c, v in result.currencies.items()}))
+    _TREND_CACHE[key] = (time.monotonic(), points)
+    return points
+
+
+@router.get("/", response_class=HTMLResponse)
+async def portfolio(request: Request) -> Response:
+    require(request)
+    day = as_of(request)
+    engine = _engine(request)
+    kpis = await asyncio.to_thread(compute_kpis, engine, day)
+    trend = await asyncio.to_thread(dso_trend, engine, day)
+    charts = {}
+    for currency, k in sorted(kpis.currencies.items()):
+        charts[currency] = {
+            "aging": bar_chart(
+                kpis.buckets,
+                [(currency, [k.aging.get(b, Decimal(0)) for b in kpis.buckets])],
+                title=f"Aging balance {currency}",
+            ),
+            "covered": bar_chart(
+                ["open", "overdue", "covered by insurance"],
+                [(currency, [k.receivables, k.overdue, k.covered])],
+                title=f"Unpaid vs covered {currency}",
+                height=180,
+            ),
+            "dso": line_chart(
+                [label for label, _ in trend],
+                [points.get(currency) for _, points in trend],
+                title=f"DSO over 12 months {currency}",
+            ),
+        }
+    return render(request, "portfolio.html", k=kpis, charts=charts, as_of=day)
+
+
+@router.get("/customers", response_class=HTMLResponse)
+async def customers(request: Request) -> Response:
+    require(request)
+    params = request.query_params
+    filters = queries.CustomerFilters(
+        q=params.get("q", "").strip()[:200],
+        risk_class=params.get("risk_class", "")[:64],
+        segment=params.get("segment", "")[:64],
+        country=params.get("country", "")[:2],
+        over_limit=params.get("over_limit") in ("1", "on", "true"),
+    )
+    try:
+        page = min(100_000, max(1, int(params.get("page", "1"))))
+    except ValueError:
+        page = 1
+    day = as_of(request)
+    engine = _engine(request)
+    rows, total = await asyncio.to_thread(queries.list_customers, engine, day, filters, page)
+    choices = await asyncio.to_thread(queries.filter_choices, engine)
+    query = {k: v for k, v in vars(filters).items() if v}
+    return render(
+        request,
+        "customers.html",
+        rows=rows,
+        total=total,
+        page=page,
+        per_page=50,
+        f=filters,
+        choices=choices,
+        query=urlencode({**query, "over_limit": "1"} if filters.over_limit else query),
+    )
+
+
+@router.get("/customers/{account}", response_class=HTMLResponse)
+async def customer(request: Request, account: str) -> Response:
+    require(request)
+    engine = _engine(request)
+    file = await asyncio.to_thread(queries.customer_file, engine, account)
+    if file is None:
+        return render(request, "not_found.html", 404, what=f"customer {account}")
+    risk = await asyncio.to_thread(queries.customer_risk, engine, file.customer.id)
+    grade_chart = None
+    if risk.grades:
+        grade_chart = line_chart(
+            [d.isoformat() for d, _ in risk.grades],
+            [g for _, g in risk.grades],
+            title="Insurer grade (1 best, 10 worst)",
+            invert=True,
+            low=1,
+            high=10,
+            height=160,
+        )
+    return render(
+        request,
+        "customer.html",
+        f=file,
+        risk=risk,
+        grade_chart=grade_chart,
+        workflows_url=workflows_url(request.app.state.settings, account),
+        today=date.today(),
+        notice=request.query_params.get("notice", "")[:300],
+    )
+
+
+@router.get("/customers/{account}/messages/{message_id}", response_class=HTMLResponse)
+async def message(request: Request, account: str, message_id: RowId) -> Response:
+    require(request)
+    found = await asyncio.to_thread(queries.communication, _engine(request), account, message_id)
+    if found is None:
+        return render(request, "not_found.html", 404, what=f"message {message_id}")
+    return render(request, "message.html", m=found, account=account)
+
+
+def _back(account: str, notice: str) -> RedirectResponse:
+    return RedirectResponse(
+        f"/customers/{quote(account, safe='')}?notice={quote(notice)}", status_code=303
+    )
+
+
+async def _act(request: Request, call: Any, *args: Any) -> str:
+    try:
+        return await asyncio.to_thread(call, _engine(request), *args)
+    except actions.ActionError as exc:
+        return f"not done: {exc}"
+
+
+def _date(raw: Any) -> date | None:
+    if not raw:
+        return None
+    try:
+        day = date.fromisoformat(str(raw))
+    except ValueError:
+        return None
+    return day if FIRST_DAY <= day <= LAST_DAY else None
+
+
+@router.post("/customers/{account}/pause")
+async def pause(request: Request, account: str) -> Response:
+    user = require(request, "collector")
+    await check_csrf(request)
+    form = await request.form()
+    reason = str(form.get("reason", ""))[:1000]
+    notice = await _act(
+        request, actions.pause, account, user.username, reason, _date(form.get("until"))
+    )
+    if not notice.startswith("not done"):
+        notice += await actions.signal_dunning(
+            request.app.state.settings, account, "paused", reason, user.username
+        )
+    return _back(account, notice)
+
+
+@router.post("/customers/{account}/resume")
+async def resume(request: Request, account: str) -> Response:
+    user = require(request, "collector")
+    await check_csrf(request)
+    form = await request.form()
+    reason = str(form.get("reason", ""))[:1000]
+    notice = await _act(request, actions.resume, account, user.username, reason)
+    if not notice.startswith("not done"):
+        notice += await actions.signal_dunning(
+            request.app.state.settings, account, "resumed", reason, user.username
+        )
+    return _back(account, notice)
+
+
+@router.post("/customers/{account}/promise")
+async def promise(request: Request, account: str) -> Response:
+    user = require(request, "collector")
+    await check_csrf(request)
+    form = await request.form()
+    until = _date(form.get("until"))
+    if until is None:
+        return _back(account, "not done: give the promised payment date")
+    try:
+        raw = str(form.get("amount", "")).strip()
+        amount = Decimal(raw).quantize(Decimal("0.01")) if raw else None
+    except InvalidOperation:
+        return _back(account, "not done: the amount is not a number")
+    if amount is not None and not Decimal(0) < amount < Decimal(10) ** 12:
+        return _back(account, "not done: the amount must be positive")
+    currency = str(form.get("currency", "")).strip().upper()[:3] or None
+    reason = str(form.get("reason", ""))[:1000]
+    notice = await _act(
+        request, actions.promise, account, user.username, until, amount, currency, reason
+    )
+    if not notice.startswith("not done"):
+        notice += await actions.signal_dunning(
+            request.app.state.settings, account, "promise_to_pay", reason, user.username
+        )
+    return _back(account, notice)
+
+
+@router.get("/alerts", response_class=HTMLResponse)
+async def alerts(request: Request) -> Response:
+    require(request)
+    state = request.query_params.get("state", "open")
+    state = state if state in ("open", "acknowledged", "resolved", "") else "open"
+    rows, total = await asyncio.to_thread(queries.alerts_inbox, _engine(request), state)
+    return render(request, "alerts.html", rows=rows, total=total, state=state)
+
+
+@router.post("/alerts/{alert_id}/acknowledge")
+async def acknowledge(request: Request, alert_id: RowId) -> Response:
+    user = require(request, "collector")
+    await check_csrf(request)
+    notice = await _act(request, actions.acknowledge_alert, alert_id, user.username)
+    return RedirectResponse(f"/alerts?notice={quote(notice)}", status_code=303)
+
+
+@router.post("/alerts/{alert_id}/assign")
+async def assign(request: Request, alert_id: RowId) -> Response:
+    user = require(request, "collector")
+    await check_csrf(request)
+    form = await request.form()
+    assignee = str(form.get("assignee", ""))[:128]
+    notice = await _act(request, actions.assign_alert, alert_id, assignee, user.username)
+    return RedirectResponse(f"/alerts?notice={quote(notice)}", status_code=303)
+
+
+@router.get("/tasks", response_class=HTMLResponse)
+async def tasks(request: Request) -> Response:
+    user = require(request)
+    status = request.query_params.get("status", "open")
+    status = status if status in ("open", "done") else "open"
+    mine = request.query_params.get("mine") == "1"
+    rows = await asyncio.to_thread(
+        queries.tasks_list, _engine(request), status, user.username if mine else None
+    )
+    return render(request, "tasks.html", rows=rows, status=status, mine=mine)
+
+
+@router.post("/tasks/{task_id}/done")
+async def task_done(request: Request, task_id: RowId) -> Response:
+    user = require(request, "collector")
+    await check_csrf(request)
+    notice = await _act(request, actions.complete_task, task_id, user.username)
+    return RedirectResponse(f"/tasks?notice={quote(notice)}", status_code=303)
+
+
+@router.get("/reports", response_class=HTMLResponse)
+async def reports(request: Request) -> Response:
+    require(request)
+    day = as_of(request)
+    engine = _engine(request)
+    review = await asyncio.to_thread(queries.limit_review, engine, day)
+    forecast = await asyncio.to_thread(queries.collection_forecast, engine, day)
+    labels = [d.strftime("%d %b") for d in forecast.week_starts()]
+    chart = (
+        bar_chart(labels, sorted(forecast.by_currency.items()), title="Expected cash-in per week")
+        if forecast.by_currency
+        else None
+    )
+    return render(
+        request,
+        "reports.html",
+        review=review,
+        forecast=forecast,
+        labels=labels,
+        chart=chart,
+        as_of=day,
+    )
