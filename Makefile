@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint format install install-dev bench-quick clean
+.PHONY: demo test lint format install install-dev bench-quick clean browsers
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +18,14 @@ install-dev: $(BIN)/python
 demo: install
 	$(BIN)/cobro dev --demo
 
-test: install-dev
+# Browser tests drive Debian's Chromium (never a downloaded browser): installed here if missing.
+browsers:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver; } || \
+	  { echo "install Debian's chromium and chromium-driver (as root) for the browser tests"; exit 1; }
+
+test: install-dev browsers
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest

@@ -86,6 +86,8 @@ async def portfolio(request: Request) -> Response:
                 [label for label, _ in trend],
                 [points.get(currency) for _, points in trend],
                 title=f"DSO over 12 months {currency}",
+                width=1000,
+                height=220,
             ),
         }
     return render(request, "portfolio.html", k=kpis, charts=charts, as_of=day)
@@ -138,6 +140,7 @@ async def customer(request: Request, account: str) -> Response:
             [d.isoformat() for d, _ in risk.grades],
             [g for _, g in risk.grades],
             title="Insurer grade (1 best, 10 worst)",
+            width=1000,
             invert=True,
             low=1,
             high=10,
