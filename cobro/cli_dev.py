@@ -102,7 +102,7 @@ def _stop_on_signals() -> asyncio.Event:
 def _configure_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("temporalio").setLevel(logging.WARNING)
-    for noisy in ("httpx", "alembic", "twilio"):
+    for noisy in ("httpx", "alembic", "twilio", "mail.log"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
