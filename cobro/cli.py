@@ -51,10 +51,11 @@ def _register_subcommands() -> None:
         cli_kpis,
         cli_rules,
         cli_sync,
+        cli_users,
     )
 
     modules = (cli_import, cli_dev, cli_sync, cli_covers, cli_rules, cli_classify, cli_dunning)
-    for module in (*modules, cli_kpis, cli_exposure):
+    for module in (*modules, cli_kpis, cli_exposure, cli_users):
         module.register(app)
 
 

@@ -51,7 +51,7 @@ def verify_password(password_hash: str, password: str) -> bool:
         return False
 
 
-def _check_role(role: str) -> None:
+def check_role(role: str) -> None:
     if role not in ROLES:
         hint = did_you_mean(role, ROLES)
         raise UserError(f"unknown role {role!r}; one of {', '.join(ROLES)}{hint}")
@@ -79,7 +79,7 @@ def create_user(
     username = username.strip()
     if not username or len(username) > 128 or any(c.isspace() for c in username):
         raise UserError("a user name is 1 to 128 characters, without spaces")
-    _check_role(role)
+    check_role(role)
     _check_password(password)
     with transaction(engine) as s:
         if s.scalar(select(User.id).where(User.username == username)) is not None:
@@ -102,7 +102,7 @@ def set_password(engine: Engine | None, username: str, password: str) -> None:
 
 
 def set_role(engine: Engine | None, username: str, role: str) -> None:
-    _check_role(role)
+    check_role(role)
     with transaction(engine) as s:
         _find(s, username).role = role
 
