@@ -146,8 +146,20 @@ def test_dev_demo_runs_stops_cleanly_and_restarts(tmp_path: Path) -> None:
             assert "worker connected" in output
             ui = httpx.get(f"http://127.0.0.1:{ports['ui']}/", timeout=10)
             assert ui.status_code == 200
-            web = httpx.get(f"http://127.0.0.1:{ports['web']}/", timeout=10)
-            assert web.status_code == 200 and "Aging balance" in web.text
+            assert "demo / cobro-demo-2026" in output, "the demo login is printed"
+            with httpx.Client(base_url=f"http://127.0.0.1:{ports['web']}", timeout=30) as web:
+                assert web.get("/").status_code == 303, "the dashboard needs a login"
+                web.get("/login")
+                web.post(
+                    "/login",
+                    data={
+                        "username": "demo",
+                        "password": "cobro-demo-2026",
+                        "csrf_token": web.cookies["cobro_login_csrf"],
+                    },
+                )
+                home = web.get("/")
+                assert home.status_code == 200 and "Aging balance" in home.text
             inbox = httpx.get(f"http://127.0.0.1:{ports['capture']}/", timeout=10)
             assert inbox.status_code == 200
             assert "dunning: " in output and "workflows started or woken" in output
