@@ -6,13 +6,13 @@ import re
 from datetime import date, timedelta
 from decimal import Decimal
 
-from cobro.users import create_user
 from sqlalchemy import Engine, func, select
 from starlette.testclient import TestClient
 
 from cobro.db import transaction
 from cobro.models import Customer, DunningPause, Invoice, TimelineEvent
 from cobro.settings import Settings
+from cobro.users import create_user
 from cobro.web.app import create_app
 from cobro.web.queries import portfolio
 
@@ -177,3 +177,78 @@ def test_a_viewer_cannot_pause(engine: Engine, db_url: str) -> None:
     assert refused.status_code == 403
     with engine.connect() as conn:
         assert conn.scalar(select(func.count()).select_from(DunningPause)) == 0
+
+
+def test_customer_list_filters(engine: Engine) -> None:
+    from cobro.models import InsurerCover, RiskAssessment
+    from cobro.web.queries import CustomerFilters, list_customers
+
+    with transaction(engine) as s:
+        rows = {}
+        for account, country, segment, limit in [
+            ("A", "FR", "retail", Decimal("100")),
+            ("B", "ES", "retail", None),
+            ("C", "FR", "industry", None),
+        ]:
+            c = Customer(
+                account=account,
+                name=f"Name {account}",
+                country=country,
+                segment=segment,
+                language="fr",
+                timezone="Europe/Paris",
+                discretionary_limit=limit,
+            )
+            s.add(c)
+            s.flush()
+            rows[account] = c.id
+            s.add(
+                Invoice(
+                    number=f"I-{account}",
+                    customer_id=c.id,
+                    issue_date=AS_OF - timedelta(days=40),
+                    due_date=AS_OF - timedelta(days=10),
+                    currency="EUR",
+                    amount=Decimal("300.00"),
+                    open_amount=Decimal("300.00"),
+                )
+            )
+        s.add(
+            InsurerCover(
+                insurer="allianz_trade",
+                cover_id="CV1",
+                policy_id="P1",
+                cover_type="permanent",
+                customer_id=rows["B"],
+                granted_amount=Decimal("1000"),
+                currency="EUR",
+                status="active",
+                valid_from=AS_OF - timedelta(days=100),
+            )
+        )
+        for cls in ("low", "high"):  # the latest assessment counts
+            s.add(
+                RiskAssessment(
+                    customer_id=rows["A"], risk_class=cls, ruleset_hash="h", explanation={}
+                )
+            )
+
+    def accounts(**kw: object) -> list[str]:
+        found, total = list_customers(engine, AS_OF, CustomerFilters(**kw))  # type: ignore[arg-type]
+        assert total == len(found)
+        return [r.account for r in found]
+
+    assert accounts() == ["A", "B", "C"]
+    assert accounts(country="fr") == ["A", "C"]
+    assert accounts(segment="retail") == ["A", "B"]
+    assert accounts(risk_class="high") == ["A"]
+    assert accounts(risk_class="low") == []
+    assert accounts(over_limit=True) == ["A"]
+    assert accounts(q="name b") == ["B"]
+    a, b, c = list_customers(engine, AS_OF, CustomerFilters())[0]
+    assert (a.outstanding, a.total_limit, a.over_by) == (
+        Decimal("300.0000"),
+        Decimal("100.0000"),
+        Decimal("200.0000"),
+    )
+    assert (b.total_limit, b.over_by, c.total_limit) == (Decimal("1000.0000"), None, None)
