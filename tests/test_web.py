@@ -95,6 +95,11 @@ def test_pages_need_a_login(engine: Engine, db_url: str) -> None:
     assert client.get("/static/cobro.css").status_code == 200
     bad = client.post("/login", data={"username": "x", "password": "y", "csrf_token": "z"})
     assert bad.status_code == 403, "a login form without its CSRF cookie is refused"
+    token = client.get("/login").cookies.get("cobro_login_csrf") or client.cookies.get(
+        "cobro_login_csrf"
+    )
+    nul = client.post("/login", data={"username": "a\x00", "password": "y", "csrf_token": token})
+    assert nul.status_code == 401
 
 
 def test_wrong_password_and_open_redirect(engine: Engine, db_url: str) -> None:

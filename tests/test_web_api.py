@@ -202,6 +202,10 @@ def test_no_server_error_anywhere_in_the_api(demo: Engine, admin_token: str) -> 
     for path in ("/api/kpis", "/api/portfolio", "/api/forecast", "/api/reports/limit-review"):
         for day in edges:
             assert client.get(path, params={"as_of": day}).status_code == 422, (path, day)
+    assert client.get("/api/customers", params={"country": "\x00"}).status_code == 400
+    assert client.get("/api/customers/%00").status_code == 400
+    nul = client.post("/api/customers/C00001/pause", json={"reason": "a\x00b"})
+    assert nul.status_code == 422
     for big in (2**31, 2**63):
         assert client.post(f"/api/tasks/{big}/done").status_code == 422
     for body in ({"until": "9999-12-31", "amount": "1e30"}, {"until": "0001-01-01"}):

@@ -14,12 +14,20 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import Response
 from fastapi.security import HTTPBearer
-from pydantic import BaseModel, Field, field_validator
+from pydantic import AfterValidator, BaseModel, Field, field_validator
 
 from cobro.users import CurrentUser
 from cobro.web import actions, queries
 from cobro.web.auth import check_csrf, require
 
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("NUL characters are not allowed")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_no_nul)]  # PostgreSQL text cannot hold NUL
 FIRST_DAY = date(1900, 1, 1)
 LAST_DAY = date(2999, 12, 31)
 
@@ -220,7 +228,7 @@ class Done(BaseModel):
 
 
 class PauseIn(BaseModel):
-    reason: str = Field(min_length=1, max_length=1000)
+    reason: Text = Field(min_length=1, max_length=1000)
     until: date | None = None
 
     @field_validator("until")
@@ -232,14 +240,14 @@ class PauseIn(BaseModel):
 
 
 class ResumeIn(BaseModel):
-    reason: str = Field("", max_length=1000)
+    reason: Text = Field("", max_length=1000)
 
 
 class PromiseIn(BaseModel):
     until: date
     amount: Decimal | None = Field(None, gt=0, max_digits=14, decimal_places=2)
     currency: str | None = Field(None, pattern=r"^[A-Z]{3}$")
-    reason: str = Field("", max_length=1000)
+    reason: Text = Field("", max_length=1000)
 
     @field_validator("until")
     @classmethod
@@ -250,7 +258,7 @@ class PromiseIn(BaseModel):
 
 
 class AssignIn(BaseModel):
-    assignee: str = Field(min_length=1, max_length=128)
+    assignee: Text = Field(min_length=1, max_length=128)
 
 
 # --- read --------------------------------------------------------------------------------

@@ -144,7 +144,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
         if not expected or not hmac.compare_digest(sent, expected):
             raise HTTPException(403, "CSRF token missing or wrong: reload the login page")
-        username = str(form.get("username", ""))[:128]
+        username = str(form.get("username", "")).replace("\x00", "")[:128]
         password = str(form.get("password", ""))[:1024]
         target = _safe_next(str(form.get("next", "/")))
         user = await asyncio.to_thread(authenticate, engine, username, password)
@@ -186,7 +186,25 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     )
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.add_middleware(AuthMiddleware, engine=engine, settings=settings)
+    app.add_middleware(RejectNul)
     return app
+
+
+class RejectNul:
+    """NUL characters in a URL (`%00`) are refused with 400 before anything reads them:
+    PostgreSQL text cannot hold them, and no legitimate request has one."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and (
+            b"%00" in scope.get("query_string", b"") or "\x00" in scope.get("path", "")
+        ):
+            response = JSONResponse({"detail": "NUL characters are not allowed"}, 400)
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 async def serve_web(settings: Settings, stop: asyncio.Event) -> None:

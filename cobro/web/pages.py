@@ -180,6 +180,10 @@ async def _act(request: Request, call: Any, *args: Any) -> str:
         return f"not done: {exc}"
 
 
+def _text(form: Any, name: str, limit: int) -> str:
+    return str(form.get(name, "")).replace("\x00", "")[:limit]
+
+
 def _date(raw: Any) -> date | None:
     if not raw:
         return None
@@ -195,7 +199,7 @@ async def pause(request: Request, account: str) -> Response:
     user = require(request, "collector")
     await check_csrf(request)
     form = await request.form()
-    reason = str(form.get("reason", ""))[:1000]
+    reason = _text(form, "reason", 1000)
     notice = await _act(
         request, actions.pause, account, user.username, reason, _date(form.get("until"))
     )
@@ -211,7 +215,7 @@ async def resume(request: Request, account: str) -> Response:
     user = require(request, "collector")
     await check_csrf(request)
     form = await request.form()
-    reason = str(form.get("reason", ""))[:1000]
+    reason = _text(form, "reason", 1000)
     notice = await _act(request, actions.resume, account, user.username, reason)
     if not notice.startswith("not done"):
         notice += await actions.signal_dunning(
@@ -235,8 +239,8 @@ async def promise(request: Request, account: str) -> Response:
         return _back(account, "not done: the amount is not a number")
     if amount is not None and not Decimal(0) < amount < Decimal(10) ** 12:
         return _back(account, "not done: the amount must be positive")
-    currency = str(form.get("currency", "")).strip().upper()[:3] or None
-    reason = str(form.get("reason", ""))[:1000]
+    currency = _text(form, "currency", 3).strip().upper() or None
+    reason = _text(form, "reason", 1000)
     notice = await _act(
         request, actions.promise, account, user.username, until, amount, currency, reason
     )
@@ -269,7 +273,7 @@ async def assign(request: Request, alert_id: RowId) -> Response:
     user = require(request, "collector")
     await check_csrf(request)
     form = await request.form()
-    assignee = str(form.get("assignee", ""))[:128]
+    assignee = _text(form, "assignee", 128)
     notice = await _act(request, actions.assign_alert, alert_id, assignee, user.username)
     return RedirectResponse(f"/alerts?notice={quote(notice)}", status_code=303)
 
