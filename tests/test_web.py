@@ -78,6 +78,8 @@ def logged_in(engine: Engine, db_url: str, role: str = "collector") -> TestClien
         follow_redirects=False,
     )
     assert done.status_code == 303, done.text
+    cookie = done.headers["set-cookie"]
+    assert "cobro_session=" in cookie and "HttpOnly" in cookie and "SameSite=lax" in cookie
     return client
 
 
@@ -136,6 +138,7 @@ def test_pages_render_and_escape(engine: Engine, db_url: str) -> None:
     assert page.status_code == 200
     assert "<b>hello</b>" not in page.text and "&lt;b&gt;hello" in page.text
     assert "CobroCustomerId" in page.text
+    assert 'id="exposure"' in page.text and "Authorised" in page.text
     assert client.get("/customers/nobody").status_code == 404
     for path in ("/alerts", "/tasks", "/reports", f"/reports?as_of={AS_OF}"):
         assert client.get(path).status_code == 200, path

@@ -134,6 +134,9 @@ async def customer(request: Request, account: str) -> Response:
     if file is None:
         return render(request, "not_found.html", 404, what=f"customer {account}")
     risk = await asyncio.to_thread(queries.customer_risk, engine, file.customer.id)
+    exposure = await asyncio.to_thread(
+        queries.customer_exposure, engine, file.customer.id, date.today()
+    )
     grade_chart = None
     if risk.grades:
         grade_chart = line_chart(
@@ -152,6 +155,7 @@ async def customer(request: Request, account: str) -> Response:
         f=file,
         risk=risk,
         grade_chart=grade_chart,
+        exposure=exposure,
         workflows_url=workflows_url(request.app.state.settings, account),
         today=date.today(),
         notice=request.query_params.get("notice", "")[:300],

@@ -602,3 +602,19 @@ def limit_review(
             )
     out.sort(key=lambda x: (-(x.usage or Decimal(0)), x.account))
     return out
+
+
+def customer_exposure(engine: Engine, customer_id: int, as_of: date):  # type: ignore[no-untyped-def]
+    """The customer's exposure under the active rules/exposure.yaml (None if it fails: the
+    page still shows everything else)."""
+    from cobro.exposure.rulefile import rules_of
+    from cobro.exposure.sql import exposures_for
+    from cobro.rules.classify import load_active_ruleset
+
+    try:
+        rules = rules_of(load_active_ruleset(engine))
+        with engine.connect() as conn:
+            found = exposures_for(conn, as_of, rules, ids=[customer_id], explain=True)
+    except Exception:
+        return None
+    return found[0] if found else None
