@@ -36,6 +36,43 @@ class Forecast:
         return [self.as_of + timedelta(days=7 * w) for w in range(self.weeks)]
 
 
+@dataclass(frozen=True)
+class OpenGroup:
+    """Open invoices summed by due date, currency, disputed and their customer's average
+    days late (None: no payment history) — what the database hands over at scale."""
+
+    due_date: date
+    currency: str
+    disputed: bool
+    days_late: int | None
+    open_amount: Decimal
+
+
+def forecast_groups(
+    groups: Iterable[OpenGroup], default_late: Decimal, as_of: date, weeks: int = 8
+) -> Forecast:
+    """`forecast` over pre-grouped amounts: the same buckets, far fewer rows."""
+    result = Forecast(as_of, weeks)
+    for g in groups:
+        late = g.days_late if g.days_late is not None else round(default_late)
+        _add(result, g.due_date + timedelta(days=late), g.currency, g.disputed, g.open_amount)
+    return result
+
+
+def _add(result: Forecast, expected: date, currency: str, disputed: bool, amount: Decimal) -> None:
+    if amount <= 0:
+        return
+    if disputed:
+        result.disputed[currency] = result.disputed.get(currency, Decimal(0)) + amount
+        return
+    week = max(0, (expected - result.as_of).days // 7)
+    if week >= result.weeks:
+        result.later[currency] = result.later.get(currency, Decimal(0)) + amount
+        return
+    row = result.by_currency.setdefault(currency, [Decimal(0)] * result.weeks)
+    row[week] += amount
+
+
 def portfolio_days_late(days_late: Mapping[int, Decimal]) -> Decimal:
     if not days_late:
         return Decimal(0)
@@ -51,21 +88,7 @@ def forecast(
     default = portfolio_days_late(days_late)
     result = Forecast(as_of, weeks)
     for item in items:
-        if item.open_amount <= 0:
-            continue
-        if item.disputed:
-            result.disputed[item.currency] = (
-                result.disputed.get(item.currency, Decimal(0)) + item.open_amount
-            )
-            continue
         late = days_late.get(item.customer_id, default)
         expected = item.due_date + timedelta(days=round(late))
-        week = max(0, (expected - as_of).days // 7)
-        if week >= weeks:
-            result.later[item.currency] = result.later.get(item.currency, Decimal(0)) + (
-                item.open_amount
-            )
-            continue
-        row = result.by_currency.setdefault(item.currency, [Decimal(0)] * weeks)
-        row[week] += item.open_amount
+        _add(result, expected, item.currency, item.disputed, item.open_amount)
     return result

@@ -260,3 +260,52 @@ def test_customer_list_filters(engine: Engine) -> None:
         Decimal("200.0000"),
     )
     assert (b.total_limit, b.over_by, c.total_limit) == (Decimal("1000.0000"), None, None)
+
+
+def test_collection_forecast_in_sql(engine: Engine) -> None:
+    from cobro.models import Payment, PaymentAllocation
+    from cobro.web.queries import collection_forecast
+
+    def invoice(s, number, cid, due_in, amount, open_amount, disputed=False):  # type: ignore[no-untyped-def]
+        inv = Invoice(
+            number=number,
+            customer_id=cid,
+            issue_date=AS_OF - timedelta(days=60),
+            due_date=AS_OF + timedelta(days=due_in),
+            currency="EUR",
+            amount=Decimal(amount),
+            open_amount=Decimal(open_amount),
+            disputed=disputed,
+        )
+        s.add(inv)
+        s.flush()
+        return inv
+
+    with transaction(engine) as s:
+        ids = []
+        for account in ("A", "B"):
+            c = Customer(account=account, name=account, country="FR", language="fr", timezone="UTC")
+            s.add(c)
+            s.flush()
+            ids.append(c.id)
+        a, b = ids
+        paid = invoice(s, "P1", a, -50, "80.00", "0.00")
+        pay = Payment(
+            reference="PAY1",
+            customer_id=a,
+            date=AS_OF - timedelta(days=40),  # 10 days late
+            currency="EUR",
+            amount=Decimal("80.00"),
+            unallocated_amount=Decimal("0.00"),
+        )
+        s.add(pay)
+        s.flush()
+        s.add(PaymentAllocation(payment_id=pay.id, invoice_id=paid.id, amount=Decimal("80.00")))
+        invoice(s, "O1", a, 3, "100.00", "100.00")  # +10 late: day 13 -> week 1
+        invoice(s, "O2", b, 1, "50.00", "50.00")  # no history: the average, 10 -> week 1
+        invoice(s, "O3", b, -30, "20.00", "20.00")  # expected in the past -> week 0
+        invoice(s, "O4", b, 1, "40.00", "40.00", disputed=True)
+        invoice(s, "O5", a, 200, "7.00", "7.00")  # after 8 weeks
+    f = collection_forecast(engine, AS_OF)
+    assert f.by_currency["EUR"][:3] == [Decimal("20"), Decimal("150"), Decimal("0")]
+    assert f.disputed == {"EUR": Decimal("40")} and f.later == {"EUR": Decimal("7")}
