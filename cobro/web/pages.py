@@ -4,7 +4,6 @@ token; every action needs the collector role and lands on the customer timeline.
 from __future__ import annotations
 
 import asyncio
-import time
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
@@ -13,7 +12,8 @@ from urllib.parse import quote, urlencode
 from fastapi import APIRouter, HTTPException, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from cobro.kpis import compute_kpis, months_back
+from cobro.kpi_trend import dso_trend
+from cobro.kpis import compute_kpis
 from cobro.web import actions, queries
 from cobro.web.api import FIRST_DAY, LAST_DAY, workflows_url
 from cobro.web.auth import check_csrf, require
@@ -21,8 +21,6 @@ from cobro.web.charts import bar_chart, line_chart
 
 router = APIRouter(include_in_schema=False)
 RowId = Annotated[int, Path(ge=1, le=2**31 - 1)]
-_TREND_CACHE: dict[tuple[int, date], tuple[float, Any]] = {}
-TREND_TTL_S = 600
 
 
 def render(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
@@ -44,21 +42,6 @@ def as_of(request: Request) -> date:
 
 def _engine(request: Request) -> Any:
     return request.app.state.engine
-
-
-def dso_trend(engine: Any, day: date, months: int = 12) -> list[tuple[str, dict[str, Any]]]:
-    """DSO at each of the last month ends (cached for a few minutes: it is 12 KPI runs)."""
-    key = (id(engine), day)
-    hit = _TREND_CACHE.get(key)
-    if hit and time.monotonic() - hit[0] < TREND_TTL_S:
-        return hit[1]
-    points = []
-    for k in range(months - 1, -1, -1):
-        end = months_back(day, k) if k else day
-        result = compute_kpis(engine, end)
-        points.append((end.strftime("%b %y"), {c: v.dso for c, v in result.currencies.items()}))
-    _TREND_CACHE[key] = (time.monotonic(), points)
-    return points
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -83,7 +66,7 @@ async def portfolio(request: Request) -> Response:
                 height=180,
             ),
             "dso": line_chart(
-                [label for label, _ in trend],
+                [end.strftime("%b %y") for end, _ in trend],
                 [points.get(currency) for _, points in trend],
                 title=f"DSO over 12 months {currency}",
                 width=1000,
