@@ -198,30 +198,33 @@ def compute_kpis(
     start = as_of - timedelta(days=period_days)
     zero = literal(ZERO, Money())
 
-    # allocations of payments dated after the period start (and after as_of), per invoice
-    later = (
-        select(
-            PaymentAllocation.invoice_id.label("invoice_id"),
-            func.sum(PaymentAllocation.amount).label("after_start"),
-            func.sum(case((Payment.date > as_of, PaymentAllocation.amount), else_=zero)).label(
-                "after_end"
-            ),
+    # Allocations of payments dated after as_of rebuild the open amounts at as_of (none for
+    # today's KPIs); those after the period start rebuild the beginning receivables (CEI),
+    # needed only as one total per currency. Most invoices had no payment after as_of: they
+    # are aggregated as stored in a plain single-table scan (parallel on PostgreSQL), the
+    # others add correction rows (rebuilt − stored contribution). Sums stay exact.
+    def allocations_after(day: date, label: str) -> Any:
+        return (
+            select(
+                PaymentAllocation.invoice_id.label("invoice_id"),
+                func.sum(PaymentAllocation.amount).label(label),
+            )
+            .join(Payment, Payment.id == PaymentAllocation.payment_id)
+            .where(Payment.date > day)
+            .group_by(PaymentAllocation.invoice_id)
+            .subquery()
         )
-        .join(Payment, Payment.id == PaymentAllocation.payment_id)
-        .where(Payment.date > start)
-        .group_by(PaymentAllocation.invoice_id)
-        .subquery()
-    )
-    # Most invoices had no payment after `start`: they are aggregated as stored, in a plain
-    # single-table scan (parallel on PostgreSQL); the few touched by later payments add
-    # correction rows (rebuilt contribution − stored contribution). Sums stay exact.
+
+    later_end = allocations_after(as_of, "after")
+    later_start = allocations_after(start, "after")
     stored = Invoice.open_amount
-    open_end = stored + later.c.after_end
-    open_start = stored + later.c.after_start
+    open_end = stored + later_end.c.after
+    open_start = stored + later_start.c.after
     scope = [Invoice.issue_date <= as_of]
     if currency:
         scope.append(Invoice.currency == currency)
-    touched = Invoice.__table__.join(later, later.c.invoice_id == Invoice.id)
+    touched = Invoice.__table__.join(later_end, later_end.c.invoice_id == Invoice.id)
+    touched_start = Invoice.__table__.join(later_start, later_start.c.invoice_id == Invoice.id)
 
     def _pos(expr: Any) -> Any:  # the amount when positive, else 0
         return case((expr > zero, expr), else_=zero)
@@ -256,13 +259,27 @@ def compute_kpis(
             func.sum(_n(open_end) - _n(stored)),
             _money(func.sum(_pos(open_end) - _pos(stored))),
             _money(func.sum(zero)),
-            _money(func.sum(_pos(open_start) - _pos(stored))),
+            _money(func.sum(zero)),
         )
         .select_from(touched)
         .where(*scope)
         .group_by(*day_keys)
     )
-    by_day = union_all(as_stored, corrections).subquery()
+    begin_corrections = (
+        select(
+            Invoice.currency.label("currency"),
+            literal(start).label("issued"),
+            literal(as_of).label("due"),
+            literal(0),
+            _money(func.sum(zero)),
+            _money(func.sum(zero)),
+            _money(func.sum(_pos(open_start) - _pos(stored))),
+        )
+        .select_from(touched_start)
+        .where(*scope, Invoice.issue_date <= start)
+        .group_by(Invoice.currency)
+    )
+    by_day = union_all(as_stored, corrections, begin_corrections).subquery()
     g = by_day.c
     whens = [(g.due >= as_of, 0)]
     whens += [(g.due >= as_of - timedelta(days=b), i + 1) for i, b in enumerate(buckets)]
