@@ -49,8 +49,9 @@ async def portfolio(request: Request) -> Response:
     require(request)
     day = as_of(request)
     engine = _engine(request)
-    kpis = await asyncio.to_thread(compute_kpis, engine, day)
-    trend = await asyncio.to_thread(dso_trend, engine, day)
+    kpis, trend = await asyncio.gather(
+        asyncio.to_thread(compute_kpis, engine, day), asyncio.to_thread(dso_trend, engine, day)
+    )
     charts = {}
     for currency, k in sorted(kpis.currencies.items()):
         charts[currency] = {
