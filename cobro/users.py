@@ -11,6 +11,7 @@ from typing import Any
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Engine, select
+from sqlalchemy.exc import IntegrityError
 
 from cobro.db import transaction
 from cobro.models import ApiToken, User
@@ -26,7 +27,7 @@ _DUMMY_HASH = _hasher.hash("a password nobody has")
 
 
 class UserError(ValueError):
-    pass
+    """Bad input for a user operation; the message is one line, fit for the CLI or a form."""
 
 
 @dataclass(frozen=True)
@@ -62,12 +63,24 @@ def _check_password(password: str) -> None:
         raise UserError(f"the password must have at least {MIN_PASSWORD} characters")
 
 
+def _printable(value: str) -> bool:
+    """No control characters (PostgreSQL refuses NUL in text; the others only mislead)."""
+    return value.isprintable()
+
+
+def _check_text(what: str, value: str, limit: int) -> str:
+    value = value.strip()
+    if not _printable(value) or len(value) > limit:
+        raise UserError(f"{what} must be printable text of at most {limit} characters")
+    return value
+
+
 def _current(user: User) -> CurrentUser:
     return CurrentUser(user.id, user.username, user.display_name, user.role)
 
 
 def _find(s: Any, username: str) -> User:
-    user = s.scalar(select(User).where(User.username == username))
+    user = s.scalar(select(User).where(User.username == username)) if _printable(username) else None
     if user is None:
         raise UserError(f"no user {username!r}")
     return user
@@ -77,22 +90,38 @@ def create_user(
     engine: Engine | None, username: str, password: str, role: str, display_name: str = ""
 ) -> int:
     username = username.strip()
-    if not username or len(username) > 128 or any(c.isspace() for c in username):
-        raise UserError("a user name is 1 to 128 characters, without spaces")
+    if (
+        not username
+        or len(username) > 128
+        or not _printable(username)
+        or any(c.isspace() for c in username)
+    ):
+        raise UserError("a user name is 1 to 128 printable characters, without spaces")
     check_role(role)
     _check_password(password)
+    display_name = _check_text("the display name", display_name, 255)
+    password_hash = hash_password(password)
+    try:
+        with transaction(engine) as s:
+            if s.scalar(select(User.id).where(User.username == username)) is not None:
+                raise UserError(f"user {username!r} already exists")
+            user = User(
+                username=username,
+                display_name=display_name,
+                password_hash=password_hash,
+                role=role,
+            )
+            s.add(user)
+            s.flush()
+            return user.id
+    except IntegrityError:  # created by someone else between the check and the insert
+        raise UserError(f"user {username!r} already exists") from None
+
+
+def check_user(engine: Engine | None, username: str) -> None:
+    """UserError when there is no such user (the CLI asks before prompting a password)."""
     with transaction(engine) as s:
-        if s.scalar(select(User.id).where(User.username == username)) is not None:
-            raise UserError(f"user {username!r} already exists")
-        user = User(
-            username=username,
-            display_name=display_name[:255],
-            password_hash=hash_password(password),
-            role=role,
-        )
-        s.add(user)
-        s.flush()
-        return user.id
+        _find(s, username)
 
 
 def set_password(engine: Engine | None, username: str, password: str) -> None:
@@ -114,7 +143,9 @@ def deactivate(engine: Engine | None, username: str) -> None:
 
 def authenticate(engine: Engine | None, username: str, password: str) -> CurrentUser | None:
     with transaction(engine) as s:
-        user = s.scalar(select(User).where(User.username == username))
+        user = None
+        if _printable(username) and len(username) <= 128:
+            user = s.scalar(select(User).where(User.username == username))
         if user is None:
             verify_password(_DUMMY_HASH, password)  # same time as for a real user
             return None
@@ -137,10 +168,13 @@ def _sha256(token: str) -> str:
 
 
 def create_api_token(engine: Engine | None, username: str, name: str) -> str:
+    name = _check_text("a token name", name, 128)
+    if not name:
+        raise UserError("a token needs a name (what it is for)")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     with transaction(engine) as s:
         user = _find(s, username)
-        s.add(ApiToken(user_id=user.id, name=name[:128], token_sha256=_sha256(token)))
+        s.add(ApiToken(user_id=user.id, name=name, token_sha256=_sha256(token)))
     return token
 
 

@@ -13,7 +13,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from itsdangerous import BadSignature, URLSafeTimedSerializer
+from itsdangerous import BadData, URLSafeTimedSerializer
 from sqlalchemy import Engine
 from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection, Request
@@ -51,7 +51,7 @@ def session_cookie_value(secret: str, user_id: int) -> str:
 def read_session(secret: str, value: str, max_age_s: int) -> dict[str, Any] | None:
     try:
         data = _serializer(secret).loads(value, max_age=max_age_s)
-    except BadSignature:  # also SignatureExpired
+    except BadData:  # bad signature, expired (SignatureExpired), undecodable payload
         return None
     if not isinstance(data, dict) or not isinstance(data.get("uid"), int):
         return None
@@ -114,7 +114,12 @@ async def check_csrf(request: Request) -> None:
         ("application/x-www-form-urlencoded", "multipart/form-data")
     ):
         sent = str((await request.form()).get("csrf_token", ""))
-    if not expected or not sent or not hmac.compare_digest(str(sent), str(expected)):
+    # bytes: compare_digest raises TypeError on non-ASCII str (a 500 instead of a 403)
+    if (
+        not expected
+        or not sent
+        or not hmac.compare_digest(str(sent).encode(), str(expected).encode())
+    ):
         raise HTTPException(403, "CSRF token missing or wrong")
 
 
