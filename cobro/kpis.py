@@ -208,9 +208,7 @@ def compute_kpis(
         select(
             PaymentAllocation.invoice_id.label("invoice_id"),
             func.sum(PaymentAllocation.amount).label("after_start"),
-            func.sum(case((Payment.date > as_of, PaymentAllocation.amount), else_=zero)).label(
-                "after_end"
-            ),
+            func.sum(PaymentAllocation.amount).filter(Payment.date > as_of).label("after_end"),
         )
         .join(Payment, Payment.id == PaymentAllocation.payment_id)
         .where(Payment.date > start)
@@ -243,9 +241,6 @@ def compute_kpis(
     )
     o = rows.c
 
-    def _pos(expr: Any) -> Any:  # the amount when positive, else 0
-        return case((expr > zero, expr), else_=zero)
-
     # 1. by (currency, issue day, due day): a few thousand groups; then into aging buckets ×
     # months of issue (sales rows have no due day, hence no aging bucket)
     bounds = [months_back(as_of, k) for k in range(COUNTBACK_MONTHS + 1)]
@@ -253,10 +248,10 @@ def compute_kpis(
         o.currency,
         o.issued,
         o.due,
-        func.sum(case((o.o_end > zero, 1), else_=0)).label("n"),
-        _money(func.sum(_pos(o.o_end))).label("open"),
+        func.count().filter(o.o_end > zero).label("n"),
+        _money(func.sum(o.o_end).filter(o.o_end > zero)).label("open"),
         _money(zero).label("amount"),
-        _money(func.sum(case((o.issued <= start, _pos(o.o_start)), else_=zero))).label("begin"),
+        _money(func.sum(o.o_start).filter(o.issued <= start, o.o_start > zero)).label("begin"),
     ).group_by(o.currency, o.issued, o.due)
     sales_by_day = (
         select(
@@ -302,7 +297,7 @@ def compute_kpis(
             o.customer_id,
             o.currency,
             _money(func.sum(o.o_end)).label("open"),
-            _money(func.sum(case((o.due < as_of, o.o_end), else_=zero))).label("overdue"),
+            _money(func.coalesce(func.sum(o.o_end).filter(o.due < as_of), zero)).label("overdue"),
         )
         .where(o.o_end > zero)
         .group_by(o.customer_id, o.currency)
