@@ -1,6 +1,6 @@
 """Kill test on the real dev server: a worker subprocess is SIGKILLed at every boundary of
 the send (before claim, after claim, after the provider accepted, before the confirmation)
-while it sends 1,000 reminders. After restarts every reminder reached the capture server
+while it sends 400 reminders. After restarts every reminder reached the capture server
 exactly once (by Message-ID) and no reminder was claimed after its invoice was paid."""
 
 from __future__ import annotations
@@ -29,11 +29,11 @@ from tests.dunning_support import import_rows, point_settings_at, pydantic_clien
 
 pytestmark = [pytest.mark.temporal, pytest.mark.slow]
 
-REMINDERS = 1000
+REMINDERS = 400
 # counters are per worker process, so each process crashes at the first point it reaches
-# 100 times whose marker is not yet there: the four boundaries in order, one per process
-CRASHES = "before_claim@100,after_claim@100,after_send@100,before_confirm@100"
-PAID_EARLY = 40  # invoices paid after the workflows started, without any signal
+# 50 times whose marker is not yet there: the four boundaries in order, one per process
+CRASHES = "before_claim@50,after_claim@50,after_send@50,before_confirm@50"
+PAID_EARLY = 20  # invoices paid after the workflows started, without any signal
 
 
 def _policy_for_now() -> tuple[str, str]:
