@@ -141,3 +141,17 @@ async def dev_server_env() -> AsyncIterator[WorkflowEnvironment]:
     )
     yield env
     await env.shutdown()
+
+
+@pytest.fixture
+def cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """argon2 with the smallest parameters, for tests that create and log in users many
+    times (the real parameters cost ~0.15 s per hash); tests/test_users.py keeps the real
+    ones."""
+    from argon2 import PasswordHasher
+
+    import cobro.users
+
+    monkeypatch.setattr(
+        cobro.users, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+    )

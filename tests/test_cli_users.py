@@ -13,6 +13,8 @@ from cobro.cli import app
 from cobro.db import default_engine
 from cobro.users import authenticate, user_for_token
 
+pytestmark = pytest.mark.usefixtures("cheap_password_hashing")
+
 PW = "correct horse battery"
 
 

@@ -6,6 +6,7 @@ import re
 from datetime import date, timedelta
 from decimal import Decimal
 
+import pytest
 from sqlalchemy import Engine, func, select
 from starlette.testclient import TestClient
 
@@ -15,6 +16,8 @@ from cobro.settings import Settings
 from cobro.users import create_user
 from cobro.web.app import create_app
 from cobro.web.queries import portfolio
+
+pytestmark = pytest.mark.usefixtures("cheap_password_hashing")
 
 AS_OF = date(2026, 6, 30)
 

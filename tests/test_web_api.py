@@ -22,6 +22,8 @@ from cobro.settings import Settings
 from cobro.users import create_api_token, create_user
 from cobro.web.app import create_app
 
+pytestmark = pytest.mark.usefixtures("cheap_password_hashing")
+
 AS_OF = date(2026, 6, 30)
 
 

@@ -33,6 +33,8 @@ from cobro.web.auth import (
     set_session,
 )
 
+pytestmark = pytest.mark.usefixtures("cheap_password_hashing")
+
 PW = "correct horse battery"
 SECRET = "test-secret-" + "k" * 32
 
