@@ -23,22 +23,20 @@ import random
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import phonenumbers
-import psycopg
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from cobro.db import make_engine, upgrade  # noqa: E402
+from databases import pg_database, sqlite_database  # noqa: E402
+
+from cobro.db import make_engine  # noqa: E402
 from cobro.importing import import_csv, normalise  # noqa: E402
 from cobro.importing.reader import read_csv  # noqa: E402
 from cobro.importing.schemas import (  # noqa: E402
@@ -51,7 +49,6 @@ from cobro.importing.schemas import (  # noqa: E402
 from cobro.models import Customer, Invoice, TimelineEvent  # noqa: E402
 from cobro.types import utcnow  # noqa: E402
 
-PG_SERVER = "postgresql://postgres@127.0.0.1:5432"
 COUNTRIES = [  # code, currency, national mobile prefix, random digits
     ("FR", "EUR", "06", 8),
     ("DE", "EUR", "0151", 8),
@@ -122,26 +119,6 @@ def sample(src: Path, dst: Path, rows: int) -> Path:
         lines = [next(fh) for _ in range(rows + 1)]
     dst.write_text("".join(lines), encoding="utf-8")
     return dst
-
-
-@contextmanager
-def pg_database() -> Iterator[str]:
-    name = f"cobro_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            url = f"{PG_SERVER}/{name}"
-            upgrade(url)
-            yield url
-        finally:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@contextmanager
-def sqlite_database(directory: Path) -> Iterator[str]:
-    url = f"sqlite:///{directory / f'bench_{uuid.uuid4().hex[:8]}.db'}"
-    upgrade(url)
-    yield url
 
 
 def bulk(url: str, customers: Path, invoices: Path) -> tuple[int, float]:

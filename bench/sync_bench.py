@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import resource
 import subprocess
 import sys
@@ -38,16 +37,15 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import psycopg
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from databases import pg_database, sqlite_database  # noqa: E402
 from pydantic import SecretStr  # noqa: E402
 from sqlalchemy import insert, or_, select  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
-from cobro.db import make_engine, upgrade  # noqa: E402
+from cobro.db import make_engine  # noqa: E402
 from cobro.insurers.allianz_trade import AllianzTradeConnector  # noqa: E402
 from cobro.insurers.base import IdType  # noqa: E402
 from cobro.insurers.matching import normalise, siren_in_vat, siren_of  # noqa: E402
@@ -56,7 +54,6 @@ from cobro.insurers.sync_runner import run_sync  # noqa: E402
 from cobro.insurers.sync_store import cover_values  # noqa: E402
 from cobro.models import CoverHistory, Customer, InsurerCover, TimelineEvent  # noqa: E402
 
-PG_SERVER = os.environ.get("COBRO_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432")
 SEED = 11
 START = date(2026, 3, 2)
 API_KEY = "bench-api-key"
@@ -97,27 +94,6 @@ def simulator(buyers: int, tmp: Path) -> Iterator[str]:
 
 
 # --- databases -----------------------------------------------------------------------------
-
-
-@contextmanager
-def pg_database() -> Iterator[str]:
-    name = f"cobro_bench_{uuid.uuid4().hex[:8]}"
-    server = PG_SERVER.replace("+psycopg", "")
-    with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            url = f"{PG_SERVER}/{name}"
-            upgrade(url)
-            yield url
-        finally:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@contextmanager
-def sqlite_database(directory: Path) -> Iterator[str]:
-    url = f"sqlite:///{directory / f'bench_{uuid.uuid4().hex[:8]}.db'}"
-    upgrade(url)
-    yield url
 
 
 def seed_customers(url: str, buyers: int) -> int:
