@@ -150,3 +150,34 @@ async def signal_dunning(
     except Exception as exc:  # the DB holds the fact; the workflow re-reads it before sending
         return f" (recorded; the workflow will see it at its next step: {type(exc).__name__})"
     return ""
+
+
+async def pause_dunning(
+    engine: Engine, settings: Settings, account: str, actor: str, reason: str, until: date | None
+) -> str:
+    """`pause`, then the customer's workflow is told."""
+    message = await asyncio.to_thread(pause, engine, account, actor, reason, until)
+    return message + await signal_dunning(settings, account, "paused", reason, actor)
+
+
+async def resume_dunning(
+    engine: Engine, settings: Settings, account: str, actor: str, reason: str
+) -> str:
+    message = await asyncio.to_thread(resume, engine, account, actor, reason)
+    return message + await signal_dunning(settings, account, "resumed", reason, actor)
+
+
+async def promise_dunning(
+    engine: Engine,
+    settings: Settings,
+    account: str,
+    actor: str,
+    until: date,
+    amount: Decimal | None,
+    currency: str | None,
+    reason: str,
+) -> str:
+    message = await asyncio.to_thread(
+        promise, engine, account, actor, until, amount, currency, reason
+    )
+    return message + await signal_dunning(settings, account, "promise_to_pay", reason, actor)

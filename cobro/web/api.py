@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+from collections.abc import Awaitable
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any
@@ -46,6 +47,7 @@ async def collector(request: Request) -> CurrentUser:
 
 
 Viewer = Annotated[CurrentUser, Depends(viewer)]
+RowId = Annotated[int, Path(ge=1, le=2**31 - 1)]  # an integer primary key
 Collector = Annotated[CurrentUser, Depends(collector)]
 
 
@@ -96,22 +98,11 @@ class PortfolioOut(BaseModel):
     aging: dict[str, dict[str, Decimal]]
 
 
-class CustomerOut(BaseModel):
-    account: str
-    name: str
-    country: str
-    segment: str | None
-    risk_class: str | None
-    outstanding: Decimal
-    total_limit: Decimal | None
-    over_by: Decimal | None
-
-
 class CustomerPage(BaseModel):
     total: int
     page: int
     per_page: int
-    customers: list[CustomerOut]
+    customers: list[queries.ListedCustomer]
 
 
 class CoverOut(BaseModel):
@@ -172,46 +163,9 @@ class CustomerFileOut(BaseModel):
     workflows_url: str
 
 
-class AlertOut(BaseModel):
-    id: int
-    account: str
-    customer: str
-    name: str
-    severity: str
-    message: str
-    state: str
-    fired_at: datetime
-    assigned_to: str | None
-    acknowledged_by: str | None
-
-
 class AlertPage(BaseModel):
     total: int
-    alerts: list[AlertOut]
-
-
-class TaskOut(BaseModel):
-    id: int
-    account: str
-    customer: str
-    kind: str
-    note: str
-    assignee: str | None
-    assignee_role: str | None
-    due_date: date | None
-    status: str
-
-
-class LimitReviewOut(BaseModel):
-    account: str
-    name: str
-    segment: str | None
-    outstanding: Decimal
-    total_limit: Decimal | None
-    usage: Decimal | None
-    grade_from: int | None
-    grade_to: int | None
-    reasons: list[str]
+    alerts: list[queries.InboxAlert]
 
 
 class ForecastOut(BaseModel):
@@ -316,7 +270,7 @@ async def customers(
         total=total,
         page=page,
         per_page=per_page,
-        customers=[CustomerOut(**vars(r)) for r in rows],
+        customers=rows,
     )
 
 
@@ -383,28 +337,26 @@ async def alerts(
     rows, total = await asyncio.to_thread(
         queries.alerts_inbox, _engine(request), state, limit, offset
     )
-    return AlertPage(total=total, alerts=[AlertOut(**vars(r)) for r in rows])
+    return AlertPage(total=total, alerts=rows)
 
 
-@router.get("/tasks", response_model=list[TaskOut], tags=["tasks"])
+@router.get("/tasks", response_model=list[queries.ListedTask], tags=["tasks"])
 async def tasks(
     request: Request,
     user: Viewer,
     status: Annotated[str, Query(pattern=r"^(open|done|)$")] = "open",
     mine: bool = False,
 ) -> Any:
-    rows = await asyncio.to_thread(
+    return await asyncio.to_thread(
         queries.tasks_list, _engine(request), status, user.username if mine else None
     )
-    return [TaskOut(**vars(r)) for r in rows]
 
 
-@router.get("/reports/limit-review", response_model=list[LimitReviewOut], tags=["reports"])
+@router.get("/reports/limit-review", response_model=list[queries.LimitReviewRow], tags=["reports"])
 async def limit_review(request: Request, _: Viewer, as_of: AsOf) -> Any:
     """Accounts needing a limit or terms change: over limit, usage above 90 %, or an insurer
     grade that worsened in the last 90 days."""
-    rows = await asyncio.to_thread(queries.limit_review, _engine(request), as_of)
-    return [LimitReviewOut(**vars(r)) for r in rows]
+    return await asyncio.to_thread(queries.limit_review, _engine(request), as_of)
 
 
 REVIEW_CSV = ["account", "name", "segment", "outstanding", "total_limit", "usage"]
@@ -438,85 +390,65 @@ async def forecast(request: Request, _: Viewer, as_of: AsOf) -> Any:
 # --- actions -----------------------------------------------------------------------------
 
 
-def _done(call: Any, *args: Any) -> str:
+async def _done(action: Awaitable[str]) -> Done:
     try:
-        return call(*args)
+        return Done(message=await action)
     except actions.ActionError as exc:
         raise HTTPException(exc.status, str(exc)) from exc
 
 
 @router.post("/customers/{account}/pause", response_model=Done, tags=["customers"])
 async def pause(request: Request, account: str, body: PauseIn, user: Collector) -> Any:
-    engine = _engine(request)
-    message = await asyncio.to_thread(
-        _done, actions.pause, engine, account, user.username, body.reason, body.until
+    return await _done(
+        actions.pause_dunning(
+            _engine(request), _settings(request), account, user.username, body.reason, body.until
+        )
     )
-    message += await actions.signal_dunning(
-        _settings(request), account, "paused", body.reason, user.username
-    )
-    return Done(message=message)
 
 
 @router.post("/customers/{account}/resume", response_model=Done, tags=["customers"])
 async def resume(request: Request, account: str, body: ResumeIn, user: Collector) -> Any:
-    engine = _engine(request)
-    message = await asyncio.to_thread(
-        _done, actions.resume, engine, account, user.username, body.reason
+    return await _done(
+        actions.resume_dunning(
+            _engine(request), _settings(request), account, user.username, body.reason
+        )
     )
-    message += await actions.signal_dunning(
-        _settings(request), account, "resumed", body.reason, user.username
-    )
-    return Done(message=message)
 
 
 @router.post("/customers/{account}/promise", response_model=Done, tags=["customers"])
 async def promise(request: Request, account: str, body: PromiseIn, user: Collector) -> Any:
-    engine = _engine(request)
-    message = await asyncio.to_thread(
-        _done,
-        actions.promise,
-        engine,
-        account,
-        user.username,
-        body.until,
-        body.amount,
-        body.currency,
-        body.reason,
+    return await _done(
+        actions.promise_dunning(
+            _engine(request),
+            _settings(request),
+            account,
+            user.username,
+            body.until,
+            body.amount,
+            body.currency,
+            body.reason,
+        )
     )
-    message += await actions.signal_dunning(
-        _settings(request), account, "promise_to_pay", body.reason, user.username
-    )
-    return Done(message=message)
 
 
 @router.post("/alerts/{alert_id}/acknowledge", response_model=Done, tags=["alerts"])
-async def acknowledge(
-    request: Request, alert_id: Annotated[int, Path(ge=1, le=2**31 - 1)], user: Collector
-) -> Any:
-    message = await asyncio.to_thread(
-        _done, actions.acknowledge_alert, _engine(request), alert_id, user.username
+async def acknowledge(request: Request, alert_id: RowId, user: Collector) -> Any:
+    return await _done(
+        asyncio.to_thread(actions.acknowledge_alert, _engine(request), alert_id, user.username)
     )
-    return Done(message=message)
 
 
 @router.post("/alerts/{alert_id}/assign", response_model=Done, tags=["alerts"])
-async def assign(
-    request: Request,
-    alert_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
-    body: AssignIn,
-    user: Collector,
-) -> Any:
-    message = await asyncio.to_thread(
-        _done, actions.assign_alert, _engine(request), alert_id, body.assignee, user.username
+async def assign(request: Request, alert_id: RowId, body: AssignIn, user: Collector) -> Any:
+    return await _done(
+        asyncio.to_thread(
+            actions.assign_alert, _engine(request), alert_id, body.assignee, user.username
+        )
     )
-    return Done(message=message)
 
 
 @router.post("/tasks/{task_id}/done", response_model=Done, tags=["tasks"])
-async def task_done(
-    request: Request, task_id: Annotated[int, Path(ge=1, le=2**31 - 1)], user: Collector
-) -> Any:
-    message = await asyncio.to_thread(
-        _done, actions.complete_task, _engine(request), task_id, user.username
+async def task_done(request: Request, task_id: RowId, user: Collector) -> Any:
+    return await _done(
+        asyncio.to_thread(actions.complete_task, _engine(request), task_id, user.username)
     )
-    return Done(message=message)

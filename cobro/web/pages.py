@@ -4,6 +4,7 @@ token; every action needs the collector role and lands on the customer timeline.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
@@ -14,8 +15,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from cobro.kpi_trend import dso_trend
 from cobro.kpis import compute_kpis
+from cobro.users import CurrentUser
 from cobro.web import actions, queries
-from cobro.web.api import FIRST_DAY, LAST_DAY, workflows_url
+from cobro.web.api import FIRST_DAY, LAST_DAY, as_of_param, workflows_url
 from cobro.web.auth import check_csrf, require
 from cobro.web.charts import bar_chart, line_chart
 
@@ -35,9 +37,7 @@ def as_of(request: Request) -> date:
         day = date.fromisoformat(raw)
     except ValueError as exc:
         raise HTTPException(422, f"as_of: {raw!r} is not a date (YYYY-MM-DD)") from exc
-    if not FIRST_DAY <= day <= LAST_DAY:
-        raise HTTPException(422, f"as_of must be between {FIRST_DAY} and {LAST_DAY}")
-    return day
+    return as_of_param(day)
 
 
 def _engine(request: Request) -> Any:
@@ -161,11 +161,18 @@ def _back(account: str, notice: str) -> RedirectResponse:
     )
 
 
-async def _act(request: Request, call: Any, *args: Any) -> str:
+async def _act(action: Awaitable[str]) -> str:
+    """The action's message, or why it was not done (shown on the page it returns to)."""
     try:
-        return await asyncio.to_thread(call, _engine(request), *args)
+        return await action
     except actions.ActionError as exc:
         return f"not done: {exc}"
+
+
+async def _collector_form(request: Request) -> tuple[CurrentUser, Any]:
+    user = require(request, "collector")
+    await check_csrf(request)
+    return user, await request.form()
 
 
 def _text(form: Any, name: str, limit: int) -> str:
@@ -184,39 +191,38 @@ def _date(raw: Any) -> date | None:
 
 @router.post("/customers/{account}/pause")
 async def pause(request: Request, account: str) -> Response:
-    user = require(request, "collector")
-    await check_csrf(request)
-    form = await request.form()
-    reason = _text(form, "reason", 1000)
+    user, form = await _collector_form(request)
     notice = await _act(
-        request, actions.pause, account, user.username, reason, _date(form.get("until"))
-    )
-    if not notice.startswith("not done"):
-        notice += await actions.signal_dunning(
-            request.app.state.settings, account, "paused", reason, user.username
+        actions.pause_dunning(
+            _engine(request),
+            request.app.state.settings,
+            account,
+            user.username,
+            _text(form, "reason", 1000),
+            _date(form.get("until")),
         )
+    )
     return _back(account, notice)
 
 
 @router.post("/customers/{account}/resume")
 async def resume(request: Request, account: str) -> Response:
-    user = require(request, "collector")
-    await check_csrf(request)
-    form = await request.form()
-    reason = _text(form, "reason", 1000)
-    notice = await _act(request, actions.resume, account, user.username, reason)
-    if not notice.startswith("not done"):
-        notice += await actions.signal_dunning(
-            request.app.state.settings, account, "resumed", reason, user.username
+    user, form = await _collector_form(request)
+    notice = await _act(
+        actions.resume_dunning(
+            _engine(request),
+            request.app.state.settings,
+            account,
+            user.username,
+            _text(form, "reason", 1000),
         )
+    )
     return _back(account, notice)
 
 
 @router.post("/customers/{account}/promise")
 async def promise(request: Request, account: str) -> Response:
-    user = require(request, "collector")
-    await check_csrf(request)
-    form = await request.form()
+    user, form = await _collector_form(request)
     until = _date(form.get("until"))
     if until is None:
         return _back(account, "not done: give the promised payment date")
@@ -227,15 +233,18 @@ async def promise(request: Request, account: str) -> Response:
         return _back(account, "not done: the amount is not a number")
     if amount is not None and not Decimal(0) < amount < Decimal(10) ** 12:
         return _back(account, "not done: the amount must be positive")
-    currency = _text(form, "currency", 3).strip().upper() or None
-    reason = _text(form, "reason", 1000)
     notice = await _act(
-        request, actions.promise, account, user.username, until, amount, currency, reason
-    )
-    if not notice.startswith("not done"):
-        notice += await actions.signal_dunning(
-            request.app.state.settings, account, "promise_to_pay", reason, user.username
+        actions.promise_dunning(
+            _engine(request),
+            request.app.state.settings,
+            account,
+            user.username,
+            until,
+            amount,
+            _text(form, "currency", 3).strip().upper() or None,
+            _text(form, "reason", 1000),
         )
+    )
     return _back(account, notice)
 
 
@@ -250,19 +259,20 @@ async def alerts(request: Request) -> Response:
 
 @router.post("/alerts/{alert_id}/acknowledge")
 async def acknowledge(request: Request, alert_id: RowId) -> Response:
-    user = require(request, "collector")
-    await check_csrf(request)
-    notice = await _act(request, actions.acknowledge_alert, alert_id, user.username)
+    user, _ = await _collector_form(request)
+    notice = await _act(
+        asyncio.to_thread(actions.acknowledge_alert, _engine(request), alert_id, user.username)
+    )
     return RedirectResponse(f"/alerts?notice={quote(notice)}", status_code=303)
 
 
 @router.post("/alerts/{alert_id}/assign")
 async def assign(request: Request, alert_id: RowId) -> Response:
-    user = require(request, "collector")
-    await check_csrf(request)
-    form = await request.form()
+    user, form = await _collector_form(request)
     assignee = _text(form, "assignee", 128)
-    notice = await _act(request, actions.assign_alert, alert_id, assignee, user.username)
+    notice = await _act(
+        asyncio.to_thread(actions.assign_alert, _engine(request), alert_id, assignee, user.username)
+    )
     return RedirectResponse(f"/alerts?notice={quote(notice)}", status_code=303)
 
 
@@ -280,9 +290,10 @@ async def tasks(request: Request) -> Response:
 
 @router.post("/tasks/{task_id}/done")
 async def task_done(request: Request, task_id: RowId) -> Response:
-    user = require(request, "collector")
-    await check_csrf(request)
-    notice = await _act(request, actions.complete_task, task_id, user.username)
+    user, _ = await _collector_form(request)
+    notice = await _act(
+        asyncio.to_thread(actions.complete_task, _engine(request), task_id, user.username)
+    )
     return RedirectResponse(f"/tasks?notice={quote(notice)}", status_code=303)
 
 
