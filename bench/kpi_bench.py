@@ -96,7 +96,7 @@ def load(dsn: str, n: int, seed: int = 7) -> None:
                     if paid_on <= DATA_END:
                         part = amount if rng.random() < 0.95 else (amount / 2).quantize(ZERO)
                         open_ = amount - part
-                        payments.append((iid, cid, paid_on, part))
+                        payments.append((iid, cid, paid_on, part, issued, due))
                 cp.write_row(
                     (iid, f"I{iid:08d}", cid, issued, due, currencies[cid], amount, open_,
                      False, now, now)
@@ -105,13 +105,14 @@ def load(dsn: str, n: int, seed: int = 7) -> None:
             "COPY payments (id, reference, customer_id, date, currency, amount,"
             " unallocated_amount, created_at, updated_at) FROM STDIN"
         ) as cp:
-            for pid, (_iid, cid, on, part) in enumerate(payments, 1):
+            for pid, (_iid, cid, on, part, _issued, _due) in enumerate(payments, 1):
                 cp.write_row((pid, f"P{pid:08d}", cid, on, currencies[cid], part, ZERO, now, now))
         with cur.copy(
-            "COPY payment_allocations (id, payment_id, invoice_id, amount, created_at) FROM STDIN"
+            "COPY payment_allocations (id, payment_id, invoice_id, amount, created_at,"
+            " payment_date, customer_id, currency, issue_date, due_date) FROM STDIN"
         ) as cp:
-            for pid, (iid, _cid, _on, part) in enumerate(payments, 1):
-                cp.write_row((pid, pid, iid, part, now))
+            for pid, (iid, cid, on, part, issued, due) in enumerate(payments, 1):
+                cp.write_row((pid, pid, iid, part, now, on, cid, currencies[cid], issued, due))
         conn.commit()
         conn.autocommit = True
         cur.execute("VACUUM ANALYZE")

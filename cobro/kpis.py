@@ -25,9 +25,10 @@ from typing import Any
 from sqlalchemy import (
     Date,
     Engine,
-    String,
+    Integer,
     and_,
     case,
+    distinct,
     func,
     literal,
     literal_column,
@@ -39,7 +40,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import aliased
 
-from cobro.models import Customer, InsurerCover, Invoice, Payment, PaymentAllocation
+from cobro.models import Customer, InsurerCover, Invoice, PaymentAllocation
 from cobro.rules.facts_sql import ACTIVE_STATUSES
 from cobro.types import Money
 
@@ -200,114 +201,161 @@ def compute_kpis(
         raise ValueError("the DSO period must be at least one day")
     labels = bucket_labels(buckets)
     start = as_of - timedelta(days=period_days)
-    zero = literal(ZERO, Money())
-
-    # Allocations of payments dated after the period start, per invoice (those after as_of
-    # too): they rebuild the open amounts at as_of and at the period start (CEI).
-    later = (
-        select(
-            PaymentAllocation.invoice_id.label("invoice_id"),
-            func.sum(PaymentAllocation.amount).label("after_start"),
-            func.sum(PaymentAllocation.amount).filter(Payment.date > as_of).label("after_end"),
-        )
-        .join(Payment, Payment.id == PaymentAllocation.payment_id)
-        .where(Payment.date > start)
-        .group_by(PaymentAllocation.invoice_id)
-        .cte("later")
-    )
-    scope = [Invoice.issue_date <= as_of]
-    if currency:
-        scope.append(Invoice.currency == currency)
-    # The only invoices that can be open at as_of or at the period start are those open as
-    # stored or touched by a payment after the start (a few percent of the table). One pass
-    # picks them with their rebuilt amounts; that small set is materialised once and
-    # aggregated twice (by issue × due day, and by customer). Sales come from their own
-    # range scan on the issue date. `0` is inlined so that a partial index can serve it.
-    rows = (
-        select(
-            Invoice.customer_id.label("customer_id"),
-            Invoice.currency.label("currency"),
-            Invoice.issue_date.label("issued"),
-            Invoice.due_date.label("due"),
-            (Invoice.open_amount + func.coalesce(later.c.after_end, zero)).label("o_end"),
-            (Invoice.open_amount + func.coalesce(later.c.after_start, zero)).label("o_start"),
-        )
-        .select_from(Invoice.__table__.outerjoin(later, later.c.invoice_id == Invoice.id))
-        .where(
-            *scope,
-            or_(Invoice.open_amount > literal_column("0"), later.c.invoice_id.is_not(None)),
-        )
-        .cte("open_rows")
-    )
-    o = rows.c
-
-    # 1. by (currency, issue day, due day): a few thousand groups; then into aging buckets ×
-    # months of issue (sales rows have no due day, hence no aging bucket)
     bounds = [months_back(as_of, k) for k in range(COUNTBACK_MONTHS + 1)]
-    open_by_day = select(
-        o.currency,
-        o.issued,
-        o.due,
-        func.count().filter(o.o_end > zero).label("n"),
-        _money(func.sum(o.o_end).filter(o.o_end > zero)).label("open"),
-        _money(zero).label("amount"),
-        _money(func.sum(o.o_start).filter(o.issued <= start, o.o_start > zero)).label("begin"),
-    ).group_by(o.currency, o.issued, o.due)
-    sales_by_day = (
+    statements = [
+        _receivables_statement(as_of, start, buckets, currency),
+        _sales_statement(as_of, start, bounds, currency),
+        _debtors_statement(as_of, currency),
+        _covers_statement(as_of, currency),
+    ]
+    receivables, sales, debtors, cover_rows = _run_concurrently(engine, statements)
+    main_rows = [*receivables, *sales]
+    return assemble(as_of, period_days, buckets, labels, main_rows, debtors, cover_rows, bounds)
+
+
+# Which invoices are open on day D, and for how much, without visiting the paid ones:
+# open at D = open_amount + allocations of payments dated after D, and both terms are ≥ 0
+# (allocations are > 0; credit notes, the only negative open amounts, never get any). So an
+# invoice is open at D exactly when it is open now or one of its allocations is dated after
+# D, and the amounts open at D are the open invoices' open amounts plus those allocations.
+# Both sets come from one index each: the open invoices (a partial index) and the
+# allocations by payment date, which carry their invoice's customer, currency and dates.
+
+
+def _open_invoices(as_of: date, currency: str | None) -> Any:
+    """Invoices open now and issued by as_of (`0` inlined so the partial index serves it)."""
+    where = [Invoice.open_amount > literal_column("0"), Invoice.issue_date <= as_of]
+    if currency:
+        where.append(Invoice.currency == currency)
+    return where
+
+
+def _paid_after(day: date, issued_by: date, currency: str | None) -> list[Any]:
+    """Allocations of payments dated after `day` to invoices issued by `issued_by`."""
+    a = PaymentAllocation
+    where = [a.payment_date > day, a.issue_date <= issued_by]
+    if currency:
+        where.append(a.currency == currency)
+    return where
+
+
+def _aging(due: Any, as_of: date, buckets: tuple[int, ...]) -> Any:
+    whens = [(due >= as_of, 0)]
+    whens += [(due >= as_of - timedelta(days=b), i + 1) for i, b in enumerate(buckets)]
+    return case(*whens, else_=len(buckets) + 1)
+
+
+def _receivables_statement(
+    as_of: date, start: date, buckets: tuple[int, ...], currency: str | None
+) -> Any:
+    """Main rows (currency, age, month, count, open, sales, amount, begin) for the amounts
+    open at as_of by aging bucket, the number of invoices open, and the receivables at the
+    period start (CEI)."""
+    i, a = Invoice, PaymentAllocation
+    zero = literal(ZERO, Money())
+    # invoices open at as_of, amounts open at as_of and at the start, by (currency, due day),
+    # from each source; an invoice open now that also has an allocation dated after as_of
+    # is counted once
+    still_open = aliased(Invoice, name="still_open")
+    parts = union_all(
         select(
-            Invoice.currency,
-            Invoice.issue_date,
-            type_coerce(null(), Date()),
-            literal(0),
-            zero,
-            _money(func.sum(Invoice.amount)),
+            i.currency.label("currency"),
+            i.due_date.label("due"),
+            func.count().label("n"),
+            _money(func.sum(i.open_amount)).label("open"),
+            _money(
+                func.coalesce(func.sum(i.open_amount).filter(i.issue_date <= start), zero)
+            ).label("begin"),
+        )
+        .where(*_open_invoices(as_of, currency))
+        .group_by(i.currency, i.due_date),
+        select(
+            a.currency,
+            a.due_date,
+            func.count(distinct(case((still_open.id.is_(None), a.invoice_id), else_=None))),
+            _money(func.sum(a.amount)),
             zero,
         )
-        .where(*scope, Invoice.issue_date > min(start, bounds[-1]))
-        .group_by(Invoice.currency, Invoice.issue_date)
-    )
-    by_day = union_all(open_by_day, sales_by_day).subquery()
-    g = by_day.c
-    whens = [(g.due.is_(None), None), (g.due >= as_of, 0)]
-    whens += [(g.due >= as_of - timedelta(days=b), i + 1) for i, b in enumerate(buckets)]
-    age = case(*whens, else_=len(buckets) + 1)
-    month = case(*[(g.issued > bounds[k + 1], k) for k in range(COUNTBACK_MONTHS)], else_=None)
-    # main rows and debtor rows come back from one statement: kind, currency, 2 texts,
-    # 3 integers, 7 amounts
-    main = select(
-        literal(0).label("kind"),
-        g.currency.label("currency"),
-        type_coerce(null(), String()).label("account"),
-        type_coerce(null(), String()).label("name"),
-        age.label("i1"),
-        month.label("i2"),
-        func.sum(g.n).label("i3"),
-        _money(func.sum(g.open)).label("m1"),
-        _money(func.sum(case((g.issued > start, g.amount), else_=zero))).label("m2"),
-        _money(func.sum(g.amount)).label("m3"),
-        _money(func.sum(g.begin)).label("m4"),
-        _money(null()).label("m5"),
-        _money(null()).label("m6"),
-        _money(null()).label("m7"),
-    ).group_by(g.currency, age, month)
+        .outerjoin(
+            still_open,
+            and_(still_open.id == a.invoice_id, still_open.open_amount > literal_column("0")),
+        )
+        .where(*_paid_after(as_of, as_of, currency))
+        .group_by(a.currency, a.due_date),
+        select(
+            a.currency, type_coerce(null(), Date()), literal(0), zero, _money(func.sum(a.amount))
+        )
+        .where(*_paid_after(start, start, currency))
+        .group_by(a.currency),
+    ).subquery()
+    p = parts.c
+    age = case((p.due.is_(None), None), else_=_aging(p.due, as_of, buckets))
+    return select(
+        p.currency,
+        age,
+        type_coerce(null(), Integer()),
+        func.sum(p.n),
+        _money(func.sum(p.open)),
+        zero,
+        zero,
+        _money(func.sum(p.begin)),
+    ).group_by(p.currency, age)
 
-    # 2. per customer and currency: open, overdue, cover, limit, excess, ranks and totals
+
+def _sales_statement(as_of: date, start: date, bounds: list[date], currency: str | None) -> Any:
+    """Main rows with the credit sales of the period and of each countback month."""
+    i = Invoice
+    where = [i.issue_date <= as_of, i.issue_date > min(start, bounds[-1])]
+    if currency:
+        where.append(i.currency == currency)
+    by_day = (
+        select(i.currency, i.issue_date.label("issued"), func.sum(i.amount).label("amount"))
+        .where(*where)
+        .group_by(i.currency, i.issue_date)
+        .subquery()
+    )
+    g = by_day.c
+    zero = literal(ZERO, Money())
+    month = case(*[(g.issued > bounds[k + 1], k) for k in range(COUNTBACK_MONTHS)], else_=None)
+    return select(
+        g.currency,
+        type_coerce(null(), Integer()),
+        month,
+        literal(0),
+        zero,
+        _money(func.sum(case((g.issued > start, g.amount), else_=zero))),
+        _money(func.sum(g.amount)),
+        zero,
+    ).group_by(g.currency, month)
+
+
+def _debtors_statement(as_of: date, currency: str | None) -> Any:
+    """Debtor rows: per customer and currency the amount open at as_of, overdue, covered,
+    limit and excess, ranked; only the top debtors and the most over limit come back, each
+    with the currency's totals (covered, customers over limit, excess)."""
+    i, a = Invoice, PaymentAllocation
+    zero = literal(ZERO, Money())
+    rows = union_all(
+        select(
+            i.customer_id.label("customer_id"),
+            i.currency.label("currency"),
+            i.open_amount.label("amount"),
+            i.due_date.label("due"),
+        ).where(*_open_invoices(as_of, currency)),
+        select(a.customer_id, a.currency, a.amount, a.due_date).where(
+            *_paid_after(as_of, as_of, currency)
+        ),
+    ).subquery("open_rows")
+    o = rows.c
     per_customer = (
         select(
             o.customer_id,
             o.currency,
-            _money(func.sum(o.o_end)).label("open"),
-            _money(func.coalesce(func.sum(o.o_end).filter(o.due < as_of), zero)).label("overdue"),
+            func.sum(o.amount).label("open"),
+            func.coalesce(func.sum(o.amount).filter(o.due < as_of), zero).label("overdue"),
         )
-        .where(o.o_end > zero)
         .group_by(o.customer_id, o.currency)
-        .cte("per_customer")
-    )
-    status = func.lower(InsurerCover.status)
-    in_force = and_(
-        status.in_(list(ACTIVE_STATUSES)),
-        or_(InsurerCover.valid_from.is_(None), InsurerCover.valid_from <= as_of),
-        or_(InsurerCover.valid_until.is_(None), InsurerCover.valid_until >= as_of),
+        .subquery("per_customer")
     )
     cover = (
         select(
@@ -315,9 +363,9 @@ def compute_kpis(
             InsurerCover.currency.label("currency"),
             func.sum(func.coalesce(InsurerCover.granted_amount, zero)).label("granted"),
         )
-        .where(in_force, InsurerCover.customer_id.is_not(None))
+        .where(_in_force(InsurerCover, as_of), InsurerCover.customer_id.is_not(None))
         .group_by(InsurerCover.customer_id, InsurerCover.currency)
-        .cte("cover")
+        .subquery("cover")
     )
     pc, cv = per_customer.c, cover.c
     own = case(
@@ -334,78 +382,142 @@ def compute_kpis(
         (and_(cv.granted.is_(None), own.is_(None)), None),
         else_=func.coalesce(cv.granted, zero) + func.coalesce(own, zero),
     )
-    covered = case((cv.granted.is_(None), zero), (cv.granted < pc.open, cv.granted), else_=pc.open)
-    excess = case((pc.open > limit, pc.open - limit), else_=None)
-    ranked = (
+    limited = (
         select(
+            pc.customer_id,
             pc.currency,
             Customer.account,
-            Customer.name,
             pc.open,
             pc.overdue,
-            covered.label("covered"),
+            case(
+                (cv.granted.is_(None), zero), (cv.granted < pc.open, cv.granted), else_=pc.open
+            ).label("covered"),
             limit.label("limit_"),
-            excess.label("excess"),
-            func.row_number()
-            .over(partition_by=pc.currency, order_by=(pc.open.desc(), Customer.account))
-            .label("rank_open"),
-            func.row_number()
-            .over(
-                partition_by=pc.currency,
-                order_by=(case((excess.is_(None), 1), else_=0), excess.desc(), Customer.account),
-            )
-            .label("rank_excess"),
-            func.sum(covered).over(partition_by=pc.currency).label("total_covered"),
-            func.count(excess).over(partition_by=pc.currency).label("n_over"),
-            func.sum(excess).over(partition_by=pc.currency).label("total_excess"),
         )
         .select_from(per_customer)
         .join(Customer, Customer.id == pc.customer_id)
         .outerjoin(cover, and_(cv.customer_id == pc.customer_id, cv.currency == pc.currency))
-        .subquery()
+        .subquery("limited")
     )
-    r = ranked.c
-    debtors = select(
-        literal(1),
-        r.currency,
-        r.account,
-        r.name,
-        r.rank_open,
-        r.rank_excess,
-        r.n_over,
-        _money(r.open),
-        _money(r.overdue),
-        _money(r.covered),
-        _money(r.limit_),
-        _money(r.excess),
-        _money(r.total_covered),
-        _money(r.total_excess),
-    ).where(
-        or_(
-            r.rank_open <= TOP_DEBTORS,
-            and_(r.excess.is_not(None), r.rank_excess <= OVER_LIMIT_LISTED),
+    lm = limited.c
+    excess = case((lm.open > lm.limit_, lm.open - lm.limit_), else_=None)
+    # one narrow row per customer and currency, computed once (PostgreSQL would otherwise
+    # inline the expressions into every use below)
+    debts = (
+        select(*lm, excess.label("excess"))
+        .cte("debts")
+        .prefix_with("MATERIALIZED", dialect="postgresql")
+    )
+    d = debts.c
+    totals = (
+        select(
+            d.currency,
+            func.sum(d.covered).label("covered"),
+            func.count(d.excess).label("n_over"),
+            func.sum(d.excess).label("excess"),
         )
+        .group_by(d.currency)
+        .cte("totals")
+    )
+    t = totals.c
+    # the Nth largest amount of each currency (a bounded sort per currency): only the rows
+    # at or above it are ranked, ties included, so the ranks equal a ranking of all rows
+    other = debts.alias("other")
+    nth_open = _nth_largest(other.c.open, other.c.currency == t.currency, TOP_DEBTORS)
+    nth_excess = _nth_largest(
+        other.c.excess,
+        and_(other.c.currency == t.currency, other.c.excess.is_not(None)),
+        OVER_LIMIT_LISTED,
+    )
+    cutoffs = (
+        select(t.currency, nth_open.label("open"), nth_excess.label("excess"))
+        .cte("cutoffs")
+        .prefix_with("MATERIALIZED", dialect="postgresql")
+    )
+    c = cutoffs.c
+    never = literal(10**9)
+    top_open = (
+        select(
+            *d,
+            func.row_number()
+            .over(partition_by=d.currency, order_by=(d.open.desc(), d.account))
+            .label("rank_open"),
+            never.label("rank_excess"),
+        )
+        .join_from(debts, cutoffs, c.currency == d.currency)
+        .where(or_(c.open.is_(None), d.open >= c.open))
+        .subquery("top_open")
+    )
+    top_excess = (
+        select(
+            *d,
+            never,
+            func.row_number()
+            .over(partition_by=d.currency, order_by=(d.excess.desc(), d.account))
+            .label("rank_excess"),
+        )
+        .join_from(debts, cutoffs, c.currency == d.currency)
+        .where(d.excess.is_not(None), or_(c.excess.is_(None), d.excess >= c.excess))
+        .subquery("top_excess")
+    )
+    listed = union_all(
+        select(top_open).where(top_open.c.rank_open <= TOP_DEBTORS),
+        select(top_excess).where(top_excess.c.rank_excess <= OVER_LIMIT_LISTED),
+    ).subquery("listed")
+    r = listed.c
+    return (
+        select(
+            r.currency,
+            r.account,
+            Customer.name,
+            _money(r.open),
+            _money(r.overdue),
+            _money(r.covered),
+            _money(r.limit_),
+            _money(r.excess),
+            r.rank_open,
+            r.rank_excess,
+            _money(t.covered),
+            t.n_over,
+            _money(t.excess),
+        )
+        .join_from(listed, totals, t.currency == r.currency)
+        .join(Customer, Customer.id == r.customer_id)
     )
 
-    # 3. covers expiring soon / expired without a cover in force to replace them
-    other = aliased(InsurerCover)
-    other_in_force = and_(
-        func.lower(other.status).in_(list(ACTIVE_STATUSES)),
-        or_(other.valid_from.is_(None), other.valid_from <= as_of),
-        or_(other.valid_until.is_(None), other.valid_until >= as_of),
+
+def _nth_largest(amount: Any, where: Any, n: int) -> Any:
+    """The n-th largest `amount` of the rows matching `where` (NULL when fewer than n)."""
+    return (
+        select(amount).where(where).order_by(amount.desc()).limit(1).offset(n - 1).scalar_subquery()
     )
+
+
+def _in_force(cover: Any, as_of: date) -> Any:
+    return and_(
+        func.lower(cover.status).in_(list(ACTIVE_STATUSES)),
+        or_(cover.valid_from.is_(None), cover.valid_from <= as_of),
+        or_(cover.valid_until.is_(None), cover.valid_until >= as_of),
+    )
+
+
+def _covers_statement(as_of: date, currency: str | None) -> Any:
+    """Covers expiring soon / expired without a cover in force to replace them."""
+    other = aliased(InsurerCover)
+    in_force = _in_force(InsurerCover, as_of)
     expiring = and_(in_force, InsurerCover.valid_until <= as_of + timedelta(days=EXPIRING_DAYS))
     live = (
         select(other.customer_id.label("cid"), other.currency.label("cur"))
-        .where(other_in_force, other.customer_id.is_not(None))
+        .where(_in_force(other, as_of), other.customer_id.is_not(None))
         .group_by(other.customer_id, other.currency)
         .subquery("live")
     )
     expired = and_(
-        status.in_([*ACTIVE_STATUSES, "expired"]),
+        func.lower(InsurerCover.status).in_([*ACTIVE_STATUSES, "expired"]),
         InsurerCover.valid_until < as_of,
         live.c.cid.is_(None),
     )
+    zero = literal(ZERO, Money())
     covers = (
         select(
             InsurerCover.currency,
@@ -422,16 +534,7 @@ def compute_kpis(
     )
     if currency:
         covers = covers.where(InsurerCover.currency == currency)
-
-    both, cover_rows = _run_concurrently(engine, [union_all(main, debtors), covers])
-    main_rows = [(row[1], row[4], row[5], row[6], *row[7:11]) for row in both if row[0] == 0]
-    debtor_rows = [
-        (*row[1:4], *row[7:12], row[4], row[5], row[12], int(row[6]), row[13])
-        for row in both
-        if row[0] == 1
-    ]
-
-    return assemble(as_of, period_days, buckets, labels, main_rows, debtor_rows, cover_rows, bounds)
+    return covers
 
 
 def _run_concurrently(engine: Engine, statements: list[Any]) -> list[list[Any]]:

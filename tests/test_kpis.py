@@ -75,7 +75,7 @@ def _pay(s, c, ref, on, inv, amount) -> None:  # type: ignore[no-untyped-def]
     )  # fmt: skip
     s.add(p)
     s.flush()
-    s.add(PaymentAllocation(payment_id=p.id, invoice_id=inv.id, amount=D(amount)))
+    s.add(PaymentAllocation.of(p, inv, D(amount)))
 
 
 def _cover(s, c, cover_id, status, granted, valid_until) -> None:  # type: ignore[no-untyped-def]
@@ -164,6 +164,32 @@ def test_worked_example(engine: Engine) -> None:
     assert (usd.receivables, usd.current, usd.overdue_pct) == (D(1000), D(1000), D("0.00"))
     assert (usd.dso, usd.countback_dso, usd.add, usd.cei) == (D("90.00"), D("31.00"), D(0), None)
     assert usd.covered == D(0) and usd.covered_pct == D("0.00") and usd.over_limit_customers == 0
+
+
+def test_an_invoice_open_now_and_paid_after_as_of_counts_once(engine: Engine) -> None:
+    """X: 100, 60 paid after as_of, 40 still open → 100 open at as_of, one invoice.
+    Y: 100 paid in two payments after as_of → 100 open at as_of, one invoice.
+    Z: paid before as_of → closed. The open amounts and the later allocations are read from
+    two different places; each invoice is counted once all the same."""
+    with transaction(engine) as s:
+        c = _customer(s, "X")
+        x = _invoice(s, c, "X", date(2026, 11, 1), date(2026, 12, 1), "100", "40")
+        y = _invoice(s, c, "Y", date(2026, 11, 2), date(2027, 1, 2), "100", "0")
+        z = _invoice(s, c, "Z", date(2026, 11, 3), date(2026, 12, 3), "70", "0")
+        _pay(s, c, "P1", date(2027, 1, 10), x, "60")
+        _pay(s, c, "P2", date(2027, 1, 11), y, "30")
+        _pay(s, c, "P3", date(2027, 1, 12), y, "70")
+        _pay(s, c, "P4", date(2026, 12, 20), z, "70")
+    eur = compute_kpis(engine, AS_OF).currencies["EUR"]
+    assert (eur.open_invoices, eur.receivables) == (2, D(200))
+    assert eur.aging["not due"] == D(100) and eur.aging["1-30"] == D(100)
+    assert eur.overdue == D(100)  # X, due 2026-12-01
+    assert [(d.account, d.open, d.overdue) for d in eur.top_debtors] == [("X", D(200), D(100))]
+    # at the period start (2026-10-02) none of them was issued: no beginning receivables
+    assert eur.beginning_receivables == D(0)
+    # after every payment only X's 40 is left
+    later = compute_kpis(engine, date(2027, 2, 1)).currencies["EUR"]
+    assert (later.open_invoices, later.receivables) == (1, D(40))
 
 
 def test_as_of_in_the_past_and_options(engine: Engine) -> None:

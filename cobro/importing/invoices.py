@@ -13,7 +13,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Table, func, select
+from sqlalchemy import Connection, Table, func, select, update
 
 from cobro.importing.reader import Row
 from cobro.importing.schemas import InvoiceRow
@@ -36,6 +36,7 @@ allocations_t: Table = PaymentAllocation.__table__  # type: ignore[assignment]
 FIELDS = ("customer_id", "issue_date", "due_date", "currency", "amount", "open_amount", "disputed")
 INSERT_COLUMNS = ("number", *FIELDS)
 ZERO = Decimal(0)
+COPIED = ("customer_id", "currency", "issue_date", "due_date")  # onto their allocations
 
 
 def allocated_sums(conn: Connection, invoice_ids: list[int]) -> dict[int, Decimal]:
@@ -46,6 +47,21 @@ def allocated_sums(conn: Connection, invoice_ids: list[int]) -> dict[int, Decima
         a.invoice_id
     )
     return {invoice_id: total for invoice_id, total in conn.execute(stmt)}
+
+
+def copy_invoice_fields(conn: Connection, invoice_ids: list[int]) -> None:
+    """Bring the copies of the invoices' customer, currency and dates on their allocations
+    in step (see `PaymentAllocation`)."""
+    if not invoice_ids:
+        return
+    a, i = allocations_t.c, invoices_t.c
+    conn.execute(
+        update(allocations_t)
+        .where(a.invoice_id.in_(invoice_ids))
+        .values(
+            {name: select(i[name]).where(i.id == a.invoice_id).scalar_subquery() for name in COPIED}
+        )
+    )
 
 
 def target_open(model: InvoiceRow, allocated: Decimal) -> Decimal:
@@ -67,6 +83,7 @@ def write(ctx: Context, rows: list[tuple[Row, InvoiceRow]], accounts: dict[str, 
         updates: list[dict[str, Any]] = []
         events: list[tuple[Any, ...]] = []
         moved: list[tuple[dict[str, Any], str]] = []
+        recopy: list[int] = []
         for _row, model in batch:
             found = existing.get(model.number)
             if found is None:
@@ -101,6 +118,8 @@ def write(ctx: Context, rows: list[tuple[Row, InvoiceRow]], accounts: dict[str, 
             updates.append({"id": found.id, **values, "updated_at": ctx.now})
             if "customer_id" in diff:
                 moved.append((diff, model.account))
+            if found.id in allocated and any(name in diff for name in COPIED):
+                recopy.append(found.id)
             events.append(
                 event(
                     ctx,
@@ -112,6 +131,7 @@ def write(ctx: Context, rows: list[tuple[Row, InvoiceRow]], accounts: dict[str, 
             )
         _name_accounts(ctx.conn, moved)
         update_by_id(ctx.conn, invoices_t, [*FIELDS, "updated_at"], updates)
+        copy_invoice_fields(ctx.conn, recopy)
         insert.run(inserts)
         counts.created += len(inserts)
         for number, customer_id, issued, due, currency, amount, open_amount, disputed in inserts:

@@ -31,7 +31,7 @@ from cobro.importing.upsert import (
     jsonable,
     update_by_id,
 )
-from cobro.models import Invoice, Payment, PaymentAllocation
+from cobro.models import Invoice, Payment, PaymentAllocation, allocation_values
 
 payments_t: Table = Payment.__table__  # type: ignore[assignment]
 invoices_t: Table = Invoice.__table__  # type: ignore[assignment]
@@ -193,12 +193,19 @@ def write(ctx: Context, plan: Plan) -> Counts:
         counts.created += len(ids)
         allocation_rows = [
             {
-                "payment_id": pid,
-                "invoice_id": a.invoice.id,
-                "amount": a.amount,
+                **allocation_values(
+                    pid,
+                    m.date,
+                    a.amount,
+                    invoice_id=a.invoice.id,
+                    customer_id=cid,
+                    currency=a.invoice.currency,
+                    issue_date=a.invoice.issue_date,
+                    due_date=a.invoice.due_date,
+                ),
                 "created_at": ctx.now,
             }
-            for pid, result in zip(ids, results, strict=True)
+            for pid, result, (_row, m, cid) in zip(ids, results, batch, strict=True)
             for a in result.allocations
         ]
         if allocation_rows:
