@@ -3,14 +3,18 @@
     kpis = compute_kpis(engine, date(2026, 12, 31))          # every currency
     kpis.currencies["EUR"].dso, kpis.to_json()
 
-Three set-based queries whatever the portfolio size: one pass over the invoices (grouped by
-currency × aging bucket × month of issue), one per-customer aggregation (covered share,
-over-limit, top debtors, finished with window functions), one over the covers. The SQL is
-the same on SQLite and PostgreSQL: dates are compared with bound Python dates, money is
-only summed, compared and subtracted in SQL (scaled integers on SQLite, see `cobro.types`)
-and every ratio is finished in Python from exact sums, so both databases give identical
-Decimals. Amounts of different currencies are never added together. The formulas are
-listed below, one line each (N = `period_days`, 90 by default).
+Four set-based statements whatever the portfolio size, run at once on their own
+connections: receivables (open at as_of by aging bucket, invoices open, receivables at the
+period start), credit sales by day of issue, debtors (per customer: open, overdue, covered,
+limit, excess; top debtors and most over limit, with the currency's totals) and covers.
+None of them visits the paid invoices: what was open on a past day comes from the invoices
+open now (a partial index) plus the allocations dated after that day (an index on the
+payment date; allocations carry copies of their invoice's customer, currency and dates).
+The SQL is the same on SQLite and PostgreSQL: dates are compared with bound Python dates,
+money is only summed, compared and subtracted in SQL (scaled integers on SQLite, see
+`cobro.types`) and every ratio is finished in Python from exact sums, so both databases
+give identical Decimals. Amounts of different currencies are never added together. The
+formulas are listed below, one line each (N = `period_days`, 90 by default).
 """
 
 from __future__ import annotations
@@ -545,7 +549,7 @@ def _run_concurrently(engine: Engine, statements: list[Any]) -> list[list[Any]]:
         with engine.connect() as conn:
             if conn.dialect.name == "postgresql":
                 # JIT compiling costs more than it saves on these short aggregates, and the
-                # per-invoice hash aggregate must not spill to disk
+                # per-customer hash aggregate must not spill to disk
                 conn.exec_driver_sql("SET LOCAL jit = off")
                 conn.exec_driver_sql("SET LOCAL work_mem = '64MB'")
             return list(conn.execute(statement).all())
