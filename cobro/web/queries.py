@@ -18,7 +18,6 @@ from cobro.models import (
     GradeHistory,
     InsurerCover,
     Invoice,
-    Payment,
     PaymentAllocation,
     RiskAssessment,
     Task,
@@ -492,19 +491,17 @@ def collection_forecast(engine: Engine, as_of: date, weeks: int = 8) -> Forecast
     from cobro.rules.facts_sql import days_between
 
     with engine.connect() as conn:
-        late = days_between(conn, Payment.date, Invoice.due_date)
+        a = PaymentAllocation  # with copies of its payment's date and invoice's due date
+        late = days_between(conn, a.payment_date, a.due_date)
         per_customer = (
             select(
-                Payment.customer_id.label("customer_id"),
+                a.customer_id.label("customer_id"),
                 func.round(
                     cast(func.sum(case((late > 0, late), else_=0)), Float) / func.count()
                 ).label("late"),
             )
-            .select_from(PaymentAllocation)
-            .join(Payment, Payment.id == PaymentAllocation.payment_id)
-            .join(Invoice, Invoice.id == PaymentAllocation.invoice_id)
-            .where(Payment.date > as_of - timedelta(days=365), Payment.date <= as_of)
-            .group_by(Payment.customer_id)
+            .where(a.payment_date > as_of - timedelta(days=365), a.payment_date <= as_of)
+            .group_by(a.customer_id)
             .subquery()
         )
         default = conn.scalar(select(func.avg(per_customer.c.late)))
