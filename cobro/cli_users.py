@@ -92,13 +92,13 @@ def list_(as_json: bool = typer.Option(False, "--json")) -> None:
 
 @users_app.command("passwd")
 def passwd(username: str, password_stdin: bool = STDIN) -> None:
-    """Set a user's password."""
+    """Set a user's password (the user's open dashboard sessions end)."""
     from cobro.users import check_user, set_password
 
     engine = _engine()
     _run(check_user, engine, username)  # before asking a password for nothing
     _run(set_password, engine, username, _password(password_stdin))
-    typer.echo(f"password of {username} changed")
+    typer.echo(f"password of {username} changed; their open sessions are ended")
 
 
 @users_app.command("role")

@@ -6,15 +6,16 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from cobro.db import transaction
-from cobro.models import ApiToken, User
+from cobro.models import ApiToken, User, WebSession
 from cobro.rules.errors import did_you_mean
 from cobro.types import utcnow
 
@@ -125,9 +126,12 @@ def check_user(engine: Engine | None, username: str) -> None:
 
 
 def set_password(engine: Engine | None, username: str, password: str) -> None:
+    """A new password also ends the user's open sessions (a stolen cookie stops working)."""
     _check_password(password)
     with transaction(engine) as s:
-        _find(s, username).password_hash = hash_password(password)
+        user = _find(s, username)
+        user.password_hash = hash_password(password)
+        _end_sessions(s, user.id)
 
 
 def set_role(engine: Engine | None, username: str, role: str) -> None:
@@ -138,7 +142,9 @@ def set_role(engine: Engine | None, username: str, role: str) -> None:
 
 def deactivate(engine: Engine | None, username: str) -> None:
     with transaction(engine) as s:
-        _find(s, username).active = False
+        user = _find(s, username)
+        user.active = False
+        _end_sessions(s, user.id)
 
 
 def authenticate(engine: Engine | None, username: str, password: str) -> CurrentUser | None:
@@ -157,14 +163,71 @@ def authenticate(engine: Engine | None, username: str, password: str) -> Current
         return _current(user)
 
 
-def user_by_id(engine: Engine | None, user_id: int) -> CurrentUser | None:
-    with transaction(engine) as s:
-        user = s.get(User, user_id)
-        return _current(user) if user is not None and user.active else None
-
-
 def _sha256(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+# -- web sessions: the signed cookie carries a random key; the server keeps its SHA-256 --
+
+
+def open_session(engine: Engine | None, user_id: int, hours: int) -> str:
+    """Record a log-in valid for `hours`; return its key (for the signed cookie only)."""
+    key = secrets.token_urlsafe(32)
+    now = utcnow()
+    with transaction(engine) as s:
+        # housekeeping: this user's ended sessions are of no further use
+        s.execute(
+            delete(WebSession).where(
+                WebSession.user_id == user_id,
+                or_(WebSession.expires_at < now, WebSession.revoked_at.is_not(None)),
+            )
+        )
+        s.add(
+            WebSession(
+                user_id=user_id,
+                key_sha256=_sha256(key),
+                created_at=now,
+                expires_at=now + timedelta(hours=hours),
+            )
+        )
+    return key
+
+
+def user_for_session(engine: Engine | None, user_id: int, key: str) -> CurrentUser | None:
+    """The user of a live session (not ended, not expired, user active), else None."""
+    if len(key) > 200:
+        return None
+    with transaction(engine) as s:
+        user = s.scalar(
+            select(User)
+            .join(WebSession, WebSession.user_id == User.id)
+            .where(
+                WebSession.key_sha256 == _sha256(key),
+                WebSession.user_id == user_id,
+                WebSession.revoked_at.is_(None),
+                WebSession.expires_at > utcnow(),
+                User.active.is_(True),
+            )
+        )
+        return _current(user) if user is not None else None
+
+
+def end_session(engine: Engine | None, key: str) -> None:
+    """Log out: the session's cookie no longer works, even if someone kept a copy."""
+    with transaction(engine) as s:
+        s.execute(
+            update(WebSession)
+            .where(WebSession.key_sha256 == _sha256(key), WebSession.revoked_at.is_(None))
+            .values(revoked_at=utcnow())
+        )
+
+
+def _end_sessions(s: Any, user_id: int) -> None:
+    s.execute(
+        update(WebSession)
+        .where(WebSession.user_id == user_id, WebSession.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
 
 
 def create_api_token(engine: Engine | None, username: str, name: str) -> str:

@@ -1,5 +1,6 @@
 """cobro.web.auth on a tiny Starlette app (both databases): signed session cookies
-(HttpOnly, SameSite=Lax, Secure on https, expiry, tampering), CSRF on cookie writes, API
+(HttpOnly, SameSite=Lax, Secure on https, expiry, tampering) naming sessions recorded on
+the server (logging out, a new password, deactivation end them), CSRF on cookie writes, API
 tokens without CSRF, roles."""
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from pydantic import SecretStr
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select, update
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -19,8 +20,18 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
+from cobro.models import WebSession
 from cobro.settings import Settings
-from cobro.users import authenticate, create_api_token, create_user, deactivate, revoke_api_token
+from cobro.users import (
+    authenticate,
+    create_api_token,
+    create_user,
+    deactivate,
+    end_session,
+    open_session,
+    revoke_api_token,
+    set_password,
+)
 from cobro.web.auth import (
     SESSION_COOKIE,
     AuthMiddleware,
@@ -55,13 +66,15 @@ def make_app(engine: Engine, settings: Settings) -> Starlette:
         user = authenticate(engine, str(form["username"]), str(form["password"]))
         if user is None:
             return JSONResponse({"error": "wrong login"}, status_code=401)
+        key = open_session(engine, user.id, settings.web_session_hours)
         response = JSONResponse({"ok": True})
-        set_session(response, settings, user.id)
+        set_session(response, settings, user.id, key)
         return response
 
     async def logout(request: Request) -> Response:
         require(request)
         await check_csrf(request)
+        end_session(engine, request.state.session_key)
         response = JSONResponse({"ok": True})
         clear_session(response)
         return response
@@ -124,7 +137,7 @@ def log_in(client: TestClient, username: str) -> str:
     return me.json()["csrf"]
 
 
-def old_cookie(user_id: int, age_s: int, secret: str = SECRET) -> str:
+def old_cookie(user_id: int, age_s: int, key: str = "no-such-session", secret: str = SECRET) -> str:
     """A session cookie as `session_cookie_value` makes it, signed `age_s` seconds ago."""
 
     class PastSigner(TimestampSigner):
@@ -132,7 +145,7 @@ def old_cookie(user_id: int, age_s: int, secret: str = SECRET) -> str:
             return int(time.time()) - age_s
 
     serializer = URLSafeTimedSerializer(secret, salt="cobro-session", signer=PastSigner)
-    return serializer.dumps({"uid": user_id, "csrf": "c" * 32})
+    return serializer.dumps({"uid": user_id, "sid": key, "csrf": "c" * 32})
 
 
 # -- the session cookie -----------------------------------------------------------------
@@ -164,7 +177,8 @@ def test_cookie_holds_no_password_and_is_signed(client: TestClient) -> None:
     value = client.cookies[SESSION_COOKIE]
     assert PW not in value and "carl" not in value
     data = read_session(SECRET, value, 3600)
-    assert data is not None and set(data) == {"uid", "csrf"} and len(data["csrf"]) >= 24
+    assert data is not None and set(data) == {"uid", "sid", "csrf"} and len(data["csrf"]) >= 24
+    assert len(data["sid"]) >= 32
     assert read_session("another secret", value, 3600) is None
 
 
@@ -187,11 +201,11 @@ def test_tampered_cookie_rejected(client: TestClient, people: dict[str, int]) ->
     # the first character: the last one of base64 carries unused bits, changing it may
     # leave the decoded signature as it was
     flipped = ("A" if signature[0] != "A" else "B") + signature[1:]
-    forged_payload = session_cookie_value(SECRET, people["ada"]).split(".")[0]
+    forged_payload = session_cookie_value(SECRET, people["ada"], "made-up").split(".")[0]
     for bad in (
         f"{payload}.{stamp}.{flipped}",  # signature changed
         f"{forged_payload}.{stamp}.{signature}",  # someone else's uid, old signature
-        session_cookie_value("not our secret", people["ada"]),  # signed with another key
+        session_cookie_value("not our secret", people["ada"], "made-up"),  # another key
         "garbage",
         "",
     ):
@@ -200,10 +214,13 @@ def test_tampered_cookie_rejected(client: TestClient, people: dict[str, int]) ->
         client.cookies.clear()
 
 
-def test_expired_session_rejected(client: TestClient, people: dict[str, int]) -> None:
-    client.cookies.set(SESSION_COOKIE, old_cookie(people["carl"], age_s=30 * 60))
+def test_expired_session_rejected(
+    client: TestClient, engine: Engine, people: dict[str, int]
+) -> None:
+    key = open_session(engine, people["carl"], 1)
+    client.cookies.set(SESSION_COOKIE, old_cookie(people["carl"], age_s=30 * 60, key=key))
     assert client.get("/me").status_code == 200, "30 minutes into a 1-hour session"
-    client.cookies.set(SESSION_COOKIE, old_cookie(people["carl"], age_s=2 * 3600))
+    client.cookies.set(SESSION_COOKIE, old_cookie(people["carl"], age_s=2 * 3600, key=key))
     assert client.get("/me").status_code == 401, "2 hours into a 1-hour session"
     assert read_session(SECRET, old_cookie(1, age_s=2 * 3600), 3600) is None
     assert read_session(SECRET, old_cookie(1, age_s=2 * 3600), 3 * 3600) is not None
@@ -224,6 +241,75 @@ def test_logout_clears_cookie(client: TestClient) -> None:
     cookie = out.headers["set-cookie"].lower()
     assert cookie.startswith(f"{SESSION_COOKIE}=") and "max-age=0" in cookie
     assert client.get("/me").status_code == 401
+
+
+def test_logout_ends_the_session_on_the_server(client: TestClient) -> None:
+    """A copy of the cookie kept from before logging out no longer opens anything."""
+    csrf = log_in(client, "carl")
+    copy = client.cookies[SESSION_COOKIE]
+    assert client.post("/logout", data={"csrf_token": csrf}).status_code == 200
+    client.cookies.set(SESSION_COOKIE, copy)
+    assert client.get("/me").status_code == 401
+    assert client.post("/pause", data={"csrf_token": csrf}).status_code == 401
+
+
+def test_logout_ends_only_that_session(
+    engine: Engine, settings: Settings, people: dict[str, int]
+) -> None:
+    with (
+        TestClient(make_app(engine, settings)) as laptop,
+        TestClient(make_app(engine, settings)) as phone,
+    ):
+        csrf = log_in(laptop, "carl")
+        log_in(phone, "carl")
+        laptop.post("/logout", data={"csrf_token": csrf})
+        assert laptop.get("/me").status_code == 401
+        assert phone.get("/me").json()["username"] == "carl"
+
+
+def test_new_password_ends_open_sessions(client: TestClient, engine: Engine) -> None:
+    log_in(client, "carl")
+    set_password(engine, "carl", "a brand new password")
+    assert client.get("/me").status_code == 401
+    done = client.post("/login", data={"username": "carl", "password": "a brand new password"})
+    assert done.status_code == 200 and client.get("/me").json()["username"] == "carl"
+
+
+def test_signed_cookie_without_a_live_server_session_is_refused(
+    client: TestClient, engine: Engine, people: dict[str, int]
+) -> None:
+    # correctly signed, fresh, but naming no session the server opened
+    client.cookies.set(SESSION_COOKIE, session_cookie_value(SECRET, people["ada"], "made-up"))
+    assert client.get("/me").status_code == 401
+    # a real session of another user does not open this user's account
+    vera = open_session(engine, people["vera"], 1)
+    client.cookies.set(SESSION_COOKIE, session_cookie_value(SECRET, people["ada"], vera))
+    assert client.get("/me").status_code == 401
+    # a session expired on the server (the cookie itself still in date)
+    key = open_session(engine, people["ada"], 1)
+    client.cookies.set(SESSION_COOKIE, session_cookie_value(SECRET, people["ada"], key))
+    assert client.get("/me").json()["username"] == "ada"
+    with engine.begin() as conn:
+        conn.execute(
+            update(WebSession)
+            .where(WebSession.user_id == people["ada"])
+            .values(expires_at=WebSession.created_at)
+        )
+    assert client.get("/me").status_code == 401
+
+
+def test_ended_sessions_are_cleared_at_the_next_login(
+    client: TestClient, engine: Engine, people: dict[str, int]
+) -> None:
+    for _ in range(3):
+        csrf = log_in(client, "carl")
+        client.post("/logout", data={"csrf_token": csrf})
+    log_in(client, "carl")
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(WebSession.revoked_at).where(WebSession.user_id == people["carl"])
+        ).all()
+    assert rows == [(None,)], "only the open session is kept"
 
 
 def test_every_login_gets_a_new_csrf_token(client: TestClient) -> None:

@@ -24,7 +24,7 @@ from starlette.staticfiles import StaticFiles
 
 from cobro.db import make_engine
 from cobro.settings import Settings, get_settings
-from cobro.users import authenticate
+from cobro.users import authenticate, end_session, open_session
 from cobro.web import api, pages
 from cobro.web.auth import AuthMiddleware, check_csrf, clear_session, set_session
 from cobro.web.webhooks import twilio_status_endpoint
@@ -159,8 +159,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
                 error="Wrong user name or password.",
             )
             return response
+        key = await asyncio.to_thread(open_session, engine, user.id, settings.web_session_hours)
         response = RedirectResponse(target, status_code=303)
-        set_session(response, settings, user.id)
+        set_session(response, settings, user.id, key)
         response.delete_cookie(LOGIN_CSRF_COOKIE)
         return response
 
@@ -168,6 +169,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     async def logout(request: Request) -> Response:
         if getattr(request.state, "user", None) is not None:
             await check_csrf(request)
+        if key := getattr(request.state, "session_key", None):
+            await asyncio.to_thread(end_session, engine, key)
         response = RedirectResponse("/login", status_code=303)
         clear_session(response)
         return response

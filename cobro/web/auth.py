@@ -1,6 +1,8 @@
 """Who is asking: a signed session cookie (HttpOnly, SameSite=Lax, expires after
-`web_session_hours`) or an API token (`Authorization: Bearer cobro_...`). The session holds
-the user id and a CSRF token that every form and cookie-authenticated API write must echo
+`web_session_hours`) or an API token (`Authorization: Bearer cobro_...`). The cookie holds
+the user id, the key of a session recorded on the server (`cobro.users.open_session`:
+logging out, a new password or deactivating the user end it, so a copied cookie stops
+working) and a CSRF token that every form and cookie-authenticated API write must echo
 (`csrf_token` field or `X-CSRF-Token` header). Bearer requests are not CSRF-prone (a browser
 never adds that header by itself)."""
 
@@ -21,7 +23,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cobro.settings import Settings
-from cobro.users import ROLE_RANK, CurrentUser, user_by_id, user_for_token
+from cobro.users import ROLE_RANK, CurrentUser, user_for_session, user_for_token
 
 SESSION_COOKIE = "cobro_session"
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
@@ -44,8 +46,10 @@ def _serializer(secret: str) -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(secret, salt="cobro-session")
 
 
-def session_cookie_value(secret: str, user_id: int) -> str:
-    return _serializer(secret).dumps({"uid": user_id, "csrf": secrets.token_urlsafe(24)})
+def session_cookie_value(secret: str, user_id: int, session_key: str) -> str:
+    return _serializer(secret).dumps(
+        {"uid": user_id, "sid": session_key, "csrf": secrets.token_urlsafe(24)}
+    )
 
 
 def read_session(secret: str, value: str, max_age_s: int) -> dict[str, Any] | None:
@@ -53,15 +57,20 @@ def read_session(secret: str, value: str, max_age_s: int) -> dict[str, Any] | No
         data = _serializer(secret).loads(value, max_age=max_age_s)
     except BadData:  # bad signature, expired (SignatureExpired), undecodable payload
         return None
-    if not isinstance(data, dict) or not isinstance(data.get("uid"), int):
+    if (
+        not isinstance(data, dict)
+        or not isinstance(data.get("uid"), int)
+        or not isinstance(data.get("sid"), str)
+    ):
         return None
     return data
 
 
-def set_session(response: Response, settings: Settings, user_id: int) -> None:
+def set_session(response: Response, settings: Settings, user_id: int, session_key: str) -> None:
+    """The cookie of a session opened with `cobro.users.open_session`."""
     response.set_cookie(
         SESSION_COOKIE,
-        session_cookie_value(secret_key(settings), user_id),
+        session_cookie_value(secret_key(settings), user_id, session_key),
         max_age=settings.web_session_hours * 3600,
         httponly=True,
         samesite="lax",
@@ -75,8 +84,8 @@ def clear_session(response: Response) -> None:
 
 
 class AuthMiddleware:
-    """Sets `request.state.user` (a CurrentUser or None), `.csrf` and `.via` ("session",
-    "token" or None). It authenticates; routes authorise (`require`)."""
+    """Sets `request.state.user` (a CurrentUser or None), `.csrf`, `.session_key` and
+    `.via` ("session", "token" or None). It authenticates; routes authorise (`require`)."""
 
     def __init__(self, app: ASGIApp, engine: Engine, settings: Settings) -> None:
         self.app = app
@@ -91,7 +100,7 @@ class AuthMiddleware:
             return
         conn = HTTPConnection(scope)
         state = scope.setdefault("state", {})
-        state.update(user=None, csrf=None, via=None)
+        state.update(user=None, csrf=None, via=None, session_key=None)
         header = conn.headers.get("authorization", "")
         if header[:7].lower() == "bearer ":
             user = await asyncio.to_thread(user_for_token, self.engine, header[7:].strip())
@@ -99,9 +108,13 @@ class AuthMiddleware:
         elif SESSION_COOKIE in conn.cookies:
             data = read_session(self.secret, conn.cookies[SESSION_COOKIE], self.max_age)
             if data is not None:
-                user = await asyncio.to_thread(user_by_id, self.engine, data["uid"])
+                user = await asyncio.to_thread(
+                    user_for_session, self.engine, data["uid"], data["sid"]
+                )
                 if user is not None:
-                    state.update(user=user, csrf=data.get("csrf"), via="session")
+                    state.update(
+                        user=user, csrf=data.get("csrf"), via="session", session_key=data["sid"]
+                    )
         await self.app(scope, receive, send)
 
 
