@@ -22,7 +22,11 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    event,
+    inspect,
+    select,
     text,
+    update,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -556,3 +560,41 @@ __all__ = [
     "TimelineEvent",
     "User",
 ]
+
+
+# -- the copies on PaymentAllocation stay right whoever writes through the ORM ------------
+# (the imports write them with Core statements themselves: `allocation_values` and
+# `cobro.importing.invoices.copy_invoice_fields`)
+_INVOICE_COPIES = ("customer_id", "currency", "issue_date", "due_date")
+
+
+@event.listens_for(PaymentAllocation, "before_insert")
+def _fill_allocation_copies(_mapper: Any, connection: Any, target: PaymentAllocation) -> None:
+    if target.payment_date is None:
+        payments = Payment.__table__.c
+        target.payment_date = connection.scalar(
+            select(payments.date).where(payments.id == target.payment_id)
+        )
+    if any(getattr(target, name) is None for name in _INVOICE_COPIES):
+        invoices = Invoice.__table__.c
+        row = connection.execute(
+            select(*(invoices[name] for name in _INVOICE_COPIES)).where(
+                invoices.id == target.invoice_id
+            )
+        ).first()
+        if row is not None:
+            for name, value in zip(_INVOICE_COPIES, row, strict=True):
+                if getattr(target, name) is None:
+                    setattr(target, name, value)
+
+
+@event.listens_for(Invoice, "after_update")
+def _follow_invoice_changes(_mapper: Any, connection: Any, target: Invoice) -> None:
+    state = inspect(target)
+    if any(state.attrs[name].history.has_changes() for name in _INVOICE_COPIES):
+        allocations = PaymentAllocation.__table__
+        connection.execute(
+            update(allocations)
+            .where(allocations.c.invoice_id == target.id)
+            .values({name: getattr(target, name) for name in _INVOICE_COPIES})
+        )

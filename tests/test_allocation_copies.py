@@ -207,3 +207,28 @@ def test_migration_0005_fills_the_copies_of_existing_allocations(at_0004: str) -
         assert k.currencies["USD"].open_invoices == 1
     finally:
         engine.dispose()
+
+
+def test_orm_writes_keep_the_copies_right(engine: Engine, tmp_path: Path) -> None:
+    """Code writing through the ORM (scripts, tests) need not know about the copies."""
+    from cobro.db import transaction
+
+    import_csv("customers", write(tmp_path / "customers.csv", CUSTOMERS), engine)
+    import_csv("invoices", write(tmp_path / "invoices.csv", INVOICES), engine)
+    with transaction(engine) as s:
+        i1 = s.scalars(select(Invoice).where(Invoice.number == "I1")).one()
+        pay = Payment(
+            reference="P9", customer_id=i1.customer_id, date=date(2026, 2, 1), currency="EUR",
+            amount=D(30), unallocated_amount=D(0),
+        )  # fmt: skip
+        s.add(pay)
+        s.flush()
+        s.add(PaymentAllocation(payment_id=pay.id, invoice_id=i1.id, amount=D(30)))
+    assert copies(engine) == truth(engine)
+    assert copies(engine)[("P9", "I1")][0] == date(2026, 2, 1)
+    with transaction(engine) as s:
+        i1 = s.scalars(select(Invoice).where(Invoice.number == "I1")).one()
+        i1.due_date = date(2026, 3, 15)
+        i1.customer_id = account_id(engine, "C3")
+    assert copies(engine) == truth(engine)
+    assert copies(engine)[("P9", "I1")][4] == date(2026, 3, 15)
