@@ -255,6 +255,11 @@ def test_customer_list_filters(engine: Engine) -> None:
     assert accounts(risk_class="high") == ["A"]
     assert accounts(risk_class="low") == []
     assert accounts(over_limit=True) == ["A"]
+    # paged: the total comes with the page (over limit) or from a count; past the end, empty
+    found, total = list_customers(engine, AS_OF, CustomerFilters(over_limit=True), 2, 1)
+    assert (found, total) == ([], 1)
+    found, total = list_customers(engine, AS_OF, CustomerFilters(), 2, 2)
+    assert ([r.account for r in found], total) == (["C"], 3)
     assert accounts(q="name b") == ["B"]
     a, b, c = list_customers(engine, AS_OF, CustomerFilters())[0]
     assert (a.outstanding, a.total_limit, a.over_by) == (

@@ -6,8 +6,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import Engine, case, func, or_, select
+from sqlalchemy import Engine, case, func, literal_column, or_, select
 
 from cobro.forecast import Forecast, OpenGroup, forecast_groups
 from cobro.models import (
@@ -177,7 +178,7 @@ def latest_risk_classes():  # type: ignore[no-untyped-def]
 def _limits_subqueries(as_of: date):  # type: ignore[no-untyped-def]
     outstanding = (
         select(Invoice.customer_id, func.sum(Invoice.open_amount).label("outstanding"))
-        .where(Invoice.open_amount > Decimal(0))
+        .where(Invoice.open_amount > literal_column("0"))  # inlined: the partial index
         .group_by(Invoice.customer_id)
         .subquery()
     )
@@ -260,11 +261,18 @@ def list_customers(
             .outerjoin(covers, covers.c.customer_id == Customer.id)
             .where(has_limit, owed > limit)
         )
+
+    def page_of(stmt: Any) -> Any:
+        return stmt.order_by(Customer.account).limit(per_page).offset((page - 1) * per_page)
+
     with engine.connect() as conn:
-        total = conn.scalar(select(func.count()).select_from(base.subquery())) or 0
-        rows = conn.execute(
-            base.order_by(Customer.account).limit(per_page).offset((page - 1) * per_page)
-        ).all()
+        if filters.over_limit:  # the sums are the cost: count with the page, in one pass
+            rows = conn.execute(page_of(base.add_columns(func.count().over().label("n")))).all()
+            total = rows[0].n if rows else None
+        else:
+            rows, total = conn.execute(page_of(base)).all(), None
+        if total is None:
+            total = conn.scalar(select(func.count()).select_from(base.subquery())) or 0
         sums = _sums_for(conn, as_of, [r.id for r in rows])
     out = []
     for r in rows:
