@@ -226,7 +226,7 @@ def compute_kpis(
 # allocations by payment date, which carry their invoice's customer, currency and dates.
 
 
-def _open_invoices(as_of: date, currency: str | None) -> Any:
+def _open_invoices(as_of: date, currency: str | None) -> list[Any]:
     """Invoices open now and issued by as_of (`0` inlined so the partial index serves it)."""
     where = [Invoice.open_amount > literal_column("0"), Invoice.issue_date <= as_of]
     if currency:

@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Engine, case, func, literal_column, or_, select
+from sqlalchemy import Engine, Float, and_, case, cast, func, literal_column, or_, select
 
 from cobro.forecast import Forecast, OpenGroup, forecast_groups
 from cobro.models import (
@@ -494,8 +494,6 @@ def collection_forecast(engine: Engine, as_of: date, weeks: int = 8) -> Forecast
     (rounded to whole days), joined to its open invoices, summed in SQL by due date,
     currency, disputed and days late: a few thousand rows whatever the portfolio size,
     bucketed by `cobro.forecast`. Customers without history: the average of the others."""
-    from sqlalchemy import Float, cast
-
     from cobro.rules.facts_sql import days_between
 
     with engine.connect() as conn:
@@ -559,6 +557,15 @@ def limit_review(
     limit = func.coalesce(covers.c.cover, Decimal(0)) + func.coalesce(
         Customer.discretionary_limit, Decimal(0)
     )
+    since = as_of - timedelta(days=grade_days)
+    # candidates only, decided below: near or over their limit, or graded recently. The
+    # ratio is compared as floats with a margin (the usage is rounded before it is
+    # compared; both sides are in the same scale on either database)
+    regraded = select(GradeHistory.customer_id).where(
+        GradeHistory.graded_on >= since, GradeHistory.graded_on <= as_of
+    )
+    margin = float(usage_threshold) - 0.0002
+    near = cast(owed, Float) >= cast(limit, Float) * literal_column(repr(margin))
     with engine.connect() as conn:
         rows = conn.execute(
             select(
@@ -571,17 +578,16 @@ def limit_review(
             )
             .outerjoin(outstanding, outstanding.c.customer_id == Customer.id)
             .outerjoin(covers, covers.c.customer_id == Customer.id)
-            .where(owed > 0)
+            .where(owed > 0, or_(and_(has_limit, near), Customer.id.in_(regraded)))
         ).all()
         grades = conn.execute(
             select(GradeHistory.customer_id, GradeHistory.graded_on, GradeHistory.grade)
-            .where(GradeHistory.graded_on <= as_of)
+            .where(GradeHistory.graded_on <= as_of, GradeHistory.customer_id.in_(regraded))
             .order_by(GradeHistory.customer_id, GradeHistory.graded_on)
         ).all()
     history: dict[int, list[tuple[date, int]]] = defaultdict(list)
     for cid, on, grade in grades:
         history[cid].append((on, grade))
-    since = as_of - timedelta(days=grade_days)
     out = []
     for r in rows:
         reasons = []
