@@ -1,5 +1,6 @@
 """allocations carry their payment's date and their invoice's customer, currency and dates;
-indexes for the KPIs (open invoices, sales by issue date, allocations by payment date)
+indexes for the KPIs and the rules' facts (open invoices, sales by issue date, allocations
+by payment date and by customer, payments by customer and date)
 
 Revision ID: 0005
 Revises: 0004
@@ -52,10 +53,18 @@ def upgrade() -> None:
                 "amount",
             ],
         )
+        batch_op.create_index(
+            "ix_payment_allocations_customer_id_payment_date",
+            ["customer_id", "payment_date", "due_date"],
+            unique=False,
+        )
+    with op.batch_alter_table("payments", schema=None) as batch_op:
+        batch_op.drop_index("ix_payments_customer_id")
+        batch_op.create_index("ix_payments_customer_id_date", ["customer_id", "date"], unique=False)
     with op.batch_alter_table("invoices", schema=None) as batch_op:
         batch_op.create_index(
             "ix_invoices_open",
-            ["id", "customer_id", "currency", "issue_date", "due_date", "open_amount"],
+            ["customer_id", "currency", "issue_date", "due_date", "open_amount", "disputed", "id"],
             unique=False,
             postgresql_where=sa.text("open_amount > 0"),
             sqlite_where=sa.text("open_amount > 0"),
@@ -69,7 +78,11 @@ def downgrade() -> None:
     with op.batch_alter_table("invoices", schema=None) as batch_op:
         batch_op.drop_index("ix_invoices_issue_date")
         batch_op.drop_index("ix_invoices_open")
+    with op.batch_alter_table("payments", schema=None) as batch_op:
+        batch_op.drop_index("ix_payments_customer_id_date")
+        batch_op.create_index("ix_payments_customer_id", ["customer_id"], unique=False)
     with op.batch_alter_table("payment_allocations", schema=None) as batch_op:
+        batch_op.drop_index("ix_payment_allocations_customer_id_payment_date")
         batch_op.drop_index("ix_payment_allocations_payment_date")
         for name in reversed(COPIES):
             batch_op.drop_column(name)
