@@ -547,6 +547,7 @@ class ImportRun(Base):
 
 
 __all__ = [
+    "INVOICE_COPIES",
     "Alert",
     "ApiToken",
     "Base",
@@ -570,13 +571,15 @@ __all__ = [
     "TeamNotification",
     "TimelineEvent",
     "User",
+    "WebSession",
+    "allocation_values",
 ]
 
 
 # -- the copies on PaymentAllocation stay right whoever writes through the ORM ------------
 # (the imports write them with Core statements themselves: `allocation_values` and
 # `cobro.importing.invoices.copy_invoice_fields`)
-_INVOICE_COPIES = ("customer_id", "currency", "issue_date", "due_date")
+INVOICE_COPIES = ("customer_id", "currency", "issue_date", "due_date")
 
 
 @event.listens_for(PaymentAllocation, "before_insert")
@@ -586,15 +589,15 @@ def _fill_allocation_copies(_mapper: Any, connection: Any, target: PaymentAlloca
         target.payment_date = connection.scalar(
             select(payments.date).where(payments.id == target.payment_id)
         )
-    if any(getattr(target, name) is None for name in _INVOICE_COPIES):
+    if any(getattr(target, name) is None for name in INVOICE_COPIES):
         invoices = Invoice.__table__.c
         row = connection.execute(
-            select(*(invoices[name] for name in _INVOICE_COPIES)).where(
+            select(*(invoices[name] for name in INVOICE_COPIES)).where(
                 invoices.id == target.invoice_id
             )
         ).first()
         if row is not None:
-            for name, value in zip(_INVOICE_COPIES, row, strict=True):
+            for name, value in zip(INVOICE_COPIES, row, strict=True):
                 if getattr(target, name) is None:
                     setattr(target, name, value)
 
@@ -602,10 +605,10 @@ def _fill_allocation_copies(_mapper: Any, connection: Any, target: PaymentAlloca
 @event.listens_for(Invoice, "after_update")
 def _follow_invoice_changes(_mapper: Any, connection: Any, target: Invoice) -> None:
     state = inspect(target)
-    if any(state.attrs[name].history.has_changes() for name in _INVOICE_COPIES):
+    if any(state.attrs[name].history.has_changes() for name in INVOICE_COPIES):
         allocations = PaymentAllocation.__table__
         connection.execute(
             update(allocations)
             .where(allocations.c.invoice_id == target.id)
-            .values({name: getattr(target, name) for name in _INVOICE_COPIES})
+            .values({name: getattr(target, name) for name in INVOICE_COPIES})
         )

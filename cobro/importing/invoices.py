@@ -29,14 +29,13 @@ from cobro.importing.upsert import (
     jsonable,
     update_by_id,
 )
-from cobro.models import Invoice, PaymentAllocation
+from cobro.models import INVOICE_COPIES, Invoice, PaymentAllocation
 
 invoices_t: Table = Invoice.__table__  # type: ignore[assignment]
 allocations_t: Table = PaymentAllocation.__table__  # type: ignore[assignment]
 FIELDS = ("customer_id", "issue_date", "due_date", "currency", "amount", "open_amount", "disputed")
 INSERT_COLUMNS = ("number", *FIELDS)
 ZERO = Decimal(0)
-COPIED = ("customer_id", "currency", "issue_date", "due_date")  # onto their allocations
 
 
 def allocated_sums(conn: Connection, invoice_ids: list[int]) -> dict[int, Decimal]:
@@ -59,7 +58,10 @@ def copy_invoice_fields(conn: Connection, invoice_ids: list[int]) -> None:
         update(allocations_t)
         .where(a.invoice_id.in_(invoice_ids))
         .values(
-            {name: select(i[name]).where(i.id == a.invoice_id).scalar_subquery() for name in COPIED}
+            {
+                name: select(i[name]).where(i.id == a.invoice_id).scalar_subquery()
+                for name in INVOICE_COPIES
+            }
         )
     )
 
@@ -118,7 +120,7 @@ def write(ctx: Context, rows: list[tuple[Row, InvoiceRow]], accounts: dict[str, 
             updates.append({"id": found.id, **values, "updated_at": ctx.now})
             if "customer_id" in diff:
                 moved.append((diff, model.account))
-            if found.id in allocated and any(name in diff for name in COPIED):
+            if found.id in allocated and any(name in diff for name in INVOICE_COPIES):
                 recopy.append(found.id)
             events.append(
                 event(
