@@ -45,7 +45,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import aliased
 
 from cobro.models import Customer, InsurerCover, Invoice, PaymentAllocation
-from cobro.rules.facts_sql import ACTIVE_STATUSES
+from cobro.rules.facts_sql import ACTIVE_STATUSES, cover_in_force
 from cobro.types import Money
 
 ZERO = Decimal("0.0000")
@@ -367,7 +367,7 @@ def _debtors_statement(as_of: date, currency: str | None) -> Any:
             InsurerCover.currency.label("currency"),
             func.sum(func.coalesce(InsurerCover.granted_amount, zero)).label("granted"),
         )
-        .where(_in_force(InsurerCover, as_of), InsurerCover.customer_id.is_not(None))
+        .where(cover_in_force(InsurerCover, as_of), InsurerCover.customer_id.is_not(None))
         .group_by(InsurerCover.customer_id, InsurerCover.currency)
         .subquery("cover")
     )
@@ -497,22 +497,14 @@ def _nth_largest(amount: Any, where: Any, n: int) -> Any:
     )
 
 
-def _in_force(cover: Any, as_of: date) -> Any:
-    return and_(
-        func.lower(cover.status).in_(list(ACTIVE_STATUSES)),
-        or_(cover.valid_from.is_(None), cover.valid_from <= as_of),
-        or_(cover.valid_until.is_(None), cover.valid_until >= as_of),
-    )
-
-
 def _covers_statement(as_of: date, currency: str | None) -> Any:
     """Covers expiring soon / expired without a cover in force to replace them."""
     other = aliased(InsurerCover)
-    in_force = _in_force(InsurerCover, as_of)
+    in_force = cover_in_force(InsurerCover, as_of)
     expiring = and_(in_force, InsurerCover.valid_until <= as_of + timedelta(days=EXPIRING_DAYS))
     live = (
         select(other.customer_id.label("cid"), other.currency.label("cur"))
-        .where(_in_force(other, as_of), other.customer_id.is_not(None))
+        .where(cover_in_force(other, as_of), other.customer_id.is_not(None))
         .group_by(other.customer_id, other.currency)
         .subquery("live")
     )

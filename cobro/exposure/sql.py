@@ -21,7 +21,7 @@ from collections.abc import Iterator, Sequence
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Connection, and_, case, func, literal, or_, select, type_coerce
+from sqlalchemy import Connection, and_, case, func, literal, select, type_coerce
 
 from cobro.exposure.compute import (
     ZERO,
@@ -31,7 +31,7 @@ from cobro.exposure.compute import (
     compute_exposure,
 )
 from cobro.models import Customer, InsurerCover, Invoice
-from cobro.rules.facts_sql import ACTIVE_STATUSES, BATCH_SIZE, customer_id_pages, iter_facts
+from cobro.rules.facts_sql import BATCH_SIZE, cover_in_force, customer_id_pages, iter_facts
 from cobro.types import Money
 
 
@@ -106,11 +106,7 @@ def amounts_batch(
                 credit_notes=credits,
             )
 
-    in_force = and_(
-        func.lower(InsurerCover.status).in_(list(ACTIVE_STATUSES)),
-        or_(InsurerCover.valid_from.is_(None), InsurerCover.valid_from <= as_of),
-        or_(InsurerCover.valid_until.is_(None), InsurerCover.valid_until >= as_of),
-    )
+    in_force = cover_in_force(InsurerCover, as_of)
     granted = type_coerce(
         func.coalesce(func.sum(InsurerCover.granted_amount), literal(ZERO, Money())), Money()
     )

@@ -132,6 +132,15 @@ def previous_from_snapshot(stored: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def cover_in_force(cover: Any, as_of: date) -> ColumnElement[bool]:
+    """SQL: `cover` (InsurerCover or an alias of it) is in force on as_of."""
+    return and_(
+        func.lower(cover.status).in_(list(ACTIVE_STATUSES)),
+        or_(cover.valid_from.is_(None), cover.valid_from <= as_of),
+        or_(cover.valid_until.is_(None), cover.valid_until >= as_of),
+    )
+
+
 def days_between(conn: Connection, later: Any, earlier: Any) -> ColumnElement[int]:
     """Whole days from `earlier` to `later` (two DATE expressions), on either database."""
     if conn.dialect.name == "sqlite":

@@ -24,6 +24,7 @@ from cobro.models import (
     Task,
     TimelineEvent,
 )
+from cobro.rules.facts_sql import cover_in_force, days_between
 
 AGING_BUCKETS = [("not due", None), ("1-30", 30), ("31-60", 60), ("61-90", 90), ("91-120", 120)]
 OVER_LAST = ">120"
@@ -175,28 +176,39 @@ def latest_risk_classes():  # type: ignore[no-untyped-def]
     )
 
 
-def _limits_subqueries(as_of: date):  # type: ignore[no-untyped-def]
+def _limits_subqueries(as_of: date, ids: list[int] | None = None):  # type: ignore[no-untyped-def]
+    """Per customer: the open invoices' sum (`outstanding`) and the in-force covers' granted
+    sum (`cover`); of every customer, or only of `ids`."""
+    owed_where = [Invoice.open_amount > literal_column("0")]  # inlined: the partial index
+    cover_where = [InsurerCover.customer_id.is_not(None), cover_in_force(InsurerCover, as_of)]
+    if ids is not None:
+        owed_where.append(Invoice.customer_id.in_(ids))
+        cover_where.append(InsurerCover.customer_id.in_(ids))
     outstanding = (
         select(Invoice.customer_id, func.sum(Invoice.open_amount).label("outstanding"))
-        .where(Invoice.open_amount > literal_column("0"))  # inlined: the partial index
+        .where(*owed_where)
         .group_by(Invoice.customer_id)
         .subquery()
     )
     covers = (
         select(InsurerCover.customer_id, func.sum(InsurerCover.granted_amount).label("cover"))
-        .where(
-            InsurerCover.customer_id.is_not(None),
-            InsurerCover.status.in_(ACTIVE_COVER_STATUSES),
-            or_(InsurerCover.valid_from.is_(None), InsurerCover.valid_from <= as_of),
-            or_(InsurerCover.valid_until.is_(None), InsurerCover.valid_until >= as_of),
-        )
+        .where(*cover_where)
         .group_by(InsurerCover.customer_id)
         .subquery()
     )
     return outstanding, covers
 
 
-ACTIVE_COVER_STATUSES = ("active", "granted", "partially_granted", "reduced")
+def _limit_columns(as_of: date):  # type: ignore[no-untyped-def]
+    """The two subqueries, and over them: owed, whether there is a limit, the limit
+    (active covers + discretionary limit: the rule facts' definitions)."""
+    outstanding, covers = _limits_subqueries(as_of)
+    owed = func.coalesce(outstanding.c.outstanding, Decimal(0))
+    has_limit = or_(covers.c.cover.is_not(None), Customer.discretionary_limit.is_not(None))
+    limit = func.coalesce(covers.c.cover, Decimal(0)) + func.coalesce(
+        Customer.discretionary_limit, Decimal(0)
+    )
+    return outstanding, covers, owed, has_limit, limit
 
 
 @dataclass
@@ -250,12 +262,7 @@ def list_customers(
     if filters.country:
         base = base.where(Customer.country == filters.country.upper())
     if filters.over_limit:
-        outstanding, covers = _limits_subqueries(as_of)
-        owed = func.coalesce(outstanding.c.outstanding, Decimal(0))
-        has_limit = or_(covers.c.cover.is_not(None), Customer.discretionary_limit.is_not(None))
-        limit = func.coalesce(covers.c.cover, Decimal(0)) + func.coalesce(
-            Customer.discretionary_limit, Decimal(0)
-        )
+        outstanding, covers, owed, has_limit, limit = _limit_columns(as_of)
         base = (
             base.outerjoin(outstanding, outstanding.c.customer_id == Customer.id)
             .outerjoin(covers, covers.c.customer_id == Customer.id)
@@ -299,26 +306,10 @@ def list_customers(
 def _sums_for(conn, as_of: date, ids: list[int]) -> dict[int, tuple[Decimal, Decimal | None]]:  # type: ignore[no-untyped-def]
     if not ids:
         return {}
-    owed = dict(
-        conn.execute(
-            select(Invoice.customer_id, func.sum(Invoice.open_amount))
-            .where(Invoice.customer_id.in_(ids), Invoice.open_amount > Decimal(0))
-            .group_by(Invoice.customer_id)
-        ).all()
-    )
-    covers = dict(
-        conn.execute(
-            select(InsurerCover.customer_id, func.sum(InsurerCover.granted_amount))
-            .where(
-                InsurerCover.customer_id.in_(ids),
-                InsurerCover.status.in_(ACTIVE_COVER_STATUSES),
-                or_(InsurerCover.valid_from.is_(None), InsurerCover.valid_from <= as_of),
-                or_(InsurerCover.valid_until.is_(None), InsurerCover.valid_until >= as_of),
-            )
-            .group_by(InsurerCover.customer_id)
-        ).all()
-    )
-    return {cid: (Decimal(owed.get(cid) or 0), covers.get(cid)) for cid in ids}
+    outstanding, covers = _limits_subqueries(as_of, ids)
+    owed = dict(conn.execute(select(outstanding)).all())
+    granted = dict(conn.execute(select(covers)).all())
+    return {cid: (Decimal(owed.get(cid) or 0), granted.get(cid)) for cid in ids}
 
 
 def filter_choices(engine: Engine) -> dict[str, list[str]]:
@@ -494,7 +485,6 @@ def collection_forecast(engine: Engine, as_of: date, weeks: int = 8) -> Forecast
     (rounded to whole days), joined to its open invoices, summed in SQL by due date,
     currency, disputed and days late: a few thousand rows whatever the portfolio size,
     bucketed by `cobro.forecast`. Customers without history: the average of the others."""
-    from cobro.rules.facts_sql import days_between
 
     with engine.connect() as conn:
         a = PaymentAllocation  # with copies of its payment's date and invoice's due date
@@ -551,12 +541,7 @@ def limit_review(
 ) -> list[LimitReviewRow]:
     """Customers over their limit, using more than `usage_threshold` of it, or whose insurer
     grade worsened in the last `grade_days` days: candidates for a new limit or new terms."""
-    outstanding, covers = _limits_subqueries(as_of)
-    owed = func.coalesce(outstanding.c.outstanding, Decimal(0))
-    has_limit = or_(covers.c.cover.is_not(None), Customer.discretionary_limit.is_not(None))
-    limit = func.coalesce(covers.c.cover, Decimal(0)) + func.coalesce(
-        Customer.discretionary_limit, Decimal(0)
-    )
+    outstanding, covers, owed, has_limit, limit = _limit_columns(as_of)
     since = as_of - timedelta(days=grade_days)
     # candidates only, decided below: near or over their limit, or graded recently. The
     # ratio is compared as floats with a margin (the usage is rounded before it is
