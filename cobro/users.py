@@ -215,18 +215,16 @@ def user_for_session(engine: Engine | None, user_id: int, key: str) -> CurrentUs
 def end_session(engine: Engine | None, key: str) -> None:
     """Log out: the session's cookie no longer works, even if someone kept a copy."""
     with transaction(engine) as s:
-        s.execute(
-            update(WebSession)
-            .where(WebSession.key_sha256 == _sha256(key), WebSession.revoked_at.is_(None))
-            .values(revoked_at=utcnow())
-        )
+        _end(s, WebSession.key_sha256 == _sha256(key))
 
 
 def _end_sessions(s: Any, user_id: int) -> None:
+    _end(s, WebSession.user_id == user_id)
+
+
+def _end(s: Any, which: Any) -> None:
     s.execute(
-        update(WebSession)
-        .where(WebSession.user_id == user_id, WebSession.revoked_at.is_(None))
-        .values(revoked_at=utcnow())
+        update(WebSession).where(which, WebSession.revoked_at.is_(None)).values(revoked_at=utcnow())
     )
 
 
