@@ -143,7 +143,8 @@ class PaymentAllocation(Base):
     customer, currency, issue and due dates (kept in step by the invoice import, see
     `cobro.importing.invoices.copy_invoice_fields`): "what was open on day D" then reads
     the allocations dated after D from one index, without joining payments or invoices.
-    Build them with `PaymentAllocation.of` or `allocation_values`.
+    Core inserts build their rows with `allocation_values`; through the ORM the copies are
+    filled in (see the listeners at the end of this module).
     """
 
     __tablename__ = "payment_allocations"
@@ -180,22 +181,6 @@ class PaymentAllocation(Base):
     currency: Mapped[str] = mapped_column(String(3), doc="copy of the invoice's currency")
     issue_date: Mapped[date] = mapped_column(Date, doc="copy of the invoice's issue date")
     due_date: Mapped[date] = mapped_column(Date, doc="copy of the invoice's due date")
-
-    @classmethod
-    def of(cls, payment: Payment, invoice: Invoice, amount: Decimal) -> PaymentAllocation:
-        """A new allocation of `amount` of `payment` to `invoice`, copies filled in."""
-        return cls(
-            **allocation_values(
-                payment.id,
-                payment.date,
-                amount,
-                invoice_id=invoice.id,
-                customer_id=invoice.customer_id,
-                currency=invoice.currency,
-                issue_date=invoice.issue_date,
-                due_date=invoice.due_date,
-            )
-        )
 
 
 def allocation_values(

@@ -75,7 +75,7 @@ def _pay(s, c, ref, on, inv, amount) -> None:  # type: ignore[no-untyped-def]
     )  # fmt: skip
     s.add(p)
     s.flush()
-    s.add(PaymentAllocation.of(p, inv, D(amount)))
+    s.add(PaymentAllocation(payment_id=p.id, invoice_id=inv.id, amount=D(amount)))
 
 
 def _cover(s, c, cover_id, status, granted, valid_until) -> None:  # type: ignore[no-untyped-def]

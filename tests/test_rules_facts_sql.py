@@ -66,7 +66,7 @@ def _pay(s, c: Customer, ref: str, on: date, inv: Invoice, amount: str) -> None:
     )
     s.add(p)
     s.flush()
-    s.add(PaymentAllocation.of(p, inv, D(amount)))
+    s.add(PaymentAllocation(payment_id=p.id, invoice_id=inv.id, amount=D(amount)))
 
 
 def _cover(s, c: Customer, cover_id: str, status: str, granted: str | None, **kw) -> None:  # type: ignore[no-untyped-def]

@@ -308,7 +308,7 @@ def test_collection_forecast_in_sql(engine: Engine) -> None:
         )
         s.add(pay)
         s.flush()
-        s.add(PaymentAllocation.of(pay, paid, Decimal("80.00")))
+        s.add(PaymentAllocation(payment_id=pay.id, invoice_id=paid.id, amount=Decimal("80.00")))
         invoice(s, "O1", a, 3, "100.00", "100.00")  # +10 late: day 13 -> week 1
         invoice(s, "O2", b, 1, "50.00", "50.00")  # no history: the average, 10 -> week 1
         invoice(s, "O3", b, -30, "20.00", "20.00")  # expected in the past -> week 0
