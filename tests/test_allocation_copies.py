@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from decimal import Decimal as D
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -35,45 +36,29 @@ P2,C2,2026-03-01,USD,50.00,J1
 """
 
 
-def copies(engine: Engine) -> dict[tuple[str, str], tuple[object, ...]]:
+def _by_allocation(engine: Engine, *columns: Any) -> dict[tuple[str, str], tuple[object, ...]]:
+    """(payment reference, invoice number) -> `columns` and the amount, per allocation."""
     a = PaymentAllocation
     with engine.connect() as conn:
         rows = conn.execute(
-            select(
-                Payment.reference,
-                Invoice.number,
-                a.payment_date,
-                a.customer_id,
-                a.currency,
-                a.issue_date,
-                a.due_date,
-                a.amount,
-            )
+            select(Payment.reference, Invoice.number, *columns, a.amount)
             .join(Payment, Payment.id == a.payment_id)
             .join(Invoice, Invoice.id == a.invoice_id)
         )
         return {(r[0], r[1]): tuple(r[2:]) for r in rows}
+
+
+def copies(engine: Engine) -> dict[tuple[str, str], tuple[object, ...]]:
+    a = PaymentAllocation
+    return _by_allocation(
+        engine, a.payment_date, a.customer_id, a.currency, a.issue_date, a.due_date
+    )
 
 
 def truth(engine: Engine) -> dict[tuple[str, str], tuple[object, ...]]:
     """The same columns read from the payments and invoices themselves."""
-    a = PaymentAllocation
-    with engine.connect() as conn:
-        rows = conn.execute(
-            select(
-                Payment.reference,
-                Invoice.number,
-                Payment.date,
-                Invoice.customer_id,
-                Invoice.currency,
-                Invoice.issue_date,
-                Invoice.due_date,
-                a.amount,
-            )
-            .join(Payment, Payment.id == a.payment_id)
-            .join(Invoice, Invoice.id == a.invoice_id)
-        )
-        return {(r[0], r[1]): tuple(r[2:]) for r in rows}
+    i = Invoice
+    return _by_allocation(engine, Payment.date, i.customer_id, i.currency, i.issue_date, i.due_date)
 
 
 def account_id(engine: Engine, account: str) -> int:
