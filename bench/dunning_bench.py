@@ -66,7 +66,7 @@ LANGUAGES = ["en", "fr", "de", "es"]
 
 async def serve_capture(storage_dir: Path) -> None:
     """Child process: the capture servers until the parent closes our stdin."""
-    from cobro.channels.capture import CaptureServers
+    from cobro.devkit.capture import CaptureServers
 
     async with CaptureServers(storage_dir=storage_dir, smtp_port=0, http_port=0) as capture:
         print(json.dumps({"smtp_port": capture.smtp_port, "http_port": capture.http_port}))
@@ -386,9 +386,9 @@ async def raw_sends(
 async def bench_sends(m: int, workdir: Path) -> tuple[float, float]:
     from sqlalchemy import func, select
 
-    from cobro.channels.capture_smtp import MailStore
     from cobro.channels.email import message_id_for
     from cobro.db import transaction
+    from cobro.devkit.capture_smtp import MailStore
     from cobro.models import Communication
 
     capture_dir = workdir / "capture"

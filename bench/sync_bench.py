@@ -46,10 +46,11 @@ from sqlalchemy import insert, or_, select  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
 from cobro.db import make_engine  # noqa: E402
+from cobro.devkit.insurer.portfolio import GeneratedPortfolio  # noqa: E402
+from cobro.devkit.insurer.server import InsurerSimulator  # noqa: E402
 from cobro.insurers.allianz_trade import AllianzTradeConnector  # noqa: E402
 from cobro.insurers.base import IdType  # noqa: E402
 from cobro.insurers.matching import normalise, siren_in_vat, siren_of  # noqa: E402
-from cobro.insurers.simulator import InsurerSimulator, Portfolio  # noqa: E402
 from cobro.insurers.sync_runner import run_sync  # noqa: E402
 from cobro.insurers.sync_store import cover_values  # noqa: E402
 from cobro.models import CoverHistory, Customer, InsurerCover, TimelineEvent  # noqa: E402
@@ -98,7 +99,7 @@ def simulator(buyers: int, tmp: Path) -> Iterator[str]:
 
 def seed_customers(url: str, buyers: int) -> int:
     """90 % of the simulator's buyers as customers, each known by one identifier."""
-    portfolio = Portfolio.generate(buyers, SEED, START)
+    portfolio = GeneratedPortfolio.generate(buyers, SEED, START)
     rows: list[dict[str, Any]] = []
     for i, buyer in enumerate(portfolio.buyers):
         if i % 10 == 9:

@@ -24,9 +24,10 @@ from temporalio.client import (
 from temporalio.service import RPCError, RPCStatusCode
 
 from cobro.settings import Settings
-from workflows.daily_sync import DailySync, DailySyncInput
 
 SCHEDULE_ID = "cobro-daily-sync"
+# The workflow is named by its type (workflows/daily_sync.py): `cobro` never imports workflows.
+WORKFLOW_TYPE = "DailySync"
 
 
 def parse_time(value: str) -> tuple[int, int]:
@@ -43,8 +44,8 @@ def build_schedule(settings: Settings, paused: bool = False, note: str = "") -> 
     hour, minute = parse_time(settings.sync_time)
     return Schedule(
         action=ScheduleActionStartWorkflow(
-            DailySync.run,
-            DailySyncInput(),
+            WORKFLOW_TYPE,
+            {},  # DailySyncInput() with every default
             id="daily-sync",  # the schedule appends the scheduled time
             task_queue=settings.temporal_task_queue,
         ),

@@ -18,7 +18,7 @@ from cobro.db import make_engine, upgrade
 from cobro.models import Base
 from cobro.temporal_support import SEARCH_ATTRIBUTES, dev_server_path, test_server_path
 
-pytest_plugins = ["tests.capture_fixtures"]
+pytest_plugins = ["tests.helpers.capture"]
 
 PG_ADMIN_DSN = os.environ.get(
     "COBRO_TEST_PG_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"

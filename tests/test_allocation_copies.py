@@ -21,7 +21,7 @@ from cobro.importing import import_csv
 from cobro.kpis import compute_kpis
 from cobro.models import Customer, Invoice, Payment, PaymentAllocation
 from tests.conftest import PG_ADMIN_DSN
-from tests.import_support import CUSTOMERS, write
+from tests.helpers.importing import CUSTOMERS, write
 
 INVOICES = """\
 number,account,issue_date,due_date,currency,amount,open_amount,disputed

@@ -7,7 +7,7 @@ from datetime import date
 from pathlib import Path
 
 from cobro.db import default_engine
-from cobro.demo import load_demo
+from cobro.devkit.demo import load_demo
 from cobro.kpi_trend import dso_trend, month_ends
 from cobro.kpis import compute_kpis
 

@@ -2,7 +2,7 @@
 
 When `twilio_base_url` is set (the default in development and tests) the client's `api`
 domain is pointed at that base URL, i.e. at the loopback capture server
-(`cobro.channels.capture_sms`), which speaks the same REST API. Empty means real Twilio.
+(`cobro.devkit.capture_sms`), which speaks the same REST API. Empty means real Twilio.
 
 Errors are split for retry policies: `PermanentSmsError` (bad number, not SMS-capable,
 wrong credentials, any 4xx) must not be retried; `TemporarySmsError` (connection refused,

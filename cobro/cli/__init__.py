@@ -1,0 +1,37 @@
+"""The `cobro` command line (typer + rich). Each command group lives in its own module."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="cobro",
+    help="Cobro: insurer covers, YAML risk rules and durable dunning for receivables.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _register_subcommands() -> None:
+    """Each CLI module adds its commands; one import line per module, in help order."""
+    from cobro.cli import (
+        classify,
+        covers,
+        db,
+        dev,
+        dunning,
+        exposure,
+        importing,
+        kpis,
+        rules,
+        sync,
+        users,
+    )
+
+    modules = (db, importing, dev, sync, covers, rules, classify, dunning)
+    for module in (*modules, kpis, exposure, users):
+        module.register(app)
+
+
+_register_subcommands()

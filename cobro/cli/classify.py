@@ -1,0 +1,83 @@
+"""`cobro classify [--customer ACCOUNT] [--json]`: classify the portfolio now with the active
+ruleset (writes only changes, raises alerts), or explain one customer's class."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import typer
+
+from cobro.cli.common import fail
+
+
+def _ruleset():  # type: ignore[no-untyped-def]
+    from cobro.rules import RuleError
+    from cobro.rules.classify import load_active_ruleset
+
+    try:
+        return load_active_ruleset()
+    except RuleError as exc:
+        fail(f"the rules do not load: {exc.messages[0] if exc.messages else exc}")
+
+
+def classify_command(
+    customer: str = typer.Option(None, "--customer", help="explain this customer (account)"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON"),
+) -> None:
+    """Classify every customer now (or one, with its explanation); writes only changes."""
+    from cobro.rules.classify import classify_portfolio, explain_customer
+
+    ruleset = _ruleset()
+    if customer:
+        try:
+            result = explain_customer(None, customer, ruleset)
+        except Exception as exc:
+            fail(f"classification failed: {exc}")
+        if result is None:
+            fail(f"unknown customer {customer!r}")
+        if as_json:
+            typer.echo(json.dumps(result.as_json(), indent=2))
+        else:
+            typer.echo("\n".join(result.lines()))
+            typer.echo(f"ruleset {ruleset.hash[:12]}")
+        return
+    try:
+        report = classify_portfolio(None, ruleset)
+    except Exception as exc:
+        fail(f"classification failed: {exc}")
+    if as_json:
+        typer.echo(json.dumps(report_json(report), indent=2))
+        return
+    typer.echo(
+        f"classified {report.evaluated} customer(s): {len(report.changes)} class change(s), "
+        f"{len(report.alerts)} alert(s) fired, {report.resolved} resolved "
+        f"(ruleset {ruleset.hash[:12]})"
+    )
+    for (before, after), n in report.transitions().items():
+        typer.echo(f"  {before or '(none)'} -> {after}: {n}")
+    for a in report.alerts:
+        typer.echo(f"  [{a.severity}] {a.account} {a.name}: {a.message}")
+
+
+def report_json(report: Any) -> dict[str, Any]:
+    return {
+        "ruleset_hash": report.ruleset_hash,
+        "evaluated": report.evaluated,
+        "classes": report.classes,
+        "changes": [
+            {"account": c.account, "from": c.previous, "to": c.risk_class} for c in report.changes
+        ],
+        "transitions": [
+            {"from": a, "to": b, "customers": n} for (a, b), n in report.transitions().items()
+        ],
+        "alerts": [
+            {"account": a.account, "name": a.name, "severity": a.severity, "message": a.message}
+            for a in report.alerts
+        ],
+        "resolved": report.resolved,
+    }
+
+
+def register(app: typer.Typer) -> None:
+    app.command("classify")(classify_command)

@@ -1,0 +1,34 @@
+"""`cobro db`: the database schema (alembic migrations)."""
+
+from __future__ import annotations
+
+import typer
+
+from cobro.cli.common import fail
+
+db_app = typer.Typer(help="Database schema (alembic migrations).", no_args_is_help=True)
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    revision: str = typer.Argument("head", help="alembic revision to reach"),
+) -> None:
+    """Apply the database migrations (SQLite by default, PostgreSQL via COBRO_DATABASE_URL)."""
+    from cobro.db import upgrade
+    from cobro.settings import get_settings
+
+    try:
+        upgrade(revision=revision)
+    except Exception as exc:  # one clear line, no traceback
+        fail(f"database upgrade failed: {exc}")
+    typer.echo(f"database at {revision}: {_safe_url(get_settings().resolved_database_url)}")
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(db_app, name="db")

@@ -1,0 +1,137 @@
+"""`cobro import customers|invoices|payments FILE`: all-or-nothing ERP CSV import."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from cobro.cli.common import fail, run_async
+
+import_app = typer.Typer(
+    help=(
+        "Import ERP CSV files (UTF-8, header row, ',' separator, ISO dates, '.' decimals)."
+        " All or nothing: any bad row prints every error as FILE:LINE: column: message,"
+        " exits 1 and writes nothing. Re-importing the same file changes nothing."
+    ),
+    no_args_is_help=True,
+)
+
+FILE_ARG = typer.Argument(..., help="the CSV file to import", dir_okay=False)
+JSON_OPT = typer.Option(False, "--json", help="print the counts as JSON")
+NOTIFY_OPT = typer.Option(
+    True, "--notify/--no-notify", help="wake the changed customers' dunning workflows"
+)
+CHANGE_KIND = {
+    "customers": "customer_changed",
+    "invoices": "invoices_changed",
+    "payments": "payment_received",
+}
+
+
+def _accounts_in(file: Path) -> list[str]:
+    import csv
+
+    with file.open(newline="", encoding="utf-8-sig") as fh:
+        return sorted({row.get("account", "") for row in csv.DictReader(fh)} - {""})
+
+
+def _notify_dunning(kind: str, file: Path) -> None:
+    """Signal-with-start the dunning workflow of every account in the file. The import is
+    already committed: if Temporal is unreachable, say how to catch up, and succeed."""
+
+    from cobro.dunning.notify import notify
+    from cobro.dunning.signals import FactsChanged
+    from cobro.settings import get_settings
+    from cobro.temporal_client import connect
+
+    accounts = _accounts_in(file)
+
+    async def run() -> int:
+        client = await connect()
+        return await notify(client, accounts, FactsChanged(CHANGE_KIND[kind], file.name, "import"))
+
+    try:
+        count = run_async(run)
+    except Exception as exc:
+        address = get_settings().temporal_address
+        typer.echo(
+            f"warning: dunning workflows not notified (Temporal at {address}: "
+            f"{' '.join(str(exc).split())[:200]}); run `cobro dunning sync` once it is up",
+            err=True,
+        )
+        return
+    typer.echo(f"dunning: {count} workflow(s) notified", err=True)
+
+
+def _run(kind: str, file: Path, as_json: bool, notify: bool = True) -> None:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from cobro.importing import ImportFailed, import_csv
+
+    try:
+        report = import_csv(kind, file)
+    except ImportFailed as exc:
+        for line in exc.errors:
+            typer.echo(line, err=True)
+        raise typer.Exit(1) from None
+    except SQLAlchemyError as exc:
+        fail(f"{file}: import failed, nothing written: {exc.__class__.__name__}: {exc}")
+    if as_json:
+        typer.echo(json.dumps(report.as_dict(), sort_keys=True))
+    else:
+        typer.echo(report.summary())
+    if notify and (report.created or report.updated):
+        _notify_dunning(kind, file)
+
+
+@import_app.command("customers")
+def import_customers(
+    file: Path = FILE_ARG, as_json: bool = JSON_OPT, notify: bool = NOTIFY_OPT
+) -> None:
+    """Upsert customers on `account`.
+
+    Required columns: account, name, country (ISO 3166 alpha-2).
+    Optional: siren, vat, duns, insurer_buyer_id, language, timezone, email, phone, segment,
+    group, payment_terms_days, in any order.
+    A column absent from the file leaves existing values alone; an empty cell clears it.
+    phone: normalised to E.164, national numbers read in the customer's country.
+    language (ISO 639-1) and timezone (IANA): default from the country.
+    email: one or more addresses separated by ';'.
+    """
+    _run("customers", file, as_json, notify)
+
+
+@import_app.command("invoices")
+def import_invoices(
+    file: Path = FILE_ARG, as_json: bool = JSON_OPT, notify: bool = NOTIFY_OPT
+) -> None:
+    """Upsert invoices on `number`.
+
+    Required columns: number, account, issue_date, due_date, currency, amount.
+    Optional: open_amount (default: amount), disputed (true/false/1/0/yes/no, default false).
+    The account must exist; issue_date <= due_date; 0 <= open_amount <= amount.
+    A negative amount is a credit note: its open_amount lies between amount and 0.
+    open_amount is the ERP's, before the payments imported into Cobro (deducted from it).
+    """
+    _run("invoices", file, as_json, notify)
+
+
+@import_app.command("payments")
+def import_payments(
+    file: Path = FILE_ARG, as_json: bool = JSON_OPT, notify: bool = NOTIFY_OPT
+) -> None:
+    """Import payments (immutable, keyed by `reference`), allocated in file order.
+
+    Required columns: reference, account, date, currency, amount (> 0). Optional: invoice.
+    The named invoice is paid first: it must belong to the account, in the same currency.
+    Then the account's oldest open, non-disputed invoices of that currency are paid.
+    Whatever is left stays unallocated on the payment.
+    A reference imported before with identical data is skipped; different data is an error.
+    """
+    _run("payments", file, as_json, notify)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(import_app, name="import")

@@ -1,0 +1,184 @@
+"""`cobro rules check|test|facts`: validate the YAML rules, run their examples, document facts.
+
+`rules diff|apply` compare with / store into the database (`cobro.rules.classify`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+rules_app = typer.Typer(help="YAML rules: risk classes and alerts.", no_args_is_help=True)
+
+DIR_ARG = typer.Argument(Path("rules"), help="rules directory (default ./rules)")
+
+
+def _load(directory: Path):  # type: ignore[no-untyped-def]
+    from cobro.rules import RuleError, Ruleset
+
+    try:
+        return Ruleset.load(directory)
+    except RuleError as exc:
+        for m in exc.messages:
+            typer.echo(str(m))
+        typer.echo(f"{len(exc.messages)} error(s) in {directory}", err=True)
+        raise typer.Exit(1) from None
+
+
+@rules_app.command("check")
+def check(
+    directory: Path = DIR_ARG,
+    templates: Path | None = typer.Option(
+        None,
+        "--templates",
+        help="message templates directory (default: COBRO_TEMPLATES_DIR, ./templates or shipped)",
+    ),
+) -> None:
+    """Validate every rules file (dunning templates must exist), render every alert message
+    against sample facts and every message template in every language against the sample
+    context. Problems print as `path:line:col: message` / `path:line: message`."""
+    from cobro.dunning.rulefile import templates_directory
+    from cobro.rules import RuleError, Ruleset
+    from cobro.rules.examples import render_checks
+    from cobro.settings import get_settings
+
+    templates = templates or get_settings().templates_path
+    problems: list[str] = []
+    ruleset = None
+    with templates_directory(templates):
+        try:
+            ruleset = Ruleset.load(directory)
+        except RuleError as exc:
+            problems.extend(str(m) for m in exc.messages)
+    if ruleset is not None:
+        problems.extend(str(m) for m in render_checks(ruleset))
+    template_problems, rendered = _check_templates(templates)
+    problems.extend(template_problems)
+    if problems:
+        for line in problems:
+            typer.echo(line)
+        typer.echo(f"{len(problems)} error(s) in {directory} and {templates}", err=True)
+        raise typer.Exit(1)
+    assert ruleset is not None
+    files = ", ".join(sorted(ruleset.files))
+    typer.echo(
+        f"OK {len(ruleset.files)} file(s) ({files}), {rendered} template file(s) rendered "
+        f"hash={ruleset.hash}"
+    )
+
+
+def _check_templates(directory: Path) -> tuple[list[str], int]:
+    """Render every template file of every language (the shipped ones and any other present
+    in `directory`) against the sample context: (`path:line: message` problems, files)."""
+    from cobro.templating import EMAIL_PARTS, LANGUAGES, Templates, render_all_samples
+
+    if not directory.is_dir():
+        return [f"{directory}:1: templates directory does not exist"], 0
+    catalogue = Templates(directory).catalogue()
+    languages = sorted(set(LANGUAGES) | {lang for _, lang, _ in catalogue})
+    names = {(channel, name) for channel, _, name in catalogue}
+    files = sum(len(EMAIL_PARTS) if ch == "email" else 1 for ch, _ in names) * len(languages)
+    problems = [" ".join(p.split()) for p in render_all_samples(directory, languages)]
+    return problems, files
+
+
+@rules_app.command("test")
+def test(directory: Path = DIR_ARG) -> None:
+    """Run the examples embedded in the rules files; failures show the explanation."""
+    from cobro.rules.examples import run_examples
+
+    ruleset = _load(directory)
+    count, failures = run_examples(ruleset)
+    for f in failures:
+        typer.echo(str(f))
+    if failures:
+        typer.echo(f"FAILED {len(failures)} of {count} example(s)", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"OK {count} example(s) passed hash={ruleset.hash}")
+
+
+@rules_app.command("facts")
+def facts(as_json: bool = typer.Option(False, "--json", help="JSON instead of Markdown")) -> None:
+    """Print the documentation of the facts that rules can read."""
+    from cobro.rules.facts import facts_json, facts_markdown
+
+    typer.echo(facts_json() if as_json else facts_markdown())
+
+
+@rules_app.command("diff")
+def diff(
+    directory: Path = DIR_ARG,
+    as_json: bool = typer.Option(False, "--json", help="print JSON"),
+) -> None:
+    """On the live portfolio: customers whose class would change (from -> to) and the alerts
+    that would fire with these rules instead of the active ones. Writes nothing."""
+    import json
+
+    from cobro.cli.common import fail
+    from cobro.rules import RuleError
+    from cobro.rules.classify import diff_rulesets, load_active_ruleset
+
+    proposed = _load(directory)
+    try:
+        current = load_active_ruleset()
+    except RuleError as exc:
+        fail(f"the active rules do not load: {exc.messages[0] if exc.messages else exc}")
+    try:
+        d = diff_rulesets(None, proposed, current)
+    except Exception as exc:
+        fail(f"rules diff failed: {exc}")
+    if as_json:
+        out = {
+            "current_hash": d.current_hash,
+            "proposed_hash": d.proposed_hash,
+            "evaluated": d.evaluated,
+            "changes": d.changes,
+            "transitions": [
+                {"from": a, "to": b, "customers": n} for (a, b), n in d.transitions.items()
+            ],
+            "alerts": [
+                {"account": a.account, "name": a.name, "severity": a.severity, "message": a.message}
+                for a in d.alerts
+            ],
+        }
+        typer.echo(json.dumps(out, indent=2))
+        return
+    typer.echo(
+        f"{d.changes} of {d.evaluated} customer(s) would change class "
+        f"({d.current_hash[:12]} -> {d.proposed_hash[:12]})"
+    )
+    if d.transitions:
+        width = max(len(a) for a, _ in d.transitions)
+        typer.echo(f"  {'from':<{width}}    to")
+        for (a, b), n in d.transitions.items():
+            typer.echo(f"  {a:<{width}} -> {b}: {n}")
+    typer.echo(f"{len(d.alerts)} alert(s) would fire")
+    for a in d.alerts:
+        typer.echo(f"  [{a.severity}] {a.account} {a.name}: {a.message}")
+
+
+@rules_app.command("apply")
+def apply(
+    directory: Path = DIR_ARG,
+    author: str = typer.Option(..., "--author", help="who applies this version"),
+    message: str = typer.Option(..., "--message", help="why"),
+) -> None:
+    """Store the rules as a new version and make it active (refused if check or test fails)."""
+    from cobro.cli.common import fail
+    from cobro.rules.classify import ApplyRefused, apply_version
+
+    try:
+        applied = apply_version(None, directory, author, message)
+    except ApplyRefused as exc:
+        for line in exc.lines:
+            typer.echo(line)
+        typer.echo(f"refused: {directory} fails check or test; active version unchanged", err=True)
+        raise typer.Exit(1) from None
+    except Exception as exc:
+        fail(f"rules apply failed: {exc}")
+    what = "stored" if applied.created else "re-activated"
+    typer.echo(f"{what} version {applied.id} hash={applied.content_hash} (active)")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(rules_app, name="rules")

@@ -1,0 +1,142 @@
+"""`cobro users add|list|passwd|role|deactivate|token|revoke-token`: dashboard logins and API
+tokens for scripts."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from cobro.cli.common import fail
+
+users_app = typer.Typer(help="Dashboard users (viewer, collector, admin) and API tokens.")
+console = Console(highlight=False)
+STDIN = typer.Option(False, "--password-stdin", help="read the password from standard input")
+
+
+def _engine():  # type: ignore[no-untyped-def]
+    from cobro.db import default_engine, upgrade
+    from cobro.settings import get_settings
+
+    upgrade(get_settings().resolved_database_url)
+    return default_engine()
+
+
+def _password(from_stdin: bool) -> str:
+    """--password-stdin, else COBRO_NEW_USER_PASSWORD, else asked twice (hidden)."""
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    env = os.environ.get("COBRO_NEW_USER_PASSWORD")
+    if env:
+        return env
+    if not sys.stdin.isatty():
+        fail("no terminal to ask the password: use --password-stdin or COBRO_NEW_USER_PASSWORD")
+    return typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+
+def _run(call, *args):  # type: ignore[no-untyped-def]
+    from cobro.users import UserError
+
+    try:
+        return call(*args)
+    except UserError as exc:
+        fail(str(exc))
+
+
+@users_app.command("add")
+def add(
+    username: str = typer.Argument(..., help="the login"),
+    role: str = typer.Option(..., "--role", help="viewer, collector or admin"),
+    name: str = typer.Option("", "--name", help="display name"),
+    password_stdin: bool = STDIN,
+) -> None:
+    """Create a dashboard user."""
+    from cobro.users import check_role, create_user
+
+    _run(check_role, role)  # before asking a password for nothing
+    engine = _engine()
+    _run(create_user, engine, username, _password(password_stdin), role, name)
+    typer.echo(f"user {username} ({role}) created")
+
+
+@users_app.command("list")
+def list_(as_json: bool = typer.Option(False, "--json")) -> None:
+    """Every user, role, last login and API tokens."""
+    from cobro.users import list_users
+
+    users = list_users(_engine())
+    if as_json:
+        typer.echo(json.dumps(users, indent=2))
+        return
+    table = Table()
+    for col in ("user", "name", "role", "active", "last login", "API tokens"):
+        table.add_column(col)
+    for u in users:
+        tokens = ", ".join(
+            f"{t['id']}:{t['name']}" + (" (revoked)" if t["revoked"] else "") for t in u["tokens"]
+        )
+        table.add_row(
+            u["username"],
+            u["display_name"],
+            u["role"],
+            "yes" if u["active"] else "no",
+            u["last_login_at"] or "never",
+            tokens,
+        )
+    console.print(table)
+
+
+@users_app.command("passwd")
+def passwd(username: str, password_stdin: bool = STDIN) -> None:
+    """Set a user's password (the user's open dashboard sessions end)."""
+    from cobro.users import check_user, set_password
+
+    engine = _engine()
+    _run(check_user, engine, username)  # before asking a password for nothing
+    _run(set_password, engine, username, _password(password_stdin))
+    typer.echo(f"password of {username} changed; their open sessions are ended")
+
+
+@users_app.command("role")
+def role(username: str, new_role: str = typer.Argument(..., metavar="ROLE")) -> None:
+    """Change a user's role."""
+    from cobro.users import set_role
+
+    _run(set_role, _engine(), username, new_role)
+    typer.echo(f"{username} is now {new_role}")
+
+
+@users_app.command("deactivate")
+def deactivate(username: str) -> None:
+    """Lock a user out (sessions and API tokens stop working at once)."""
+    from cobro.users import deactivate as deactivate_user
+
+    _run(deactivate_user, _engine(), username)
+    typer.echo(f"{username} deactivated")
+
+
+@users_app.command("token")
+def token(
+    username: str, name: str = typer.Option(..., "--name", help="what the token is for")
+) -> None:
+    """Create an API token for scripts (`Authorization: Bearer ...`). Shown once."""
+    from cobro.users import create_api_token
+
+    typer.echo(_run(create_api_token, _engine(), username, name))
+
+
+@users_app.command("revoke-token")
+def revoke_token(token_id: int) -> None:
+    """Revoke an API token (its id is in `cobro users list`)."""
+    from cobro.users import revoke_api_token
+
+    _run(revoke_api_token, _engine(), token_id)
+    typer.echo(f"token {token_id} revoked")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(users_app, name="users")

@@ -1,0 +1,105 @@
+"""`CaptureServers`: the capture SMTP server and the capture HTTP server (Twilio API +
+inbox) started together in this process, on the current event loop.
+
+    async with CaptureServers(storage_dir=var / "capture", smtp_port=0, http_port=0) as cap:
+        cap.smtp_port, cap.http_port, cap.base_url   # actual ports once started
+        cap.mail.list(), cap.sms.list()              # reader API over what was captured
+
+Emails are stored under `<storage_dir>/mail/`, SMS under `<storage_dir>/sms/`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+from cobro.devkit.capture_sms import CapturedSms, CaptureSmsServer, SmsStore
+from cobro.devkit.capture_smtp import CaptureSmtpServer, MailStore
+
+
+class CaptureServers:
+    """Both capture servers; port 0 means "pick a free port".
+
+    `account_sid`/`auth_token` are the credentials the Twilio API accepts (default: the
+    `twilio_account_sid`/`twilio_auth_token` settings). `smtp_auth` is an optional
+    `(username, password)` the SMTP server then requires. `auto_deliver` moves accepted
+    SMS to `sent` then `delivered` (see `cobro.devkit.capture_sms` for failure injection).
+    """
+
+    def __init__(
+        self,
+        storage_dir: Path,
+        smtp_port: int = 0,
+        http_port: int = 0,
+        host: str = "127.0.0.1",
+        account_sid: str | None = None,
+        auth_token: str | None = None,
+        smtp_auth: tuple[str, str] | None = None,
+        auto_deliver: bool = True,
+    ):
+        if account_sid is None or auth_token is None:
+            from cobro.settings import get_settings
+
+            settings = get_settings()
+            account_sid = account_sid or settings.twilio_account_sid
+            auth_token = auth_token or settings.twilio_auth_token.get_secret_value()
+        self.storage_dir = Path(storage_dir)
+        self.host = host
+        self.account_sid = account_sid
+        self.mail = MailStore(self.storage_dir / "mail")
+        self.sms = SmsStore(self.storage_dir / "sms")
+        self.smtp = CaptureSmtpServer(self.mail, host=host, port=smtp_port, auth=smtp_auth)
+        self.http = CaptureSmsServer(
+            self.sms,
+            account_sid=account_sid,
+            auth_token=auth_token,
+            host=host,
+            port=http_port,
+            mail_store=self.mail,
+            auto_deliver=auto_deliver,
+        )
+
+    @property
+    def smtp_port(self) -> int:
+        if self.smtp.port is None:
+            raise RuntimeError("capture servers not started")
+        return self.smtp.port
+
+    @property
+    def http_port(self) -> int:
+        if self.http.port is None:
+            raise RuntimeError("capture servers not started")
+        return self.http.port
+
+    @property
+    def base_url(self) -> str:
+        """The inbox and the Twilio API base URL (`twilio_base_url`)."""
+        return f"http://{self.host}:{self.http_port}"
+
+    async def set_sms_status(
+        self, sid: str, status: str, error_code: int | None = None
+    ) -> CapturedSms:
+        """Failure injection: force an SMS status (fires its StatusCallback)."""
+        return await self.http.set_status(sid, status, error_code)
+
+    async def start(self) -> None:
+        await self.smtp.start()
+        try:
+            await self.http.start()
+        except BaseException:
+            await self.smtp.stop()
+            raise
+
+    async def stop(self) -> None:
+        try:
+            await self.http.stop()
+        finally:
+            with contextlib.suppress(Exception):
+                await self.smtp.stop()
+
+    async def __aenter__(self) -> CaptureServers:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()

@@ -1,0 +1,353 @@
+"""`cobro dev`: the whole embedded stack under `./var/`, stopped cleanly on Ctrl-C.
+
+Children: the real Temporal dev server (a subprocess, its own process group), and, in this
+process, the capture SMTP/SMS servers, the worker and the web pages. Everything is stopped
+in reverse order; the Temporal server gets SIGTERM, then SIGKILL after a grace period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+from cobro.settings import Settings
+from cobro.temporal_support import dev_server_path, search_attribute_flags
+
+log = logging.getLogger("cobro.dev")
+
+
+class StackError(RuntimeError):
+    """A component could not start; the message says which and why."""
+
+
+def host_port(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    return host or "127.0.0.1", int(port)
+
+
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def wait_for_port(host: str, port: int, timeout: float, process: subprocess.Popen) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise StackError(f"Temporal dev server exited with code {process.returncode}")
+        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
+            return
+        time.sleep(0.2)
+    raise StackError(f"Temporal dev server did not open {host}:{port} within {timeout:.0f}s")
+
+
+@dataclass
+class TemporalDevServer:
+    """The `temporal server start-dev` child process, SQLite file under var/."""
+
+    var_dir: Path
+    address: str
+    ui_port: int
+    process: subprocess.Popen | None = field(default=None, init=False)
+
+    def command(self) -> list[str]:
+        host, port = host_port(self.address)
+        return [
+            str(dev_server_path()),
+            "server",
+            "start-dev",
+            "--db-filename",
+            str(self.var_dir / "temporal.db"),
+            "--ip",
+            host,
+            "--port",
+            str(port),
+            "--ui-port",
+            str(self.ui_port),
+            "--ui-disable-news-fetch",
+            "--log-level",
+            "warn",
+            "--sqlite-pragma",
+            "journal_mode=WAL",
+            "--sqlite-pragma",
+            "synchronous=NORMAL",
+            *search_attribute_flags(),
+        ]
+
+    def start(self, timeout: float = 60) -> None:
+        host, port = host_port(self.address)
+        for p in (port, self.ui_port):
+            if not port_is_free(host, p):
+                raise StackError(f"port {host}:{p} is already in use (another `cobro dev`?)")
+        logs = self.var_dir / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        with (logs / "temporal.log").open("ab") as log_file:
+            self.process = subprocess.Popen(
+                self.command(),
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # Ctrl-C reaches us only; we stop it in order
+            )
+        wait_for_port(host, port, timeout, self.process)
+
+    def stop(self, grace: float = 15) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(grace)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+
+@dataclass
+class StackUrls:
+    temporal_ui: str
+    temporal_grpc: str
+    web: str
+    inbox: str
+    smtp: str
+    twilio_api: str
+    insurer: str = ""
+    logins: list[tuple[str, str, str]] = field(default_factory=list)  # user, password, role
+
+    def lines(self) -> list[tuple[str, str]]:
+        return [
+            ("Dashboard", self.web),
+            ("Temporal UI", self.temporal_ui),
+            ("Temporal gRPC", self.temporal_grpc),
+            ("Captured email + SMS", self.inbox),
+            ("SMTP (capture)", self.smtp),
+            ("Twilio API (capture)", self.twilio_api),
+            *([("Insurer API (simulator)", self.insurer)] if self.insurer else []),
+            *[(f"Dashboard login ({role})", f"{user} / {pw}") for user, pw, role in self.logins],
+        ]
+
+
+async def wait_for_temporal(settings: Settings, timeout: float = 60) -> None:
+    from cobro.temporal_client import connect
+
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            client = await connect(settings)
+            await client.service_client.check_health()
+            return
+        except Exception as exc:  # server still booting
+            last = exc
+            await asyncio.sleep(0.5)
+    raise StackError(f"Temporal at {settings.temporal_address} not ready: {last}")
+
+
+@contextlib.asynccontextmanager
+async def running_stack(settings: Settings, demo: bool) -> AsyncIterator[StackUrls]:
+    """Start everything, yield the URLs, stop everything in reverse order."""
+    from cobro.db import upgrade
+    from cobro.devkit.capture import CaptureServers
+    from cobro.web.app import serve_web
+    from worker import run_worker
+
+    var_dir = settings.var_dir.resolve()
+    var_dir.mkdir(parents=True, exist_ok=True)
+    host, _ = host_port(settings.temporal_address)
+    temporal = TemporalDevServer(var_dir, settings.temporal_address, settings.temporal_ui_port)
+    stop = asyncio.Event()
+    tasks: list[asyncio.Task[None]] = []
+    logins: list[tuple[str, str, str]] = []
+    try:
+        await asyncio.to_thread(upgrade, settings.resolved_database_url)
+        if demo:
+            from cobro.devkit.demo import load_demo
+
+            reports = await asyncio.to_thread(
+                load_demo, var_dir / "demo", None, settings.insurer_simulator_seed
+            )
+            for report in reports.values():
+                log.info("demo data: %s", report.summary())
+            logins = await asyncio.to_thread(demo_logins, settings)
+        await asyncio.to_thread(temporal.start)
+        await wait_for_temporal(settings)
+        async with (
+            CaptureServers(
+                storage_dir=var_dir / "capture",
+                smtp_port=settings.smtp_port,
+                http_port=settings.capture_http_port,
+            ) as capture,
+            insurer_simulator(settings, var_dir) as insurer,
+        ):
+            tasks.append(asyncio.create_task(run_worker(settings, stop), name="worker"))
+            tasks.append(asyncio.create_task(serve_web(settings, stop), name="web"))
+            await _system_check(settings)
+            await _apply_sync_schedule(settings)
+            if demo:
+                await _first_sync(settings)
+            await _wake_dunning(settings)
+            yield StackUrls(
+                temporal_ui=f"http://{host}:{settings.temporal_ui_port}",
+                temporal_grpc=settings.temporal_address,
+                web=f"http://{settings.web_host}:{settings.web_port}",
+                inbox=capture.base_url,
+                smtp=f"smtp://127.0.0.1:{capture.smtp_port}",
+                twilio_api=capture.base_url,
+                insurer=insurer,
+                logins=logins,
+            )
+            stop.set()
+            await asyncio.gather(*tasks, return_exceptions=True)
+    finally:
+        stop.set()
+        for task in tasks:
+            if not task.done():
+                task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.to_thread(temporal.stop)
+
+
+DEMO_LOGINS = [("demo", "cobro-demo-2026", "admin"), ("viewer", "cobro-viewer-2026", "viewer")]
+
+
+def demo_logins(settings: Settings) -> list[tuple[str, str, str]]:
+    """The demo's dashboard users (an admin and a viewer), created once. Demo only: their
+    passwords are printed and published in the README."""
+    from cobro.db import make_engine
+    from cobro.users import UserError, create_user
+
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        for user, password, role in DEMO_LOGINS:
+            with contextlib.suppress(UserError):  # already there (second start)
+                create_user(engine, user, password, role, f"Demo {role}")
+    finally:
+        engine.dispose()
+    return list(DEMO_LOGINS)
+
+
+def _is_loopback(url: str) -> bool:
+    from urllib.parse import urlsplit
+
+    return (urlsplit(url).hostname or "") in ("127.0.0.1", "localhost", "::1")
+
+
+@contextlib.asynccontextmanager
+async def insurer_simulator(settings: Settings, var_dir: Path) -> AsyncIterator[str]:
+    """The Allianz-Trade-style simulator on COBRO_INSURER_BASE_URL when that is a loopback
+    address (the default); a real insurer URL is used as is. Its buyers are the demo's."""
+    from urllib.parse import urlsplit
+
+    from cobro.devkit.insurer.server import InsurerSimulator
+
+    if not _is_loopback(settings.insurer_base_url):
+        yield ""
+        return
+    parts = urlsplit(settings.insurer_base_url)
+    anchor = var_dir / "demo" / "anchor.txt"
+    start = date.fromisoformat(anchor.read_text().strip()) if anchor.exists() else date.today()
+    simulator = InsurerSimulator(
+        buyers=300,
+        seed=settings.insurer_simulator_seed,
+        api_key=settings.insurer_api_key.get_secret_value(),
+        start_date=start,
+        host=parts.hostname or "127.0.0.1",
+        port=parts.port or 80,
+    )
+    try:
+        await simulator.start()
+    except OSError as exc:
+        url = settings.insurer_base_url
+        raise StackError(f"insurer simulator cannot listen on {url}: {exc}") from exc
+    try:
+        days = (date.today() - start).days
+        for _ in range(max(0, days)):  # the book moved on since the demo was generated
+            simulator.advance_day()
+        yield simulator.base_url
+    finally:
+        await simulator.stop()
+
+
+async def _apply_sync_schedule(settings: Settings) -> None:
+    from cobro.sync_schedule import apply_schedule
+    from cobro.temporal_client import connect
+
+    info = await apply_schedule(await connect(settings), settings)
+    log.info("daily insurer sync: %s (schedule %s)", info.spec, info.schedule_id)
+
+
+async def _first_sync(settings: Settings, timeout: float = 180) -> None:
+    """One DailySync now (full the first time, then incremental), waited for, so the demo
+    opens with covers, grades and risk classes; visible in the Temporal UI."""
+    from cobro.temporal_client import connect
+    from workflows.daily_sync import DailySync, DailySyncInput
+
+    client = await connect(settings)
+    result = await asyncio.wait_for(
+        client.execute_workflow(
+            DailySync.run,
+            DailySyncInput(),
+            id=f"daily-sync-dev-{int(time.time())}",
+            task_queue=settings.temporal_task_queue,
+        ),
+        timeout,
+    )
+    log.info(
+        "insurer sync (%s): %s; %d customers classified",
+        result.kind,
+        ", ".join(f"{k} {v}" for k, v in result.summary.items() if isinstance(v, int)),
+        result.classified,
+    )
+
+
+async def _wake_dunning(settings: Settings) -> None:
+    """Start (or wake) the dunning workflow of every customer with open invoices."""
+    from cobro.db import make_engine
+    from cobro.dunning.notify import accounts_with_open_invoices, notify
+    from cobro.dunning.signals import FactsChanged
+    from cobro.temporal_client import connect
+
+    engine = make_engine(settings.resolved_database_url)
+    accounts = await asyncio.to_thread(accounts_with_open_invoices, engine)
+    engine.dispose()
+    client = await connect(settings)
+    count = await notify(client, accounts, FactsChanged("invoices_changed", "cobro dev"), settings)
+    log.info("dunning: %d workflows started or woken (find them in the Temporal UI)", count)
+
+
+async def _system_check(settings: Settings, timeout: float = 60) -> None:
+    """Prove the worker is connected: run SystemCheck end to end."""
+    from cobro.temporal_client import connect
+    from workflows.system_check import SystemCheck
+
+    client = await connect(settings)
+    report = await asyncio.wait_for(
+        client.execute_workflow(
+            SystemCheck.run,
+            id=f"system-check-{int(time.time())}",
+            task_queue=settings.temporal_task_queue,
+        ),
+        timeout,
+    )
+    log.info(
+        "worker connected: %s database, %d customers, %d open invoices",
+        report.dialect,
+        report.customers,
+        report.open_invoices,
+    )

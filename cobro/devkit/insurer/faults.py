@@ -1,0 +1,62 @@
+"""What goes wrong in the simulated insurer, and how often: rates, scripted failures,
+malformed records."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class Faults(BaseModel):
+    """What goes wrong, and how often. All off by default."""
+
+    server_error_rate: float = Field(0.0, ge=0, le=1)  # 500
+    rate_limit_rate: float = Field(0.0, ge=0, le=1)  # 429 + Retry-After
+    unavailable_rate: float = Field(0.0, ge=0, le=1)  # 503 + Retry-After
+    retry_after_seconds: float = Field(1.0, ge=0)
+    slow_rate: float = Field(0.0, ge=0, le=1)
+    slow_seconds: float = Field(2.0, ge=0)
+    malformed_records: int = Field(0, ge=0)  # covers served corrupted (the same ones per seed)
+    truncated_pages: list[int] = Field(default_factory=list)  # cover-search pages served short
+    truncate_times: int = Field(1, ge=0)  # how many times each of those pages is served short
+    token_max_uses: int = Field(0, ge=0)  # a token is refused after N uses (0: no limit)
+    reject_all_tokens: bool = False  # every bearer token refused (a persistent 401)
+    seed: int = 0  # seeds the rates above
+
+
+@dataclass
+class Injected:
+    """One scripted failure: `status` 429/500/503/..., or `slow` seconds before answering."""
+
+    status: int | None = None
+    retry_after: float | None = None
+    slow: float | None = None
+
+
+MALFORMATIONS = (
+    ("amount", "amount is not a number"),
+    ("missing_id", "coverId missing"),
+    ("grade", "grade out of 1-10"),
+    ("date", "expiryDate not a date"),
+    ("company", "company missing"),
+)
+
+
+def corrupt(record: dict[str, Any], kind: str) -> dict[str, Any]:
+    bad = dict(record)
+    if kind == "amount":
+        bad["amount"] = "abc"
+    elif kind == "missing_id":
+        bad.pop("coverId")
+    elif kind == "grade":
+        bad["grade"] = 42
+    elif kind == "date":
+        bad["expiryDate"] = "2025-13-45"
+    elif kind == "company":
+        bad.pop("company")
+    return bad
+
+
+# --- the server ----------------------------------------------------------------------------

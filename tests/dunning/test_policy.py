@@ -1,0 +1,203 @@
+"""Dunning policies: offsets, validation errors with field paths, the shipped file."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from cobro.dunning import (
+    DunningRulesFile,
+    PolicyError,
+    format_offset,
+    load_policies,
+    load_policies_file,
+    parse_offset,
+    simple_match,
+)
+from tests.helpers import ROOT
+
+SHIPPED = ROOT / "rules" / "dunning.yaml"
+
+
+def policy(**overrides) -> dict:
+    base = {
+        "name": "p",
+        "calendar": "FR",
+        "steps": [
+            {"at": "-5d", "channel": "email", "template": "pre_due"},
+            {"at": "+1d", "channel": ["email", "sms"], "template": "due"},
+            {"at": "+2w", "action": "task", "note": "call"},
+            {"at": "+45d", "action": "claim"},
+        ],
+    }
+    base.update(overrides)
+    return {"policies": [base]}
+
+
+def errors_of(data) -> list[str]:
+    with pytest.raises(PolicyError) as info:
+        load_policies(data)
+    assert isinstance(info.value, ValueError)
+    return str(info.value).splitlines()
+
+
+def test_parse_and_format_offsets() -> None:
+    assert [parse_offset(x) for x in ("-5d", "+1d", "15d", "+2w", "-1w", " + 3 d ", 4)] == [
+        -5,
+        1,
+        15,
+        14,
+        -7,
+        3,
+        4,
+    ]
+    assert [format_offset(x) for x in (-5, 15, 0)] == ["-5d", "+15d", "+0d"]
+    for bad in ("5", "d", "+1m", "1.5d", "", True, None):
+        with pytest.raises(ValueError, match="invalid offset"):
+            parse_offset(bad)
+
+
+def test_valid_policy_model() -> None:
+    rules = load_policies(policy())
+    p = rules.policies[0]
+    assert [s.at for s in p.steps] == [-5, 1, 14, 45]
+    assert [s.kind for s in p.steps] == ["send", "send", "task", "claim"]
+    assert p.steps[0].channel == ("email",) and p.steps[1].channel == ("email", "sms")
+    assert p.business_days and p.send_window == "09:00-18:00"
+    assert p.send_days == ("mon", "tue", "wed", "thu", "fri")
+    assert p.window.days == frozenset(range(5))
+    # Frozen, and its JSON form loads back to the same model.
+    with pytest.raises(ValueError):
+        p.name = "other"  # type: ignore[misc]
+    dumped = rules.model_dump(mode="json")
+    assert dumped["policies"][0]["steps"][2]["at"] == "+14d"
+    assert DunningRulesFile.model_validate(dumped) == rules
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (
+            {"steps": [{"at": "5x", "channel": "email", "template": "due"}]},
+            "policies[0].steps[0].at: invalid offset '5x'",
+        ),
+        (
+            {
+                "steps": [
+                    {"at": "+7d", "channel": "email", "template": "reminder"},
+                    {"at": "+1d", "channel": "email", "template": "due"},
+                ]
+            },
+            "policies[0].steps: steps must be in strictly increasing `at` order: step 1 (+1d)",
+        ),
+        (
+            {"steps": [{"at": "+1d", "channel": "fax", "template": "due"}]},
+            "policies[0].steps[0].channel[0]: Input should be 'email' or 'sms'",
+        ),
+        (
+            {"steps": [{"at": "+1d", "action": "task"}]},
+            "policies[0].steps[0]: `action: task` needs a `note`",
+        ),
+        (
+            {"steps": [{"at": "+1d", "channel": "email"}]},
+            "policies[0].steps[0]: a message step needs `template`",
+        ),
+        (
+            {"steps": [{"at": "+1d", "action": "claim", "channel": "email"}]},
+            "policies[0].steps[0]: `action: claim` takes no `channel`/`template`",
+        ),
+        (
+            {"steps": [{"at": "+1d", "channel": ["email", "email"], "template": "due"}]},
+            "policies[0].steps[0].channel: duplicate channel",
+        ),
+        ({"calendar": "XX"}, "policies[0].calendar: unknown calendar 'XX'"),
+        ({"send_window": "18:00-09:00"}, "policies[0].send_window: invalid send window"),
+        ({"send_days": []}, "policies[0].send_days: at least one sending day"),
+        ({"send_days": ["mon", "funday"]}, "policies[0].send_days[1]: Input should be"),
+        ({"steps": []}, "policies[0].steps: "),
+        ({"name": "Bad Name"}, "policies[0].name: String should match pattern"),
+        ({"colour": "red"}, "policies[0].colour: Extra inputs are not permitted"),
+    ],
+)
+def test_errors_name_the_field_path(change: dict, expected: str) -> None:
+    lines = errors_of(policy(**change))
+    assert any(line.startswith(expected) for line in lines), lines
+
+
+def test_duplicate_policy_names_and_bad_yaml() -> None:
+    data = policy()
+    data["policies"].append(data["policies"][0])
+    assert errors_of(data) == ["policies: duplicate policy name `p`"]
+    assert errors_of("policies: [")[0].startswith("invalid YAML")
+
+
+def test_file_errors_name_the_file(tmp_path: Path) -> None:
+    f = tmp_path / "dunning.yaml"
+    f.write_text("policies:\n  - name: x\n    steps: [{at: soon, action: claim}]\n")
+    with pytest.raises(PolicyError) as info:
+        load_policies_file(f)
+    assert str(info.value).startswith(f"{f}: policies[0].steps[0].at: invalid offset 'soon'")
+
+
+def test_shipped_policies() -> None:
+    rules = load_policies_file(SHIPPED)
+    names = [p.name for p in rules.policies]
+    assert {"standard", "strict", "public_sector"} <= set(names)
+    standard = rules.get("standard")
+    assert [(s.label, s.kind, s.template) for s in standard.steps] == [
+        ("-5d", "send", "pre_due"),
+        ("+1d", "send", "due"),
+        ("+7d", "send", "reminder"),
+        ("+15d", "task", None),
+        ("+30d", "send", "final_notice"),
+        ("+45d", "claim", None),
+    ]
+    assert standard.steps[1].channel == ("email", "sms")
+    assert rules.select({"risk_class": "low", "segment": "sme"}).name == "standard"
+    assert rules.select({"risk_class": "critical", "segment": "sme"}).name == "strict"
+    assert rules.select({"risk_class": "low", "segment": "public_sector"}).name == "public_sector"
+    # Every template a shipped policy names exists in every language, with every part.
+    templates = ROOT / "templates"
+    for p in rules.policies:
+        for s in p.steps:
+            for ch in s.channel or ():
+                for lang in ("en", "fr", "es", "de"):
+                    parts = ("subject", "txt", "html") if ch == "email" else ("txt",)
+                    for part in parts:
+                        assert (templates / ch / lang / f"{s.template}.{part}.j2").is_file()
+
+
+def test_simple_match_is_only_a_placeholder() -> None:
+    assert simple_match('risk_class in ["low", "medium"]', {"risk_class": "low"})
+    assert not simple_match('segment == "public_sector" and grade != 3', {"segment": "x"})
+    assert simple_match("true", {})
+    with pytest.raises(NotImplementedError, match="rules engine"):
+        simple_match("grade >= 8 or over_limit", {"grade": 9})
+
+
+def test_rules_engine_registration(tmp_path: Path) -> None:
+    import cobro.dunning.rulefile  # noqa: F401 - registers dunning.yaml
+    from cobro.rules import RuleError, Ruleset
+
+    shutil.copy(ROOT / "rules" / "risk_classes.yaml", tmp_path)
+    shutil.copy(SHIPPED, tmp_path)
+    built = Ruleset.load(tmp_path).built("dunning.yaml")
+    assert built.select({"risk_class": "high", "segment": "sme"}).name == "strict"
+    assert built.select({"risk_class": "watch", "segment": "sme"}).name == "standard"
+    assert built.rules == load_policies_file(SHIPPED)
+
+    (tmp_path / "dunning.yaml").write_text(
+        "policies:\n"
+        "  - name: x\n"
+        "    applies_to: risk_clas == 'low'\n"
+        "    steps:\n"
+        "      - {at: 3, action: claim}\n"
+        "      - {at: +1d, action: claim}\n"
+    )
+    with pytest.raises(RuleError) as info:
+        Ruleset.load(tmp_path)
+    text = str(info.value)
+    assert "dunning.yaml:3:" in text and "risk_clas" in text
+    assert "dunning.yaml:5:" in text and "strictly increasing" in text
