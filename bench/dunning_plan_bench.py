@@ -25,13 +25,8 @@ import holidays
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from cobro.dunning import (  # noqa: E402
-    DunningCustomer,
-    InvoiceState,
-    Pause,
-    load_policies_file,
-    plan,
-)
+from cobro.dunning.policy import load_policies_file  # noqa: E402
+from cobro.dunning.schedule import DunningCustomer, InvoiceState, Pause, plan  # noqa: E402
 
 ZONES = ["Europe/Paris", "Europe/Berlin", "America/New_York", "Asia/Tokyo", "UTC"]
 

@@ -44,6 +44,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import aliased
 
+from cobro.formatting import jsonable
 from cobro.models import Customer, InsurerCover, Invoice, PaymentAllocation
 from cobro.rules.facts_sql import ACTIVE_STATUSES, cover_in_force
 from cobro.types import Money
@@ -174,17 +175,7 @@ class Kpis:
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON: dates ISO, money and ratios as decimal strings (exact), None as null."""
-        return _jsonable(asdict(self))
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, Decimal | date):
-        return str(value)
-    return value
+        return jsonable(asdict(self))
 
 
 def _money(expr: Any) -> Any:

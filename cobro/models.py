@@ -356,8 +356,9 @@ class Communication(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
-class DunningStep(Base):
-    """One invoice reaching one step of its policy: the invoice's level, never done twice."""
+class InvoiceStepReached(Base):
+    """One invoice reaching one step of its policy (OCA's credit-control "line"): the invoice's
+    level, never done twice. The step itself is `cobro.dunning.policy.PolicyStep`."""
 
     __tablename__ = "dunning_steps"
     __table_args__ = (UniqueConstraint("invoice_id", "step_index", "channel"),)
@@ -541,12 +542,12 @@ __all__ = [
     "Customer",
     "CustomerFactSnapshot",
     "DunningPause",
-    "DunningStep",
     "GradeHistory",
     "ImportRun",
     "InsurerCover",
     "InsurerQuarantine",
     "Invoice",
+    "InvoiceStepReached",
     "Payment",
     "PaymentAllocation",
     "RiskAssessment",

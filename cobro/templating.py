@@ -30,7 +30,7 @@ from typing import Any
 
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date as _babel_date
-from babel.numbers import format_currency, format_decimal
+from babel.numbers import format_decimal
 from jinja2 import (
     FileSystemLoader,
     StrictUndefined,
@@ -40,6 +40,8 @@ from jinja2 import (
     pass_context,
 )
 from jinja2.sandbox import SandboxedEnvironment
+
+from cobro.formatting import money
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 DEFAULT_LANGUAGE = "en"
@@ -81,11 +83,6 @@ def _locale_of(ctx: Any, locale: str | None) -> str:
         return locale
     value = ctx.get("locale") if ctx is not None else None
     return value or DEFAULT_LANGUAGE
-
-
-def money(amount: Any, currency: str, locale: str = DEFAULT_LANGUAGE) -> str:
-    """`money(Decimal("1234.56"), "EUR", "fr")` -> `1 234,56 €` (Babel, CLDR spacing)."""
-    return format_currency(Decimal(str(amount)), currency, locale=locale)
 
 
 def format_date(value: date | datetime, fmt: str = "long", locale: str = DEFAULT_LANGUAGE) -> str:

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from cobro.dunning import InvoiceState
+from cobro.dunning.schedule import InvoiceState
+from cobro.formatting import money
 from cobro.templating import (
     LANGUAGES,
     TEMPLATES_DIR,
@@ -17,7 +18,6 @@ from cobro.templating import (
     Templates,
     build_context,
     format_date,
-    money,
     render_all_samples,
     sample_context,
 )

@@ -21,6 +21,7 @@ from typing import Any
 import typer
 
 from cobro.cli.common import fail
+from cobro.formatting import amount
 
 CSV_COLUMNS = (
     "account",
@@ -49,7 +50,7 @@ PART_LABELS = {
 
 
 def _money(value: Decimal | None) -> str:
-    return "—" if value is None else f"{value:,.2f}"
+    return "—" if value is None else amount(value)
 
 
 def _ruleset(directory: Path | None):  # type: ignore[no-untyped-def]

@@ -11,10 +11,11 @@ from decimal import Decimal
 import typer
 
 from cobro.cli.common import fail
+from cobro.formatting import amount
 
 
 def _fmt(value: Decimal | None, suffix: str = "") -> str:
-    return "—" if value is None else f"{value:,.2f}{suffix}"
+    return "—" if value is None else f"{amount(value)}{suffix}"
 
 
 def kpis_command(

@@ -112,7 +112,7 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class DunningStep(_Frozen):
+class PolicyStep(_Frozen):
     """One step: a message (`channel` + `template`), a `task` or a `claim`."""
 
     at: Offset
@@ -133,7 +133,7 @@ class DunningStep(_Frozen):
         return value
 
     @model_validator(mode="after")
-    def _shape(self) -> DunningStep:
+    def _shape(self) -> PolicyStep:
         kind = self.kind
         if kind == "send":
             if not self.channel:
@@ -173,7 +173,7 @@ class DunningPolicy(_Frozen):
         "thu",
         "fri",
     )
-    steps: tuple[DunningStep, ...] = Field(min_length=1)
+    steps: tuple[PolicyStep, ...] = Field(min_length=1)
 
     @field_validator("calendar")
     @classmethod
@@ -198,7 +198,7 @@ class DunningPolicy(_Frozen):
 
     @field_validator("steps")
     @classmethod
-    def _ordered(cls, steps: tuple[DunningStep, ...]) -> tuple[DunningStep, ...]:
+    def _ordered(cls, steps: tuple[PolicyStep, ...]) -> tuple[PolicyStep, ...]:
         for i in range(1, len(steps)):
             if steps[i].at <= steps[i - 1].at:
                 raise ValueError(

@@ -26,7 +26,7 @@ from cobro.dunning.schedule import (
     Pause,
     plan,
 )
-from cobro.models import Customer, DunningPause, DunningStep, Invoice, RiskAssessment, Task
+from cobro.models import Customer, DunningPause, Invoice, InvoiceStepReached, RiskAssessment, Task
 from cobro.models import TimelineEvent as Event
 from cobro.settings import get_settings
 
@@ -49,7 +49,7 @@ class CustomerFacts:
     done_steps: dict[int, dict[int, set[str]]]  # invoice id -> step index -> channels done
     pauses: list[DunningPause]
     risk_class: str | None
-    last_step: DunningStep | None
+    last_step: InvoiceStepReached | None
     invoice_ids: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -159,7 +159,9 @@ def load_customer_facts(session: Session, account: str) -> CustomerFacts | None:
     done: dict[int, dict[int, set[str]]] = defaultdict(lambda: defaultdict(set))
     last_step = None
     for step in session.scalars(
-        select(DunningStep).where(DunningStep.customer_id == customer.id).order_by(DunningStep.id)
+        select(InvoiceStepReached)
+        .where(InvoiceStepReached.customer_id == customer.id)
+        .order_by(InvoiceStepReached.id)
     ):
         done[step.invoice_id][step.step_index].add(step.channel)
         last_step = step
@@ -363,7 +365,7 @@ def record_levels(
 ) -> None:
     for number in numbers:
         session.add(
-            DunningStep(
+            InvoiceStepReached(
                 customer_id=facts.customer.id,
                 invoice_id=facts.invoice_ids[number],
                 policy=action.policy,

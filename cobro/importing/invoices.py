@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, func, select, update
 
+from cobro.formatting import jsonable
 from cobro.importing.reader import Row
 from cobro.importing.schemas import InvoiceRow
 from cobro.importing.upsert import (
@@ -26,7 +27,6 @@ from cobro.importing.upsert import (
     customers_t,
     event,
     fetch_by_keys,
-    jsonable,
     update_by_id,
 )
 from cobro.models import INVOICE_COPIES, Invoice, PaymentAllocation

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, insert, select
 
+from cobro.formatting import jsonable
 from cobro.importing.allocation import OpenInvoice, allocate
 from cobro.importing.reader import Row, error_line
 from cobro.importing.schemas import PaymentRow
@@ -28,7 +29,6 @@ from cobro.importing.upsert import (
     event,
     fetch_by_keys,
     insert_returning_ids,
-    jsonable,
     update_by_id,
 )
 from cobro.models import Invoice, Payment, PaymentAllocation, allocation_values

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from decimal import Decimal
 from functools import partial
 from operator import itemgetter
@@ -26,6 +26,7 @@ from sqlalchemy import Column, Connection, Table, bindparam, insert, select, upd
 from sqlalchemy.engine import Row as DbRow
 from sqlalchemy.engine.interfaces import Dialect
 
+from cobro.formatting import jsonable
 from cobro.importing.reader import Row as FileRow
 from cobro.importing.reader import error_line
 from cobro.models import Customer, TimelineEvent
@@ -222,18 +223,6 @@ def event(
 def add_events(ctx: Context, events: list[tuple[int, str, str, dict[str, Any]]]) -> None:
     if events:
         ctx.inserter(events_t, EVENT_COLUMNS, at=ctx.now, actor="import").run(events)
-
-
-def jsonable(value: Any) -> Any:
-    """Timeline data is JSON: dates as ISO text, money as exact decimal text."""
-    if isinstance(value, Decimal):
-        short = value.normalize()
-        if short.as_tuple().exponent > -2:  # type: ignore[operator]
-            short = value.quantize(CENTS)
-        return format(short, "f")
-    if isinstance(value, date | datetime):
-        return value.isoformat()
-    return value
 
 
 def changes(old: dict[str, Any], new: dict[str, Any]) -> dict[str, dict[str, Any]]:

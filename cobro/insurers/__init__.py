@@ -1,70 +1,7 @@
-"""Credit insurers: the connector protocol, the Allianz Trade client and its loopback simulator.
+"""Credit insurers: the connector protocol (`base`), the Allianz Trade client
+(`allianz_trade`), matching insurer buyers to customers (`matching`), covers and the daily
+sync (`covers`, `sync_store`, `sync_runner`).
 
-The contract (what mirrors the public API, what is assumed) is in `CONTRACT.md` next to this file.
+The wire contract (what mirrors the public API, what is assumed) is in `CONTRACT.md` next to
+this file; its loopback simulator is `cobro.devkit.insurer`.
 """
-
-from cobro.insurers.allianz_trade import AllianzTradeConnector, ConnectorStats, RetryPolicy
-from cobro.insurers.base import (
-    Company,
-    CompanySearch,
-    Cover,
-    CoverDecision,
-    CoverFetch,
-    CoverJob,
-    CoverPage,
-    CoverRequest,
-    CoverStatus,
-    CoverType,
-    Decision,
-    DeclarationReceipt,
-    DeclarationType,
-    DeclaredInvoice,
-    IdType,
-    InsurerAuthError,
-    InsurerConnector,
-    InsurerError,
-    InsurerProtocolError,
-    InsurerRateLimited,
-    InsurerRequestError,
-    InsurerUnavailable,
-    JobStatus,
-    JobTimeout,
-    NationalId,
-    OverdueDeclaration,
-    QuarantinedRecord,
-    Truncation,
-)
-
-__all__ = [
-    "AllianzTradeConnector",
-    "Company",
-    "CompanySearch",
-    "ConnectorStats",
-    "Cover",
-    "CoverDecision",
-    "CoverFetch",
-    "CoverJob",
-    "CoverPage",
-    "CoverRequest",
-    "CoverStatus",
-    "CoverType",
-    "Decision",
-    "DeclarationReceipt",
-    "DeclarationType",
-    "DeclaredInvoice",
-    "IdType",
-    "InsurerAuthError",
-    "InsurerConnector",
-    "InsurerError",
-    "InsurerProtocolError",
-    "InsurerRateLimited",
-    "InsurerRequestError",
-    "InsurerUnavailable",
-    "JobStatus",
-    "JobTimeout",
-    "NationalId",
-    "OverdueDeclaration",
-    "QuarantinedRecord",
-    "RetryPolicy",
-    "Truncation",
-]

@@ -65,7 +65,7 @@ RETRY_AFTER_STATUS = frozenset({429, 503})
 
 
 @dataclass(frozen=True)
-class RetryPolicy:
+class HttpRetries:
     """Bounded retries: `max_attempts` tries in all; backoff `base_delay * 2**n` capped at
     `max_delay`, with jitter (half fixed, half random); Retry-After is honoured up to
     `max_retry_after` seconds (beyond that the call fails rather than stall a sync)."""
@@ -161,7 +161,7 @@ class AllianzTradeConnector:
         api_key: SecretStr | str | None = None,
         *,
         timeout: float | httpx.Timeout = 15.0,
-        retry: RetryPolicy | None = None,
+        retry: HttpRetries | None = None,
         page_size: int = 500,
         token_refresh_margin: float = 60.0,
         truncated_page_retries: int = 1,
@@ -177,7 +177,7 @@ class AllianzTradeConnector:
             api_key = api_key if api_key is not None else settings.insurer_api_key
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key if isinstance(api_key, SecretStr) else SecretStr(api_key)
-        self.retry = retry or RetryPolicy()
+        self.retry = retry or HttpRetries()
         self.page_size = page_size
         self.token_refresh_margin = token_refresh_margin
         self.truncated_page_retries = truncated_page_retries
@@ -594,7 +594,7 @@ def _validate_covers(items: list[Any], page: int) -> tuple[list[Cover], list[Qua
 __all__ = [
     "AllianzTradeConnector",
     "ConnectorStats",
+    "HttpRetries",
     "InsurerError",
-    "RetryPolicy",
     "parse_retry_after",
 ]

@@ -22,12 +22,13 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
-from babel.numbers import format_currency
 from sqlalchemy import Engine, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
+from cobro import formatting
 from cobro.bulk import bulk_insert
 from cobro.db import transaction
+from cobro.formatting import jsonable
 from cobro.insurers.base import Cover, CoverPage, IdType
 from cobro.insurers.matching import CustomerIds, Match, MatchIndex, normalise, siren_of
 from cobro.models import (
@@ -150,14 +151,7 @@ def cover_values(cover: Cover) -> dict[str, Any]:
 def money(amount: Decimal | None, currency: str) -> str:
     if amount is None:
         return "none"
-    return format_currency(amount, currency, locale="en", format="¤#,##0", currency_digits=False)
-
-
-def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
-    return {
-        k: (v.isoformat() if isinstance(v, date) else str(v) if isinstance(v, Decimal) else v)
-        for k, v in values.items()
-    }
+    return formatting.money(amount, currency, whole=True)
 
 
 _INDEX_CACHE: dict[tuple[str, int], MatchIndex] = {}
@@ -309,7 +303,7 @@ def _apply(s: Session, run_id: int, insurer: str, page: CoverPage, today: date) 
                     "customer_id": customer_id,
                     "kind": "created",
                     "old": None,
-                    "new": _jsonable(
+                    "new": jsonable(
                         {
                             k: values[k]
                             for k in (
@@ -359,8 +353,8 @@ def _apply(s: Session, run_id: int, insurer: str, page: CoverPage, today: date) 
                     "insurer_cover_id": old.id,
                     "customer_id": customer_id,
                     "kind": kind,
-                    "old": _jsonable({k: changed[k][0] for k in _FIELDS[kind] if k in changed}),
-                    "new": _jsonable({k: changed[k][1] for k in _FIELDS[kind] if k in changed}),
+                    "old": jsonable({k: changed[k][0] for k in _FIELDS[kind] if k in changed}),
+                    "new": jsonable({k: changed[k][1] for k in _FIELDS[kind] if k in changed}),
                 }
             )
             if customer_id is not None:

@@ -30,8 +30,7 @@ import tempfile
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
-from decimal import Decimal
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +38,7 @@ from sqlalchemy import Engine, case, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from cobro.db import transaction
+from cobro.formatting import jsonable
 from cobro.models import (
     Alert,
     Customer,
@@ -108,18 +108,6 @@ class ClassifyReport:
 
 
 # ---------------------------------------------------------------------------- JSON
-
-
-def jsonable(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, dict):
-        return {k: jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [jsonable(v) for v in value]
-    return value
 
 
 def _trace_json(t: ConditionTrace) -> dict[str, Any]:
@@ -216,7 +204,7 @@ def _episode_states(
     return out
 
 
-def classify_batch(
+def classify_facts(
     session: Session,
     ruleset: Ruleset,
     batch: Sequence[tuple[int, Facts]],
@@ -384,7 +372,7 @@ def classify_page(
     now = _now(now)
     with transaction(engine) as session:
         batch = facts_for_range(session.connection(), now.date(), lo, hi)
-        return classify_batch(session, ruleset, batch, now, write)
+        return classify_facts(session, ruleset, batch, now, write)
 
 
 def pages(engine: Engine | None, batch_size: int = BATCH_SIZE) -> list[tuple[int, int]]:
@@ -411,7 +399,7 @@ def classify_portfolio(
             with transaction(engine) as session:
                 chunk = wanted[start : start + batch_size]
                 (batch,) = iter_facts(session.connection(), now.date(), chunk, batch_size)
-                report.merge(classify_batch(session, ruleset, batch, now, write))
+                report.merge(classify_facts(session, ruleset, batch, now, write))
         return report
     for lo, hi in pages(engine, batch_size):
         report.merge(classify_page(engine, ruleset, lo, hi, now, write))
@@ -467,7 +455,7 @@ def explain_customer(
         return None
     with transaction(engine) as session:
         (batch,) = iter_facts(session.connection(), now.date(), [cid])
-        report = classify_batch(session, ruleset, batch, now, write)
+        report = classify_facts(session, ruleset, batch, now, write)
     stored = batch[0][1]
     facts = evaluation_facts(stored)
     expl = ruleset.classifier.explain(facts)
@@ -583,7 +571,7 @@ def diff_rulesets(
     for lo, hi in pages(engine, batch_size):
         with transaction(engine) as session:
             batch = facts_for_range(session.connection(), now.date(), lo, hi)
-            preview = classify_batch(session, proposed, batch, now, write=False)
+            preview = classify_facts(session, proposed, batch, now, write=False)
         diff.evaluated += len(batch)
         diff.alerts.extend(preview.alerts)
         for _, stored in batch:

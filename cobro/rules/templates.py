@@ -16,6 +16,7 @@ import jinja2
 from jinja2 import nodes
 from jinja2.sandbox import SandboxedEnvironment
 
+from cobro.formatting import amount
 from cobro.rules.errors import RuleError, RuleMessage, did_you_mean
 from cobro.rules.expr import Env, TextPos
 
@@ -32,7 +33,7 @@ def _percent(value: Any, digits: int = 0) -> str:
 def _money(value: Any, digits: int = 2) -> str:
     if value is None:
         return NULL_TEXT
-    return f"{Decimal(str(value)):,.{digits}f}"
+    return amount(value, digits=digits)
 
 
 def _days(value: Any) -> str:

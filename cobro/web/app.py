@@ -13,7 +13,6 @@ from typing import Any
 from urllib.parse import quote
 
 import uvicorn
-from babel.numbers import format_currency, format_decimal
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -22,6 +21,7 @@ from sqlalchemy import Engine
 from starlette.exceptions import HTTPException
 from starlette.staticfiles import StaticFiles
 
+from cobro import formatting
 from cobro.db import make_engine
 from cobro.settings import Settings, get_settings
 from cobro.users import authenticate, end_session, open_session
@@ -34,12 +34,12 @@ LOGIN_CSRF_COOKIE = "cobro_login_csrf"
 TITLES = {401: "Please log in", 403: "Not allowed", 404: "Not found", 422: "Not understood"}
 
 
-def money(amount: Decimal | None, currency: str | None) -> str:
-    return format_currency(amount or Decimal(0), currency or "EUR", locale="en")
+def money(value: Decimal | None, currency: str | None) -> str:
+    return formatting.money(value or Decimal(0), currency or "EUR")
 
 
 def amount(value: Decimal | None) -> str:
-    return format_decimal(value or Decimal(0), format="#,##0.00", locale="en")
+    return formatting.amount(value or Decimal(0))
 
 
 def pct(value: Decimal | None) -> str:

@@ -6,7 +6,8 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
-from cobro.dunning import DunningCustomer, InvoiceState, load_policies, plan
+from cobro.dunning.policy import load_policies
+from cobro.dunning.schedule import DunningCustomer, InvoiceState, plan
 
 POLICY = load_policies(
     """

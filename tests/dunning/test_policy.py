@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cobro.dunning import (
+from cobro.dunning.policy import (
     DunningRulesFile,
     PolicyError,
     format_offset,

@@ -10,8 +10,9 @@ from decimal import Decimal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cobro.dunning import DunningCustomer, InvoiceState, Pause, load_policies, plan
 from cobro.dunning.calendar import get_calendar, get_zone
+from cobro.dunning.policy import load_policies
+from cobro.dunning.schedule import DunningCustomer, InvoiceState, Pause, plan
 
 RULES = load_policies(
     """

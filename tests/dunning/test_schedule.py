@@ -10,14 +10,14 @@ from decimal import Decimal
 import pytest
 from pydantic import TypeAdapter
 
-from cobro.dunning import (
+from cobro.dunning.policy import load_policies
+from cobro.dunning.schedule import (
     DunningCustomer,
     DunningPlan,
     InvoiceState,
     Pause,
     as_of_instant,
     idempotency_key,
-    load_policies,
     plan,
 )
 

@@ -14,8 +14,8 @@ from pydantic import SecretStr
 
 from cobro.devkit.insurer.faults import Faults, corrupt
 from cobro.devkit.insurer.server import InsurerSimulator
-from cobro.insurers import (
-    AllianzTradeConnector,
+from cobro.insurers.allianz_trade import AllianzTradeConnector, HttpRetries, parse_retry_after
+from cobro.insurers.base import (
     CompanySearch,
     Cover,
     CoverRequest,
@@ -32,11 +32,9 @@ from cobro.insurers import (
     JobStatus,
     JobTimeout,
     OverdueDeclaration,
-    RetryPolicy,
 )
-from cobro.insurers.allianz_trade import parse_retry_after
 
-FAST = RetryPolicy(max_attempts=4, base_delay=0.01, max_delay=0.05)
+FAST = HttpRetries(max_attempts=4, base_delay=0.01, max_delay=0.05)
 
 
 @pytest.fixture
@@ -125,7 +123,7 @@ async def test_policy_filter(sim: InsurerSimulator) -> None:
 
 async def test_429_retry_after_is_honoured(small: InsurerSimulator) -> None:
     small.inject("covers_search", 429, retry_after=0.6)
-    async with connect(small, retry=RetryPolicy(max_attempts=3, base_delay=0.01)) as insurer:
+    async with connect(small, retry=HttpRetries(max_attempts=3, base_delay=0.01)) as insurer:
         result = await insurer.fetch_covers()
         assert list(result.covers) == expected(small)
         assert insurer.stats.retries == 1
@@ -157,7 +155,7 @@ def test_retry_after_parsing() -> None:
 
 async def test_persistent_429_fails_after_the_bounded_attempts(small: InsurerSimulator) -> None:
     small.inject("covers_search", 429, retry_after=0.01, times=10)
-    async with connect(small, retry=RetryPolicy(max_attempts=3, base_delay=0.01)) as insurer:
+    async with connect(small, retry=HttpRetries(max_attempts=3, base_delay=0.01)) as insurer:
         with pytest.raises(InsurerRateLimited, match="after 3 attempts"):
             await insurer.fetch_covers()
     assert len(small.requests_to("covers_search")) == 3
@@ -167,7 +165,7 @@ async def test_retry_after_beyond_the_cap_fails_instead_of_stalling(
     small: InsurerSimulator,
 ) -> None:
     small.inject("covers_search", 429, retry_after=3600)
-    retry = RetryPolicy(max_retry_after=5)
+    retry = HttpRetries(max_retry_after=5)
     async with connect(small, retry=retry) as insurer:
         with pytest.raises(InsurerRateLimited, match="Retry-After 3600s"):
             await insurer.fetch_covers()
@@ -177,7 +175,7 @@ async def test_500s_are_retried_with_growing_backoff_then_succeed(
     small: InsurerSimulator,
 ) -> None:
     small.inject("covers_search", 500, times=3)
-    retry = RetryPolicy(max_attempts=4, base_delay=0.1, max_delay=1.0)
+    retry = HttpRetries(max_attempts=4, base_delay=0.1, max_delay=1.0)
     async with connect(small, retry=retry) as insurer:
         result = await insurer.fetch_covers()
         assert insurer.stats.retries == 3
@@ -207,7 +205,7 @@ async def test_a_slow_response_times_out_and_is_retried(small: InsurerSimulator)
 async def test_an_unreachable_insurer_fails_clearly() -> None:
     async with InsurerSimulator(buyers=1) as gone:
         url = gone.base_url
-    insurer = AllianzTradeConnector(url, "k", retry=RetryPolicy(max_attempts=2, base_delay=0.01))
+    insurer = AllianzTradeConnector(url, "k", retry=HttpRetries(max_attempts=2, base_delay=0.01))
     async with insurer:
         with pytest.raises(InsurerUnavailable, match=r"ConnectError .* after 2 attempts"):
             await insurer.fetch_covers()
@@ -221,7 +219,7 @@ async def test_seeded_fault_rates_still_give_the_fault_free_result(sim: InsurerS
         retry_after_seconds=0.02,
         seed=3,
     )
-    async with connect(sim, retry=RetryPolicy(max_attempts=8, base_delay=0.01)) as insurer:
+    async with connect(sim, retry=HttpRetries(max_attempts=8, base_delay=0.01)) as insurer:
         result = await insurer.fetch_covers()
         assert insurer.stats.retries > 0
     assert list(result.covers) == expected(sim)

@@ -13,8 +13,8 @@ from pydantic import SecretStr
 
 from cobro.devkit.insurer.faults import Faults
 from cobro.devkit.insurer.server import InsurerSimulator
-from cobro.insurers import (
-    AllianzTradeConnector,
+from cobro.insurers.allianz_trade import AllianzTradeConnector, HttpRetries
+from cobro.insurers.base import (
     CompanySearch,
     CoverRequest,
     DeclaredInvoice,
@@ -22,11 +22,10 @@ from cobro.insurers import (
     InsurerAuthError,
     InsurerError,
     OverdueDeclaration,
-    RetryPolicy,
 )
 
 API_KEY = "sk-live-7f3a9c0d-TOP-SECRET-do-not-log"
-FAST = RetryPolicy(max_attempts=4, base_delay=0.01, max_delay=0.05)
+FAST = HttpRetries(max_attempts=4, base_delay=0.01, max_delay=0.05)
 
 
 def _chain(exc: BaseException) -> str:

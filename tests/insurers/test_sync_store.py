@@ -17,7 +17,7 @@ from sqlalchemy import Engine, func, select
 from cobro.db import transaction
 from cobro.devkit.insurer.faults import Faults
 from cobro.devkit.insurer.server import InsurerSimulator
-from cobro.insurers.allianz_trade import AllianzTradeConnector, RetryPolicy
+from cobro.insurers.allianz_trade import AllianzTradeConnector, HttpRetries
 from cobro.insurers.covers import CoverError, link_cover, list_covers, request_cover, unmatched
 from cobro.insurers.sync_runner import run_sync
 from cobro.models import (
@@ -30,7 +30,7 @@ from cobro.models import (
     TimelineEvent,
 )
 
-FAST = RetryPolicy(max_attempts=8, base_delay=0.01, max_delay=0.05)
+FAST = HttpRetries(max_attempts=8, base_delay=0.01, max_delay=0.05)
 BUYERS = 120
 
 
