@@ -232,7 +232,11 @@ def test_cli_json_contract_and_errors(use_database: str) -> None:
         "overdue_pct", "covered", "covered_pct", "over_limit", "top_debtors",
         "covers_expired", "covers_expiring",
     } <= set(eur)  # fmt: skip
-    assert eur["dso"] == "80.69" and eur["cei"] == "44.00" and Decimal(eur["receivables"]) == Decimal("1300")
+    assert (
+        eur["dso"] == "80.69"
+        and eur["cei"] == "44.00"
+        and Decimal(eur["receivables"]) == Decimal("1300")
+    )
     assert data["currencies"]["USD"]["cei"] is None
     assert eur["open_invoices"] == 5 and isinstance(eur["open_invoices"], int)
     assert eur["top_debtors"][0]["account"] == "A"

@@ -13,7 +13,8 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
-from cobro.devkit.capture_sms import CapturedSms, CaptureSmsServer, SmsStore
+from cobro.devkit.capture_http import CaptureSmsServer
+from cobro.devkit.capture_sms import CapturedSms, SmsStore
 from cobro.devkit.capture_smtp import CaptureSmtpServer, MailStore
 
 

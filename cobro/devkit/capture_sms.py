@@ -55,7 +55,6 @@ from urllib.parse import parse_qsl, urlencode
 
 import httpx
 import phonenumbers
-from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -63,8 +62,6 @@ from starlette.routing import BaseRoute, Route
 from twilio.request_validator import RequestValidator
 
 from cobro.channels.sms import sms_segments
-from cobro.devkit.capture_smtp import MailStore
-from cobro.devkit.loopback import EmbeddedHttpServer
 from cobro.devkit.storage import atomic_write_json, read_json
 
 log = logging.getLogger("cobro.devkit.capture_sms")
@@ -503,68 +500,3 @@ class TwilioCapture:
             Route(f"{base}/Messages/{{sid}}.json", self.fetch, methods=["GET"]),
             Route("/_capture/sms/{sid}/status", self.control_status, methods=["POST"]),
         ]
-
-
-def create_capture_app(
-    sms_store: SmsStore,
-    account_sid: str,
-    auth_token: str,
-    mail_store: MailStore | None = None,
-    auto_deliver: bool = True,
-) -> tuple[Starlette, TwilioCapture]:
-    """The capture HTTP app: Twilio API + inbox UI/JSON (mail included if `mail_store`)."""
-    from cobro.devkit.inbox import inbox_routes
-
-    twilio = TwilioCapture(sms_store, account_sid, auth_token, auto_deliver=auto_deliver)
-    app = Starlette(routes=[*twilio.routes(), *inbox_routes(sms_store, mail_store)])
-    return app, twilio
-
-
-class CaptureSmsServer:
-    """The capture HTTP server (Twilio API + inbox), running on the current event loop.
-
-    `port=0` picks a free port; `.port` and `.base_url` are the actual ones once started.
-    """
-
-    def __init__(
-        self,
-        storage_dir: Path | SmsStore,
-        account_sid: str,
-        auth_token: str,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        mail_store: MailStore | None = None,
-        auto_deliver: bool = True,
-    ):
-        self.store = storage_dir if isinstance(storage_dir, SmsStore) else SmsStore(storage_dir)
-        self.host = host
-        self.requested_port = port
-        self.app, self.twilio = create_capture_app(
-            self.store, account_sid, auth_token, mail_store, auto_deliver
-        )
-        self._http = EmbeddedHttpServer(self.app, host, port, "capture HTTP")
-        self.port: int | None = None
-
-    @property
-    def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    async def set_status(self, sid: str, status: str, error_code: int | None = None) -> CapturedSms:
-        """Force a message's status (e.g. `failed`, 30003) and fire its StatusCallback."""
-        return await self.twilio.set_status(sid, status, error_code)
-
-    async def start(self) -> None:
-        if self._http.running:
-            return
-        self.store.root.mkdir(parents=True, exist_ok=True)
-        self.port = await self._http.start()
-
-    async def stop(self) -> None:
-        await self._http.stop()
-
-    async def __aenter__(self) -> CaptureSmsServer:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
