@@ -16,7 +16,7 @@ from activities.classify import (
     send_classification_digest,
 )
 from activities.dunning import dunning_execute, dunning_next
-from activities.sync import sync_begin, sync_finish, sync_page_activity
+from activities.sync import sync_begin, sync_finish, sync_page
 from activities.system import database_report
 from cobro.settings import Settings, get_settings
 from cobro.temporal_client import connect
@@ -35,7 +35,7 @@ ACTIVITIES = [
     notify_risk_changes,
     send_classification_digest,
     sync_begin,
-    sync_page_activity,
+    sync_page,
     sync_finish,
 ]
 

@@ -15,7 +15,7 @@ from temporalio.exceptions import ApplicationError
 
 from cobro.insurers.allianz_trade import AllianzTradeConnector
 from cobro.insurers.base import InsurerAuthError, InsurerError
-from cobro.insurers.sync_runner import IncompletePage, sync_page
+from cobro.insurers.sync_runner import IncompletePage, fetch_and_apply_page
 from cobro.insurers.sync_store import begin_sync_run, finish_sync_run
 from cobro.settings import get_settings
 
@@ -98,12 +98,12 @@ async def _heartbeat_every(seconds: float, detail: int) -> None:
 
 
 @activity.defn
-async def sync_page_activity(inp: SyncPageInput) -> SyncPageDone:
+async def sync_page(inp: SyncPageInput) -> SyncPageDone:
     timeout = activity.info().heartbeat_timeout
     interval = timeout.total_seconds() / 3 if timeout else 20.0
     beating = asyncio.create_task(_heartbeat_every(interval, inp.number))
     try:
-        page = await sync_page(
+        page = await fetch_and_apply_page(
             None,
             connector(),
             get_settings().insurer,

@@ -1,7 +1,7 @@
 """DailySync: the insurer's covers, limits and grades into the database, every day (Temporal
 Schedule `cobro-daily-sync`) or on demand (`cobro sync now`). Thin orchestration:
   1. `sync_begin` opens the sync run (incremental since the last success, or full);
-  2. one `sync_page_activity` per page (fetch + apply in one transaction, heartbeats); the
+  2. one `sync_page` activity per page (fetch + apply in one transaction, heartbeats); the
      workflow holds the cursor, so a killed worker resumes at the page in flight;
   3. `sync_finish` flags expired covers and closes the run with its counts;
   4. the `Classify` workflow, as a child, classifies the portfolio and raises alerts.
@@ -24,7 +24,7 @@ with workflow.unsafe.imports_passed_through():
         SyncPageInput,
         sync_begin,
         sync_finish,
-        sync_page_activity,
+        sync_page,
     )
     from workflows.classify import Classify, ClassifyInput
 
@@ -104,7 +104,7 @@ class DailySync:
         try:
             while number <= p.total_pages:
                 page = await workflow.execute_activity(
-                    sync_page_activity,
+                    sync_page,
                     SyncPageInput(run_id, number, since, inp.page_size, today),
                     start_to_close_timeout=timedelta(minutes=10),
                     heartbeat_timeout=timedelta(seconds=inp.page_heartbeat_seconds),

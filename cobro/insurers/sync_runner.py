@@ -1,6 +1,7 @@
 """One insurer sync without Temporal (tests, benches, scripts): the same steps the DailySync
 workflow orchestrates — begin the run, fetch + apply each page, finish — in one coroutine.
-`sync_page` is also the body of the workflow's per-page activity."""
+`fetch_and_apply_page` is also the body of the workflow's per-page activity
+(`activities.sync.sync_page`)."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ class PageResult:
     max_updated_at: datetime | None = None
 
 
-async def sync_page(
+async def fetch_and_apply_page(
     engine: Engine | None,
     connector: AllianzTradeConnector,
     insurer: str,
@@ -74,7 +75,7 @@ async def run_sync(
     number, total = 1, 1
     try:
         while number <= total:
-            result = await sync_page(
+            result = await fetch_and_apply_page(
                 engine,
                 connector,
                 insurer,
