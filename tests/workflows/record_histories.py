@@ -3,9 +3,12 @@
     PYTHONPATH=$PWD python -m tests.workflows.record_histories            # v1, into tests/histories
     PYTHONPATH=$PWD python -m tests.workflows.record_histories --version v2
 
-Record a new version (`v2`) when a workflow's commands change, and keep the old files: today's
-code must still replay them (a change that cannot must go behind `workflow.patched(...)`).
-Dunning's history comes from its life test (see `tests/test_dunning_replay.py`).
+Record a new version (`v2`) when a workflow's commands change and keep the old files: today's
+code must still replay them, so the change goes behind `workflow.patched(...)`. Only for a
+workflow whose runs are short-lived (DailySync, SystemCheck) may an unpatched change replace
+the old files, when no run of the old code is left in flight at deploy time. Dunning's history
+comes from its life test: `COBRO_RECORD_HISTORY=tests/histories/dunning_life_v2.json pytest
+tests/test_dunning_life.py`.
 
 What runs, once, in a temporary directory:
 - a Temporal dev server (the binary of the conftest fixtures) whose dynamic config suggests
@@ -18,7 +21,8 @@ What runs, once, in a temporary directory:
   emailed), then `DailySync` (a full sync in pages of 5 covers, then its `Classify` child),
   then `SystemCheck`.
 Each run of a continued-as-new chain is written as its own file (`<name>_<version>_run<n>.json`),
-a single run as `<name>_<version>.json`. The data is the demo's (made-up companies, `.example`
+a single run as `<name>_<version>.json`, once today's code has replayed it; files of the same
+name and version are replaced. The data is the demo's (made-up companies, `.example`
 addresses); the recorder's client identity replaces the usual `pid@host`.
 """
 
@@ -37,6 +41,7 @@ from typing import Any
 from temporalio.client import Client, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Replayer
 
 from cobro.channels.capture import CaptureServers
 from cobro.db import default_engine, upgrade
@@ -46,7 +51,7 @@ from cobro.insurers.simulator import InsurerSimulator
 from cobro.settings import get_settings
 from cobro.temporal_support import SEARCH_ATTRIBUTES, dev_server_path
 from tests.capture_fixtures import CAPTURE_ACCOUNT_SID, CAPTURE_AUTH_TOKEN
-from worker import build_worker
+from worker import WORKFLOWS, build_worker
 from workflows.classify import Classify, ClassifyInput
 from workflows.daily_sync import DailySync, DailySyncInput
 from workflows.system_check import SystemCheck
@@ -159,9 +164,21 @@ async def record(work: Path, continue_as_new_after: int) -> list[Recorded]:
         await env.shutdown()
 
 
+async def replay(recorded: list[Recorded]) -> None:
+    replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
+    for r in recorded:
+        for history in r.runs:
+            await replayer.replay_workflow(history)
+
+
 def write(recorded: list[Recorded], version: str, out: Path) -> list[Path]:
     written = []
     for r in recorded:
+        for stale in [
+            *out.glob(f"{r.name}_{version}.json"),
+            *out.glob(f"{r.name}_{version}_run*.json"),
+        ]:
+            stale.unlink()
         if len(r.runs) == 1:
             paths = [out / f"{r.name}_{version}.json"]
         else:
@@ -189,6 +206,7 @@ def main(argv: list[str] | None = None) -> None:
     for r in recorded:
         if r.name in ("classify", "daily_sync") and len(r.runs) < 2:
             raise SystemExit(f"{r.name} did not continue as new: lower --continue-as-new-after")
+    asyncio.run(replay(recorded))
     args.out.mkdir(parents=True, exist_ok=True)
     write(recorded, args.version, args.out)
 
