@@ -8,13 +8,13 @@ code must still replay them, so the change goes behind `workflow.patched(...)`. 
 workflow whose runs are short-lived (DailySync, SystemCheck) may an unpatched change replace
 the old files, when no run of the old code is left in flight at deploy time. Dunning's history
 comes from its life test: `COBRO_RECORD_HISTORY=tests/histories/dunning_life_v2.json pytest
-tests/test_dunning_life.py`.
+tests/dunning/test_life.py`.
 
 What runs, once, in a temporary directory:
 - a Temporal dev server (the binary of the conftest fixtures) whose dynamic config suggests
   continue-as-new after `--continue-as-new-after` events, so DailySync and Classify continue
   as new after a few pages through their own `is_continue_as_new_suggested()` check;
-- a fresh SQLite database migrated by alembic, holding the demo portfolio (`cobro.demo`)
+- a fresh SQLite database migrated by alembic, holding the demo portfolio (`cobro.devkit.demo`)
   loaded by the real importer; the insurer simulator over HTTP for its buyers; the capture
   SMTP/SMS servers; the real worker (`worker.build_worker`) with the shipped rules;
 - `Classify` (pages of 5 customers, risk changes sent to the dunning workflows, the digest
@@ -43,14 +43,14 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
-from cobro.channels.capture import CaptureServers
 from cobro.db import default_engine, upgrade
-from cobro.demo import generate
+from cobro.devkit.capture import CaptureServers
+from cobro.devkit.demo import generate
+from cobro.devkit.insurer.server import InsurerSimulator
 from cobro.importing import import_csv
-from cobro.insurers.simulator import InsurerSimulator
 from cobro.settings import get_settings
 from cobro.temporal_support import SEARCH_ATTRIBUTES, dev_server_path
-from tests.capture_fixtures import CAPTURE_ACCOUNT_SID, CAPTURE_AUTH_TOKEN
+from tests.helpers.capture import CAPTURE_ACCOUNT_SID, CAPTURE_AUTH_TOKEN
 from worker import WORKFLOWS, build_worker
 from workflows.classify import Classify, ClassifyInput
 from workflows.daily_sync import DailySync, DailySyncInput
