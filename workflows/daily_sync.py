@@ -52,6 +52,7 @@ class DailySyncInput:
     total_pages: int = 1
     high_water: datetime | None = None
     counts: dict[str, int] = field(default_factory=dict)
+    kind: str = ""  # "full" or "incremental", as sync_begin decided
     # a page whose worker died is retried after this long without a heartbeat
     page_heartbeat_seconds: int = 60
 
@@ -97,6 +98,7 @@ class DailySync:
             p.kind = begun.kind
         else:
             run_id, since, today = inp.run_id, inp.updated_since, inp.run_today
+            p.kind = inp.kind
             assert today is not None
         p.run_id, p.status = run_id, "fetching"
         p.total_pages, p.pages_done, p.counts = inp.total_pages, inp.next_page - 1, inp.counts
@@ -127,6 +129,7 @@ class DailySync:
                             total_pages=p.total_pages,
                             high_water=high_water,
                             counts=p.counts,
+                            kind=p.kind,
                         )
                     )
         except ActivityError as exc:
