@@ -16,9 +16,9 @@ from temporalio.exceptions import ApplicationError
 
 from cobro.db import transaction
 from cobro.models import Customer, Invoice, RulesetVersion
-from cobro.rules import Ruleset
 from cobro.rules.classify import classify_page, load_active_ruleset, pages, ruleset_from_files
 from cobro.rules.facts_sql import BATCH_SIZE
+from cobro.rules.ruleset import Ruleset
 
 
 @dataclass

@@ -29,8 +29,8 @@ sys.path.insert(0, str(ROOT))
 
 from rule_engine_translation import re_name, to_rule_engine  # noqa: E402
 
-from cobro.rules import Ruleset  # noqa: E402
 from cobro.rules.expr import LITERAL_NAMES, Checked, _div  # noqa: E402
+from cobro.rules.ruleset import Ruleset  # noqa: E402
 
 EXTRA_ALERTS = """
   - name: overdue_growing

@@ -54,8 +54,9 @@ def _money(value: Decimal | None) -> str:
 
 
 def _ruleset(directory: Path | None):  # type: ignore[no-untyped-def]
-    from cobro.rules import RuleError, Ruleset
+    from cobro.rules import RuleError
     from cobro.rules.classify import load_active_ruleset
+    from cobro.rules.ruleset import Ruleset
 
     try:
         return Ruleset.load(directory) if directory is not None else load_active_ruleset()

@@ -14,7 +14,8 @@ DIR_ARG = typer.Argument(Path("rules"), help="rules directory (default ./rules)"
 
 
 def _load(directory: Path):  # type: ignore[no-untyped-def]
-    from cobro.rules import RuleError, Ruleset
+    from cobro.rules import RuleError
+    from cobro.rules.ruleset import Ruleset
 
     try:
         return Ruleset.load(directory)
@@ -38,8 +39,9 @@ def check(
     against sample facts and every message template in every language against the sample
     context. Problems print as `path:line:col: message` / `path:line: message`."""
     from cobro.dunning.rulefile import templates_directory
-    from cobro.rules import RuleError, Ruleset
+    from cobro.rules import RuleError
     from cobro.rules.examples import render_checks
+    from cobro.rules.ruleset import Ruleset
     from cobro.settings import get_settings
 
     templates = templates or get_settings().templates_path

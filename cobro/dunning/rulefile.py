@@ -1,12 +1,7 @@
 """`rules/dunning.yaml` as a rules-engine file: positioned validation + compiled `applies_to`.
 
-Importing this module registers the file kind with `cobro.rules` (`register_rule_file`). The
-rules engine has to import it for `Ruleset.load()` to accept `dunning.yaml`, e.g. one line next
-to `import cobro.rules.schemas` in `Ruleset.load`:
-
-    import cobro.dunning.rulefile  # noqa: F401 - registers dunning.yaml
-
-`Ruleset.load(d).built("dunning.yaml")` is then a `DunningPolicies`: `.rules` (the plain
+`DUNNING` is the file's `RuleFileSpec`, listed in `cobro.rules.ruleset.Ruleset.SPECS`.
+`Ruleset.load(d).built("dunning.yaml")` is a `DunningPolicies`: `.rules` (the plain
 `DunningRulesFile`) and `.select(facts)` (first policy whose compiled `applies_to` matches).
 
 The `check` hook also verifies that every message step's `template` exists for each of its
@@ -28,14 +23,8 @@ from cobro.dunning.policy import DunningPolicy, DunningRulesFile
 from cobro.rules.engine import PredicateSet
 from cobro.rules.errors import did_you_mean
 from cobro.rules.expr import Env
-from cobro.rules.loader import (
-    REGISTRY,
-    Expression,
-    FileContext,
-    LoadedFile,
-    RuleFileSpec,
-    register_rule_file,
-)
+from cobro.rules.loader import Expression, FileContext, LoadedFile, RuleFileSpec
+from cobro.rules.schemas import facts_env
 
 FILENAME = "dunning.yaml"
 
@@ -62,13 +51,6 @@ class DunningPolicies:
             if policy.applies_to is None or next(exact)(facts):
                 return policy
         return None
-
-
-def _env(model: Any, ctx: FileContext) -> Env:
-    values = {}
-    if "risk_classes" in ctx.shared:
-        values = {n: ctx.shared["risk_classes"] for n in ("risk_class", "previous.risk_class")}
-    return Env.from_facts(values=values)
 
 
 def _build(loaded: LoadedFile, ctx: FileContext) -> DunningPolicies:
@@ -171,14 +153,11 @@ def _check(loaded: LoadedFile, ctx: FileContext) -> None:
                     ctx.error(("policies", i, "steps", j, "template"), problem)
 
 
-if FILENAME not in REGISTRY:
-    SPEC = register_rule_file(
-        RuleFileSpec(
-            filename=FILENAME,
-            model=DunningFileSchema,
-            description="dunning policies: the first policy that applies to the customer wins",
-            env=_env,
-            check=_check,
-            build=_build,
-        )
-    )
+DUNNING = RuleFileSpec(
+    filename=FILENAME,
+    model=DunningFileSchema,
+    description="dunning policies: the first policy that applies to the customer wins",
+    env=facts_env,
+    check=_check,
+    build=_build,
+)

@@ -200,7 +200,7 @@ _POLICY_CACHE: dict[Path, tuple[tuple[tuple[str, float], ...], Any]] = {}
 def policies(directory: Path | None = None) -> Any:
     """The rules directory's `dunning.yaml`, compiled by the rules engine and re-read when
     any rules file changes; a broken directory keeps the last good policies running."""
-    from cobro.rules import Ruleset
+    from cobro.rules.ruleset import Ruleset
 
     directory = (directory or get_settings().rules_path).resolve()
     stamp = tuple(sorted((f.name, f.stat().st_mtime) for f in directory.glob("*.yaml")))

@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from cobro.rules.expr import show_value
+
 ZERO = Decimal("0.0000")
 HUNDRED = Decimal(100)
 _PCT = Decimal("0.01")
@@ -68,9 +70,8 @@ class Condition:
         return self.fn(facts)
 
     def describe(self, facts: Mapping[str, Any]) -> str:
-        value = {True: "true", False: "false", None: "null"}[self.fn(facts)]
-        read = ", ".join(f"{n}={_show(facts.get(n))}" for n in self.names)
-        return f"`{self.text}` is {value}" + (f" ({read})" if read else "")
+        read = ", ".join(f"{n}={show_value(facts.get(n))}" for n in self.names)
+        return f"`{self.text}` is {show_value(self.fn(facts))}" + (f" ({read})" if read else "")
 
 
 @dataclass(frozen=True)
@@ -262,13 +263,3 @@ def compute_exposure(
         used_parts=parts,
         notes=notes,
     )
-
-
-def _show(v: Any) -> str:
-    if v is None:
-        return "null"
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, str):
-        return repr(v)
-    return str(v)

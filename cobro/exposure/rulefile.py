@@ -1,7 +1,7 @@
 """`rules/exposure.yaml` as a rules-engine file: positioned validation + compiled conditions.
 
-Importing this module registers the file kind with `cobro.rules` (`Ruleset.load` imports it),
-so `cobro rules check|apply` validate it like the other rules files: a broken file is one
+`EXPOSURE` is the file's `RuleFileSpec`, listed in `cobro.rules.ruleset.Ruleset.SPECS`, so
+`cobro rules check|apply` validate it like the other rules files: a broken file is one
 `rules/exposure.yaml:LINE:COL: message` per problem and `rules apply` keeps the last good
 version. `Ruleset.load(d).built("exposure.yaml")` is an `ExposureRules`; without the file,
 `rules_of(ruleset)` gives the defaults (`DEFAULT_RULES`).
@@ -23,16 +23,8 @@ from cobro.exposure.compute import (
     UsedRules,
 )
 from cobro.rules.engine import PredicateSet
-from cobro.rules.expr import Env
-from cobro.rules.loader import (
-    REGISTRY,
-    Expression,
-    FileContext,
-    LoadedFile,
-    RuleFileSpec,
-    register_rule_file,
-)
-from cobro.rules.schemas import StrictModel
+from cobro.rules.loader import Expression, FileContext, LoadedFile, RuleFileSpec
+from cobro.rules.schemas import StrictModel, facts_env
 
 FILENAME = "exposure.yaml"
 _MAX_AMOUNT = Decimal("1e14")
@@ -93,13 +85,6 @@ class ExposureFile(StrictModel):
     unnamed_buyers: list[UnnamedBuyerPolicy] = Field(default_factory=list)
 
 
-def _env(model: Any, ctx: FileContext) -> Env:
-    values = {}
-    if "risk_classes" in ctx.shared:
-        values = {n: ctx.shared["risk_classes"] for n in ("risk_class", "previous.risk_class")}
-    return Env.from_facts(values=values)
-
-
 def _check(loaded: LoadedFile, ctx: FileContext) -> None:
     model: ExposureFile = loaded.model  # type: ignore[assignment]
     seen: dict[str, int] = {}
@@ -155,15 +140,12 @@ def rules_of(ruleset: Any) -> ExposureRules:
     return built if isinstance(built, ExposureRules) else DEFAULT_RULES
 
 
-if FILENAME not in REGISTRY:
-    SPEC = register_rule_file(
-        RuleFileSpec(
-            filename=FILENAME,
-            model=ExposureFile,
-            description="exposure and limits: what counts as used, discretionary limits, "
-            "unnamed-buyer ceilings",
-            env=_env,
-            check=_check,
-            build=_build,
-        )
-    )
+EXPOSURE = RuleFileSpec(
+    filename=FILENAME,
+    model=ExposureFile,
+    description="exposure and limits: what counts as used, discretionary limits, "
+    "unnamed-buyer ceilings",
+    env=facts_env,
+    check=_check,
+    build=_build,
+)

@@ -1,12 +1,15 @@
 """Cobro's YAML rules engine: risk classes and alerts (pure, compiled once, explainable).
 
-    from cobro.rules import Ruleset
+This package's top level is the engine alone: the expression language, the loader (a plain
+compiler handed the `RuleFileSpec`s to load), the risk classes and alerts. It imports no other
+Cobro package. Cobro's files, in order, and the `Ruleset` that loads them are in
+`cobro.rules.ruleset`, which imports the specs of `cobro.exposure` and `cobro.dunning`:
+
+    from cobro.rules.ruleset import Ruleset
     rs = Ruleset.load("rules")                # RuleError lists every `path:line:col: message`
     c = rs.classifier.classify(facts)         # c.risk_class, c.rule_index, c.explanation
     fired = rs.alerts.evaluate(facts)         # [FiredAlert(name, severity, cooldown, message)]
     rs.hash                                   # sha256 of the files' names and bytes
-
-New file kinds register a schema with `register_rule_file(RuleFileSpec(...))`.
 """
 
 from cobro.rules.engine import (
@@ -19,29 +22,25 @@ from cobro.rules.engine import (
     FiredAlert,
     PredicateSet,
     RiskClassifier,
-    Ruleset,
     decide_episode,
 )
 from cobro.rules.errors import RuleError, RuleMessage
-from cobro.rules.expr import Checked, Env, TextPos, check_expression
+from cobro.rules.expr import Checked, Env, TextPos, check_expression, show_value
 from cobro.rules.facts import FACTS, Fact
 from cobro.rules.loader import (
-    REGISTRY,
     Expression,
     FileContext,
     LoadedFile,
     MessageTemplate,
     RuleFileSpec,
-    load_directory,
-    load_file,
     parse_duration,
-    register_rule_file,
 )
-from cobro.rules.schemas import SEVERITIES, StrictModel
+from cobro.rules.schemas import ALERTS, RISK_CLASSES, SEVERITIES, StrictModel, facts_env
 
 __all__ = [
+    "ALERTS",
     "FACTS",
-    "REGISTRY",
+    "RISK_CLASSES",
     "SEVERITIES",
     "AlertEvaluator",
     "Checked",
@@ -62,13 +61,11 @@ __all__ = [
     "RuleError",
     "RuleFileSpec",
     "RuleMessage",
-    "Ruleset",
     "StrictModel",
     "TextPos",
     "check_expression",
     "decide_episode",
-    "load_directory",
-    "load_file",
+    "facts_env",
     "parse_duration",
-    "register_rule_file",
+    "show_value",
 ]

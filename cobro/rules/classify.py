@@ -47,7 +47,7 @@ from cobro.models import (
     RulesetVersion,
     TimelineEvent,
 )
-from cobro.rules.engine import ConditionTrace, EpisodeState, Explanation, Ruleset, decide_episode
+from cobro.rules.engine import ConditionTrace, EpisodeState, Explanation, decide_episode
 from cobro.rules.facts_sql import (
     BATCH_SIZE,
     Facts,
@@ -56,6 +56,7 @@ from cobro.rules.facts_sql import (
     iter_facts,
     snapshot_of,
 )
+from cobro.rules.ruleset import Ruleset
 
 RESOLVED = "resolved"
 ACTOR = "classifier"

@@ -1,5 +1,6 @@
 """Semantics: risk classification (first match wins), alerts (every match fires, with
-per-segment thresholds, episodes and cooldown), explanations, and the `Ruleset`.
+per-segment thresholds, episodes and cooldown) and explanations. The `Ruleset` that puts the
+files together is `cobro.rules.ruleset`.
 
 Everything here is pure: no database, no clock (callers pass `now`).
 """
@@ -10,10 +11,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
-from cobro.rules.expr import Checked, Env, ModuleBuilder, pyvar
+from cobro.rules.expr import Checked, Env, ModuleBuilder, pyvar, show_value
 from cobro.rules.facts import FACTS
 
 # ---------------------------------------------------------------------------- compiled predicates
@@ -109,22 +109,11 @@ class ConditionTrace:
         return [k for k, v in self.facts.items() if v is None]
 
     def describe(self) -> str:
-        shown = ", ".join(f"{k}={_show(v)}" for k, v in self.facts.items()) or "no facts"
-        value = {True: "true", False: "false", None: "null"}[self.value]
-        text = f"`{self.when}` is {value} ({shown})"
+        shown = ", ".join(f"{k}={show_value(v)}" for k, v in self.facts.items()) or "no facts"
+        text = f"`{self.when}` is {show_value(self.value)} ({shown})"
         if self.value is None and self.null_facts:
             text += f"; null facts: {', '.join(self.null_facts)}"
         return text
-
-
-def _show(v: Any) -> str:
-    if v is None:
-        return "null"
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, str):
-        return repr(v)
-    return str(v)
 
 
 def _trace(name: str, c: Checked, fn: Any, facts: Mapping[str, Any]) -> ConditionTrace:
@@ -354,49 +343,7 @@ def decide_episode(
     return EpisodeDecision(True, EpisodeState(True, True, now), reason)
 
 
-# ---------------------------------------------------------------------------- the rule set
-
-
-class Ruleset:
-    """All rules files of a directory, loaded, validated and compiled, with a content hash."""
-
-    def __init__(self, directory: Path, files: dict[str, Any]) -> None:
-        from cobro.rules.loader import content_hash
-
-        self.directory = directory
-        self.files = files  # file name -> LoadedFile
-        self.hash = content_hash({name: f.content for name, f in files.items()})
-
-    @classmethod
-    def load(cls, directory: str | Path = "rules") -> Ruleset:
-        """Load every rules file of `directory`; raise `RuleError` listing every problem."""
-        import cobro.dunning.rulefile
-        import cobro.exposure.rulefile
-        import cobro.rules.schemas  # noqa: F401 - registers the built-in file schemas
-        from cobro.rules.loader import load_directory
-
-        directory = Path(directory)
-        return cls(directory, load_directory(directory))
-
-    def built(self, filename: str) -> Any:
-        loaded = self.files.get(filename)
-        return loaded.built if loaded else None
-
-    @property
-    def classifier(self) -> RiskClassifier:
-        return self.built("risk_classes.yaml")
-
-    @property
-    def alerts(self) -> AlertEvaluator | None:
-        return self.built("alerts.yaml")
-
-    def evaluate(self, facts: Mapping[str, Any]) -> tuple[Classification, list[FiredAlert]]:
-        """Classify, then evaluate alerts with `risk_class` set to the computed class."""
-        cls = self.classifier.classify(facts)
-        alerts = self.alerts
-        if alerts is None:
-            return cls, []
-        return cls, alerts.evaluate({**facts, "risk_class": cls.risk_class})
+# ---------------------------------------------------------------------------- example facts
 
 
 def coerce_fact(name: str, value: Any) -> Any:

@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from cobro.rules.engine import AlertEvaluator, RiskClassifier, Ruleset
+from cobro.rules.engine import AlertEvaluator, RiskClassifier
 from cobro.rules.errors import RuleMessage
 from cobro.rules.facts import sample_facts
+from cobro.rules.ruleset import Ruleset
 from cobro.rules.templates import template_context
 
 

@@ -68,6 +68,17 @@ MAX_STRING = 500
 MAX_LIST = 200
 
 
+def show_value(value: Any) -> str:
+    """A fact's value as explanations show it, spelled like the rules: null, true, 'sme', 12."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return repr(value)
+    return str(value)
+
+
 # ---------------------------------------------------------------------------- environment
 
 

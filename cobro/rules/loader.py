@@ -6,11 +6,13 @@ plain data ourselves (so duplicate keys are errors instead of silently keeping t
 and YAML decimals become exact `Decimal`s) and keep a map *data path -> position*, so that
 pydantic validation errors and expression errors point at the offending node.
 
-Each rules file has a `RuleFileSpec` in `REGISTRY` (name -> schema + how to build the runtime
-object). Fields typed `Expression` are parsed and type-checked against the file's
-environment, fields typed `MessageTemplate` are checked as Jinja2 templates; both are
-collected in `LoadedFile.exprs` / `LoadedFile.templates` by data path. A spec's `check` hook
-adds semantic errors; its `build` hook compiles the loaded file into what the engine runs.
+The loader is a plain compiler: it knows no file kind. Each call is handed the `RuleFileSpec`s
+to load (file name -> schema + how to build the runtime object); Cobro's own list, in order,
+is `cobro.rules.ruleset.Ruleset.SPECS`. Fields typed `Expression` are parsed and type-checked
+against the file's environment, fields typed `MessageTemplate` are checked as Jinja2
+templates; both are collected in `LoadedFile.exprs` / `LoadedFile.templates` by data path. A
+spec's `check` hook adds semantic errors; its `build` hook compiles the loaded file into what
+the engine runs.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import re
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
@@ -253,7 +255,7 @@ def _scalar(
         return None
 
 
-# ---------------------------------------------------------------------------- the registry
+# ---------------------------------------------------------------------------- file specs
 
 
 @dataclass
@@ -302,13 +304,15 @@ class RuleFileSpec:
     required: bool = False
 
 
-REGISTRY: dict[str, RuleFileSpec] = {}
-
-
-def register_rule_file(spec: RuleFileSpec) -> RuleFileSpec:
-    """Declare (or replace) the schema of a rules file. Files load in registration order."""
-    REGISTRY[spec.filename] = spec
-    return spec
+def unknown_file(display: str, name: str, specs: Sequence[RuleFileSpec]) -> RuleMessage:
+    """The error for a file that no spec describes (with a did-you-mean)."""
+    known = [spec.filename for spec in specs]
+    return RuleMessage(
+        display,
+        1,
+        1,
+        f"unknown rules file `{name}`{did_you_mean(name, known)}; known: {', '.join(known)}",
+    )
 
 
 # ---------------------------------------------------------------------------- validation
@@ -398,29 +402,14 @@ def _pydantic_messages(exc: ValidationError, located: Located, model: type[BaseM
 
 def load_file(
     path: str | Path,
-    spec: RuleFileSpec | None = None,
+    spec: RuleFileSpec,
     shared: dict[str, Any] | None = None,
     display: str | None = None,
 ) -> LoadedFile:
     """Load, validate and build one rules file; raise `RuleError` with every problem."""
     path = Path(path)
-    display = display or str(path)
-    spec = spec or REGISTRY.get(path.name)
-    if spec is None:
-        known = ", ".join(REGISTRY)
-        raise RuleError(
-            [
-                RuleMessage(
-                    display,
-                    1,
-                    1,
-                    f"unknown rules file `{path.name}`"
-                    f"{did_you_mean(path.name, REGISTRY)}; known: {known}",
-                )
-            ]
-        )
     content = path.read_bytes()
-    return load_text(content, spec, display, shared if shared is not None else {})
+    return load_text(content, spec, display or str(path), shared if shared is not None else {})
 
 
 def load_text(
@@ -534,29 +523,24 @@ def content_hash(files: dict[str, bytes]) -> str:
     return h.hexdigest()
 
 
-def load_directory(directory: str | Path) -> dict[str, LoadedFile]:
-    """Load every `*.yaml` file of a rules directory; every problem in every file is reported
-    in one `RuleError`."""
+def load_directory(directory: str | Path, specs: Sequence[RuleFileSpec]) -> dict[str, LoadedFile]:
+    """Load the `*.yaml` files of a rules directory that `specs` describe, in the order of
+    `specs` (a file may read what an earlier one put in `FileContext.shared`). Every problem in
+    every file, and every file no spec describes, is reported in one `RuleError`."""
     directory = Path(directory)
+    by_name = {spec.filename: spec for spec in specs}
+    if len(by_name) != len(specs):
+        raise ValueError(f"two rules file specs have the same file name: {list(by_name)}")
     errors: list[RuleMessage] = []
     if not directory.is_dir():
         raise RuleError([RuleMessage(str(directory), 1, 1, "not a directory")])
     present = {p.name: p for p in sorted(directory.glob("*.y*ml"))}
     for name, p in present.items():
-        if name not in REGISTRY:
-            errors.append(
-                RuleMessage(
-                    str(p),
-                    1,
-                    1,
-                    f"unknown rules file `{name}`"
-                    f"{did_you_mean(name, REGISTRY)}; known: "
-                    f"{', '.join(REGISTRY)}",
-                )
-            )
+        if name not in by_name:
+            errors.append(unknown_file(str(p), name, specs))
     shared: dict[str, Any] = {}
     loaded: dict[str, LoadedFile] = {}
-    for name, spec in REGISTRY.items():
+    for name, spec in by_name.items():
         p = present.get(name)
         if p is None:
             if spec.required:

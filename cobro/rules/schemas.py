@@ -1,7 +1,12 @@
-"""The schema of each rules file, declared in one place: `REGISTRY` (see `loader.py`).
+"""The specs of the rules engine's own files, `risk_classes.yaml` (`RISK_CLASSES`) and
+`alerts.yaml` (`ALERTS`), and what other files share with them.
 
-To add a file (e.g. `dunning.yaml`), declare a pydantic model whose expression fields are typed
-`Expression` and call `register_rule_file(RuleFileSpec(...))`; see `cobro.rules.__init__`.
+A spec is a plain `RuleFileSpec` value: defining it registers nothing. A file of another
+package (`cobro.exposure.rulefile`, `cobro.dunning.rulefile`) declares a pydantic model whose
+expression fields are typed `Expression`, defines its spec next to the code that uses it, and
+is listed in `cobro.rules.ruleset.Ruleset.SPECS`. `facts_env` is the environment of a file
+whose expressions read the customer facts, `risk_class` limited to the classes of
+`risk_classes.yaml`.
 """
 
 from __future__ import annotations
@@ -29,11 +34,11 @@ from cobro.rules.loader import (
     MessageTemplate,
     RuleFileSpec,
     parse_duration,
-    register_rule_file,
 )
 
 SEVERITIES = ("info", "warning", "critical")
 _NAME = r"^[a-z][a-z0-9_]*$"
+_SHARED_CLASSES = "risk_classes"  # FileContext.shared: the class names, in order
 
 
 class StrictModel(BaseModel):
@@ -130,7 +135,7 @@ def _check_risk_classes(loaded: LoadedFile, ctx: FileContext) -> None:
                 f"{did_you_mean(ex.expect, names)}; classes: {', '.join(names)}",
             )
         _check_given(ctx, ("examples", i, "given"), ex.given, loaded.env)
-    ctx.shared["risk_classes"] = tuple(names)
+    ctx.shared[_SHARED_CLASSES] = tuple(names)
 
 
 def _build_risk_classes(loaded: LoadedFile, ctx: FileContext) -> RiskClassifier:
@@ -144,17 +149,27 @@ def _build_risk_classes(loaded: LoadedFile, ctx: FileContext) -> RiskClassifier:
     )
 
 
-RISK_CLASSES = register_rule_file(
-    RuleFileSpec(
-        filename="risk_classes.yaml",
-        model=RiskClassesFile,
-        description="risk classes: first match wins, the last class is the default",
-        env=_risk_env,
-        check=_check_risk_classes,
-        build=_build_risk_classes,
-        required=True,
-    )
+RISK_CLASSES = RuleFileSpec(
+    filename="risk_classes.yaml",
+    model=RiskClassesFile,
+    description="risk classes: first match wins, the last class is the default",
+    env=_risk_env,
+    check=_check_risk_classes,
+    build=_build_risk_classes,
+    required=True,
 )
+
+
+def risk_class_values(ctx: FileContext) -> dict[str, tuple[str, ...]]:
+    """`risk_class` and `previous.risk_class` may only be compared with the classes of
+    `risk_classes.yaml` (when it loaded before this file; else any string)."""
+    classes = ctx.shared.get(_SHARED_CLASSES)
+    return {} if classes is None else {n: classes for n in ("risk_class", "previous.risk_class")}
+
+
+def facts_env(model: Any, ctx: FileContext) -> Env:
+    """The environment of a file whose expressions read the customer facts."""
+    return Env.from_facts(values=risk_class_values(ctx))
 
 
 # ---------------------------------------------------------------------------- alerts.yaml
@@ -187,11 +202,8 @@ class AlertsFile(StrictModel):
 
 
 def _alerts_env(model: Any, ctx: FileContext) -> Env:
-    values = {}
-    if "risk_classes" in ctx.shared:
-        values = {n: ctx.shared["risk_classes"] for n in ("risk_class", "previous.risk_class")}
     thresholds = {k: v for k, v in model.thresholds.items() if k not in FACTS}
-    return Env.from_facts(thresholds=thresholds, values=values)
+    return Env.from_facts(thresholds=thresholds, values=risk_class_values(ctx))
 
 
 def _check_alerts(loaded: LoadedFile, ctx: FileContext) -> None:
@@ -245,13 +257,11 @@ def _build_alerts(loaded: LoadedFile, ctx: FileContext) -> AlertEvaluator:
     return AlertEvaluator(rules, dict(model.thresholds), overrides, loaded.env)
 
 
-ALERTS = register_rule_file(
-    RuleFileSpec(
-        filename="alerts.yaml",
-        model=AlertsFile,
-        description="alerts: every matching alert fires, with cooldown and segment overrides",
-        env=_alerts_env,
-        check=_check_alerts,
-        build=_build_alerts,
-    )
+ALERTS = RuleFileSpec(
+    filename="alerts.yaml",
+    model=AlertsFile,
+    description="alerts: every matching alert fires, with cooldown and segment overrides",
+    env=_alerts_env,
+    check=_check_alerts,
+    build=_build_alerts,
 )

@@ -177,9 +177,9 @@ def test_simple_match_is_only_a_placeholder() -> None:
         simple_match("grade >= 8 or over_limit", {"grade": 9})
 
 
-def test_rules_engine_registration(tmp_path: Path) -> None:
-    import cobro.dunning.rulefile  # noqa: F401 - registers dunning.yaml
-    from cobro.rules import RuleError, Ruleset
+def test_rules_engine_builds_dunning_yaml(tmp_path: Path) -> None:
+    from cobro.rules import RuleError
+    from cobro.rules.ruleset import Ruleset
 
     shutil.copy(ROOT / "rules" / "risk_classes.yaml", tmp_path)
     shutil.copy(SHIPPED, tmp_path)

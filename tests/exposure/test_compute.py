@@ -15,7 +15,7 @@ from cobro.exposure import (
     compute_exposure,
 )
 from cobro.exposure.rulefile import rules_of
-from cobro.rules import Ruleset
+from cobro.rules.ruleset import Ruleset
 from tests.helpers import RULES
 
 D = Decimal

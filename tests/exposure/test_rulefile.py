@@ -119,7 +119,7 @@ def test_one_clear_positioned_message(case: str, tmp_path: Path) -> None:
 
 def test_a_policy_number_is_read_as_text(tmp_path: Path) -> None:
     directory = broken_copy(tmp_path, 'policy: "5012001"', "policy: 5012001")
-    from cobro.rules import Ruleset
+    from cobro.rules.ruleset import Ruleset
 
     assert rules_of(Ruleset.load(directory)).unnamed_buyers[0].policy == "5012001"
 

@@ -12,7 +12,7 @@ from cobro.exposure import ExposureRules, UsedRules
 from cobro.exposure.rulefile import rules_of
 from cobro.exposure.sql import exposures_for, iter_exposures
 from cobro.models import Customer, GradeHistory, InsurerCover, Invoice
-from cobro.rules import Ruleset
+from cobro.rules.ruleset import Ruleset
 from tests.helpers import RULES
 
 AS_OF = date(2026, 6, 30)

@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 
 from cobro.db import transaction
 from cobro.models import Alert, Customer, GradeHistory, Invoice, RiskAssessment, TimelineEvent
-from cobro.rules import Ruleset
 from cobro.rules.classify import classify_portfolio, explain_customer
+from cobro.rules.ruleset import Ruleset
 
 RISK_CLASSES = """\
 classes:

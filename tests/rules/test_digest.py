@@ -12,9 +12,9 @@ from activities.classify import DigestInput, send_classification_digest
 from cobro.db import default_engine, transaction
 from cobro.devkit.capture import CaptureServers
 from cobro.models import TeamNotification
-from cobro.rules import Ruleset
 from cobro.rules.classify import classify_portfolio
 from cobro.rules.digest import build_digest
+from cobro.rules.ruleset import Ruleset
 from cobro.settings import get_settings
 from tests.rules.test_classify import DAY1, seed, write_rules
 

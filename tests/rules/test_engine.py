@@ -12,7 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 from cobro.cli import app
-from cobro.rules import EpisodeState, Ruleset, decide_episode
+from cobro.rules import EpisodeState, decide_episode
+from cobro.rules.ruleset import Ruleset
 from tests.helpers import RULES
 
 CLASSES = """

@@ -228,7 +228,7 @@ def test_batches_and_id_lists_give_the_same_facts(engine: Engine) -> None:
 
 def test_facts_feed_the_shipped_rules(engine: Engine) -> None:
 
-    from cobro.rules import Ruleset
+    from cobro.rules.ruleset import Ruleset
 
     ids = _portfolio(engine)
     rs = Ruleset.load(RULES)

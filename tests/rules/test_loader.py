@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from cobro.rules import RuleError, Ruleset, load_file
+from cobro.rules import RuleError
 from cobro.rules.loader import parse_yaml
+from cobro.rules.ruleset import Ruleset, load_file
 
 
 def _write(tmp_path: Path, name: str, text: str) -> Path:

@@ -12,9 +12,9 @@ from sqlalchemy import Engine, func, select, update
 
 from cobro.db import transaction
 from cobro.models import CustomerFactSnapshot, Invoice
-from cobro.rules import Ruleset
 from cobro.rules.classify import classify_portfolio
 from cobro.rules.facts_sql import facts_by_customer
+from cobro.rules.ruleset import Ruleset
 from tests.rules.test_classify import DAY1, RISK_CLASSES, add_invoice, seed, write_rules
 
 ALERTS = """\

@@ -15,7 +15,8 @@ from typer.testing import CliRunner
 from cobro.cli import app
 from cobro.dunning.rulefile import templates_directory
 from cobro.dunning.store import policies
-from cobro.rules import RuleError, Ruleset
+from cobro.rules import RuleError
+from cobro.rules.ruleset import Ruleset
 from cobro.settings import get_settings
 from tests.helpers import ROOT
 
