@@ -1,9 +1,10 @@
 """Cobro's YAML rules engine: risk classes and alerts (pure, compiled once, explainable).
 
 This package's top level is the engine alone: the expression language, the loader (a plain
-compiler handed the `RuleFileSpec`s to load), the risk classes and alerts. It imports no other
-Cobro package. Cobro's files, in order, and the `Ruleset` that loads them are in
-`cobro.rules.ruleset`, which imports the specs of `cobro.exposure` and `cobro.dunning`:
+compiler handed the `RuleFileSpec`s to load), the risk classes and alerts; it imports neither
+the packages whose files it loads nor the database. Cobro's files, in order, and the
+`Ruleset` that loads them are in `cobro.rules.ruleset`, which imports the specs of
+`cobro.exposure` and `cobro.dunning`:
 
     from cobro.rules.ruleset import Ruleset
     rs = Ruleset.load("rules")                # RuleError lists every `path:line:col: message`
