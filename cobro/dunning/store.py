@@ -11,7 +11,6 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -28,7 +27,7 @@ from cobro.dunning.schedule import (
 )
 from cobro.models import Customer, DunningPause, Invoice, InvoiceStepReached, RiskAssessment, Task
 from cobro.models import TimelineEvent as Event
-from cobro.settings import get_settings
+from cobro.rules.classify import load_active_ruleset
 
 log = logging.getLogger("cobro.dunning")
 
@@ -194,28 +193,12 @@ def _reachable(customer: DunningCustomer, channel: str) -> bool:
 
 # ------------------------------------------------------------------ policies (hot reloaded)
 
-_POLICY_CACHE: dict[Path, tuple[tuple[tuple[str, float], ...], Any]] = {}
 
-
-def policies(directory: Path | None = None) -> Any:
-    """The rules directory's `dunning.yaml`, compiled by the rules engine and re-read when
-    any rules file changes; a broken directory keeps the last good policies running."""
-    from cobro.rules.ruleset import Ruleset
-
-    directory = (directory or get_settings().rules_path).resolve()
-    stamp = tuple(sorted((f.name, f.stat().st_mtime) for f in directory.glob("*.yaml")))
-    cached = _POLICY_CACHE.get(directory)
-    if cached and cached[0] == stamp:
-        return cached[1]
-    try:
-        built = Ruleset.load(directory).built("dunning.yaml")
-    except Exception:
-        if cached:
-            log.exception("rules in %s are broken: keeping the last good policies", directory)
-            return cached[1]
-        raise
-    _POLICY_CACHE[directory] = (stamp, built)
-    return built
+def policies() -> Any:
+    """The active rules version's `dunning.yaml` (the one `cobro rules apply` activated; the
+    rules directory until a version is applied), read at every plan: a newly applied version
+    changes what a running worker plans and sends, without a restart."""
+    return load_active_ruleset().built("dunning.yaml")
 
 
 def policy_for(facts: CustomerFacts) -> DunningPolicy | None:

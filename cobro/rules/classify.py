@@ -26,6 +26,7 @@ materialised once per content hash), else the rules directory (`COBRO_RULES_DIR`
 
 from __future__ import annotations
 
+import logging
 import tempfile
 import threading
 from collections.abc import Iterable, Sequence
@@ -57,6 +58,8 @@ from cobro.rules.facts_sql import (
     snapshot_of,
 )
 from cobro.rules.ruleset import Ruleset
+
+log = logging.getLogger(__name__)
 
 RESOLVED = "resolved"
 ACTOR = "classifier"
@@ -162,8 +165,9 @@ def ruleset_from_files(files: dict[str, str]) -> Ruleset:
 
 
 def load_active_ruleset(engine: Engine | None = None, directory: Path | None = None) -> Ruleset:
-    """The active database version if any, else the rules directory. Read at every run, so
-    a newly applied version takes effect at the next run without a restart."""
+    """The active database version if any (what `cobro rules apply` activated: every rules
+    file, dunning and exposure included), else the rules directory. Read at every run, so a
+    newly applied version takes effect at the next run without a restart."""
     from cobro.settings import get_settings
 
     with transaction(engine) as session:
@@ -171,7 +175,32 @@ def load_active_ruleset(engine: Engine | None = None, directory: Path | None = N
         files = dict(version.files) if version is not None else None
     if files is not None:
         return ruleset_from_files(files)
-    return Ruleset.load(directory or get_settings().rules_path)
+    return ruleset_from_directory(directory or get_settings().rules_path)
+
+
+_DIRECTORY_CACHE: dict[Path, tuple[tuple[tuple[str, float], ...], Ruleset]] = {}
+
+
+def ruleset_from_directory(directory: Path) -> Ruleset:
+    """A rules directory (no version applied yet), re-read when one of its files changes; a
+    broken directory keeps the last good rules of this process running (and says so in the
+    log) — the first load of a broken directory raises."""
+    directory = directory.resolve()
+    stamp = tuple(sorted((f.name, f.stat().st_mtime) for f in directory.glob("*.yaml")))
+    with _CACHE_LOCK:
+        cached = _DIRECTORY_CACHE.get(directory)
+    if cached and cached[0] == stamp:
+        return cached[1]
+    try:
+        ruleset = Ruleset.load(directory)
+    except Exception:
+        if cached:
+            log.exception("rules in %s are broken: keeping the last good rules", directory)
+            return cached[1]
+        raise
+    with _CACHE_LOCK:
+        _DIRECTORY_CACHE[directory] = (stamp, ruleset)
+    return ruleset
 
 
 def ruleset_texts(ruleset: Ruleset) -> dict[str, str]:
