@@ -111,9 +111,12 @@ def facts(as_json: bool = typer.Option(False, "--json", help="JSON instead of Ma
 def diff(
     directory: Path = DIR_ARG,
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
+    days: int = typer.Option(30, "--days", min=1, help="dunning: how many days ahead to compare"),
 ) -> None:
-    """On the live portfolio: customers whose class would change (from -> to) and the alerts
-    that would fire with these rules instead of the active ones. Writes nothing."""
+    """On the live portfolio: customers whose class would change (from -> to), the alerts
+    that would fire, and the reminders a changed dunning.yaml would send differently over the
+    next days (contacts by template, customers affected), with these rules instead of the
+    active ones. Writes and sends nothing."""
     import json
 
     from cobro.cli.common import fail
@@ -127,10 +130,12 @@ def diff(
         fail(f"the active rules do not load: {exc.messages[0] if exc.messages else exc}")
     try:
         d = diff_rulesets(None, proposed, current)
+        dunning = _dunning_diff(current, proposed, days)
     except Exception as exc:
         fail(f"rules diff failed: {exc}")
     if as_json:
         out = {
+            "dunning": dunning.to_json() if dunning is not None else None,
             "current_hash": d.current_hash,
             "proposed_hash": d.proposed_hash,
             "evaluated": d.evaluated,
@@ -157,6 +162,45 @@ def diff(
     typer.echo(f"{len(d.alerts)} alert(s) would fire")
     for a in d.alerts:
         typer.echo(f"  [{a.severity}] {a.account} {a.name}: {a.message}")
+    if dunning is not None:
+        _print_dunning_diff(dunning)
+
+
+def _dunning_diff(current, proposed, days: int):  # type: ignore[no-untyped-def]
+    """The dunning side of the diff when both rule sets have a dunning.yaml (else None)."""
+    from datetime import UTC, datetime
+
+    from cobro.db import default_engine
+    from cobro.dunning.diff import diff_dunning
+    from cobro.dunning.notify import accounts_with_open_invoices
+
+    if "dunning.yaml" not in current.files or "dunning.yaml" not in proposed.files:
+        return None
+    engine = default_engine()
+    return diff_dunning(
+        engine,
+        accounts_with_open_invoices(engine),
+        current.built("dunning.yaml"),
+        proposed.built("dunning.yaml"),
+        datetime.now(UTC),
+        days,
+    )
+
+
+def _print_dunning_diff(d) -> None:  # type: ignore[no-untyped-def]
+    typer.echo(
+        f"dunning over the next {d.days} days: {len(d.changed)} of {d.evaluated} customer(s) "
+        "would be contacted differently"
+    )
+    for (kind, template), before, after in d.by_contact():
+        if before != after:
+            typer.echo(f"  {kind} {template}: {before} -> {after} ({after - before:+d})")
+    for account, before, after in d.changed[:20]:
+        was = ", ".join(f"{k} {t}" for k, t in before) or "nothing"
+        now = ", ".join(f"{k} {t}" for k, t in after) or "nothing"
+        typer.echo(f"  {account}: {was} -> {now}")
+    if len(d.changed) > 20:
+        typer.echo(f"  ... and {len(d.changed) - 20} more (--json lists them all)")
 
 
 @rules_app.command("apply")

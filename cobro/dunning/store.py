@@ -201,11 +201,15 @@ def policies() -> Any:
     return load_active_ruleset().built("dunning.yaml")
 
 
-def policy_for(facts: CustomerFacts) -> DunningPolicy | None:
+def policy_selector(facts: CustomerFacts) -> dict[str, Any]:
+    """What a policy's `applies_to` reads of a customer."""
     c = facts.customer
-    return policies().select(
-        {"risk_class": facts.risk_class or "low", "segment": c.segment, "country": c.country}
-    )
+    return {"risk_class": facts.risk_class or "low", "segment": c.segment, "country": c.country}
+
+
+def policy_for(facts: CustomerFacts, rules: Any = None) -> DunningPolicy | None:
+    """The customer's policy under `rules` (a compiled `dunning.yaml`; default: the active)."""
+    return (rules if rules is not None else policies()).select(policy_selector(facts))
 
 
 # ------------------------------------------------------------------------------ planning
