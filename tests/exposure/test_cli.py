@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 
 from cobro.cli import app
 from cobro.db import make_engine
-from tests.exposure.test_sql import seed
 from tests.helpers import RULES
+from tests.helpers.exposure import seed
 
 AS_OF = ["--as-of", "2026-06-30"]
 

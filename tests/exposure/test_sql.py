@@ -7,105 +7,15 @@ from decimal import Decimal
 
 from sqlalchemy import Engine
 
-from cobro.db import transaction
 from cobro.exposure import ExposureRules, UsedRules
 from cobro.exposure.rulefile import rules_of
 from cobro.exposure.sql import exposures_for, iter_exposures
-from cobro.models import Customer, GradeHistory, InsurerCover, Invoice
 from cobro.rules.ruleset import Ruleset
 from tests.helpers import RULES
+from tests.helpers.exposure import seed
 
 AS_OF = date(2026, 6, 30)
 D = Decimal
-
-
-def _customer(s, account: str, country: str = "FR", **kw) -> Customer:  # type: ignore[no-untyped-def]
-    c = Customer(
-        account=account,
-        name=f"Name {account}",
-        country=country,
-        language="fr",
-        timezone="Europe/Paris",
-        **kw,
-    )
-    s.add(c)
-    s.flush()
-    return c
-
-
-def _invoice(s, c: Customer, number: str, due: date, amount: str, open_: str, **kw) -> None:  # type: ignore[no-untyped-def]
-    s.add(
-        Invoice(
-            number=number,
-            customer_id=c.id,
-            issue_date=date(2026, 1, 1),
-            due_date=due,
-            currency="EUR",
-            amount=D(amount),
-            open_amount=D(open_),
-            **kw,
-        )
-    )
-
-
-def _cover(s, c: Customer, cover_id: str, policy: str, status: str, granted: str, **kw) -> None:  # type: ignore[no-untyped-def]
-    s.add(
-        InsurerCover(
-            insurer="allianz_trade",
-            policy_id=policy,
-            cover_id=cover_id,
-            customer_id=c.id,
-            cover_type="permanent",
-            granted_amount=D(granted),
-            currency="EUR",
-            status=status,
-            **kw,
-        )
-    )
-
-
-def _grade(s, c: Customer, grade: int) -> None:  # type: ignore[no-untyped-def]
-    s.add(
-        GradeHistory(
-            customer_id=c.id, insurer="allianz_trade", grade=grade, graded_on=date(2026, 1, 5)
-        )
-    )
-
-
-def seed(engine: Engine) -> None:
-    with transaction(engine) as s:
-        a = _customer(s, "A", segment="sme")
-        _invoice(s, a, "A1", date(2026, 3, 1), "1000.50", "1000.50")
-        _invoice(s, a, "A2", date(2026, 6, 15), "2000", "2000", disputed=True)
-        _invoice(s, a, "A3", date(2026, 7, 15), "3000", "3000")
-        _invoice(s, a, "A4", date(2026, 8, 1), "400", "400", disputed=True)
-        _invoice(s, a, "A5", date(2026, 6, 1), "-250", "-250")  # credit note
-        _invoice(s, a, "A6", date(2026, 5, 1), "900", "0")  # paid
-        _cover(s, a, "CA1", "P1", "GRANTED", "20000", valid_until=date(2026, 7, 30))
-        _cover(s, a, "CA2", "P2", "partially_granted", "5000")
-        _cover(s, a, "CA3", "P1", "granted", "9999", valid_until=date(2026, 6, 29))  # expired
-        _cover(s, a, "CA4", "P3", "refused", "0")
-        _cover(s, a, "CA5", "5012001", "granted", "20000", nominative=False)  # named ones win
-
-        b = _customer(s, "B", discretionary_limit=D("500"))
-        _grade(s, b, 4)
-        _invoice(s, b, "B1", date(2026, 6, 1), "800", "800")
-
-        c = _customer(s, "C", country="US", segment="corporate")
-        _invoice(s, c, "C1", date(2026, 7, 30), "1000", "1000")
-
-        d = _customer(s, "D", country="BE", segment="public_sector", discretionary_limit=D("0"))
-        _grade(s, d, 8)
-        _cover(s, d, "CD1", "5012001", "granted", "20000", nominative=False)
-        _invoice(s, d, "D1", date(2026, 3, 22), "300", "300")
-
-        e = _customer(s, "E", country="US")
-        _grade(s, e, 2)
-        _cover(s, e, "CE1", "5012001", "active", "20000", nominative=False)
-
-        f = _customer(s, "F")
-        _cover(s, f, "CF1", "P1", "refused", "0", decision_date=date(2026, 2, 1))
-        _invoice(s, f, "F1", date(2026, 6, 29), "100", "100")
 
 
 def _shipped() -> ExposureRules:

@@ -27,7 +27,7 @@ from cobro.insurers.allianz_trade import AllianzTradeConnector
 from cobro.insurers.sync_runner import run_sync
 from tests.helpers import ROOT
 from tests.helpers.dunning import pydantic_client
-from tests.insurers.test_sync_store import digest, forget_sync, seed_customers
+from tests.helpers.insurers import digest, forget_sync, seed_customers
 from workflows.daily_sync import DailySync, DailySyncInput
 
 pytestmark = [pytest.mark.temporal, pytest.mark.slow]

@@ -5,19 +5,15 @@ unmatched queue and manual links, faults, and idempotence."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
-from pydantic import SecretStr
 from sqlalchemy import Engine, func, select
 
 from cobro.db import transaction
 from cobro.devkit.insurer.faults import Faults
 from cobro.devkit.insurer.server import InsurerSimulator
-from cobro.insurers.allianz_trade import AllianzTradeConnector, HttpRetries
 from cobro.insurers.covers import CoverError, link_cover, list_covers, request_cover, unmatched
 from cobro.insurers.sync_runner import run_sync
 from cobro.models import (
@@ -29,70 +25,9 @@ from cobro.models import (
     SyncRun,
     TimelineEvent,
 )
+from tests.helpers.insurers import connector, digest, forget_sync, seed_customers
 
-FAST = HttpRetries(max_attempts=8, base_delay=0.01, max_delay=0.05)
 BUYERS = 120
-
-
-def connector(sim: InsurerSimulator) -> AllianzTradeConnector:
-    return AllianzTradeConnector(sim.base_url, SecretStr(sim.api_key), retry=FAST, timeout=5)
-
-
-def seed_customers(engine: Engine, sim: InsurerSimulator, share: float = 0.75) -> dict[str, str]:
-    """Customers for most of the simulator's buyers, known by different identifiers (buyer id,
-    SIREN written with spaces, French VAT only, DUNS only); the rest stay unknown.
-    Returns insurer company id -> account."""
-    known = {}
-    with transaction(engine) as s:
-        for i, buyer in enumerate(sim.portfolio.buyers[: int(len(sim.portfolio.buyers) * share)]):
-            account = f"C{i:04d}"
-            ids: dict[str, str | None] = {}
-            way = i % 4
-            if way == 0:
-                ids["insurer_buyer_id"] = buyer.company_id
-            elif way == 1 and buyer.siren:
-                s9 = buyer.siren
-                ids["siren"] = f"{s9[:3]} {s9[3:6]} {s9[6:]}"
-            elif way == 2 or (way == 1 and not buyer.siren):
-                ids["vat"] = buyer.vat
-            elif buyer.duns:
-                ids["duns"] = buyer.duns
-            else:
-                ids["vat"] = buyer.vat
-            s.add(
-                Customer(
-                    account=account,
-                    name=buyer.name,
-                    country=buyer.country,
-                    language="fr",
-                    timezone="Europe/Paris",
-                    **ids,
-                )
-            )
-            known[buyer.company_id] = account
-    return known
-
-
-def digest(engine: Engine) -> str:
-    """Covers and grades as stored: what must not depend on faults."""
-    with engine.connect() as conn:
-        covers = conn.execute(
-            select(
-                InsurerCover.cover_id,
-                InsurerCover.customer_id,
-                InsurerCover.status,
-                InsurerCover.granted_amount,
-                InsurerCover.valid_until,
-                InsurerCover.grade,
-            ).order_by(InsurerCover.cover_id)
-        ).all()
-        grades = conn.execute(
-            select(GradeHistory.customer_id, GradeHistory.grade, GradeHistory.graded_on).order_by(
-                GradeHistory.customer_id, GradeHistory.graded_on
-            )
-        ).all()
-    text = json.dumps([[str(v) for v in r] for r in [*covers, *grades]])
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def count(engine: Engine, model: type, *where: object) -> int:
@@ -297,21 +232,6 @@ async def test_unmatched_cover_queued_then_linked_and_kept(engine: Engine) -> No
             await run_sync(engine, insurer, full=True, today=sim.today)
     assert [r.cover_id for r in list_covers(engine, "NEW1")] == [row.cover_id]
     assert len(unmatched(engine)) == len(queue) - 1
-
-
-def forget_sync(engine: Engine) -> None:
-    from sqlalchemy import delete
-
-    with transaction(engine) as s:
-        for model in (
-            TimelineEvent,
-            CoverHistory,
-            InsurerQuarantine,
-            GradeHistory,
-            InsurerCover,
-            SyncRun,
-        ):
-            s.execute(delete(model))
 
 
 def good_data(

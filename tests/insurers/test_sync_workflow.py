@@ -25,7 +25,7 @@ from cobro.models import InsurerCover, InsurerQuarantine, RiskAssessment, SyncRu
 from cobro.settings import get_settings
 from cobro.sync_schedule import SCHEDULE_ID
 from tests.helpers.dunning import pydantic_client, running_worker
-from tests.insurers.test_sync_store import seed_customers
+from tests.helpers.insurers import seed_customers
 from workflows.daily_sync import DailySync, DailySyncInput, DailySyncProgress
 
 pytestmark = pytest.mark.temporal

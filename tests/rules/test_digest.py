@@ -16,7 +16,7 @@ from cobro.rules.classify import classify_portfolio
 from cobro.rules.digest import build_digest
 from cobro.rules.ruleset import Ruleset
 from cobro.settings import get_settings
-from tests.rules.test_classify import DAY1, seed, write_rules
+from tests.helpers.rules import DAY1, seed, write_rules
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from cobro.models import GradeHistory, RiskAssessment
 from cobro.rules.classify import load_active_ruleset
 from cobro.settings import get_settings
 from tests.helpers.dunning import pydantic_client, running_worker
-from tests.rules.test_classify import RISK_CLASSES, seed, write_rules
+from tests.helpers.rules import RISK_CLASSES, seed, write_rules
 from workflows.classify import Classify, ClassifyInput, ClassifyResult
 
 STRICTER = RISK_CLASSES.replace("grade >= 8", "grade >= 5")

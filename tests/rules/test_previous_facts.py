@@ -15,7 +15,7 @@ from cobro.models import CustomerFactSnapshot, Invoice
 from cobro.rules.classify import classify_portfolio
 from cobro.rules.facts_sql import facts_by_customer
 from cobro.rules.ruleset import Ruleset
-from tests.rules.test_classify import DAY1, RISK_CLASSES, add_invoice, seed, write_rules
+from tests.helpers.rules import DAY1, RISK_CLASSES, add_invoice, seed, write_rules
 
 ALERTS = """\
 alerts:

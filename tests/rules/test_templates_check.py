@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 
 from cobro.cli import app
 from cobro.dunning.rulefile import templates_directory
-from cobro.dunning.store import policies
 from cobro.rules import RuleError
+from cobro.rules.classify import ruleset_from_directory
 from cobro.rules.ruleset import Ruleset
 from cobro.settings import get_settings
 from tests.helpers import ROOT
@@ -266,6 +266,11 @@ def test_rules_and_template_problems_are_reported_together(tree: tuple[Path, Pat
 def _write(path: Path, text: str, mtime: float) -> None:
     path.write_text(text, encoding="utf-8")
     os.utime(path, (mtime, mtime))  # the reload is keyed on mtimes: make each edit visible
+
+
+def policies(directory: Path):  # type: ignore[no-untyped-def]
+    """The rules directory's dunning policies, as a worker reads them before any apply."""
+    return ruleset_from_directory(directory).built("dunning.yaml")
 
 
 def test_policies_hot_reload_keeps_the_last_good_version(

@@ -16,7 +16,7 @@ from cobro.db import default_engine, transaction
 from cobro.models import RulesetVersion
 from cobro.rules.classify import load_active_ruleset
 from cobro.settings import get_settings
-from tests.rules.test_classify import ALERTS, RISK_CLASSES, counts, seed, write_rules
+from tests.helpers.rules import ALERTS, RISK_CLASSES, counts, seed, write_rules
 
 STRICTER = RISK_CLASSES.replace("grade >= 8", "grade >= 5")
 

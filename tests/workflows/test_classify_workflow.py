@@ -20,7 +20,7 @@ from cobro.devkit.capture import CaptureServers
 from cobro.models import Alert, GradeHistory, Invoice
 from cobro.settings import get_settings
 from tests.helpers.dunning import pydantic_client, running_worker
-from tests.rules.test_classify import add_invoice, seed, write_rules
+from tests.helpers.rules import add_invoice, seed, write_rules
 from workflows.classify import Classify, ClassifyInput, ClassifyResult
 
 POLICY = """\
