@@ -1,4 +1,4 @@
-"""`cobro dunning plan|show|pause|resume|promise|sync`: see and steer the dunning workflows."""
+"""`cobro dunning plan|preview|show|pause|resume|promise|sync`: see and steer dunning."""
 
 from __future__ import annotations
 
@@ -94,6 +94,46 @@ def _print_plan(data: dict[str, Any]) -> None:
         console.print(f"skipped: {s}")
     for invoice, reason in data.get("excluded", {}).items():
         console.print(f"excluded: {invoice} ({reason})")
+
+
+@dunning_app.command("preview")
+def preview_command(
+    customer: str = CUSTOMER,
+    as_of: str = typer.Option(
+        None, "--as-of", help="the next contact as of this date (YYYY-MM-DD), like `plan`"
+    ),
+    as_json: bool = JSON,
+) -> None:
+    """The next contact rendered exactly as the customer will get it (subject, text, HTML,
+    SMS). Nothing is sent or written."""
+    from cobro.db import transaction
+    from cobro.dunning.preview import next_contact
+    from cobro.dunning.schedule import as_of_instant
+
+    day = None
+    if as_of:
+        try:
+            day = date.fromisoformat(as_of)
+        except ValueError:
+            fail(f"--as-of: {as_of!r} is not a date (YYYY-MM-DD)")
+    with transaction() as session:
+        facts = _facts(session, customer)
+        now = as_of_instant(day, facts.customer.timezone) if day else datetime.now(UTC)
+        preview = next_contact(facts, now)
+    if as_json:
+        typer.echo(json.dumps(preview.to_json(), indent=2, default=str))
+        return
+    if not preview.contacts:
+        typer.echo(f"{customer}: no contact planned (policy {preview.policy or 'none applies'})")
+        return
+    for c in preview.contacts:
+        typer.echo(f"== {c.channel} {c.template} (step {c.step_at}) to {c.recipient} at {c.at}")
+        typer.echo(f"   invoices: {', '.join(c.invoices)}; language: {c.language}")
+        if c.subject is not None:
+            typer.echo(f"Subject: {c.subject}")
+        typer.echo("")
+        typer.echo(c.text.rstrip())
+        typer.echo("")
 
 
 @dunning_app.command("show")
