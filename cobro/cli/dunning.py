@@ -143,6 +143,7 @@ def show(customer: str = CUSTOMER, as_json: bool = JSON) -> None:
 
     from cobro.db import transaction
     from cobro.models import TimelineEvent
+    from cobro.timeline import title
 
     with transaction() as session:
         facts = _facts(session, customer)
@@ -153,7 +154,13 @@ def show(customer: str = CUSTOMER, as_json: bool = JSON) -> None:
             .limit(20)
         ).all()
         timeline = [
-            {"at": e.at.isoformat(), "kind": e.kind, "actor": e.actor, "summary": e.summary}
+            {
+                "at": e.at.isoformat(),
+                "kind": e.kind,
+                "title": title(e.kind),
+                "actor": e.actor,
+                "summary": e.summary,
+            }
             for e in events
         ]
     workflow = run_async(lambda: _workflow_state(customer))
@@ -165,7 +172,7 @@ def show(customer: str = CUSTOMER, as_json: bool = JSON) -> None:
     _print_plan(data["plan"])
     table = Table("when (UTC)", "what", "who", "details")
     for e in timeline:
-        table.add_row(e["at"], e["kind"], e["actor"], e["summary"])
+        table.add_row(e["at"], e["title"], e["actor"], e["summary"])
     console.print(table)
 
 

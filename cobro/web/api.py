@@ -17,6 +17,8 @@ from fastapi.responses import Response
 from fastapi.security import HTTPBearer
 from pydantic import AfterValidator, BaseModel, Field, field_validator
 
+from cobro.dunning.preview import NextContact
+from cobro.timeline import title
 from cobro.users import CurrentUser
 from cobro.web import actions, queries
 from cobro.web.auth import check_csrf, require
@@ -135,6 +137,11 @@ class EventOut(BaseModel):
     kind: str
     actor: str
     summary: str
+    title: str = ""  # the kind in words (cobro.timeline.title)
+
+
+def event_out(e: Any) -> EventOut:
+    return EventOut(at=e.at, kind=e.kind, actor=e.actor, summary=e.summary, title=title(e.kind))
 
 
 class CommunicationOut(BaseModel):
@@ -320,10 +327,20 @@ async def customer(request: Request, account: str, _: Viewer) -> Any:
         communications=[
             CommunicationOut.model_validate(m, from_attributes=True) for m in file.communications
         ],
-        timeline=[EventOut.model_validate(e, from_attributes=True) for e in file.timeline],
+        timeline=[event_out(e) for e in file.timeline],
         dunning_paused=bool(risk.pauses),
         workflows_url=workflows_url(_settings(request), c.account),
     )
+
+
+@router.get("/customers/{account}/next-contact", response_model=NextContact, tags=["customers"])
+async def next_contact(request: Request, account: str, _: Viewer) -> Any:
+    """The customer's next email and SMS rendered exactly as they will be sent (nothing is
+    sent): the same as `cobro dunning preview --customer ACCOUNT --json`."""
+    found = await asyncio.to_thread(queries.next_contact, _engine(request), account)
+    if found is None:
+        raise HTTPException(404, f"no next contact for {account!r}")
+    return found
 
 
 @router.get("/alerts", response_model=AlertPage, tags=["alerts"])

@@ -24,6 +24,7 @@ from starlette.staticfiles import StaticFiles
 from cobro import formatting
 from cobro.db import make_engine
 from cobro.settings import Settings, get_settings
+from cobro.timeline import title
 from cobro.users import authenticate, end_session, open_session
 from cobro.web import api, pages
 from cobro.web.auth import AuthMiddleware, check_csrf, clear_session, set_session
@@ -54,7 +55,7 @@ def template_environment() -> Environment:
     env = Environment(
         loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"])
     )
-    env.filters.update(money=money, amount=amount, pct=pct, days=days)
+    env.filters.update(money=money, amount=amount, pct=pct, days=days, event_title=title)
     return env
 
 

@@ -121,6 +121,7 @@ async def customer(request: Request, account: str) -> Response:
     exposure = await asyncio.to_thread(
         queries.customer_exposure, engine, file.customer.id, date.today()
     )
+    upcoming = await asyncio.to_thread(queries.next_contact, engine, account)
     grade_chart = None
     if risk.grades:
         grade_chart = line_chart(
@@ -140,10 +141,20 @@ async def customer(request: Request, account: str) -> Response:
         risk=risk,
         grade_chart=grade_chart,
         exposure=exposure,
+        next_contact=upcoming,
         workflows_url=workflows_url(request.app.state.settings, account),
         today=date.today(),
         notice=request.query_params.get("notice", "")[:300],
     )
+
+
+@router.get("/customers/{account}/next-contact", response_class=HTMLResponse)
+async def next_contact(request: Request, account: str) -> Response:
+    require(request)
+    upcoming = await asyncio.to_thread(queries.next_contact, _engine(request), account)
+    if upcoming is None:
+        return render(request, "not_found.html", 404, what=f"next contact of {account}")
+    return render(request, "next_contact.html", nc=upcoming, account=account)
 
 
 @router.get("/customers/{account}/messages/{message_id}", response_class=HTMLResponse)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -28,6 +29,8 @@ from cobro.rules.facts_sql import cover_in_force, days_between
 
 AGING_BUCKETS = [("not due", None), ("1-30", 30), ("31-60", 60), ("61-90", 90), ("91-120", 120)]
 OVER_LAST = ">120"
+
+log = logging.getLogger(__name__)
 
 
 def aging_bucket_expr(as_of: date):  # type: ignore[no-untyped-def]
@@ -605,6 +608,24 @@ def limit_review(
             )
     out.sort(key=lambda x: (-(x.usage or Decimal(0)), x.account))
     return out
+
+
+def next_contact(engine: Engine, account: str, now: datetime | None = None):  # type: ignore[no-untyped-def]
+    """The customer's next email/SMS as it will be sent (cobro.dunning.preview), or None when
+    the dunning rules do not load (the page still shows everything else)."""
+    from datetime import UTC
+
+    from cobro.db import transaction
+    from cobro.dunning.preview import next_contact as preview
+    from cobro.dunning.store import load_customer_facts
+
+    try:
+        with transaction(engine) as session:
+            facts = load_customer_facts(session, account)
+            return None if facts is None else preview(facts, now or datetime.now(UTC))
+    except Exception:
+        log.exception("next contact of %s", account)
+        return None
 
 
 def customer_exposure(engine: Engine, customer_id: int, as_of: date):  # type: ignore[no-untyped-def]

@@ -1,0 +1,48 @@
+"""What a customer-timeline event is, in the words of the people reading it: the stored
+`kind` is a stable code (`alert.fired`), `title(kind)` the sentence shown on the customer
+file, the API and `cobro dunning show` ("Alert raised")."""
+
+from __future__ import annotations
+
+TITLES: dict[str, str] = {
+    "alert.fired": "Alert raised",
+    "alert.acknowledged": "Alert acknowledged",
+    "alert.assigned": "Alert assigned",
+    "cover.created": "Insurer cover received",
+    "cover.updated": "Insurer cover changed",
+    "cover.reduced": "Insurer cover reduced",
+    "cover.withdrawn": "Insurer cover withdrawn",
+    "cover.expired": "Insurer cover expired",
+    "cover.linked": "Insurer cover linked by hand",
+    "cover.matched": "Insurer cover matched to this customer",
+    "cover.requested": "Cover requested from the insurer",
+    "customer.created": "Customer imported",
+    "customer.updated": "Customer details updated",
+    "dunning.paused": "Reminders paused",
+    "dunning.resumed": "Reminders resumed",
+    "dunning.skipped": "Reminder skipped",
+    "dunning.email_sent": "Reminder email sent",
+    "dunning.sms_sent": "Reminder SMS sent",
+    "dunning.email_failed": "Reminder email failed",
+    "dunning.sms_failed": "Reminder SMS failed",
+    "dunning.task": "Task created for a collector",
+    "dunning.claim": "Insurer claim to prepare",
+    "grade.changed": "Insurer grade changed",
+    "invoice.created": "Invoice imported",
+    "invoice.updated": "Invoice updated",
+    "payment.received": "Payment received",
+    "promise.recorded": "Promise to pay recorded",
+    "promise.kept": "Promise to pay kept",
+    "promise.broken": "Promise to pay broken",
+    "risk.class_changed": "Risk class changed",
+    "task.done": "Task completed",
+}
+
+
+def title(kind: str) -> str:
+    """The sentence for an event kind; an unknown kind still reads as words."""
+    known = TITLES.get(kind)
+    if known is not None:
+        return known
+    words = kind.replace(".", " ").replace("_", " ").strip()
+    return words[:1].upper() + words[1:]
