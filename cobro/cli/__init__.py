@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import typer
 
+from cobro.cli.common import CobroGroup
+
 app = typer.Typer(
     name="cobro",
+    cls=CobroGroup,
     help="Cobro: insurer covers, YAML risk rules and durable dunning for receivables.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,

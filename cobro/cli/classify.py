@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from cobro.cli.common import fail
+from cobro.cli.common import describe, fail
 
 
 def _ruleset():  # type: ignore[no-untyped-def]
@@ -33,7 +33,7 @@ def classify_command(
         try:
             result = explain_customer(None, customer, ruleset)
         except Exception as exc:
-            fail(f"classification failed: {exc}")
+            fail(f"classification failed: {describe(exc)}")
         if result is None:
             fail(f"unknown customer {customer!r}")
         if as_json:
@@ -45,7 +45,7 @@ def classify_command(
     try:
         report = classify_portfolio(None, ruleset)
     except Exception as exc:
-        fail(f"classification failed: {exc}")
+        fail(f"classification failed: {describe(exc)}")
     if as_json:
         typer.echo(json.dumps(report_json(report), indent=2))
         return

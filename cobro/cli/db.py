@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cobro.cli.common import fail
+from cobro.cli.common import describe, fail, safe_url
 
 db_app = typer.Typer(help="Database schema (alembic migrations).", no_args_is_help=True)
 
@@ -20,14 +20,8 @@ def db_upgrade(
     try:
         upgrade(revision=revision)
     except Exception as exc:  # one clear line, no traceback
-        fail(f"database upgrade failed: {exc}")
-    typer.echo(f"database at {revision}: {_safe_url(get_settings().resolved_database_url)}")
-
-
-def _safe_url(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
+        fail(f"database upgrade failed: {describe(exc)}")
+    typer.echo(f"database at {revision}: {safe_url(get_settings().resolved_database_url)}")
 
 
 def register(app: typer.Typer) -> None:

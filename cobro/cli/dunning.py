@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cobro.cli.common import fail, run_async
+from cobro.cli.common import TemporalUnreachable, fail, run_with_temporal
 
 dunning_app = typer.Typer(
     help="Dunning: planned reminders, pauses, promises.", no_args_is_help=True
@@ -163,7 +163,7 @@ def show(customer: str = CUSTOMER, as_json: bool = JSON) -> None:
             }
             for e in events
         ]
-    workflow = run_async(lambda: _workflow_state(customer))
+    workflow = _workflow_state(customer)
     data = {"workflow": workflow, "plan": _plan_json(customer, None), "timeline": timeline}
     if as_json:
         typer.echo(json.dumps(data, indent=2, default=str))
@@ -176,14 +176,13 @@ def show(customer: str = CUSTOMER, as_json: bool = JSON) -> None:
     console.print(table)
 
 
-async def _workflow_state(account: str) -> dict[str, Any]:
+def _workflow_state(account: str) -> dict[str, Any]:
+    from temporalio.client import Client
     from temporalio.service import RPCError
 
     from cobro.dunning.signals import workflow_id
-    from cobro.temporal_client import connect
 
-    try:
-        client = await connect()
+    async def describe(client: Client) -> dict[str, Any]:
         handle = client.get_workflow_handle(workflow_id(account))
         desc = await handle.describe()
         state: dict[str, Any] = {
@@ -195,24 +194,22 @@ async def _workflow_state(account: str) -> dict[str, Any]:
             status = await handle.query("status")
             state["query"] = status
         return state
+
+    try:
+        return run_with_temporal(describe)
     except RPCError as exc:
         return {"workflow_id": workflow_id(account), "status": f"not found ({exc.message})"}
-    except RuntimeError as exc:
+    except TemporalUnreachable as exc:
         return {"workflow_id": workflow_id(account), "status": f"Temporal unreachable: {exc}"}
 
 
 def _signal(account: str, kind: str, detail: str, actor: str) -> None:
     from cobro.dunning.notify import notify
     from cobro.dunning.signals import FactsChanged
-    from cobro.temporal_client import connect
-
-    async def run() -> None:
-        client = await connect()
-        await notify(client, [account], FactsChanged(kind, detail, actor))
 
     try:
-        run_async(run)
-    except RuntimeError as exc:
+        run_with_temporal(lambda c: notify(c, [account], FactsChanged(kind, detail, actor)))
+    except TemporalUnreachable as exc:
         fail(f"recorded, but the workflow could not be signalled (Temporal unreachable): {exc}")
 
 
@@ -293,18 +290,10 @@ def sync() -> None:
     from cobro.db import default_engine
     from cobro.dunning.notify import accounts_with_open_invoices, notify
     from cobro.dunning.signals import FactsChanged
-    from cobro.temporal_client import connect
 
     accounts = accounts_with_open_invoices(default_engine())
-
-    async def run() -> int:
-        client = await connect()
-        return await notify(client, accounts, FactsChanged("invoices_changed", "sync"))
-
-    try:
-        count = run_async(run)
-    except RuntimeError as exc:
-        fail(f"Temporal unreachable: {exc}")
+    change = FactsChanged("invoices_changed", "sync")
+    count = run_with_temporal(lambda client: notify(client, accounts, change))
     typer.echo(f"{count} dunning workflow(s) started or signalled")
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import typer
 
-from cobro.cli.common import fail
+from cobro.cli.common import describe, fail
 from cobro.formatting import amount
 
 CSV_COLUMNS = (
@@ -65,7 +65,7 @@ def _ruleset(directory: Path | None):  # type: ignore[no-untyped-def]
         more = len(exc.messages) - 1
         fail(first + (f" (and {more} more: run `cobro rules check`)" if more > 0 else ""))
     except Exception as exc:
-        fail(f"cannot read the rules: {exc}")
+        fail(f"cannot read the rules: {describe(exc)}")
 
 
 def _insured_text(e: Any) -> str:
@@ -140,7 +140,7 @@ def exposure_command(
         _silence_stdout()
         raise typer.Exit(0) from None
     except Exception as exc:
-        fail(f"exposure failed: {exc}")
+        fail(f"exposure failed: {describe(exc)}")
 
 
 def _silence_stdout() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from cobro.cli.common import fail, run_async
+from cobro.cli.common import describe, fail, run_with_temporal
 
 import_app = typer.Typer(
     help=(
@@ -43,22 +43,15 @@ def _notify_dunning(kind: str, file: Path) -> None:
 
     from cobro.dunning.notify import notify
     from cobro.dunning.signals import FactsChanged
-    from cobro.settings import get_settings
-    from cobro.temporal_client import connect
 
     accounts = _accounts_in(file)
-
-    async def run() -> int:
-        client = await connect()
-        return await notify(client, accounts, FactsChanged(CHANGE_KIND[kind], file.name, "import"))
-
+    change = FactsChanged(CHANGE_KIND[kind], file.name, "import")
     try:
-        count = run_async(run)
+        count = run_with_temporal(lambda client: notify(client, accounts, change))
     except Exception as exc:
-        address = get_settings().temporal_address
         typer.echo(
-            f"warning: dunning workflows not notified (Temporal at {address}: "
-            f"{' '.join(str(exc).split())[:200]}); run `cobro dunning sync` once it is up",
+            f"warning: dunning workflows not notified ({describe(exc)});"
+            " run `cobro dunning sync` once it is up",
             err=True,
         )
         return
@@ -77,7 +70,7 @@ def _run(kind: str, file: Path, as_json: bool, notify: bool = True) -> None:
             typer.echo(line, err=True)
         raise typer.Exit(1) from None
     except SQLAlchemyError as exc:
-        fail(f"{file}: import failed, nothing written: {exc.__class__.__name__}: {exc}")
+        fail(f"{file}: import failed, nothing written: {describe(exc)}")
     if as_json:
         typer.echo(json.dumps(report.as_dict(), sort_keys=True))
     else:

@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import typer
 
-from cobro.cli.common import fail
+from cobro.cli.common import describe, fail
 from cobro.formatting import amount
 
 
@@ -42,7 +42,7 @@ def kpis_command(
             default_engine(), day, currency=currency.upper() if currency else None, period_days=days
         )
     except Exception as exc:
-        fail(f"KPIs failed: {exc}")
+        fail(f"KPIs failed: {describe(exc)}")
     if as_json:
         typer.echo(json.dumps(kpis.to_json(), indent=2))
         return

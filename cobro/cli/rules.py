@@ -119,7 +119,7 @@ def diff(
     active ones. Writes and sends nothing."""
     import json
 
-    from cobro.cli.common import fail
+    from cobro.cli.common import describe, fail
     from cobro.rules import RuleError
     from cobro.rules.classify import diff_rulesets, load_active_ruleset
 
@@ -132,7 +132,7 @@ def diff(
         d = diff_rulesets(None, proposed, current)
         dunning = _dunning_diff(current, proposed, days)
     except Exception as exc:
-        fail(f"rules diff failed: {exc}")
+        fail(f"rules diff failed: {describe(exc)}")
     if as_json:
         out = {
             "dunning": dunning.to_json() if dunning is not None else None,
@@ -210,7 +210,7 @@ def apply(
     message: str = typer.Option(..., "--message", help="why"),
 ) -> None:
     """Store the rules as a new version and make it active (refused if check or test fails)."""
-    from cobro.cli.common import fail
+    from cobro.cli.common import describe, fail
     from cobro.rules.classify import ApplyRefused, apply_version
 
     try:
@@ -221,7 +221,7 @@ def apply(
         typer.echo(f"refused: {directory} fails check or test; active version unchanged", err=True)
         raise typer.Exit(1) from None
     except Exception as exc:
-        fail(f"rules apply failed: {exc}")
+        fail(f"rules apply failed: {describe(exc)}")
     what = "stored" if applied.created else "re-activated"
     typer.echo(f"{what} version {applied.id} hash={applied.content_hash} (active)")
 

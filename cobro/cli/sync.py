@@ -11,25 +11,12 @@ from typing import Any
 
 import typer
 
-from cobro.cli.common import fail, run_async
+from cobro.cli.common import TemporalUnreachable, describe, fail, run_with_temporal
 
 sync_app = typer.Typer(help="The insurer sync (covers, limits, grades).", no_args_is_help=True)
 schedule_app = typer.Typer(
     help="The daily insurer sync Schedule in Temporal.", no_args_is_help=True
 )
-
-
-async def _client():  # type: ignore[no-untyped-def]
-    from cobro.settings import get_settings
-    from cobro.temporal_client import connect
-
-    settings = get_settings()
-    try:
-        return await asyncio.wait_for(connect(settings), timeout=10)
-    except Exception as exc:
-        raise ConnectionError(
-            f"cannot reach Temporal at {settings.temporal_address}: {exc or type(exc).__name__}"
-        ) from None
 
 
 @sync_app.command("now")
@@ -52,8 +39,7 @@ def sync_now(
         f"/namespaces/{settings.temporal_namespace}/workflows/{workflow_id}"
     )
 
-    async def go() -> dict[str, Any]:
-        client = await _client()
+    async def go(client) -> dict[str, Any]:  # type: ignore[no-untyped-def]
         handle = await client.start_workflow(
             DailySync.run,
             DailySyncInput(full=full, classify=not no_classify),
@@ -65,8 +51,8 @@ def sync_now(
         return await _follow(handle, quiet=as_json)
 
     try:
-        result = run_async(go)
-    except ConnectionError as exc:
+        result = run_with_temporal(go)
+    except TemporalUnreachable as exc:
         fail(str(exc))
     except Exception as exc:
         cause = getattr(exc, "cause", None)
@@ -151,26 +137,20 @@ def schedule_apply(as_json: bool = typer.Option(False, "--json")) -> None:
     except ValueError as exc:
         fail(str(exc))
 
-    async def go():  # type: ignore[no-untyped-def]
-        return await apply_schedule(await _client(), settings)
-
     try:
-        info = run_async(go)
+        info = run_with_temporal(lambda client: apply_schedule(client, settings))
     except Exception as exc:
-        fail(str(exc))
+        fail(describe(exc))
     _print_schedule(info, as_json, "created" if info.created else "updated")
 
 
 def _pause(paused: bool, note: str, as_json: bool) -> None:
     from cobro.sync_schedule import set_paused
 
-    async def go():  # type: ignore[no-untyped-def]
-        return await set_paused(await _client(), paused, note)
-
     try:
-        info = run_async(go)
+        info = run_with_temporal(lambda client: set_paused(client, paused, note))
     except Exception as exc:
-        fail(str(exc))
+        fail(describe(exc))
     _print_schedule(info, as_json, "paused" if paused else "unpaused")
 
 
@@ -196,13 +176,10 @@ def schedule_show(as_json: bool = typer.Option(False, "--json")) -> None:
     """The daily sync Schedule: spec, state, next runs."""
     from cobro.sync_schedule import describe_schedule
 
-    async def go():  # type: ignore[no-untyped-def]
-        return await describe_schedule(await _client())
-
     try:
-        info = run_async(go)
+        info = run_with_temporal(describe_schedule)
     except Exception as exc:
-        fail(str(exc))
+        fail(describe(exc))
     _print_schedule(info, as_json, "")
 
 
