@@ -50,10 +50,25 @@ def _plan_json(account: str, as_of: date | None) -> dict[str, Any]:
         return planned.plan.to_json()
 
 
-@dunning_app.command("plan")
+PLAN_HELP = (
+    "The planned reminder schedule, computed from the facts (nothing is sent).\n\n"
+    "--as-of DATE moves only the clock: the plan is what the planner would do at the start of"
+    " that day with what Cobro knows now. It does not rebuild the facts of that day: the"
+    " invoices and open amounts are today's (a payment recorded since that day stays applied;"
+    " an invoice paid since is not planned), and so are the steps already sent (even after"
+    " that day), the pauses and promises, the risk class and the policies."
+)
+
+
+@dunning_app.command("plan", help=PLAN_HELP)
 def plan_command(
     customer: str = CUSTOMER,
-    as_of: str = typer.Option(None, "--as-of", help="plan as of this date (YYYY-MM-DD)"),
+    as_of: str = typer.Option(
+        None,
+        "--as-of",
+        help="set the clock to the start of this day (YYYY-MM-DD, customer's time zone);"
+        " the facts stay today's",
+    ),
     as_json: bool = JSON,
 ) -> None:
     """The planned reminder schedule, computed from the facts (nothing is sent)."""
