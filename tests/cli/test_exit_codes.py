@@ -20,9 +20,10 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from cobro.db import make_engine, upgrade
+from cobro.devkit.insurer.server import InsurerSimulator
 from cobro.importing import import_csv
-from cobro.insurers.simulator import InsurerSimulator
-from tests.cli.test_one_line_errors import ROOT, closed_port
+from tests.helpers import ROOT
+from tests.helpers import free_port as closed_port
 
 pytestmark = [pytest.mark.temporal, pytest.mark.slow]
 

@@ -6,7 +6,6 @@ this process (typer's CliRunner)."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -17,16 +16,8 @@ from typer.testing import CliRunner
 from cobro.cli import app
 from cobro.db import default_engine
 from cobro.settings import get_settings
-
-ROOT = Path(__file__).resolve().parents[2]
-RULES = str(ROOT / "rules")
-
-
-def closed_port() -> int:
-    """A loopback port nobody listens on (bound, then released)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.helpers import ROOT, RULES
+from tests.helpers import free_port as closed_port  # bound, then released: nobody listens
 
 
 def cobro_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
@@ -117,7 +108,7 @@ DB_GROUPS = [  # one command per group, each in a process of its own
     ["kpis"],
     ["exposure"],
     ["covers", "list"],
-    ["rules", "diff", RULES],
+    ["rules", "diff", str(RULES)],
     ["dunning", "plan", "--customer", "K1"],
     ["users", "list"],
     ["serve", "--port", str(closed_port())],
