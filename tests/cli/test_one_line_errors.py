@@ -119,6 +119,7 @@ DB_OTHERS = [
     ["covers", "unmatched"],
     ["covers", "link", "COVER1", "K1"],
     ["dunning", "show", "--customer", "K1"],
+    ["dunning", "preview", "--customer", "K1"],
     ["dunning", "sync"],
     ["dunning", "pause", "--customer", "K1", "--reason", "holiday"],
     ["dunning", "resume", "--customer", "K1"],
