@@ -8,7 +8,7 @@ divides money columns on SQLite must cast to REAL or use `money_ratio`-style hel
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -16,6 +16,8 @@ from sqlalchemy import BigInteger, DateTime, Dialect, Numeric
 from sqlalchemy.types import TypeDecorator
 
 MONEY_SCALE = 4
+FIRST_DAY = date(1900, 1, 1)  # the days Cobro accepts from a person (as-of, pauses, promises)
+LAST_DAY = date(2999, 12, 31)
 _SCALE_FACTOR = Decimal(10) ** MONEY_SCALE
 _QUANTUM = Decimal(1).scaleb(-MONEY_SCALE)
 

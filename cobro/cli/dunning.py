@@ -3,15 +3,27 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Coroutine
 from datetime import UTC, date, datetime
-from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from cobro.cli.common import TemporalUnreachable, fail, run_with_temporal
+from cobro.cli.common import (
+    TemporalUnreachable,
+    fail,
+    run_async,
+    run_with_temporal,
+    wait_for_foreign_threads,
+)
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from cobro.dunning.collector import Outcome
+    from cobro.settings import Settings
 
 dunning_app = typer.Typer(
     help="Dunning: planned reminders, pauses, promises.", no_args_is_help=True
@@ -218,14 +230,25 @@ def _workflow_state(account: str) -> dict[str, Any]:
         return {"workflow_id": workflow_id(account), "status": f"Temporal unreachable: {exc}"}
 
 
-def _signal(account: str, kind: str, detail: str, actor: str) -> None:
-    from cobro.dunning.notify import notify
-    from cobro.dunning.signals import FactsChanged
+def _act(make: Callable[[Engine, Settings], Coroutine[Any, Any, Outcome]], account: str) -> None:
+    """Run one of `cobro.dunning.collector`'s actions, as the pages and the API do: a refusal
+    is one line and exit 1; so is a change recorded but not signalled (Temporal down)."""
+    from cobro.db import default_engine
+    from cobro.dunning.collector import ActionError
+    from cobro.settings import get_settings
 
     try:
-        run_with_temporal(lambda c: notify(c, [account], FactsChanged(kind, detail, actor)))
-    except TemporalUnreachable as exc:
-        fail(f"recorded, but the workflow could not be signalled (Temporal unreachable): {exc}")
+        done = run_async(lambda: make(default_engine(), get_settings()))
+    except ActionError as exc:
+        fail(str(exc))
+    finally:
+        wait_for_foreign_threads()  # the SDK's threads gone before exit (see common.py)
+    if done.unsignalled is not None:
+        fail(
+            f"{account}: {done.message}, but the workflow could not be signalled"
+            f" (Temporal unreachable: {done.unsignalled})"
+        )
+    typer.echo(f"{account}: {done.message}")
 
 
 @dunning_app.command("pause")
@@ -238,7 +261,9 @@ def pause(
     actor: str = typer.Option("cli", "--by", help="who pauses"),
 ) -> None:
     """Pause the customer's reminders (until a date, or until `resume`)."""
-    _pause(customer, "pause", reason, until, actor, None, None)
+    from cobro.dunning.collector import pause_dunning
+
+    _act(lambda e, s: pause_dunning(e, s, customer, actor, reason, until), customer)
 
 
 @dunning_app.command("promise")
@@ -252,34 +277,12 @@ def promise(
 ) -> None:
     """Record a promise to pay: reminders pause until that date; a broken promise
     escalates one step and creates a task."""
-    _pause(customer, "promise", reason, until, actor, amount, currency)
+    from cobro.dunning.collector import promise_dunning
 
-
-def _pause(
-    account: str,
-    kind: str,
-    reason: str,
-    until: str | None,
-    actor: str,
-    amount: str | None,
-    currency: str | None,
-) -> None:
-    from cobro.db import transaction
-    from cobro.dunning.store import pause_customer
-
-    try:
-        day = date.fromisoformat(until) if until else None
-    except ValueError:
-        fail(f"--until: {until!r} is not a date (YYYY-MM-DD)")
-    try:
-        money = Decimal(amount) if amount else None
-    except ArithmeticError:
-        fail(f"--amount: {amount!r} is not a number")
-    with transaction() as session:
-        facts = _facts(session, account)
-        pause_customer(session, facts.customer, kind, reason, actor, day, money, currency)
-    _signal(account, "promise_to_pay" if kind == "promise" else "paused", reason, actor)
-    typer.echo(f"{account}: {kind} recorded" + (f" until {day}" if day else ""))
+    _act(
+        lambda e, s: promise_dunning(e, s, customer, actor, until, amount, currency, reason),
+        customer,
+    )
 
 
 @dunning_app.command("resume")
@@ -289,14 +292,9 @@ def resume(
     actor: str = typer.Option("cli", "--by", help="who resumes"),
 ) -> None:
     """Lift every active pause and promise of the customer."""
-    from cobro.db import transaction
-    from cobro.dunning.store import resume_customer
+    from cobro.dunning.collector import resume_dunning
 
-    with transaction() as session:
-        facts = _facts(session, customer)
-        lifted = resume_customer(session, facts.customer, reason, actor)
-    _signal(customer, "resumed", reason, actor)
-    typer.echo(f"{customer}: {lifted} pause(s) lifted")
+    _act(lambda e, s: resume_dunning(e, s, customer, actor, reason), customer)
 
 
 @dunning_app.command("sync")

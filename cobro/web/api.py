@@ -15,10 +15,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import Response
 from fastapi.security import HTTPBearer
-from pydantic import AfterValidator, BaseModel, Field, field_validator
+from pydantic import AfterValidator, BaseModel, Field
 
+from cobro.dunning import collector as dunning_actions
 from cobro.dunning.preview import NextContact
 from cobro.timeline import title
+from cobro.types import FIRST_DAY, LAST_DAY
 from cobro.users import CurrentUser
 from cobro.web import actions, queries
 from cobro.web.auth import check_csrf, require
@@ -31,8 +33,6 @@ def _no_nul(value: str) -> str:
 
 
 Text = Annotated[str, AfterValidator(_no_nul)]  # PostgreSQL text cannot hold NUL
-FIRST_DAY = date(1900, 1, 1)
-LAST_DAY = date(2999, 12, 31)
 
 bearer = HTTPBearer(auto_error=False, description="an API token from `cobro users token`")
 router = APIRouter(prefix="/api", dependencies=[Depends(bearer)])
@@ -189,33 +189,23 @@ class Done(BaseModel):
 
 
 class PauseIn(BaseModel):
-    reason: Text = Field(min_length=1, max_length=1000)
-    until: date | None = None
+    """Checked by `cobro.dunning.collector.check_pause`, as from the CLI and the pages."""
 
-    @field_validator("until")
-    @classmethod
-    def _sane(cls, v: date | None) -> date | None:
-        if v is not None and not FIRST_DAY <= v <= LAST_DAY:
-            raise ValueError(f"must be between {FIRST_DAY} and {LAST_DAY}")
-        return v
+    reason: str = ""
+    until: date | None = None
 
 
 class ResumeIn(BaseModel):
-    reason: Text = Field("", max_length=1000)
+    reason: str = ""
 
 
 class PromiseIn(BaseModel):
-    until: date
-    amount: Decimal | None = Field(None, gt=0, max_digits=14, decimal_places=2)
-    currency: str | None = Field(None, pattern=r"^[A-Z]{3}$")
-    reason: Text = Field("", max_length=1000)
+    """Checked by `cobro.dunning.collector.check_promise`, as from the CLI and the pages."""
 
-    @field_validator("until")
-    @classmethod
-    def _sane(cls, v: date) -> date:
-        if not FIRST_DAY <= v <= LAST_DAY:
-            raise ValueError(f"must be between {FIRST_DAY} and {LAST_DAY}")
-        return v
+    until: date
+    amount: Decimal | None = None
+    currency: str | None = None
+    reason: str = ""
 
 
 class AssignIn(BaseModel):
@@ -407,17 +397,18 @@ async def forecast(request: Request, _: Viewer, as_of: AsOf) -> Any:
 # --- actions -----------------------------------------------------------------------------
 
 
-async def _done(action: Awaitable[str]) -> Done:
+async def _done(action: Awaitable[str | dunning_actions.Outcome]) -> Done:
     try:
-        return Done(message=await action)
+        done = await action
     except actions.ActionError as exc:
         raise HTTPException(exc.status, str(exc)) from exc
+    return Done(message=done if isinstance(done, str) else done.text)
 
 
 @router.post("/customers/{account}/pause", response_model=Done, tags=["customers"])
 async def pause(request: Request, account: str, body: PauseIn, user: Collector) -> Any:
     return await _done(
-        actions.pause_dunning(
+        dunning_actions.pause_dunning(
             _engine(request), _settings(request), account, user.username, body.reason, body.until
         )
     )
@@ -426,7 +417,7 @@ async def pause(request: Request, account: str, body: PauseIn, user: Collector) 
 @router.post("/customers/{account}/resume", response_model=Done, tags=["customers"])
 async def resume(request: Request, account: str, body: ResumeIn, user: Collector) -> Any:
     return await _done(
-        actions.resume_dunning(
+        dunning_actions.resume_dunning(
             _engine(request), _settings(request), account, user.username, body.reason
         )
     )
@@ -435,7 +426,7 @@ async def resume(request: Request, account: str, body: ResumeIn, user: Collector
 @router.post("/customers/{account}/promise", response_model=Done, tags=["customers"])
 async def promise(request: Request, account: str, body: PromiseIn, user: Collector) -> Any:
     return await _done(
-        actions.promise_dunning(
+        dunning_actions.promise_dunning(
             _engine(request),
             _settings(request),
             account,

@@ -6,18 +6,19 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable
 from datetime import date
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, HTTPException, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from cobro.dunning import collector
 from cobro.kpi_trend import dso_trend
 from cobro.kpis import compute_kpis
 from cobro.users import CurrentUser
 from cobro.web import actions, queries
-from cobro.web.api import FIRST_DAY, LAST_DAY, as_of_param, workflows_url
+from cobro.web.api import as_of_param, workflows_url
 from cobro.web.auth import check_csrf, require
 from cobro.web.charts import bar_chart, line_chart
 
@@ -172,12 +173,13 @@ def _back(account: str, notice: str) -> RedirectResponse:
     )
 
 
-async def _act(action: Awaitable[str]) -> str:
+async def _act(action: Awaitable[str | collector.Outcome]) -> str:
     """The action's message, or why it was not done (shown on the page it returns to)."""
     try:
-        return await action
+        done = await action
     except actions.ActionError as exc:
         return f"not done: {exc}"
+    return done if isinstance(done, str) else done.text
 
 
 async def _collector_form(request: Request) -> tuple[CurrentUser, Any]:
@@ -190,27 +192,17 @@ def _text(form: Any, name: str, limit: int) -> str:
     return str(form.get(name, "")).replace("\x00", "")[:limit]
 
 
-def _date(raw: Any) -> date | None:
-    if not raw:
-        return None
-    try:
-        day = date.fromisoformat(str(raw))
-    except ValueError:
-        return None
-    return day if FIRST_DAY <= day <= LAST_DAY else None
-
-
 @router.post("/customers/{account}/pause")
 async def pause(request: Request, account: str) -> Response:
     user, form = await _collector_form(request)
     notice = await _act(
-        actions.pause_dunning(
+        collector.pause_dunning(
             _engine(request),
             request.app.state.settings,
             account,
             user.username,
             _text(form, "reason", 1000),
-            _date(form.get("until")),
+            _text(form, "until", 32),
         )
     )
     return _back(account, notice)
@@ -220,7 +212,7 @@ async def pause(request: Request, account: str) -> Response:
 async def resume(request: Request, account: str) -> Response:
     user, form = await _collector_form(request)
     notice = await _act(
-        actions.resume_dunning(
+        collector.resume_dunning(
             _engine(request),
             request.app.state.settings,
             account,
@@ -234,25 +226,15 @@ async def resume(request: Request, account: str) -> Response:
 @router.post("/customers/{account}/promise")
 async def promise(request: Request, account: str) -> Response:
     user, form = await _collector_form(request)
-    until = _date(form.get("until"))
-    if until is None:
-        return _back(account, "not done: give the promised payment date")
-    try:
-        raw = str(form.get("amount", "")).strip()
-        amount = Decimal(raw).quantize(Decimal("0.01")) if raw else None
-    except InvalidOperation:
-        return _back(account, "not done: the amount is not a number")
-    if amount is not None and not Decimal(0) < amount < Decimal(10) ** 12:
-        return _back(account, "not done: the amount must be positive")
     notice = await _act(
-        actions.promise_dunning(
+        collector.promise_dunning(
             _engine(request),
             request.app.state.settings,
             account,
             user.username,
-            until,
-            amount,
-            _text(form, "currency", 3).strip().upper() or None,
+            _text(form, "until", 32),
+            _text(form, "amount", 64),
+            _text(form, "currency", 16),
             _text(form, "reason", 1000),
         )
     )
