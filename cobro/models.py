@@ -392,10 +392,32 @@ class DunningPause(Base):
     promised_amount: Mapped[Decimal | None]
     currency: Mapped[str | None] = mapped_column(String(3))
     status: Mapped[str] = mapped_column(
-        String(16), default="active", doc="active, ended, kept, broken"
+        String(16),
+        default="active",
+        doc="active, ended, kept, partly_kept, broken, cancelled, replaced",
     )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     ended_at: Mapped[datetime | None]
+
+
+class InvoiceDispute(Base):
+    """A dispute a collector opened on one invoice (who, why, when), until resolved.
+
+    While one is open the invoice's `disputed` flag is set (the import keeps it so even if
+    the ERP says otherwise) and dunning leaves the invoice alone. A flag set by the ERP's
+    import has no row here."""
+
+    __tablename__ = "invoice_disputes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"), index=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    reason: Mapped[str] = mapped_column(Text)
+    opened_by: Mapped[str] = mapped_column(String(128))
+    opened_at: Mapped[datetime] = mapped_column(default=utcnow)
+    resolved_by: Mapped[str | None] = mapped_column(String(128))
+    resolved_at: Mapped[datetime | None]
+    resolution: Mapped[str] = mapped_column(Text, default="")
 
 
 class TimelineEvent(Base):

@@ -165,10 +165,13 @@ def preview_command(
 
 @dunning_app.command("show")
 def show(customer: str = CUSTOMER, as_json: bool = JSON) -> None:
-    """State of the customer's dunning workflow, its plan and the latest timeline."""
+    """State of the customer's dunning workflow, what holds it back (pauses, promises to
+    pay with what was paid towards them, disputed invoices), its plan and the latest
+    timeline."""
     from sqlalchemy import select
 
     from cobro.db import transaction
+    from cobro.dunning.store import holds
     from cobro.models import TimelineEvent
     from cobro.timeline import title
 
@@ -190,12 +193,20 @@ def show(customer: str = CUSTOMER, as_json: bool = JSON) -> None:
             }
             for e in events
         ]
+        held = [h.to_json() for h in holds(session, facts.customer.id)]
     workflow = _workflow_state(customer)
-    data = {"workflow": workflow, "plan": _plan_json(customer, None), "timeline": timeline}
+    data = {
+        "workflow": workflow,
+        "holds": held,
+        "plan": _plan_json(customer, None),
+        "timeline": timeline,
+    }
     if as_json:
         typer.echo(json.dumps(data, indent=2, default=str))
         return
     console.print(f"workflow: {workflow}")
+    for h in held:
+        console.print(h["sentence"], markup=False)
     _print_plan(data["plan"])
     table = Table("when (UTC)", "what", "who", "details")
     for e in timeline:
@@ -230,7 +241,9 @@ def _workflow_state(account: str) -> dict[str, Any]:
         return {"workflow_id": workflow_id(account), "status": f"Temporal unreachable: {exc}"}
 
 
-def _act(make: Callable[[Engine, Settings], Coroutine[Any, Any, Outcome]], account: str) -> None:
+def _act(
+    make: Callable[[Engine, Settings], Coroutine[Any, Any, Outcome]], subject: str = ""
+) -> None:
     """Run one of `cobro.dunning.collector`'s actions, as the pages and the API do: a refusal
     is one line and exit 1; so is a change recorded but not signalled (Temporal down)."""
     from cobro.db import default_engine
@@ -243,12 +256,13 @@ def _act(make: Callable[[Engine, Settings], Coroutine[Any, Any, Outcome]], accou
         fail(str(exc))
     finally:
         wait_for_foreign_threads()  # the SDK's threads gone before exit (see common.py)
+    said = f"{subject}: {done.message}" if subject else done.message
     if done.unsignalled is not None:
         fail(
-            f"{account}: {done.message}, but the workflow could not be signalled"
+            f"{said}, but the workflow could not be signalled"
             f" (Temporal unreachable: {done.unsignalled})"
         )
-    typer.echo(f"{account}: {done.message}")
+    typer.echo(said)
 
 
 @dunning_app.command("pause")
@@ -266,23 +280,80 @@ def pause(
     _act(lambda e, s: pause_dunning(e, s, customer, actor, reason, until), customer)
 
 
-@dunning_app.command("promise")
+promise_app = typer.Typer(
+    help="Record a promise to pay (`promise --customer ID --until DATE --amount N`), or"
+    " cancel it (`promise cancel --customer ID`).",
+    invoke_without_command=True,
+    no_args_is_help=False,
+)
+
+
+@promise_app.callback()
 def promise(
-    customer: str = CUSTOMER,
-    until: str = typer.Option(..., "--until", help="promised payment date (YYYY-MM-DD)"),
+    ctx: typer.Context,
+    customer: str = typer.Option(None, "--customer", help="customer account"),
+    until: str = typer.Option(None, "--until", help="promised payment date (YYYY-MM-DD)"),
     amount: str = typer.Option(None, "--amount", help="promised amount"),
-    currency: str = typer.Option(None, "--currency", help="ISO 4217 currency of the amount"),
+    currency: str = typer.Option(
+        None, "--currency", help="ISO 4217 code; default: the open invoices' currency"
+    ),
     reason: str = typer.Option("", "--reason", help="note"),
     actor: str = typer.Option("cli", "--by", help="who recorded the promise"),
 ) -> None:
-    """Record a promise to pay: reminders pause until that date; a broken promise
-    escalates one step and creates a task."""
+    """Record a promise to pay: reminders pause until that date; paid in full it is kept,
+    in part "partly kept", not at all "broken" (both escalate one step and create a task).
+    `resume` never ends a promise: `promise cancel` does."""
+    if ctx.invoked_subcommand is not None:
+        return
     from cobro.dunning.collector import promise_dunning
 
+    if not customer:
+        fail("give --customer (the customer account)")
     _act(
         lambda e, s: promise_dunning(e, s, customer, actor, until, amount, currency, reason),
         customer,
     )
+
+
+@promise_app.command("cancel")
+def promise_cancel(
+    customer: str = CUSTOMER,
+    reason: str = typer.Option("", "--reason", help="why (kept on the customer timeline)"),
+    actor: str = typer.Option("cli", "--by", help="who cancels"),
+) -> None:
+    """Cancel the customer's promise to pay: reminders resume."""
+    from cobro.dunning.collector import cancel_promise_dunning
+
+    _act(lambda e, s: cancel_promise_dunning(e, s, customer, actor, reason), customer)
+
+
+dunning_app.add_typer(promise_app, name="promise")
+
+INVOICE = typer.Option(..., "--invoice", help="invoice number")
+
+
+@dunning_app.command("dispute")
+def dispute(
+    invoice: str = INVOICE,
+    reason: str = typer.Option(..., "--reason", help="why (kept on the customer timeline)"),
+    actor: str = typer.Option("cli", "--by", help="who records the dispute"),
+) -> None:
+    """The invoice is disputed: it leaves dunning until `resolve`."""
+    from cobro.dunning.collector import dispute_dunning
+
+    _act(lambda e, s: dispute_dunning(e, s, invoice, actor, reason))
+
+
+@dunning_app.command("resolve")
+def resolve(
+    invoice: str = INVOICE,
+    reason: str = typer.Option("", "--reason", help="how it was resolved"),
+    actor: str = typer.Option("cli", "--by", help="who resolves"),
+) -> None:
+    """The invoice's dispute is resolved: it is back in dunning."""
+    from cobro.dunning.collector import resolve_dunning
+
+    _act(lambda e, s: resolve_dunning(e, s, invoice, actor, reason))
 
 
 @dunning_app.command("resume")
@@ -291,7 +362,7 @@ def resume(
     reason: str = typer.Option("", "--reason", help="why (kept on the customer timeline)"),
     actor: str = typer.Option("cli", "--by", help="who resumes"),
 ) -> None:
-    """Lift every active pause and promise of the customer."""
+    """Lift the customer's manual pauses (a promise to pay stays: `promise cancel`)."""
     from cobro.dunning.collector import resume_dunning
 
     _act(lambda e, s: resume_dunning(e, s, customer, actor, reason), customer)

@@ -1,5 +1,6 @@
-"""What a collector does to a customer's dunning — pause, resume, record a promise to pay —
-written once for the CLI (`cobro dunning ...`), the dashboard pages and the JSON API.
+"""What a collector does to a customer's dunning — pause, resume, record or cancel a promise
+to pay, dispute an invoice or resolve its dispute — written once for the CLI
+(`cobro dunning ...`), the dashboard pages and the JSON API.
 
 Each action is three steps:
 
@@ -7,7 +8,7 @@ Each action is three steps:
    or values the API already parsed), with the customer's local `today`; a refusal is an
    `ActionError` whose one-line message every front end shows as is;
 2. one transaction that records the change and its customer timeline event, with who did it
-   (`pause`, `resume`, `promise`);
+   (`pause`, `resume`, `promise`, `cancel_promise`, `dispute`, `resolve`);
 3. a signal that wakes the customer's Dunning workflow (`*_dunning`). The database holds the
    fact, so a Temporal outage does not undo the action: the outcome says it was not
    signalled, and each front end decides how loud to be about it.
@@ -16,6 +17,7 @@ Each action is three steps:
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
@@ -25,8 +27,16 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from cobro.db import transaction
-from cobro.dunning.store import pause_customer, resume_customer
-from cobro.models import Customer
+from cobro.dunning.store import (
+    active_promise,
+    end_promise,
+    open_dispute,
+    open_disputes,
+    pause_customer,
+    resolve_dispute,
+    resume_customer,
+)
+from cobro.models import Customer, Invoice
 from cobro.settings import Settings
 from cobro.types import FIRST_DAY, LAST_DAY
 
@@ -56,8 +66,8 @@ class PauseRequest:
 @dataclass(frozen=True)
 class PromiseRequest:
     until: date  # the promised payment date
-    amount: Decimal | None
-    currency: str | None
+    amount: Decimal
+    currency: str
     reason: str
 
 
@@ -130,14 +140,26 @@ def check_promise(
     currency: str | None,
     reason: str | None,
     today: date,
+    open_currencies: Collection[str] = (),
 ) -> PromiseRequest:
-    """A promise has a payment date, today or later, and a positive amount if one is said."""
+    """A promise has a payment date, today or later, a positive amount and a currency: by
+    default the one of the customer's open invoices, when they are all in one."""
     day = check_day(until, "the promised date")
     if day is None:
         raise ActionError("give the promised payment date")
     if day < today:
         raise ActionError(f"the promised date ({day}) is in the past")
-    return PromiseRequest(day, check_amount(amount), check_currency(currency), check_text(reason))
+    money = check_amount(amount)
+    if money is None:
+        raise ActionError("give the promised amount")
+    code = check_currency(currency)
+    if code is None:
+        currencies = sorted(set(open_currencies))
+        if len(currencies) != 1:
+            held = f"open invoices in {', '.join(currencies)}" if currencies else "no open invoice"
+            raise ActionError(f"give the currency of the promised amount (the customer has {held})")
+        code = currencies[0]
+    return PromiseRequest(day, money, code, check_text(reason))
 
 
 # --------------------------------------------------------------------- the database part
@@ -165,6 +187,16 @@ def pause(
     return "dunning paused" + (f" until {asked.until}" if asked.until else "")
 
 
+def _open_currencies(s: Session, customer: Customer) -> list[str]:
+    return list(
+        s.scalars(
+            select(Invoice.currency)
+            .where(Invoice.customer_id == customer.id, Invoice.open_amount > 0)
+            .distinct()
+        )
+    )
+
+
 def promise(
     engine: Engine,
     account: str,
@@ -176,7 +208,9 @@ def promise(
 ) -> str:
     with transaction(engine) as s:
         customer = _customer(s, account)
-        asked = check_promise(until, amount, currency, reason, local_today(customer))
+        asked = check_promise(
+            until, amount, currency, reason, local_today(customer), _open_currencies(s, customer)
+        )
         pause_customer(
             s,
             customer,
@@ -187,14 +221,79 @@ def promise(
             asked.amount,
             asked.currency,
         )
-    return f"promise to pay recorded until {asked.until}"
+    return f"promise to pay {asked.amount:.2f} {asked.currency} by {asked.until} recorded"
+
+
+def cancel_promise(engine: Engine, account: str, actor: str, reason: str | None = "") -> str:
+    note = check_text(reason)
+    with transaction(engine) as s:
+        ended = end_promise(s, _customer(s, account), note, actor)
+        if ended is None:
+            raise ActionError(f"{account} has no promise to pay to cancel", 409)
+    return f"promise to pay by {ended.until} cancelled"
 
 
 def resume(engine: Engine, account: str, actor: str, reason: str | None = "") -> str:
+    """Lift the manual pauses; a promise to pay stays (`cancel_promise` ends it)."""
     note = check_text(reason)
     with transaction(engine) as s:
-        lifted = resume_customer(s, _customer(s, account), note, actor)
-    return f"{lifted} pause(s) lifted"
+        customer = _customer(s, account)
+        kept = active_promise(s, customer)
+        stays = (
+            f"; the promise to pay by {kept.until} stays (cancel it to resume reminders)"
+            if kept
+            else ""
+        )
+        lifted = resume_customer(s, customer, note, actor)
+        if not lifted:  # nothing written: the transaction rolls back
+            raise ActionError(f"{account} has no manual pause to lift{stays}", 409)
+    return f"{lifted} pause(s) lifted{stays}"
+
+
+def _invoice(s: Session, number: str, account: str | None) -> tuple[Invoice, str]:
+    """The invoice and its customer's account; with `account`, only if it is that
+    customer's (the pages act from a customer file)."""
+    found = s.execute(
+        select(Invoice, Customer.account)
+        .join(Customer, Customer.id == Invoice.customer_id)
+        .where(Invoice.number == number)
+    ).first()
+    if found is None or (account is not None and found[1] != account):
+        whose = f" for customer {account!r}" if account is not None else ""
+        raise ActionError(f"no invoice {number!r}{whose}", 404)
+    return found[0], found[1]
+
+
+def dispute(
+    engine: Engine, number: str, actor: str, reason: str | None, account: str | None = None
+) -> tuple[str, str]:
+    """Open a dispute on the invoice: (message, the customer's account to signal)."""
+    text = check_text(reason, required=True)
+    with transaction(engine) as s:
+        invoice, owner = _invoice(s, number, account)
+        if invoice.disputed:
+            held = open_disputes(s, [invoice.id]).get(invoice.id)
+            since = (
+                f" (since {held.opened_at:%Y-%m-%d}, by {held.opened_by}: {held.reason})"
+                if held
+                else " (by the ERP import)"
+            )
+            raise ActionError(f"invoice {number} is already disputed{since}", 409)
+        open_dispute(s, invoice, text, actor)
+    return f"invoice {number} disputed: it leaves dunning until resolved", owner
+
+
+def resolve(
+    engine: Engine, number: str, actor: str, reason: str | None = "", account: str | None = None
+) -> tuple[str, str]:
+    """Resolve the invoice's dispute: (message, the customer's account to signal)."""
+    note = check_text(reason)
+    with transaction(engine) as s:
+        invoice, owner = _invoice(s, number, account)
+        if not invoice.disputed:
+            raise ActionError(f"invoice {number} is not disputed", 409)
+        resolve_dispute(s, invoice, note, actor)
+    return f"invoice {number} dispute resolved: back in dunning", owner
 
 
 # ------------------------------------------------------------------ waking the workflow
@@ -267,3 +366,38 @@ async def promise_dunning(
         promise, engine, account, actor, until, amount, currency, reason
     )
     return Outcome(message, await signal(settings, account, "promise_to_pay", reason or "", actor))
+
+
+async def cancel_promise_dunning(
+    engine: Engine, settings: Settings, account: str, actor: str, reason: str | None
+) -> Outcome:
+    message = await asyncio.to_thread(cancel_promise, engine, account, actor, reason)
+    return Outcome(
+        message, await signal(settings, account, "promise_cancelled", reason or "", actor)
+    )
+
+
+async def dispute_dunning(
+    engine: Engine,
+    settings: Settings,
+    number: str,
+    actor: str,
+    reason: str | None,
+    account: str | None = None,
+) -> Outcome:
+    message, owner = await asyncio.to_thread(dispute, engine, number, actor, reason, account)
+    detail = f"{number}: {reason or ''}".strip()
+    return Outcome(message, await signal(settings, owner, "dispute_opened", detail, actor))
+
+
+async def resolve_dunning(
+    engine: Engine,
+    settings: Settings,
+    number: str,
+    actor: str,
+    reason: str | None,
+    account: str | None = None,
+) -> Outcome:
+    message, owner = await asyncio.to_thread(resolve, engine, number, actor, reason, account)
+    detail = f"{number}: {reason or ''}".strip()
+    return Outcome(message, await signal(settings, owner, "dispute_closed", detail, actor))

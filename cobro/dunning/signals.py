@@ -23,7 +23,7 @@ class FactsChanged:
     """The facts are in the database; this says what changed, for the workflow history.
 
     kind: invoices_changed, payment_received, dispute_opened, dispute_closed,
-    promise_to_pay, paused, resumed, policy_changed, risk_class_changed
+    promise_to_pay, promise_cancelled, paused, resumed, policy_changed, risk_class_changed
     """
 
     kind: str

@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from cobro.dunning.actions import ActionSpec
@@ -25,7 +25,16 @@ from cobro.dunning.schedule import (
     Pause,
     plan,
 )
-from cobro.models import Customer, DunningPause, Invoice, InvoiceStepReached, RiskAssessment, Task
+from cobro.models import (
+    Customer,
+    DunningPause,
+    Invoice,
+    InvoiceDispute,
+    InvoiceStepReached,
+    Payment,
+    RiskAssessment,
+    Task,
+)
 from cobro.models import TimelineEvent as Event
 from cobro.rules.classify import load_active_ruleset
 
@@ -49,6 +58,7 @@ class CustomerFacts:
     pauses: list[DunningPause]
     risk_class: str | None
     last_step: InvoiceStepReached | None
+    promise_paid: dict[int, Decimal] = field(default_factory=dict)  # active promise id -> paid
     invoice_ids: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -168,17 +178,36 @@ def load_customer_facts(session: Session, account: str) -> CustomerFacts | None:
         session.scalars(
             select(DunningPause)
             .where(DunningPause.customer_id == customer.id)
-            .where(DunningPause.status.in_(["active", "broken"]))
+            .where(DunningPause.status.in_(["active", "broken", "partly_kept"]))
             .order_by(DunningPause.id)
         )
     )
+    promise_paid = {
+        p.id: paid_towards(session, p)
+        for p in pauses
+        if p.kind == "promise" and p.status == "active"
+    }
     risk_class = session.scalar(
         select(RiskAssessment.risk_class)
         .where(RiskAssessment.customer_id == customer.id)
         .order_by(RiskAssessment.assessed_at.desc(), RiskAssessment.id.desc())
         .limit(1)
     )
-    return CustomerFacts(customer, invoices, dict(done), pauses, risk_class, last_step)
+    return CustomerFacts(
+        customer, invoices, dict(done), pauses, risk_class, last_step, promise_paid
+    )
+
+
+def paid_towards(session: Session, promise: DunningPause) -> Decimal:
+    """What the customer paid since the promise was made, in the promise's currency (every
+    currency for an older promise recorded without one)."""
+    query = select(func.coalesce(func.sum(Payment.amount), 0)).where(
+        Payment.customer_id == promise.customer_id,
+        Payment.date >= promise.created_at.date(),
+    )
+    if promise.currency:
+        query = query.where(Payment.currency == promise.currency)
+    return Decimal(session.scalar(query) or 0)
 
 
 def _reachable(customer: DunningCustomer, channel: str) -> bool:
@@ -256,8 +285,10 @@ def current_plan(facts: CustomerFacts, now: datetime) -> CurrentPlan:
 
 
 def _escalation_pending(facts: CustomerFacts) -> bool:
-    """A broken promise not yet followed by any executed step."""
-    broken = [p for p in facts.pauses if p.kind == "promise" and p.status == "broken"]
+    """A broken (or partly kept) promise not yet followed by any executed step."""
+    broken = [
+        p for p in facts.pauses if p.kind == "promise" and p.status in ("broken", "partly_kept")
+    ]
     if not broken:
         return False
     broken_at = max(p.ended_at or p.created_at for p in broken)
@@ -282,34 +313,59 @@ def dunning_stage(facts: CustomerFacts, now: datetime) -> str:
 
 
 def housekeeping(session: Session, facts: CustomerFacts, now: datetime, trace: Trace) -> list[str]:
-    """Pauses that ended, promises kept or broken: recorded once, on the timeline."""
+    """Pauses that ended, promises kept, partly kept or broken: recorded once, on the
+    timeline. A promise is kept when nothing is open any more or its amount was paid; at its
+    date, a promise paid in part is "partly kept" and one not paid at all "broken": both
+    escalate one step and give a collector a call task."""
     notes: list[str] = []
     tz_today = _local_today(facts.customer.timezone, now)
     for pause in facts.pauses:
         if pause.status != "active":
             continue
-        if pause.kind == "promise" and not facts.has_open_invoices:
-            _end(session, facts, pause, "kept", now, "promise to pay kept", trace)
+        paid = facts.promise_paid.get(pause.id, Decimal(0))
+        promised = pause.promised_amount
+        if pause.kind == "promise" and (
+            not facts.has_open_invoices or (promised is not None and paid >= promised)
+        ):
+            _end(
+                session,
+                facts,
+                pause,
+                "kept",
+                now,
+                "promise to pay kept" + _paid(pause, paid),
+                trace,
+            )
             notes.append("promise kept")
         elif pause.until is not None and pause.until < tz_today:
             if pause.kind == "promise":
-                _end(session, facts, pause, "broken", now, "promise to pay broken", trace)
+                partly = promised is not None and paid > 0
+                status, what = ("partly_kept", "partly kept") if partly else ("broken", "not kept")
+                summary = f"promise to pay by {pause.until} {what}{_paid(pause, paid)}"
+                _end(session, facts, pause, status, now, summary, trace)
                 session.add(
                     Task(
                         customer_id=facts.customer.id,
                         kind="call",
-                        note=f"promise to pay by {pause.until} not kept: call the customer",
+                        note=f"{summary}: call the customer",
                         assignee_role="collector",
                         due_date=now.date(),
                         source_key=f"promise-broken:{pause.id}",
                     )
                 )
-                notes.append("promise broken: escalation and task")
+                notes.append(f"promise {what}: escalation and task")
             else:
                 _end(session, facts, pause, "ended", now, f"pause ended on {pause.until}", trace)
                 notes.append("pause ended")
     session.flush()
     return notes
+
+
+def _paid(promise: DunningPause, paid: Decimal) -> str:
+    if promise.promised_amount is None:
+        return ""
+    currency = f" {promise.currency}" if promise.currency else ""
+    return f" ({paid:.2f} of {promise.promised_amount:.2f}{currency} paid)"
 
 
 def _end(
@@ -323,7 +379,11 @@ def _end(
 ) -> None:
     pause.status = status
     pause.ended_at = now
-    kind = {"kept": "promise.kept", "broken": "promise.broken"}.get(status, "dunning.resumed")
+    kind = {
+        "kept": "promise.kept",
+        "partly_kept": "promise.partly_kept",
+        "broken": "promise.broken",
+    }.get(status, "dunning.resumed")
     session.add(
         Event(
             customer_id=facts.customer.id,
@@ -378,6 +438,14 @@ def pause_customer(
     amount: Decimal | None = None,
     currency: str | None = None,
 ) -> DunningPause:
+    """Record a manual pause (`kind="pause"`) or a promise to pay (`"promise"`) and its
+    timeline event. A new promise replaces the customer's active one."""
+    replaced = ""
+    if kind == "promise":
+        for old in _active(session, customer, "promise"):
+            old.status = "replaced"
+            old.ended_at = datetime.now(UTC)
+            replaced = f" (replaces the promise until {old.until})"
     pause = DunningPause(
         customer_id=customer.id,
         kind=kind,
@@ -388,25 +456,45 @@ def pause_customer(
         currency=currency,
     )
     session.add(pause)
-    what = "promise to pay" if kind == "promise" else "dunning paused"
+    if kind == "promise":
+        money = f" of {amount:.2f} {currency or ''}".rstrip() if amount is not None else ""
+        what = f"promise to pay{money}"
+    else:
+        what = "dunning paused"
     until_text = f" until {until}" if until else ""
     session.add(
         Event(
             customer_id=customer.id,
             kind="promise.recorded" if kind == "promise" else "dunning.paused",
             actor=actor,
-            summary=f"{what}{until_text}: {reason}".rstrip(": "),
+            summary=f"{what}{until_text}{replaced}: {reason}".rstrip(": "),
+            data={
+                "until": until.isoformat() if until else None,
+                "amount": str(amount) if amount is not None else None,
+                "currency": currency,
+            },
         )
     )
     return pause
 
 
-def resume_customer(session: Session, customer: Customer, reason: str, actor: str) -> int:
-    active = session.scalars(
-        select(DunningPause).where(
-            DunningPause.customer_id == customer.id, DunningPause.status == "active"
+def _active(session: Session, customer: Customer, kind: str) -> list[DunningPause]:
+    return list(
+        session.scalars(
+            select(DunningPause)
+            .where(
+                DunningPause.customer_id == customer.id,
+                DunningPause.kind == kind,
+                DunningPause.status == "active",
+            )
+            .order_by(DunningPause.id)
         )
-    ).all()
+    )
+
+
+def resume_customer(session: Session, customer: Customer, reason: str, actor: str) -> int:
+    """Lift the customer's manual pauses (never a promise to pay: `end_promise` does)."""
+    active = _active(session, customer, "pause")
     for pause in active:
         pause.status = "ended"
         pause.ended_at = datetime.now(UTC)
@@ -419,3 +507,161 @@ def resume_customer(session: Session, customer: Customer, reason: str, actor: st
         )
     )
     return len(active)
+
+
+def end_promise(
+    session: Session, customer: Customer, reason: str, actor: str
+) -> DunningPause | None:
+    """End the customer's active promise to pay (None: there is none)."""
+    active = _active(session, customer, "promise")
+    if not active:
+        return None
+    promise = active[-1]
+    for p in active:
+        p.status = "cancelled"
+        p.ended_at = datetime.now(UTC)
+    session.add(
+        Event(
+            customer_id=customer.id,
+            kind="promise.cancelled",
+            actor=actor,
+            summary=f"promise to pay until {promise.until} cancelled: {reason}".rstrip(": "),
+            data={"pause_id": promise.id},
+        )
+    )
+    return promise
+
+
+def active_promise(session: Session, customer: Customer) -> DunningPause | None:
+    active = _active(session, customer, "promise")
+    return active[-1] if active else None
+
+
+def open_dispute(session: Session, invoice: Invoice, reason: str, actor: str) -> InvoiceDispute:
+    """The invoice leaves dunning: flag set, dispute recorded with who and why."""
+    invoice.disputed = True
+    dispute = InvoiceDispute(
+        invoice_id=invoice.id, customer_id=invoice.customer_id, reason=reason, opened_by=actor
+    )
+    session.add(dispute)
+    session.flush()
+    session.add(
+        Event(
+            customer_id=invoice.customer_id,
+            kind="dispute.opened",
+            actor=actor,
+            summary=f"invoice {invoice.number} disputed: {reason}",
+            data={"invoice": invoice.number, "dispute_id": dispute.id},
+        )
+    )
+    return dispute
+
+
+def open_disputes(session: Session, invoice_ids: list[int]) -> dict[int, InvoiceDispute]:
+    """The open dispute of each of these invoices that has one."""
+    if not invoice_ids:
+        return {}
+    return {
+        d.invoice_id: d
+        for d in session.scalars(
+            select(InvoiceDispute)
+            .where(InvoiceDispute.invoice_id.in_(invoice_ids), InvoiceDispute.resolved_at.is_(None))
+            .order_by(InvoiceDispute.id)
+        )
+    }
+
+
+def resolve_dispute(session: Session, invoice: Invoice, note: str, actor: str) -> int:
+    """The invoice is back in dunning: flag cleared, its open disputes closed (how many)."""
+    invoice.disputed = False
+    now = datetime.now(UTC)
+    disputes = list(open_disputes(session, [invoice.id]).values())
+    for d in disputes:
+        d.resolved_at, d.resolved_by, d.resolution = now, actor, note
+    session.add(
+        Event(
+            customer_id=invoice.customer_id,
+            kind="dispute.resolved",
+            actor=actor,
+            summary=f"invoice {invoice.number} dispute resolved: {note}".rstrip(": "),
+            data={"invoice": invoice.number, "dispute_ids": [d.id for d in disputes]},
+        )
+    )
+    return len(disputes)
+
+
+# ------------------------------------------------------------- what holds dunning back
+
+
+@dataclass(frozen=True)
+class Hold:
+    """An active pause or promise, or an open dispute, as the customer file, the API and
+    `cobro dunning show` present it."""
+
+    kind: str  # pause | promise | dispute
+    by: str
+    since: datetime
+    reason: str
+    until: date | None = None
+    amount: Decimal | None = None  # promise
+    currency: str | None = None
+    paid: Decimal | None = None  # promise: paid since it was made
+    invoice: str | None = None  # dispute
+
+    @property
+    def sentence(self) -> str:
+        why = f": {self.reason}" if self.reason else ""
+        if self.kind == "dispute":
+            return f"invoice {self.invoice} disputed by {self.by} since {self.since:%Y-%m-%d}{why}"
+        until = f" until {self.until}" if self.until else " until resumed"
+        if self.kind == "pause":
+            return f"paused{until} by {self.by}{why}"
+        money = f" {self.amount:.2f} {self.currency or ''}".rstrip() if self.amount else ""
+        paid = f" ({self.paid:.2f} paid so far: partly kept)" if self.amount and self.paid else ""
+        return f"promise to pay{money} by {self.until}{paid}, recorded by {self.by}{why}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "by": self.by,
+            "since": self.since.isoformat(),
+            "reason": self.reason,
+            "until": self.until.isoformat() if self.until else None,
+            "amount": str(self.amount) if self.amount is not None else None,
+            "currency": self.currency,
+            "paid": str(self.paid) if self.paid is not None else None,
+            "invoice": self.invoice,
+            "sentence": self.sentence,
+        }
+
+
+def holds(session: Session, customer_id: int) -> list[Hold]:
+    """The customer's active pauses and promises (with what was paid towards each promise),
+    then its open disputes, oldest first."""
+    found: list[Hold] = []
+    for p in session.scalars(
+        select(DunningPause)
+        .where(DunningPause.customer_id == customer_id, DunningPause.status == "active")
+        .order_by(DunningPause.id)
+    ):
+        promise = p.kind == "promise"
+        found.append(
+            Hold(
+                kind="promise" if promise else "pause",
+                by=p.actor,
+                since=p.created_at,
+                reason=p.reason,
+                until=p.until,
+                amount=p.promised_amount,
+                currency=p.currency,
+                paid=paid_towards(session, p) if promise else None,
+            )
+        )
+    for d, number in session.execute(
+        select(InvoiceDispute, Invoice.number)
+        .join(Invoice, Invoice.id == InvoiceDispute.invoice_id)
+        .where(InvoiceDispute.customer_id == customer_id, InvoiceDispute.resolved_at.is_(None))
+        .order_by(InvoiceDispute.id)
+    ):
+        found.append(Hold("dispute", d.opened_by, d.opened_at, d.reason, invoice=number))
+    return found

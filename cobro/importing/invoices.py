@@ -29,7 +29,7 @@ from cobro.importing.upsert import (
     fetch_by_keys,
     update_by_id,
 )
-from cobro.models import INVOICE_COPIES, Invoice, PaymentAllocation
+from cobro.models import INVOICE_COPIES, Invoice, InvoiceDispute, PaymentAllocation
 
 invoices_t: Table = Invoice.__table__  # type: ignore[assignment]
 allocations_t: Table = PaymentAllocation.__table__  # type: ignore[assignment]
@@ -66,6 +66,19 @@ def copy_invoice_fields(conn: Connection, invoice_ids: list[int]) -> None:
     )
 
 
+def held_by_dispute(conn: Connection, invoice_ids: list[int]) -> set[int]:
+    """Invoices with a dispute a collector opened in Cobro and did not resolve: the ERP's
+    `disputed=false` does not clear it (`cobro dunning resolve` does)."""
+    if not invoice_ids:
+        return set()
+    d = InvoiceDispute.__table__.c
+    return set(
+        conn.scalars(
+            select(d.invoice_id).where(d.invoice_id.in_(invoice_ids), d.resolved_at.is_(None))
+        )
+    )
+
+
 def target_open(model: InvoiceRow, allocated: Decimal) -> Decimal:
     base = model.effective_open_amount
     if model.amount <= ZERO or not allocated:
@@ -81,6 +94,7 @@ def write(ctx: Context, rows: list[tuple[Row, InvoiceRow]], accounts: dict[str, 
     for batch in chunks(rows, ctx.batch_size):
         existing = fetch_by_keys(ctx.conn, i.number, (m.number for _, m in batch), select_cols)
         allocated = allocated_sums(ctx.conn, [row.id for row in existing.values()])
+        held = held_by_dispute(ctx.conn, [row.id for row in existing.values()])
         inserts: list[tuple[Any, ...]] = []  # INSERT_COLUMNS
         updates: list[dict[str, Any]] = []
         events: list[tuple[Any, ...]] = []
@@ -109,7 +123,7 @@ def write(ctx: Context, rows: list[tuple[Row, InvoiceRow]], accounts: dict[str, 
                 "currency": model.currency,
                 "amount": model.amount,
                 "open_amount": target_open(model, allocated.get(found.id, ZERO)),
-                "disputed": model.disputed,
+                "disputed": model.disputed or found.id in held,  # a collector's dispute stays
             }
             old = {name: found._mapping[i[name]] for name in FIELDS}
             diff = changes(old, values)

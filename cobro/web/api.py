@@ -167,6 +167,7 @@ class CustomerFileOut(BaseModel):
     communications: list[CommunicationOut]
     timeline: list[EventOut]
     dunning_paused: bool
+    holds: list[HoldOut]
     workflows_url: str
 
 
@@ -196,7 +197,25 @@ class PauseIn(BaseModel):
 
 
 class ResumeIn(BaseModel):
+    """Also the body of a promise cancel, a dispute and its resolution."""
+
     reason: str = ""
+
+
+class HoldOut(BaseModel):
+    """An active pause or promise to pay (with what was paid towards it), or an open
+    dispute: what holds the customer's dunning back."""
+
+    kind: str
+    by: str
+    since: datetime
+    reason: str
+    until: date | None
+    amount: Decimal | None
+    currency: str | None
+    paid: Decimal | None
+    invoice: str | None
+    sentence: str
 
 
 class PromiseIn(BaseModel):
@@ -319,6 +338,7 @@ async def customer(request: Request, account: str, _: Viewer) -> Any:
         ],
         timeline=[event_out(e) for e in file.timeline],
         dunning_paused=bool(risk.pauses),
+        holds=[HoldOut.model_validate(h, from_attributes=True) for h in risk.holds],
         workflows_url=workflows_url(_settings(request), c.account),
     )
 
@@ -435,6 +455,34 @@ async def promise(request: Request, account: str, body: PromiseIn, user: Collect
             body.amount,
             body.currency,
             body.reason,
+        )
+    )
+
+
+@router.post("/customers/{account}/promise/cancel", response_model=Done, tags=["customers"])
+async def promise_cancel(request: Request, account: str, body: ResumeIn, user: Collector) -> Any:
+    return await _done(
+        dunning_actions.cancel_promise_dunning(
+            _engine(request), _settings(request), account, user.username, body.reason
+        )
+    )
+
+
+@router.post("/invoices/{number}/dispute", response_model=Done, tags=["invoices"])
+async def dispute(request: Request, number: str, body: ResumeIn, user: Collector) -> Any:
+    """The invoice leaves dunning until resolved (a reason is required)."""
+    return await _done(
+        dunning_actions.dispute_dunning(
+            _engine(request), _settings(request), number, user.username, body.reason
+        )
+    )
+
+
+@router.post("/invoices/{number}/resolve", response_model=Done, tags=["invoices"])
+async def resolve(request: Request, number: str, body: ResumeIn, user: Collector) -> Any:
+    return await _done(
+        dunning_actions.resolve_dunning(
+            _engine(request), _settings(request), number, user.username, body.reason
         )
     )
 

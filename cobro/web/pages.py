@@ -241,6 +241,53 @@ async def promise(request: Request, account: str) -> Response:
     return _back(account, notice)
 
 
+@router.post("/customers/{account}/promise/cancel")
+async def promise_cancel(request: Request, account: str) -> Response:
+    user, form = await _collector_form(request)
+    notice = await _act(
+        collector.cancel_promise_dunning(
+            _engine(request),
+            request.app.state.settings,
+            account,
+            user.username,
+            _text(form, "reason", 1000),
+        )
+    )
+    return _back(account, notice)
+
+
+@router.post("/customers/{account}/dispute")
+async def dispute(request: Request, account: str) -> Response:
+    user, form = await _collector_form(request)
+    notice = await _act(
+        collector.dispute_dunning(
+            _engine(request),
+            request.app.state.settings,
+            _text(form, "invoice", 64),
+            user.username,
+            _text(form, "reason", 1000),
+            account,
+        )
+    )
+    return _back(account, notice)
+
+
+@router.post("/customers/{account}/resolve")
+async def resolve(request: Request, account: str) -> Response:
+    user, form = await _collector_form(request)
+    notice = await _act(
+        collector.resolve_dunning(
+            _engine(request),
+            request.app.state.settings,
+            _text(form, "invoice", 64),
+            user.username,
+            _text(form, "reason", 1000),
+            account,
+        )
+    )
+    return _back(account, notice)
+
+
 @router.get("/alerts", response_class=HTMLResponse)
 async def alerts(request: Request) -> Response:
     require(request)

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import Engine, Float, and_, case, cast, func, literal_column, or_, select
 
+from cobro.dunning.store import Hold, holds
 from cobro.forecast import Forecast, OpenGroup, forecast_groups
 from cobro.models import (
     Alert,
@@ -340,6 +341,18 @@ class CustomerRisk:
     alerts: list[Alert]
     tasks: list[Task]
     pauses: list[DunningPause]
+    holds: list[Hold]  # the active pauses and promises, then the open disputes
+
+    @property
+    def manual_pause(self) -> bool:
+        return any(p.kind == "pause" for p in self.pauses)
+
+    @property
+    def promise(self) -> DunningPause | None:
+        return next((p for p in reversed(self.pauses) if p.kind == "promise"), None)
+
+    def dispute_of(self, invoice: str) -> Hold | None:
+        return next((h for h in self.holds if h.invoice == invoice), None)
 
 
 def customer_risk(engine: Engine, customer_id: int) -> CustomerRisk:
@@ -373,6 +386,7 @@ def customer_risk(engine: Engine, customer_id: int) -> CustomerRisk:
             .where(DunningPause.customer_id == customer_id, DunningPause.status == "active")
             .order_by(DunningPause.id)
         ).all()
+        held = holds(s, customer_id)
         s.expunge_all()
     return CustomerRisk(
         list(covers),
@@ -381,6 +395,7 @@ def customer_risk(engine: Engine, customer_id: int) -> CustomerRisk:
         list(alerts),
         list(tasks),
         list(pauses),
+        held,
     )
 
 

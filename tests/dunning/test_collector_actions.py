@@ -79,14 +79,42 @@ def test_pause_accepted() -> None:
 )
 def test_promise_refusals(until: Any, amount: Any, currency: Any, message: str) -> None:
     with pytest.raises(ActionError) as refused:
-        check_promise(until, amount, currency, "", TODAY)
+        check_promise(until, amount, currency, "", TODAY, ["EUR"])
+    assert str(refused.value) == message
+
+
+@pytest.mark.parametrize(
+    ("amount", "currency", "open_currencies", "message"),
+    [
+        (None, "EUR", ["EUR"], "give the promised amount"),
+        (" ", "EUR", ["EUR"], "give the promised amount"),
+        (
+            "10",
+            None,
+            ["USD", "EUR"],
+            "give the currency of the promised amount (the customer has open invoices in EUR, USD)",
+        ),
+        (
+            "10",
+            "",
+            [],
+            "give the currency of the promised amount (the customer has no open invoice)",
+        ),
+    ],
+)
+def test_a_promise_needs_an_amount_and_a_currency(
+    amount: Any, currency: Any, open_currencies: list[str], message: str
+) -> None:
+    with pytest.raises(ActionError) as refused:
+        check_promise("2026-07-01", amount, currency, "", TODAY, open_currencies)
     assert str(refused.value) == message
 
 
 def test_promise_accepted() -> None:
     asked = check_promise("2026-06-30", " 1200.5 ", "eur", " will pay ", TODAY)
     assert asked == type(asked)(TODAY, Decimal("1200.50"), "EUR", "will pay")
-    assert check_promise(date(2026, 7, 3), None, "", None, TODAY).amount is None
+    by_default = check_promise(date(2026, 7, 3), "5", None, None, TODAY, ["CHF", "CHF"])
+    assert (by_default.amount, by_default.currency) == (Decimal("5.00"), "CHF")
 
 
 # ---------------------------------------------------------------- the three front ends
@@ -266,7 +294,7 @@ async def test_each_front_end_records_signals_and_names_who(
         ],
     )
     assert cli.exit_code == 0, cli.output
-    assert cli.output.splitlines() == [f"{account}: promise to pay recorded until {LATER}"]
+    assert cli.output.splitlines() == [f"{account}: promise to pay 120.50 EUR by {LATER} recorded"]
 
     browser, csrf, api = _web(seeded)
     page = browser.post(
@@ -276,7 +304,11 @@ async def test_each_front_end_records_signals_and_names_who(
     )
     assert _notice(page) == "dunning paused"
     resumed = api.post(f"/api/customers/{account}/resume", json={"reason": "settled"})
-    assert resumed.json() == {"ok": True, "message": "2 pause(s) lifted"}
+    assert resumed.json() == {
+        "ok": True,
+        "message": f"1 pause(s) lifted; the promise to pay by {LATER} stays"
+        " (cancel it to resume reminders)",
+    }
 
     with seeded.connect() as conn:
         rows = conn.execute(
