@@ -1,4 +1,5 @@
-"""`cobro dunning plan|preview|show|pause|resume|promise|sync`: see and steer dunning."""
+"""`cobro dunning plan|preview|show|pause|resume|promise [cancel]|dispute|resolve|sync`: see
+and steer dunning. The actions are `cobro.dunning.collector`'s, as in the web."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
     from cobro.settings import Settings
 
 dunning_app = typer.Typer(
-    help="Dunning: planned reminders, pauses, promises.", no_args_is_help=True
+    help="Dunning: planned reminders, pauses, promises to pay, disputes.", no_args_is_help=True
 )
 console = Console(highlight=False)
 
@@ -280,12 +281,7 @@ def pause(
     _act(lambda e, s: pause_dunning(e, s, customer, actor, reason, until), customer)
 
 
-promise_app = typer.Typer(
-    help="Record a promise to pay (`promise --customer ID --until DATE --amount N`), or"
-    " cancel it (`promise cancel --customer ID`).",
-    invoke_without_command=True,
-    no_args_is_help=False,
-)
+promise_app = typer.Typer(invoke_without_command=True, no_args_is_help=False)
 
 
 @promise_app.callback()
@@ -300,9 +296,10 @@ def promise(
     reason: str = typer.Option("", "--reason", help="note"),
     actor: str = typer.Option("cli", "--by", help="who recorded the promise"),
 ) -> None:
-    """Record a promise to pay: reminders pause until that date; paid in full it is kept,
-    in part "partly kept", not at all "broken" (both escalate one step and create a task).
-    `resume` never ends a promise: `promise cancel` does."""
+    """Record a promise to pay (`promise --customer ID --until DATE --amount N`) or cancel
+    it (`promise cancel --customer ID`). Reminders pause until that date; paid in full the
+    promise is kept, in part "partly kept", not at all "broken" (both escalate one step and
+    create a task). `resume` never ends a promise."""
     if ctx.invoked_subcommand is not None:
         return
     from cobro.dunning.collector import promise_dunning
