@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from cobro import formatting
 from cobro.db import transaction
 from cobro.dunning.store import (
     active_promise,
@@ -110,7 +111,9 @@ def check_amount(raw: Decimal | str | None) -> Decimal | None:
     if amount <= 0:
         raise ActionError("the promised amount must be positive")
     if amount >= MAX_AMOUNT:
-        raise ActionError(f"the promised amount must be below {MAX_AMOUNT:,}")
+        raise ActionError(
+            f"the promised amount must be below {formatting.amount(MAX_AMOUNT, digits=0)}"
+        )
     if amount != amount.quantize(CENT):
         raise ActionError("the promised amount has more than two decimals")
     return amount.quantize(CENT)
@@ -221,7 +224,8 @@ def promise(
             asked.amount,
             asked.currency,
         )
-    return f"promise to pay {asked.amount:.2f} {asked.currency} by {asked.until} recorded"
+    money = formatting.amount(asked.amount)
+    return f"promise to pay {money} {asked.currency} by {asked.until} recorded"
 
 
 def cancel_promise(engine: Engine, account: str, actor: str, reason: str | None = "") -> str:

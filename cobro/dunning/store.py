@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from cobro import formatting
 from cobro.dunning.actions import ActionSpec
 from cobro.dunning.policy import DunningPolicy
 from cobro.dunning.schedule import (
@@ -365,7 +366,8 @@ def _paid(promise: DunningPause, paid: Decimal) -> str:
     if promise.promised_amount is None:
         return ""
     currency = f" {promise.currency}" if promise.currency else ""
-    return f" ({paid:.2f} of {promise.promised_amount:.2f}{currency} paid)"
+    done, promised = formatting.amount(paid), formatting.amount(promise.promised_amount)
+    return f" ({done} of {promised}{currency} paid)"
 
 
 def _end(
@@ -457,7 +459,7 @@ def pause_customer(
     )
     session.add(pause)
     if kind == "promise":
-        money = f" of {amount:.2f} {currency or ''}".rstrip() if amount is not None else ""
+        money = f" of {formatting.amount(amount)} {currency or ''}".rstrip() if amount else ""
         what = f"promise to pay{money}"
     else:
         what = "dunning paused"
@@ -470,7 +472,7 @@ def pause_customer(
             summary=f"{what}{until_text}{replaced}: {reason}".rstrip(": "),
             data={
                 "until": until.isoformat() if until else None,
-                "amount": str(amount) if amount is not None else None,
+                "amount": formatting.decimal_text(amount) if amount is not None else None,
                 "currency": currency,
             },
         )
@@ -616,8 +618,8 @@ class Hold:
         until = f" until {self.until}" if self.until else " until resumed"
         if self.kind == "pause":
             return f"paused{until} by {self.by}{why}"
-        money = f" {self.amount:.2f} {self.currency or ''}".rstrip() if self.amount else ""
-        paid = f" ({self.paid:.2f} paid so far: partly kept)" if self.amount and self.paid else ""
+        money = f" {formatting.amount(self.amount)} {self.currency or ''}" if self.amount else ""
+        paid = f" ({formatting.amount(self.paid)} paid so far: partly kept)" if self.paid else ""
         return f"promise to pay{money} by {self.until}{paid}, recorded by {self.by}{why}"
 
     def to_json(self) -> dict[str, Any]:
@@ -627,9 +629,9 @@ class Hold:
             "since": self.since.isoformat(),
             "reason": self.reason,
             "until": self.until.isoformat() if self.until else None,
-            "amount": str(self.amount) if self.amount is not None else None,
+            "amount": formatting.decimal_text(self.amount) if self.amount is not None else None,
             "currency": self.currency,
-            "paid": str(self.paid) if self.paid is not None else None,
+            "paid": formatting.decimal_text(self.paid) if self.paid is not None else None,
             "invoice": self.invoice,
             "sentence": self.sentence,
         }

@@ -39,7 +39,7 @@ from cobro.models import (
 from cobro.settings import Settings, get_settings
 from cobro.users import create_api_token, create_user
 from cobro.web.app import create_app
-from tests.dunning_support import import_rows
+from tests.helpers.dunning import import_rows
 
 pytestmark = pytest.mark.usefixtures("cheap_password_hashing")
 
