@@ -83,6 +83,14 @@ def check_text(raw: str | None, what: str = "the reason", required: bool = False
     return text
 
 
+def check_actor(raw: str) -> str:
+    """Who did it, as the timeline names them (a user name, or `--by` on the CLI)."""
+    who = raw.strip()
+    if not who or len(who) > 128 or "\x00" in who:
+        raise ActionError(f"who did it ({raw!r}) must be 1 to 128 characters")
+    return who
+
+
 def check_day(raw: date | str | None, what: str) -> date | None:
     """A day typed as YYYY-MM-DD (or already a date), within the years Cobro stores."""
     if raw is None or raw == "":
@@ -186,7 +194,7 @@ def pause(
     with transaction(engine) as s:
         customer = _customer(s, account)
         asked = check_pause(reason, until, local_today(customer))
-        pause_customer(s, customer, "pause", asked.reason, actor, asked.until)
+        pause_customer(s, customer, "pause", asked.reason, check_actor(actor), asked.until)
     return "dunning paused" + (f" until {asked.until}" if asked.until else "")
 
 
@@ -219,7 +227,7 @@ def promise(
             customer,
             "promise",
             asked.reason,
-            actor,
+            check_actor(actor),
             asked.until,
             asked.amount,
             asked.currency,
@@ -231,10 +239,11 @@ def promise(
 def cancel_promise(engine: Engine, account: str, actor: str, reason: str | None = "") -> str:
     note = check_text(reason)
     with transaction(engine) as s:
-        ended = end_promise(s, _customer(s, account), note, actor)
+        ended = end_promise(s, _customer(s, account), note, check_actor(actor))
         if ended is None:
             raise ActionError(f"{account} has no promise to pay to cancel", 409)
-    return f"promise to pay by {ended.until} cancelled"
+        until = ended.until
+    return f"promise to pay by {until} cancelled"
 
 
 def resume(engine: Engine, account: str, actor: str, reason: str | None = "") -> str:
@@ -248,7 +257,7 @@ def resume(engine: Engine, account: str, actor: str, reason: str | None = "") ->
             if kept
             else ""
         )
-        lifted = resume_customer(s, customer, note, actor)
+        lifted = resume_customer(s, customer, note, check_actor(actor))
         if not lifted:  # nothing written: the transaction rolls back
             raise ActionError(f"{account} has no manual pause to lift{stays}", 409)
     return f"{lifted} pause(s) lifted{stays}"
@@ -283,7 +292,7 @@ def dispute(
                 else " (by the ERP import)"
             )
             raise ActionError(f"invoice {number} is already disputed{since}", 409)
-        open_dispute(s, invoice, text, actor)
+        open_dispute(s, invoice, text, check_actor(actor))
     return f"invoice {number} disputed: it leaves dunning until resolved", owner
 
 
@@ -296,7 +305,7 @@ def resolve(
         invoice, owner = _invoice(s, number, account)
         if not invoice.disputed:
             raise ActionError(f"invoice {number} is not disputed", 409)
-        resolve_dispute(s, invoice, note, actor)
+        resolve_dispute(s, invoice, note, check_actor(actor))
     return f"invoice {number} dispute resolved: back in dunning", owner
 
 

@@ -338,3 +338,13 @@ async def test_each_front_end_records_signals_and_names_who(
     started = history.events[0].workflow_execution_started_event_attributes
     assert started.workflow_type.name == "Dunning"
     assert signals == [SIGNAL] * 3, "signal-with-start (promise), then pause and resume"
+
+
+def test_who_did_it_is_checked_too(seeded: Engine) -> None:
+    for who in ("", "x" * 129):
+        cli = CliRunner().invoke(
+            app, ["dunning", "pause", "--customer", ACCOUNT, "--reason", "r", "--by", who]
+        )
+        assert cli.exit_code == 1 and len(cli.output.splitlines()) == 1, cli.output
+        assert cli.output.startswith("error: who did it (")
+    assert _pauses(seeded) == 0
