@@ -18,6 +18,8 @@ TITLES: dict[str, str] = {
     "cover.requested": "Cover requested from the insurer",
     "customer.created": "Customer imported",
     "customer.updated": "Customer details updated",
+    "dispute.opened": "Invoice disputed",
+    "dispute.resolved": "Invoice dispute resolved",
     "dunning.paused": "Reminders paused",
     "dunning.resumed": "Reminders resumed",
     "dunning.skipped": "Reminder skipped",
@@ -34,6 +36,8 @@ TITLES: dict[str, str] = {
     "promise.recorded": "Promise to pay recorded",
     "promise.kept": "Promise to pay kept",
     "promise.broken": "Promise to pay broken",
+    "promise.partly_kept": "Promise to pay partly kept",
+    "promise.cancelled": "Promise to pay cancelled",
     "risk.class_changed": "Risk class changed",
     "task.done": "Task completed",
 }
