@@ -123,6 +123,10 @@ DB_OTHERS = [
     ["dunning", "sync"],
     ["dunning", "pause", "--customer", "K1", "--reason", "holiday"],
     ["dunning", "resume", "--customer", "K1"],
+    ["dunning", "promise", "--customer", "K1", "--until", "2999-01-01", "--amount", "10"],
+    ["dunning", "promise", "cancel", "--customer", "K1"],
+    ["dunning", "dispute", "--invoice", "F1", "--reason", "wrong price"],
+    ["dunning", "resolve", "--invoice", "F1"],
     ["users", "add", "maria", "--role", "viewer"],
 ]
 
