@@ -145,7 +145,7 @@ def test_collector_pauses_dunning_and_sees_it_on_the_timeline(
 
     wait_text(browser, "dunning-state", "Paused")
     timeline = browser.find_element(By.ID, "timeline").text
-    assert "dunning.paused" in timeline and "carla" in timeline
+    assert "Reminders paused" in timeline and "carla" in timeline
     assert "customer disputes invoice <42>" in timeline  # shown as text, not markup
     browser.save_screenshot(str(SHOTS / "paused.png"))
     with default_engine().connect() as conn:
