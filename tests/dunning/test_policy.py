@@ -72,7 +72,7 @@ def test_valid_policy_model() -> None:
     with pytest.raises(ValueError):
         p.name = "other"  # type: ignore[misc]
     dumped = rules.model_dump(mode="json")
-    assert dumped["policies"][0]["steps"][2]["at"] == "+14d"
+    assert dumped["policies"][0]["steps"][2]["at"] == "+2w"  # as written
     assert DunningRulesFile.model_validate(dumped) == rules
 
 
