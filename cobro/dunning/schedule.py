@@ -1,24 +1,48 @@
 """The pure dunning planner: what to send, to whom, when, for which invoices.
 
-`plan(customer, invoices, policy, now, pauses)` -> `DunningPlan` with every remaining action
-(assuming nothing gets paid), ordered by time. The dunning workflow executes the actions
-whose `at <= now` (`plan.due`), then sleeps until `plan.next_wakeup`, and re-plans on wake-up
-or when a fact changes. Everything here is deterministic: same inputs, same plan.
+`plan(customer, invoices, policy, now, pauses, history=contacts)` -> `DunningPlan` with every
+remaining action (assuming nothing gets paid), ordered by time. The dunning workflow executes
+the actions whose `at <= now` (`plan.due`), then sleeps until `plan.next_wakeup`, and re-plans
+on wake-up or when a fact changes. Everything here is deterministic: same inputs, same plan.
 
-Rules
------
-* **Levels per invoice.** Step `i` of invoice X is due on `X.due_date + steps[i].at` (business
-  days of the policy calendar if `business_days`, else calendar days), at the opening of the
-  send window that day, in the customer's time zone; a day that is not allowed (weekday outside
-  `send_days`, or a holiday) moves to the next allowed day's opening. Invoices never share a
-  level: a payment or a new invoice changes nothing for the others.
-* **Done steps** (`InvoiceState.done_steps`) are never planned again, and neither is any step
-  before the highest done one (levels only move forward).
-* **Stale steps collapse.** Of the steps of one invoice that are already due at the first
-  allowed instant >= `max(now, pause end)`, only the *latest* is planned (at that instant);
-  the earlier ones are reported in `skipped` with reason `superseded` and are never sent. An
-  invoice imported 20 days late under a -5d/+1d/+7d/+15d policy gets the +15d step only.
-  Recording the executed step as done moves the level past the superseded ones.
+Planning rules
+--------------
+* **Levels per invoice.** Each invoice climbs the policy's steps one by one: its next step is
+  the one after the highest step it reached (`InvoiceState.done_steps`); a step is never
+  planned twice and never skipped, whatever payments (a partial payment changes the amount,
+  not the level), new invoices or pauses happen. Two exceptions, both reported in `skipped`:
+  a *pre-due* step (`at < 0`) that could only go out on or after the due date is moot
+  (`past_due`), and with `catch_up: latest` the steps already due at a late start collapse
+  to the latest one (`superseded`).
+* **When a step is due.** Step `s` of invoice X is due at the latest of
+  - its nominal instant: `X.due_date + steps[s].at` (business days of the calendar if
+    `business_days`, a week being 5 of them; calendar days otherwise), at the opening of the
+    send window that day, in the customer's time zone;
+  - the first send instant at or after `now` and after any pause;
+  - (`catch_up: first_unsent`) the policy's spacing after the previous step actually
+    reached: `reached_at + (steps[s].at - steps[s-1].at)`. An invoice entering late
+    (imported 60 days overdue, a pause or promise ended, a policy change) therefore starts at
+    the first level it has *not* received and the later levels follow at the policy's pace;
+    it never jumps to the latest level.
+  A day is allowed when it is one of `send_days` and not a holiday of the calendar:
+  `calendar: customer` uses the customer's country (and its subdivision when known), a
+  fixed country (`FR`) the same holidays for everyone.
+* **One contact per customer, channel and send window.** Everything due for a customer on a
+  channel (email, SMS) becomes one message: it goes at the earliest instant one of its
+  invoices is due, but never sooner than `min_gap` (business) days after the previous contact
+  on that channel (`history` and the contacts planned before it); it carries every invoice
+  whose step on that channel is due by the end of that day's window. The most advanced
+  invoice (highest step) chooses the template and tone (`step_index`, `template`); each
+  member invoice reaches its own step (`levels`). The message's statement lists every open
+  invoice (see `cobro.dunning.messages`). Invoices due later on the channel wait for their
+  own day, `min_gap` after.
+* **Tasks and claims** are one per customer per step and day: every invoice reaching a
+  `task` step that day is one task. A `claim` acts only on invoices insured at their due date
+  (`InvoiceState.insured`: a named cover in force or an unnamed-buyer ceiling that applies);
+  the others get what the policy's `not_insured` says (default: a task "not insured: decide
+  on legal action"; `skip`: nothing). Either way each invoice's level moves past the step. A
+  claim action lists its invoices with their due dates, so a deadline-driven insurer
+  declaration can later set its `at` (the insurer's claim-by date) without changing its key.
 * **Disputed** invoices (and invoices with nothing left to pay) are excluded until resolved.
 * **Pauses**: a promise to pay or a manual pause (customer-wide, or for some invoices) until
   a date D plans nothing before the first window opening after D (D is the last paused day,
@@ -26,14 +50,12 @@ Rules
 * **Opt-outs**: a channel the customer opted out of, or has no address/number for, is dropped
   from the step (listed in `dropped`); the step's other channels still go. A message step
   with no channel left is ignored for this customer (the next step takes over).
-* **Grouping**: one action per (instant, step, channel/kind) carrying every invoice that
-  reaches that step at that instant, amounts summed per currency (never converted).
-* **Idempotency key**: `dunning:{account}:{policy}:s{step_index}:{kind}:{digest}` where
-  `digest` is the first 16 hex digits of the SHA-256 of the sorted invoice numbers joined by
-  `\\n`. It does not depend on `now` or on the planned instant, so a re-plan of the same
-  situation (e.g. after a worker crash) gives the same key; a step is reached once per invoice,
-  so the key is never reused for another send. A group that changes (one invoice paid in the
-  meantime) is a new message, hence a new key.
+* **Idempotency key** (one per contact): `dunning:{account}:{policy}:s{level}:{kind}:{digest}`
+  with `digest` the first 16 hex digits of the SHA-256 of the sorted `number:step` pairs of
+  its member invoices joined by `\\n`. It depends neither on `now` nor on the planned
+  instant, so a re-plan of the same situation (after a worker crash) gives the same key; an
+  invoice reaches a step once, so the key is never reused for another contact. A group that
+  changes (one invoice paid meanwhile) is a new contact, hence a new key.
 """
 
 from __future__ import annotations
@@ -59,6 +81,7 @@ from cobro.dunning.policy import DunningPolicy
 
 ActionKind = Literal["email", "sms", "task", "claim"]
 KIND_ORDER = {"email": 0, "sms": 1, "task": 2, "claim": 3}
+MESSAGE_CHANNELS = ("email", "sms")
 
 
 # ---------------------------------------------------------------------------- inputs
@@ -73,6 +96,7 @@ class DunningCustomer:
     has_email: bool = True
     has_phone: bool = False
     opt_outs: tuple[str, ...] = ()  # channels the customer refused: "email", "sms"
+    subdivision: str | None = None  # ISO 3166-2 without the country (`BY`), when known
 
     def blocked(self, channel: str) -> str | None:
         """Why `channel` cannot be used for this customer (None if it can)."""
@@ -92,7 +116,10 @@ class InvoiceState:
     currency: str
     open_amount: Decimal
     disputed: bool = False
-    done_steps: tuple[int, ...] = ()  # step indices already executed (or marked skipped)
+    done_steps: tuple[int, ...] = ()  # step indices reached (every channel done)
+    insured: bool = False  # covered at its due date (named cover or unnamed-buyer ceiling)
+    partial: tuple[str, ...] = ()  # channels of the next step already done (email of email+sms)
+    reached_at: datetime | None = None  # when the highest done step was reached (aware)
 
     @property
     def next_step(self) -> int:
@@ -107,6 +134,17 @@ class Pause:
     reason: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class Contact:
+    """A message the customer already got (or that is claimed): for `min_gap` and for the
+    templates ("despite our reminders" only after one)."""
+
+    at: datetime  # aware
+    channel: str  # email | sms
+    level: int | None = None  # step index of the contact (its template's step)
+    template: str | None = None
+
+
 # ---------------------------------------------------------------------------- outputs
 
 
@@ -114,16 +152,19 @@ class Pause:
 class PlannedAction:
     at: datetime  # aware UTC, always inside the send window
     kind: ActionKind
-    step_index: int
-    step_at: str  # the policy offset, e.g. "+15d"
+    step_index: int  # the contact's level: the most advanced member's step
+    step_at: str  # that step's offset as written in the policy, e.g. "+1w"
     policy: str
-    invoices: tuple[str, ...]  # sorted numbers
-    amounts: dict[str, Decimal]  # open amount per currency, sorted by currency
+    invoices: tuple[str, ...]  # sorted numbers of the member invoices
+    amounts: dict[str, Decimal]  # their open amount per currency, sorted by currency
     idempotency_key: str
-    nominal_at: datetime  # when the step was due by the policy (<= at)
+    nominal_at: datetime  # earliest instant a member was due by the policy (<= at)
     template: str | None = None  # email / sms
     note: str | None = None  # task / claim
     assignee_role: str | None = None  # task
+    levels: dict[str, int] = field(default_factory=dict)  # member -> the step it reaches
+    due_dates: dict[str, date] = field(default_factory=dict)  # member -> due date (claims)
+    reason: str | None = None  # "not_insured" for the task replacing a claim
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -136,9 +177,11 @@ class PlannedAction:
             "note": self.note,
             "assignee_role": self.assignee_role,
             "invoices": list(self.invoices),
+            "levels": dict(self.levels),
             "amounts": {c: str(a) for c, a in self.amounts.items()},
             "idempotency_key": self.idempotency_key,
             "nominal_at": self.nominal_at.isoformat(),
+            "reason": self.reason,
         }
 
 
@@ -147,7 +190,7 @@ class SkippedStep:
     invoice: str
     step_index: int
     nominal_at: datetime
-    reason: Literal["superseded"] = "superseded"
+    reason: Literal["superseded", "past_due"] = "superseded"
     superseded_by: int | None = None
 
     def to_json(self) -> dict[str, Any]:
@@ -178,6 +221,7 @@ class DunningPlan:
     dropped: tuple[DroppedChannel, ...] = ()
     excluded: dict[str, str] = field(default_factory=dict)  # invoice -> disputed | paused | paid
     paused_until: datetime | None = None  # customer-wide pause end (UTC), if paused
+    calendar: str = ""  # the holidays used: `FR`, `DE-BY`
 
     @property
     def due(self) -> tuple[PlannedAction, ...]:
@@ -189,6 +233,7 @@ class DunningPlan:
         return {
             "account": self.account,
             "policy": self.policy,
+            "calendar": self.calendar,
             "computed_at": self.computed_at.isoformat(),
             "next_wakeup": self.next_wakeup.isoformat() if self.next_wakeup else None,
             "paused_until": self.paused_until.isoformat() if self.paused_until else None,
@@ -206,9 +251,10 @@ class DunningPlan:
 
 
 def idempotency_key(
-    account: str, policy: str, step_index: int, kind: str, invoices: Iterable[str]
+    account: str, policy: str, step_index: int, kind: str, members: Iterable[str]
 ) -> str:
-    digest = hashlib.sha256("\n".join(sorted(invoices)).encode()).hexdigest()[:16]
+    """The contact's key; `members` are `number:step` pairs (or plain numbers)."""
+    digest = hashlib.sha256("\n".join(sorted(members)).encode()).hexdigest()[:16]
     return f"dunning:{account}:{policy}:s{step_index}:{kind}:{digest}"
 
 
@@ -222,6 +268,27 @@ def as_of_instant(as_of: date | datetime, timezone: str = "UTC") -> datetime:
     return local_start_of_day(as_of, get_zone(timezone))
 
 
+def customer_calendar(policy: DunningPolicy, customer: DunningCustomer) -> Calendar:
+    """The holidays that apply to `customer` under `policy` (shared, cached)."""
+    return get_calendar(*policy.calendar_of(customer.country, customer.subdivision))
+
+
+class _Invoice:
+    """One invoice's progress during the simulation."""
+
+    __slots__ = ("inv", "step", "partial", "reached", "prev", "release", "cand", "collapsed")
+
+    def __init__(self, inv: InvoiceState, step: int, release: datetime) -> None:
+        self.inv = inv
+        self.step = step
+        self.partial: set[str] = set(inv.partial)
+        self.reached = inv.reached_at.astimezone(UTC) if inv.reached_at else None
+        self.prev = step - 1 if inv.done_steps else None  # the step `reached` belongs to
+        self.release = release
+        self.cand: tuple[int, datetime, datetime, date] | None = None  # step, at, nominal, day
+        self.collapsed = False
+
+
 def plan(
     customer: DunningCustomer,
     invoices: Sequence[InvoiceState],
@@ -229,6 +296,7 @@ def plan(
     now: datetime,
     pauses: Sequence[Pause] = (),
     *,
+    history: Sequence[Contact] = (),
     calendar: Calendar | None = None,
 ) -> DunningPlan:
     """Every remaining dunning action of `customer` under `policy`, as of `now` (aware)."""
@@ -236,13 +304,18 @@ def plan(
         raise ValueError("now must be a timezone-aware datetime")
     now = now.astimezone(UTC)
     tz = get_zone(customer.timezone)
-    cal = calendar or get_calendar(policy.calendar_country(customer.country))
+    country, subdivision = policy.calendar_of(customer.country, customer.subdivision)
+    cal = calendar or get_calendar(country, subdivision)
     window = policy.window
     steps = policy.steps
+    business = policy.business_days
+    offsets = [policy.offset_days(s) for s in steps]
+    first_unsent = policy.catch_up == "first_unsent"
+    n_steps = len(steps)
 
     # Channels per step for this customer; steps left with nothing to do are not planned.
     dropped: list[DroppedChannel] = []
-    step_kinds: list[tuple[str, ...]] = []
+    step_kinds: list[frozenset[str]] = []
     for i, step in enumerate(steps):
         if step.kind == "send":
             kept = []
@@ -252,33 +325,34 @@ def plan(
                     kept.append(ch)
                 else:
                     dropped.append(DroppedChannel(i, ch, why))  # type: ignore[arg-type]
-            step_kinds.append(tuple(kept))
+            step_kinds.append(frozenset(kept))
         else:
-            step_kinds.append((step.kind,))
-    live = [i for i in range(len(steps)) if step_kinds[i]]
+            step_kinds.append(frozenset((step.kind,)))
+
+    if calendar is None:  # shared across calls: same calendar, zone and window
+        ctx_key = (country, subdivision, business, customer.timezone, window)
+        memo = _NOMINAL_CACHE.get(ctx_key)
+        if memo is None or len(memo) > _NOMINAL_CACHE_MAX:
+            memo = _NOMINAL_CACHE[ctx_key] = {}
+    else:
+        memo = {}
+
+    def opening_after(d: date, offset: int) -> datetime:
+        key = (d, offset)
+        t = memo.get(key)
+        if t is None:
+            t = memo[key] = window_opening(add_days(d, offset, cal, business), tz, window, cal)
+        return t
+
+    def local_day(t: datetime) -> date:
+        return t.astimezone(tz).date()
 
     # Pauses -> release instants (None: paused indefinitely).
     customer_release, invoice_release = _releases(pauses, tz)
     excluded: dict[str, str] = {}
     skipped: list[SkippedStep] = []
-    if calendar is None:  # shared across calls: same calendar, zone and window
-        ctx_key = (cal.country, policy.business_days, customer.timezone, window)  # type: ignore[attr-defined]
-        nominal_memo = _NOMINAL_CACHE.get(ctx_key)
-        if nominal_memo is None or len(nominal_memo) > _NOMINAL_CACHE_MAX:
-            nominal_memo = _NOMINAL_CACHE[ctx_key] = {}
-    else:
-        nominal_memo = {}
     release_memo: dict[datetime, datetime] = {}
-    groups: dict[tuple[datetime, int], list[tuple[InvoiceState, datetime]]] = {}
-
-    def nominal(due: date, offset: int) -> datetime:
-        key = (due, offset)
-        t = nominal_memo.get(key)
-        if t is None:
-            d = add_days(due, offset, cal, policy.business_days)
-            t = nominal_memo[key] = window_opening(d, tz, window, cal)
-        return t
-
+    states: list[_Invoice] = []
     for inv in sorted(invoices, key=lambda x: x.number):
         if inv.disputed:
             excluded[inv.number] = "disputed"
@@ -299,60 +373,129 @@ def plan(
         first_allowed = release_memo.get(release)
         if first_allowed is None:
             first_allowed = release_memo[release] = next_send_instant(release, tz, window, cal)
-        start = inv.next_step
-        # (step, nominal, effective instant); effective = first_allowed for steps already due.
-        kept: list[tuple[int, datetime, datetime]] = []
-        stale: list[tuple[int, datetime, datetime]] = []
-        for i in live:
-            if i < start:
+        if inv.next_step < n_steps:
+            states.append(_Invoice(inv, inv.next_step, first_allowed))
+
+    def candidate(s: _Invoice) -> tuple[int, datetime, datetime, date] | None:
+        """(step, instant, nominal, local day) of the invoice's next step; None: done."""
+        if s.cand is not None:
+            return s.cand
+        inv = s.inv
+        i = s.step
+        while i < n_steps:
+            if not step_kinds[i] - s.partial:
+                i += 1
+                s.partial = set()
                 continue
-            t = nominal(inv.due_date, steps[i].at)
-            eff = first_allowed if t <= first_allowed else t
-            if kept and kept[-1][2] == eff:  # same instant: only the latest step goes
-                stale.append(kept.pop())
-            kept.append((i, t, eff))
-        survivor = {eff: i for i, _, eff in kept}
-        for i, t, eff in kept:
-            groups.setdefault((eff, i), []).append((inv, t))
-        skipped.extend(
-            SkippedStep(inv.number, j, tj, "superseded", survivor[eff]) for j, tj, eff in stale
-        )
+            nominal = opening_after(inv.due_date, offsets[i])
+            t = max(nominal, s.release)
+            if not first_unsent and not s.collapsed:
+                s.collapsed = True  # a late start jumps to the latest step already due
+                j = i
+                for k in range(i + 1, n_steps):
+                    if step_kinds[k] and opening_after(inv.due_date, offsets[k]) <= t:
+                        j = k
+                if j != i:
+                    for k in range(i, j):
+                        if step_kinds[k]:
+                            tk = opening_after(inv.due_date, offsets[k])
+                            skipped.append(SkippedStep(inv.number, k, tk, "superseded", j))
+                    i, s.partial = j, set()
+                    continue
+            if first_unsent and s.reached is not None and s.prev is not None:
+                t = max(t, opening_after(local_day(s.reached), offsets[i] - offsets[s.prev]))
+            day = local_day(t)
+            if offsets[i] < 0 and day >= inv.due_date:  # a pre-due step after the due date
+                skipped.append(SkippedStep(inv.number, i, nominal, "past_due"))
+                i += 1
+                s.partial = set()
+                continue
+            s.step = i
+            s.cand = (i, t, nominal, day)
+            return s.cand
+        s.step = n_steps
+        return None
+
+    last_contact: dict[str, datetime] = {}
+    for c in history:
+        if c.channel in MESSAGE_CHANNELS:
+            at = c.at.astimezone(UTC)
+            if c.channel not in last_contact or at > last_contact[c.channel]:
+                last_contact[c.channel] = at
+    gap = policy.min_gap_days
+    not_insured = policy.not_insured
 
     actions: list[PlannedAction] = []
-    for (at, i), members in groups.items():
-        step = steps[i]
-        numbers = tuple(inv.number for inv, _ in members)  # already sorted
-        totals: dict[str, Decimal] = {}
-        for inv, _ in members:
-            totals[inv.currency] = totals.get(inv.currency, Decimal(0)) + inv.open_amount
-        amounts = {c: totals[c] for c in sorted(totals)}
-        nominal_at = min(t for _, t in members)
-        for kind in step_kinds[i]:
-            actions.append(
-                PlannedAction(
-                    at=at,
-                    kind=kind,  # type: ignore[arg-type]
-                    step_index=i,
-                    step_at=step.label,
-                    policy=policy.name,
-                    invoices=numbers,
-                    amounts=amounts,
-                    idempotency_key=idempotency_key(
-                        customer.account, policy.name, i, kind, numbers
-                    ),
-                    nominal_at=nominal_at,
-                    template=step.template,
-                    note=step.note,
-                    assignee_role=step.assignee_role,
-                )
-            )
-    actions.sort(key=lambda a: (a.at, a.step_index, KIND_ORDER[a.kind], a.invoices))
+    budget = sum(n_steps - s.step for s in states) * 3 + 8  # every round advances someone
+    while budget > 0:
+        budget -= 1
+        live = [(s, c) for s in states if (c := candidate(s)) is not None]
+        if not live:
+            break
+        # The earliest event of each channel / action step, then every event on that day.
+        events: list[tuple[datetime, str, int]] = []  # (instant, kind, step for tasks)
+        for ch in MESSAGE_CHANNELS:
+            due = [c[1] for s, c in live if ch in step_kinds[c[0]] and ch not in s.partial]
+            if due:
+                t = min(due)
+                if ch in last_contact:
+                    t = max(t, opening_after(local_day(last_contact[ch]), gap))
+                events.append((t, ch, -1))
+        for i in sorted({c[0] for _, c in live if steps[c[0]].kind != "send"}):
+            events.append((min(c[1] for _, c in live if c[0] == i), steps[i].kind, i))
+        first_day = min(local_day(t) for t, _, _ in events)
+        done: list[tuple[_Invoice, int, str, datetime]] = []
+        for t, kind, index in sorted(events, key=lambda e: (e[0], KIND_ORDER[e[1]], e[2])):
+            day = local_day(t)
+            if day != first_day:
+                continue
+            if index < 0:
+                members = [
+                    (s, c)
+                    for s, c in live
+                    if kind in step_kinds[c[0]] and kind not in s.partial and c[3] <= day
+                ]
+            else:
+                members = [(s, c) for s, c in live if c[0] == index and c[3] <= day]
+            if not members:
+                continue
+            if index < 0:
+                actions.append(_message(customer, policy, kind, t, members))
+                last_contact[kind] = t
+            elif kind == "task":
+                actions.append(_task(customer, policy, index, t, members))
+            else:
+                insured = [(s, c) for s, c in members if s.inv.insured]
+                uninsured = [(s, c) for s, c in members if not s.inv.insured]
+                if insured:
+                    actions.append(_task(customer, policy, index, t, insured, kind="claim"))
+                if uninsured and not_insured.action == "task":
+                    actions.append(
+                        _task(
+                            customer,
+                            policy,
+                            index,
+                            t,
+                            uninsured,
+                            note=not_insured.note,
+                            assignee_role=not_insured.assignee_role,
+                            reason="not_insured",
+                        )
+                    )
+                # `skip`: nothing happens, the invoices still move past the step
+            done.extend((s, c[0], kind, t) for s, c in members)
+        for s, i, kind, t in done:
+            s.partial.add(kind)
+            if kind in ("task", "claim") or not step_kinds[i] - s.partial:
+                s.prev, s.reached, s.step, s.partial = i, t, i + 1, set()
+            s.cand = None
+
+    actions.sort(key=lambda a: (a.at, KIND_ORDER[a.kind], a.step_index, a.invoices))
     future = [a.at for a in actions if a.at > now]
     paused_until = None
-    if customer_release is _INDEFINITE:
-        paused_until = None
-    elif customer_release is not _NO_PAUSE and customer_release > now:  # type: ignore[operator]
-        paused_until = customer_release  # type: ignore[assignment]
+    if customer_release is not _INDEFINITE and customer_release is not _NO_PAUSE:
+        if customer_release > now:
+            paused_until = customer_release
     skipped.sort(key=lambda s: (s.invoice, s.step_index))
     return DunningPlan(
         account=customer.account,
@@ -364,11 +507,85 @@ def plan(
         dropped=tuple(dropped),
         excluded=excluded,
         paused_until=paused_until,
+        calendar=f"{country}-{subdivision}" if subdivision else country,
+    )
+
+
+Member = tuple[_Invoice, tuple[int, datetime, datetime, date]]
+
+
+def _totals(members: Sequence[Member]) -> dict[str, Decimal]:
+    totals: dict[str, Decimal] = {}
+    for s, _ in members:
+        inv = s.inv
+        totals[inv.currency] = totals.get(inv.currency, Decimal(0)) + inv.open_amount
+    return {c: totals[c] for c in sorted(totals)}
+
+
+def _message(
+    customer: DunningCustomer,
+    policy: DunningPolicy,
+    channel: str,
+    at: datetime,
+    members: Sequence[Member],
+) -> PlannedAction:
+    level = max(c[0] for _, c in members)
+    step = policy.steps[level]
+    levels = {s.inv.number: c[0] for s, c in sorted(members, key=lambda m: m[0].inv.number)}
+    return PlannedAction(
+        at=at,
+        kind=channel,  # type: ignore[arg-type]
+        step_index=level,
+        step_at=step.label,
+        policy=policy.name,
+        invoices=tuple(levels),
+        amounts=_totals(members),
+        idempotency_key=idempotency_key(
+            customer.account, policy.name, level, channel, (f"{n}:{i}" for n, i in levels.items())
+        ),
+        nominal_at=min(c[2] for _, c in members),
+        template=step.template,
+        levels=levels,
+    )
+
+
+def _task(
+    customer: DunningCustomer,
+    policy: DunningPolicy,
+    index: int,
+    at: datetime,
+    members: Sequence[Member],
+    *,
+    kind: str = "task",
+    note: str | None = None,
+    assignee_role: str | None = None,
+    reason: str | None = None,
+) -> PlannedAction:
+    step = policy.steps[index]
+    ordered = sorted(members, key=lambda m: m[0].inv.number)
+    levels = {s.inv.number: index for s, _ in ordered}
+    return PlannedAction(
+        at=at,
+        kind=kind,  # type: ignore[arg-type]
+        step_index=index,
+        step_at=step.label,
+        policy=policy.name,
+        invoices=tuple(levels),
+        amounts=_totals(members),
+        idempotency_key=idempotency_key(
+            customer.account, policy.name, index, kind, (f"{n}:{index}" for n in levels)
+        ),
+        nominal_at=min(c[2] for _, c in members),
+        note=note if note is not None else step.note,
+        assignee_role=assignee_role if reason else step.assignee_role,
+        levels=levels,
+        due_dates={s.inv.number: s.inv.due_date for s, _ in ordered},
+        reason=reason,
     )
 
 
 _NOMINAL_CACHE: dict[tuple[Any, ...], dict[tuple[date, int], datetime]] = {}
-_NOMINAL_CACHE_MAX = 50_000  # (due date, offset) entries per calendar/zone/window
+_NOMINAL_CACHE_MAX = 50_000  # (date, offset) entries per calendar/zone/window
 _NO_PAUSE: Any = object()
 _INDEFINITE: Any = object()
 
