@@ -149,11 +149,17 @@ def test_shipped_policies() -> None:
     assert [(s.label, s.kind, s.template) for s in standard.steps] == [
         ("-5d", "send", "pre_due"),
         ("+1d", "send", "due"),
-        ("+7d", "send", "reminder"),
-        ("+15d", "task", None),
+        ("+1w", "send", "reminder"),
+        ("+3w", "task", None),
         ("+30d", "send", "final_notice"),
         ("+45d", "claim", None),
     ]
+    # business days: a week is five of them; the customer's own calendar by default
+    assert [standard.offset_days(s) for s in standard.steps] == [-5, 1, 5, 15, 30, 45]
+    assert all(p.calendar == "customer" for p in rules.policies)
+    assert standard.min_gap_days == 3 and standard.catch_up == "first_unsent"
+    assert standard.not_insured.action == "task"
+    assert standard.not_insured.note == "not insured: decide on legal action"
     assert standard.steps[1].channel == ("email", "sms")
     assert rules.select({"risk_class": "low", "segment": "sme"}).name == "standard"
     assert rules.select({"risk_class": "critical", "segment": "sme"}).name == "strict"
