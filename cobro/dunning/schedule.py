@@ -306,6 +306,7 @@ def plan(
     tz = get_zone(customer.timezone)
     country, subdivision = policy.calendar_of(customer.country, customer.subdivision)
     cal = calendar or get_calendar(country, subdivision)
+    subdivision = getattr(cal, "subdivision", subdivision)  # None when unknown to `holidays`
     window = policy.window
     steps = policy.steps
     business = policy.business_days
