@@ -118,12 +118,20 @@ class InvoiceState:
     disputed: bool = False
     done_steps: tuple[int, ...] = ()  # step indices reached (every channel done)
     insured: bool = False  # covered at its due date (named cover or unnamed-buyer ceiling)
-    partial: tuple[str, ...] = ()  # channels of the next step already done (email of email+sms)
+    partial: tuple[str, ...] = ()  # channels already done of a step not complete yet (the
+    partial_step: int | None = None  # email of an email+sms step); None: the next step
     reached_at: datetime | None = None  # when the highest done step was reached (aware)
 
     @property
     def next_step(self) -> int:
         return max(self.done_steps) + 1 if self.done_steps else 0
+
+    @property
+    def current_step(self) -> int:
+        """The step the invoice is at: the partly done one, else the next one."""
+        if self.partial and self.partial_step is not None:
+            return max(self.partial_step, self.next_step)
+        return self.next_step
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,12 +286,14 @@ class _Invoice:
 
     __slots__ = ("inv", "step", "partial", "reached", "prev", "release", "cand", "collapsed")
 
-    def __init__(self, inv: InvoiceState, step: int, release: datetime) -> None:
+    def __init__(self, inv: InvoiceState, release: datetime) -> None:
         self.inv = inv
-        self.step = step
-        self.partial: set[str] = set(inv.partial)
+        self.step = inv.current_step
+        self.partial: set[str] = set(inv.partial) if self.step == inv.current_step else set()
+        if inv.partial_step is not None and inv.partial_step < inv.next_step:
+            self.partial = set()  # channels of a step since completed
         self.reached = inv.reached_at.astimezone(UTC) if inv.reached_at else None
-        self.prev = step - 1 if inv.done_steps else None  # the step `reached` belongs to
+        self.prev = max(inv.done_steps) if inv.done_steps else None  # `reached` belongs to it
         self.release = release
         self.cand: tuple[int, datetime, datetime, date] | None = None  # step, at, nominal, day
         self.collapsed = False
@@ -374,8 +384,8 @@ def plan(
         first_allowed = release_memo.get(release)
         if first_allowed is None:
             first_allowed = release_memo[release] = next_send_instant(release, tz, window, cal)
-        if inv.next_step < n_steps:
-            states.append(_Invoice(inv, inv.next_step, first_allowed))
+        if inv.current_step < n_steps:
+            states.append(_Invoice(inv, first_allowed))
 
     def candidate(s: _Invoice) -> tuple[int, datetime, datetime, date] | None:
         """(step, instant, nominal, local day) of the invoice's next step; None: done."""

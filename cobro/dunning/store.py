@@ -160,12 +160,15 @@ class CustomerFacts:
 
     def progress(
         self, invoice_id: int, policy: DunningPolicy, customer: DunningCustomer
-    ) -> tuple[tuple[int, ...], tuple[str, ...], datetime | None]:
-        """(steps done, channels done of the next step, when the highest step was reached)."""
+    ) -> tuple[tuple[int, ...], tuple[str, ...], int | None, datetime | None]:
+        """(steps done, channels done of the step begun but not complete, that step, when
+        the highest step done was reached)."""
         done = self.steps_done(invoice_id, policy, customer)
         channels = self.channels_done(invoice_id, policy)
-        next_step = max(done) + 1 if done else 0
-        partial = tuple(sorted(channels.get(next_step, ())))
+        begun = [i for i in channels if i < len(policy.steps) and i not in done]
+        begun = [i for i in begun if not done or i > max(done)]
+        partial_step = max(begun) if begun else None
+        partial = tuple(sorted(channels[partial_step])) if partial_step is not None else ()
         reached_at = None
         if done:
             top = policy.steps[max(done)]
@@ -175,7 +178,7 @@ class CustomerFacts:
                 if r.step_index == max(done) or r.label == (top.template or top.kind)
             ]
             reached_at = _aware(max(times)) if times else None
-        return done, partial, reached_at
+        return done, partial, partial_step, reached_at
 
     def planner_inputs(
         self, policy: DunningPolicy
@@ -198,7 +201,7 @@ class CustomerFacts:
         for inv in self.invoices:
             if inv.open_amount <= 0:
                 continue
-            done, partial, reached_at = self.progress(inv.id, policy, customer)
+            done, partial, partial_step, reached_at = self.progress(inv.id, policy, customer)
             invoices.append(
                 InvoiceState(
                     number=inv.number,
@@ -209,6 +212,7 @@ class CustomerFacts:
                     done_steps=done,
                     insured=insured.get(inv.number, False),
                     partial=partial,
+                    partial_step=partial_step,
                     reached_at=reached_at,
                 )
             )
