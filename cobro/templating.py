@@ -354,7 +354,9 @@ def _per_currency(lines: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return [{"currency": c, "amount": totals[c]} for c in sorted(totals)]
 
 
-def sample_context(language: str = DEFAULT_LANGUAGE, reminded_before: bool = True) -> dict[str, Any]:
+def sample_context(
+    language: str = DEFAULT_LANGUAGE, reminded_before: bool = True
+) -> dict[str, Any]:
     """A realistic context (two currencies, one invoice not yet due, one earlier reminder)
     for template checks; `reminded_before=False`: a first contact."""
     customer = {"name": "Société Exemple & Fils <SARL>", "account": "C-0042"}
@@ -383,8 +385,6 @@ def sample_context(language: str = DEFAULT_LANGUAGE, reminded_before: bool = Tru
         contact_invoices=["F-2025-0101"],
         previous_contacts=previous,
     )
-
-
 
 
 def render_all_samples(

@@ -1,8 +1,9 @@
 """Business days, holidays and send windows (pure, cached per country).
 
 * `BusinessCalendar(country, subdivision)`: weekends and public holidays of one country (the
-  `holidays` library), with its subdivision's own holidays when one is given (`DE`, `BY`), with a sorted table of business days so that `add_business_days` is a bisection
-  rather than a day-by-day walk. `get_calendar(country)` returns a shared, cached instance.
+  `holidays` library), with its subdivision's own holidays when one is given (`DE`, `BY`),
+  with a sorted table of business days so that `add_business_days` is a bisection rather
+  than a day-by-day walk. `get_calendar(country)` returns a shared, cached instance.
 * `SendWindow`: the local hours (`[start, end)`) and weekdays a message may be sent.
 * `next_send_instant(t, tz, window, calendar)`: the first instant >= `t` inside the window, on
   an allowed weekday that is not a holiday (in the customer's time zone, DST-aware).

@@ -266,7 +266,9 @@ class DunningPolicy(_Frozen):
 
     @field_validator("steps")
     @classmethod
-    def _ordered(cls, steps: tuple[PolicyStep, ...], info: ValidationInfo) -> tuple[PolicyStep, ...]:
+    def _ordered(
+        cls, steps: tuple[PolicyStep, ...], info: ValidationInfo
+    ) -> tuple[PolicyStep, ...]:
         business = bool(info.data.get("business_days", True))
         for i in range(1, len(steps)):
             if steps[i].at.days(business) <= steps[i - 1].at.days(business):

@@ -284,7 +284,7 @@ def customer_calendar(policy: DunningPolicy, customer: DunningCustomer) -> Calen
 class _Invoice:
     """One invoice's progress during the simulation."""
 
-    __slots__ = ("inv", "step", "partial", "reached", "prev", "release", "cand", "collapsed")
+    __slots__ = ("cand", "collapsed", "inv", "partial", "prev", "reached", "release", "step")
 
     def __init__(self, inv: InvoiceState, release: datetime) -> None:
         self.inv = inv
@@ -504,9 +504,8 @@ def plan(
     actions.sort(key=lambda a: (a.at, KIND_ORDER[a.kind], a.step_index, a.invoices))
     future = [a.at for a in actions if a.at > now]
     paused_until = None
-    if customer_release is not _INDEFINITE and customer_release is not _NO_PAUSE:
-        if customer_release > now:
-            paused_until = customer_release
+    if customer_release not in (_INDEFINITE, _NO_PAUSE) and customer_release > now:
+        paused_until = customer_release
     skipped.sort(key=lambda s: (s.invoice, s.step_index))
     return DunningPlan(
         account=customer.account,

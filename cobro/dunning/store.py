@@ -398,9 +398,9 @@ def current_plan(facts: CustomerFacts, now: datetime) -> CurrentPlan:
     policy = policy_for(facts)
     if policy is None:
         return CurrentPlan(None, None, [], None)
-    if facts.insured is None and facts.session is not None:
-        if any(step.kind == "claim" for step in policy.steps):
-            facts.insured = load_insurance(facts.session, facts)
+    claims = any(step.kind == "claim" for step in policy.steps)
+    if claims and facts.insured is None and facts.session is not None:
+        facts.insured = load_insurance(facts.session, facts)
     customer, invoices, pauses = facts.planner_inputs(policy)
     result = plan(customer, invoices, policy, now, pauses, history=facts.contacts)
     due = [ActionSpec.from_planned(customer.account, a) for a in result.due]

@@ -7,6 +7,7 @@ never a claim."""
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -100,9 +101,7 @@ async def test_five_invoices_one_contact_per_channel_gentle_catch_up_and_claims(
 
         # The first window: one email and one SMS, nothing else that day.
         first_day = _first_window(start)
-        end_of_first = datetime.combine(first_day, datetime.min.time(), PARIS) + timedelta(
-            hours=20
-        )
+        end_of_first = datetime.combine(first_day, datetime.min.time(), PARIS) + timedelta(hours=20)
         await env.sleep(end_of_first - start)
         await eventually(lambda: len(mails.list()) == 1 and len(sms.list()) == 1)
         comms = _communications()
@@ -138,7 +137,7 @@ async def test_five_invoices_one_contact_per_channel_gentle_catch_up_and_claims(
     for channel in ("email", "sms"):
         days = [c.day for c in comms if c.channel == channel]
         assert len(days) == len(set(days))
-        for earlier, later in zip(days, days[1:], strict=False):
+        for earlier, later in itertools.pairwise(days):
             assert later >= add_days(earlier, 3, FR, True), (channel, earlier, later)
     assert len(mails.list()) == len(emails) and len(sms.list()) == len(comms) - len(emails)
     # each invoice climbed its levels one by one (the pre-due notice only before its due date)

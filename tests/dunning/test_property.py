@@ -287,7 +287,9 @@ def test_a_customers_life(start_raw, events, place, policy_index, start, has_pho
     policy = POLICIES[policy_index]
     customer = DunningCustomer("LIFE", place[1], place[0], "en", True, has_phone)
     invoices = [
-        InvoiceState(f"F{i}", start.date() + timedelta(days=d), cur, Decimal(c) / 100, False, (), ins)
+        InvoiceState(
+            f"F{i}", start.date() + timedelta(days=d), cur, Decimal(c) / 100, False, (), ins
+        )
         for i, (d, cur, c, ins) in enumerate(start_raw)
     ]
     life = Life(customer, policy, invoices)
@@ -309,7 +311,11 @@ def test_a_customers_life(start_raw, events, place, policy_index, start, has_pho
         elif kind == "new_invoice":
             number = f"N{len(life.invoices)}"
             life.invoices[number] = InvoiceState(
-                number, local_day + timedelta(days=days), "EUR", Decimal("99"), insured=days % 2 == 0
+                number,
+                local_day + timedelta(days=days),
+                "EUR",
+                Decimal("99"),
+                insured=days % 2 == 0,
             )
             life.reached[number] = []
         # a promise whose last day has passed ends (as the housekeeping does)

@@ -89,7 +89,11 @@ def test_single_invoice_full_schedule_in_business_days() -> None:
     assert p.next_wakeup == utc(2025, 7, 3, 7)
     assert p.due == ()
     task = p.actions[5]
-    assert (task.note, task.assignee_role, task.template) == ("call the customer", "collector", None)
+    assert (task.note, task.assignee_role, task.template) == (
+        "call the customer",
+        "collector",
+        None,
+    )
     assert p.actions[0].template == "pre_due" and p.actions[0].step_at == "-5d"
     assert p.actions[-1].due_dates == {"F1": date(2025, 7, 10)}  # for insurer deadlines
     assert p.calendar == "FR"

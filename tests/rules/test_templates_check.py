@@ -285,7 +285,9 @@ def test_policies_hot_reload_keeps_the_last_good_version(
     assert [p.name for p in good.rules.policies] == ["public_sector", "strict", "standard"]
     assert policies(rules) is good
 
-    broken = shipped.replace("    calendar: customer\n", "   calendar: customer\n", 1)  # bad indentation
+    broken = shipped.replace(
+        "    calendar: customer\n", "   calendar: customer\n", 1
+    )  # bad indentation
     _write(f, broken, base + 10)
     with pytest.raises(RuleError, match="YAML syntax error"):
         Ruleset.load(rules)
