@@ -165,7 +165,6 @@ class PlannedAction:
     policy: str
     invoices: tuple[str, ...]  # sorted numbers of the member invoices
     amounts: dict[str, Decimal]  # their open amount per currency, sorted by currency
-    idempotency_key: str
     nominal_at: datetime  # earliest instant a member was due by the policy (<= at)
     template: str | None = None  # email / sms
     note: str | None = None  # task / claim
@@ -173,6 +172,13 @@ class PlannedAction:
     levels: dict[str, int] = field(default_factory=dict)  # member -> the step it reaches
     due_dates: dict[str, date] = field(default_factory=dict)  # member -> due date (claims)
     reason: str | None = None  # "not_insured" for the task replacing a claim
+    account: str = ""
+
+    @property
+    def idempotency_key(self) -> str:
+        """One per contact (see the module docstring); computed on demand."""
+        pairs = (f"{n}:{i}" for n, i in self.levels.items())
+        return idempotency_key(self.account, self.policy, self.step_index, self.kind, pairs)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -355,8 +361,13 @@ def plan(
             t = memo[key] = window_opening(add_days(d, offset, cal, business), tz, window, cal)
         return t
 
+    day_memo: dict[datetime, date] = {}
+
     def local_day(t: datetime) -> date:
-        return t.astimezone(tz).date()
+        d = day_memo.get(t)
+        if d is None:
+            d = day_memo[t] = t.astimezone(tz).date()
+        return d
 
     # Pauses -> release instants (None: paused indefinitely).
     customer_release, invoice_release = _releases(pauses, tz)
@@ -436,56 +447,64 @@ def plan(
     gap = policy.min_gap_days
     not_insured = policy.not_insured
 
+    is_send = [step.kind == "send" for step in steps]
     actions: list[PlannedAction] = []
     budget = sum(n_steps - s.step for s in states) * 3 + 8  # every round advances someone
     while budget > 0:
         budget -= 1
-        live = [(s, c) for s in states if (c := candidate(s)) is not None]
+        # The earliest instant each channel / action step has something due...
+        live: list[Member] = []
+        first: dict[Any, datetime] = {}  # channel, or step index of a task / claim
+        for s in states:
+            c = s.cand or candidate(s)
+            if c is None:
+                continue
+            live.append((s, c))
+            i, t = c[0], c[1]
+            if is_send[i]:
+                for ch in step_kinds[i]:
+                    if ch not in s.partial and (ch not in first or t < first[ch]):
+                        first[ch] = t
+            elif i not in first or t < first[i]:
+                first[i] = t
         if not live:
             break
-        # The earliest event of each channel / action step, then every event on that day.
-        events: list[tuple[datetime, str, int]] = []  # (instant, kind, step for tasks)
         for ch in MESSAGE_CHANNELS:
-            due = [c[1] for s, c in live if ch in step_kinds[c[0]] and ch not in s.partial]
-            if due:
-                t = min(due)
-                if ch in last_contact:
-                    t = max(t, opening_after(local_day(last_contact[ch]), gap))
-                events.append((t, ch, -1))
-        for i in sorted({c[0] for _, c in live if steps[c[0]].kind != "send"}):
-            events.append((min(c[1] for _, c in live if c[0] == i), steps[i].kind, i))
-        first_day = min(local_day(t) for t, _, _ in events)
+            if ch in first and ch in last_contact:
+                first[ch] = max(first[ch], opening_after(local_day(last_contact[ch]), gap))
+        # ...then every event on the first of those days, with all that is due by then.
+        day = min(local_day(t) for t in first.values())
+        groups: dict[Any, list[Member]] = {}
+        for s, c in live:
+            if c[3] > day:
+                continue
+            i = c[0]
+            if is_send[i]:
+                for ch in step_kinds[i]:
+                    if ch not in s.partial and local_day(first[ch]) == day:
+                        groups.setdefault(ch, []).append((s, c))
+            elif local_day(first[i]) == day:
+                groups.setdefault(i, []).append((s, c))
         done: list[tuple[_Invoice, int, str, datetime]] = []
-        for t, kind, index in sorted(events, key=lambda e: (e[0], KIND_ORDER[e[1]], e[2])):
-            day = local_day(t)
-            if day != first_day:
-                continue
-            if index < 0:
-                members = [
-                    (s, c)
-                    for s, c in live
-                    if kind in step_kinds[c[0]] and kind not in s.partial and c[3] <= day
-                ]
+        for key in sorted(groups, key=lambda k: (first[k], KIND_ORDER.get(k, 2), str(k))):
+            members, t = groups[key], first[key]
+            if isinstance(key, str):
+                actions.append(_message(customer, policy, key, t, members))
+                last_contact[key] = t
+                kind = key
+            elif (kind := steps[key].kind) == "task":
+                actions.append(_task(customer, policy, key, t, members))
             else:
-                members = [(s, c) for s, c in live if c[0] == index and c[3] <= day]
-            if not members:
-                continue
-            if index < 0:
-                actions.append(_message(customer, policy, kind, t, members))
-                last_contact[kind] = t
-            elif kind == "task":
-                actions.append(_task(customer, policy, index, t, members))
-            else:
-                insured = [(s, c) for s, c in members if s.inv.insured]
-                uninsured = [(s, c) for s, c in members if not s.inv.insured]
+                insured = [m for m in members if m[0].inv.insured]
+                uninsured = [m for m in members if not m[0].inv.insured]
                 if insured:
-                    actions.append(_task(customer, policy, index, t, insured, kind="claim"))
+                    actions.append(_task(customer, policy, key, t, insured, kind="claim"))
                 if uninsured and not_insured.action == "task":
                     actions.append(
                         _task(
                             customer,
                             policy,
-                            index,
+                            key,
                             t,
                             uninsured,
                             note=not_insured.note,
@@ -528,8 +547,11 @@ def _totals(members: Sequence[Member]) -> dict[str, Decimal]:
     totals: dict[str, Decimal] = {}
     for s, _ in members:
         inv = s.inv
-        totals[inv.currency] = totals.get(inv.currency, Decimal(0)) + inv.open_amount
-    return {c: totals[c] for c in sorted(totals)}
+        cur = inv.currency
+        totals[cur] = totals[cur] + inv.open_amount if cur in totals else inv.open_amount
+    if len(totals) == 1:
+        return totals
+    return dict(sorted(totals.items()))
 
 
 def _message(
@@ -541,7 +563,7 @@ def _message(
 ) -> PlannedAction:
     level = max(c[0] for _, c in members)
     step = policy.steps[level]
-    levels = {s.inv.number: c[0] for s, c in sorted(members, key=lambda m: m[0].inv.number)}
+    levels = {s.inv.number: c[0] for s, c in members}  # states are sorted by number
     return PlannedAction(
         at=at,
         kind=channel,  # type: ignore[arg-type]
@@ -550,12 +572,10 @@ def _message(
         policy=policy.name,
         invoices=tuple(levels),
         amounts=_totals(members),
-        idempotency_key=idempotency_key(
-            customer.account, policy.name, level, channel, (f"{n}:{i}" for n, i in levels.items())
-        ),
         nominal_at=min(c[2] for _, c in members),
         template=step.template,
         levels=levels,
+        account=customer.account,
     )
 
 
@@ -572,7 +592,7 @@ def _task(
     reason: str | None = None,
 ) -> PlannedAction:
     step = policy.steps[index]
-    ordered = sorted(members, key=lambda m: m[0].inv.number)
+    ordered = members  # states are sorted by number
     levels = {s.inv.number: index for s, _ in ordered}
     return PlannedAction(
         at=at,
@@ -582,15 +602,13 @@ def _task(
         policy=policy.name,
         invoices=tuple(levels),
         amounts=_totals(members),
-        idempotency_key=idempotency_key(
-            customer.account, policy.name, index, kind, (f"{n}:{index}" for n in levels)
-        ),
         nominal_at=min(c[2] for _, c in members),
         note=note if note is not None else step.note,
         assignee_role=assignee_role if reason else step.assignee_role,
         levels=levels,
         due_dates={s.inv.number: s.inv.due_date for s, _ in ordered},
         reason=reason,
+        account=customer.account,
     )
 
 
