@@ -372,6 +372,13 @@ def load_insurance(session: Session, facts: CustomerFacts) -> dict[str, bool]:
     return out
 
 
+def ensure_insurance(facts: CustomerFacts, policy: DunningPolicy) -> None:
+    """Look up which invoices are insured when `policy` has a claim step (once per facts)."""
+    claims = any(step.kind == "claim" for step in policy.steps)
+    if claims and facts.insured is None and facts.session is not None:
+        facts.insured = load_insurance(facts.session, facts)
+
+
 def policy_selector(facts: CustomerFacts) -> dict[str, Any]:
     """What a policy's `applies_to` reads of a customer."""
     c = facts.customer
@@ -398,9 +405,7 @@ def current_plan(facts: CustomerFacts, now: datetime) -> CurrentPlan:
     policy = policy_for(facts)
     if policy is None:
         return CurrentPlan(None, None, [], None)
-    claims = any(step.kind == "claim" for step in policy.steps)
-    if claims and facts.insured is None and facts.session is not None:
-        facts.insured = load_insurance(facts.session, facts)
+    ensure_insurance(facts, policy)
     customer, invoices, pauses = facts.planner_inputs(policy)
     result = plan(customer, invoices, policy, now, pauses, history=facts.contacts)
     due = [ActionSpec.from_planned(customer.account, a) for a in result.due]
