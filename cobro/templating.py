@@ -16,6 +16,17 @@ unknown name is an error at render time, which `render_all_samples()` (run in te
 `cobro rules check`-style checks) turns into `file:line: message` before any customer sees it.
 Filters: `money(amount, currency, locale=None)`, `date(value, format="long", locale=None)`,
 `number(value, locale=None)`; without `locale` they use the context's `locale`.
+
+Variables every language's templates may use (a contract: `build_context` documents each):
+`customer.{name, account}`, `company.{name, email, phone}`, `payment_url`, `step`, `as_of`,
+`locale`; the statement `invoices` (each: `number, due_date, days_overdue, days_to_due,
+currency, open_amount, level, in_contact`) split into `due_invoices` / `upcoming_invoices`
+(`due_count`, `upcoming_count`, `invoice_count`), `totals` / `due_totals` /
+`upcoming_totals` (`currency, amount`), `max_days_overdue`, `first_due_date`; the earlier
+messages `previous_contacts` (`at, date, channel, level, template`), `last_contact`,
+`reminded_before` -- write "despite our reminders" only under `{% if reminded_before %}`.
+A level is a template or action name (`pre_due`, `due`, `reminder`, `final_notice`, `task`,
+`claim`); the statement partials `_statement.{txt,html}.j2` name them in each language.
 """
 
 from __future__ import annotations
