@@ -16,6 +16,17 @@ unknown name is an error at render time, which `render_all_samples()` (run in te
 `cobro rules check`-style checks) turns into `file:line: message` before any customer sees it.
 Filters: `money(amount, currency, locale=None)`, `date(value, format="long", locale=None)`,
 `number(value, locale=None)`; without `locale` they use the context's `locale`.
+
+Variables every language's templates may use (a contract: `build_context` documents each):
+`customer.{name, account}`, `company.{name, email, phone}`, `payment_url`, `step`, `as_of`,
+`locale`; the statement `invoices` (each: `number, due_date, days_overdue, days_to_due,
+currency, open_amount, level, in_contact`) split into `due_invoices` / `upcoming_invoices`
+(`due_count`, `upcoming_count`, `invoice_count`), `totals` / `due_totals` /
+`upcoming_totals` (`currency, amount`), `max_days_overdue`, `first_due_date`; the earlier
+messages `previous_contacts` (`at, date, channel, level, template`), `last_contact`,
+`reminded_before` -- write "despite our reminders" only under `{% if reminded_before %}`.
+A level is a template or action name (`pre_due`, `due`, `reminder`, `final_notice`, `task`,
+`claim`); the statement partials `_statement.{txt,html}.j2` name them in each language.
 """
 
 from __future__ import annotations
@@ -248,47 +259,88 @@ def build_context(
     company: Mapping[str, Any] | None = None,
     payment_url: str | None = None,
     step: str | None = None,
+    levels: Mapping[str, str | None] | None = None,
+    contact_invoices: Iterable[str] | None = None,
+    previous_contacts: Iterable[Any] = (),
 ) -> dict[str, Any]:
-    """The variables every template may use.
+    """The variables every template may use (the names are a contract: every language's
+    templates, shipped or added, rely on them).
 
     `customer`: anything with `name`, `account` (and optionally `language`); `invoices`: the
-    grouped invoices of the action, anything with `number`, `due_date`, `currency`,
-    `open_amount` (an ORM row, `InvoiceState`, or a mapping).
+    statement, i.e. every open invoice of the customer, anything with `number`, `due_date`,
+    `currency`, `open_amount` (an ORM row, `InvoiceState`, or a mapping); `levels`: invoice
+    number -> the level (template or action name) it has reached, this contact included;
+    `contact_invoices`: the numbers whose level this contact advances (default: all);
+    `previous_contacts`: the messages the customer already received (objects or mappings
+    with `at`, `channel`, `level`, `template`).
 
-    Context: `customer.{name, account}`, `invoices` (statement lines sorted by due date:
-    `number, due_date, days_overdue, currency, open_amount`), `totals` (`currency, amount`, one
-    per currency, never mixed), `invoice_count`, `max_days_overdue`, `as_of`,
-    `company.{name, email, phone}`, `payment_url` (may be None), `step`, `locale`.
+    Context:
+    * `customer.{name, account}`, `company.{name, email, phone}`, `payment_url` (may be
+      None), `step` (this contact's template), `as_of`, `locale`;
+    * `invoices`: every statement line, sorted by due date: `number, due_date, days_overdue,
+      days_to_due, currency, open_amount, level` (None: no reminder yet), `in_contact` (this
+      contact advances it); `invoice_count`, `max_days_overdue`, `first_due_date`;
+    * `due_invoices` (due today or earlier) and `upcoming_invoices` (not yet due): the two
+      blocks of the statement, with `due_count`, `upcoming_count`;
+    * `totals`, `due_totals`, `upcoming_totals`: `currency, amount`, one per currency, never
+      mixed (all lines / the due block / the not-yet-due block);
+    * `previous_contacts`: `at, date, channel, level, template`, oldest first;
+      `last_contact` (None if none); `reminded_before`: true only when a message was
+      actually sent before this one -- the only case a template may say "despite our
+      reminders".
     """
     lines = []
-    totals: dict[str, Decimal] = {}
+    chased = set(contact_invoices) if contact_invoices is not None else None
+    level_of = dict(levels or {})
     for inv in invoices:
         due = _get(inv, "due_date")
         amount = Decimal(str(_get(inv, "open_amount")))
-        currency = _get(inv, "currency")
+        number = _get(inv, "number")
         lines.append(
             {
-                "number": _get(inv, "number"),
+                "number": number,
                 "due_date": due,
                 "days_overdue": max((as_of - due).days, 0),
                 "days_to_due": max((due - as_of).days, 0),
-                "currency": currency,
+                "currency": _get(inv, "currency"),
                 "open_amount": amount,
+                "level": level_of.get(number),
+                "in_contact": chased is None or number in chased,
             }
         )
-        totals[currency] = totals.get(currency, Decimal(0)) + amount
     lines.sort(key=lambda x: (x["due_date"], x["number"]))
+    due_lines = [x for x in lines if x["due_date"] <= as_of]
+    upcoming = [x for x in lines if x["due_date"] > as_of]
     lang = normalise_language(language or _get(customer, "language"))
     try:
         Locale.parse(lang)
     except (UnknownLocaleError, ValueError):
         lang = DEFAULT_LANGUAGE
     company = dict(company or {})
+    previous = []
+    for c in previous_contacts:
+        at = _get(c, "at")
+        previous.append(
+            {
+                "at": at,
+                "date": at.date() if isinstance(at, datetime) else at,
+                "channel": _get(c, "channel"),
+                "level": _get(c, "level"),
+                "template": _get(c, "template"),
+            }
+        )
+    previous.sort(key=lambda c: (c["date"], c["channel"] or ""))
     return {
         "customer": {"name": _get(customer, "name") or "", "account": _get(customer, "account")},
         "invoices": lines,
-        "totals": [{"currency": c, "amount": totals[c]} for c in sorted(totals)],
+        "due_invoices": due_lines,
+        "upcoming_invoices": upcoming,
+        "totals": _per_currency(lines),
+        "due_totals": _per_currency(due_lines),
+        "upcoming_totals": _per_currency(upcoming),
         "invoice_count": len(lines),
+        "due_count": len(due_lines),
+        "upcoming_count": len(upcoming),
         "max_days_overdue": max((x["days_overdue"] for x in lines), default=0),
         "first_due_date": lines[0]["due_date"] if lines else as_of,
         "as_of": as_of,
@@ -300,11 +352,24 @@ def build_context(
         "payment_url": payment_url,
         "step": step,
         "locale": lang,
+        "previous_contacts": previous,
+        "last_contact": previous[-1] if previous else None,
+        "reminded_before": bool(previous),
     }
 
 
-def sample_context(language: str = DEFAULT_LANGUAGE) -> dict[str, Any]:
-    """A realistic context (two currencies, one invoice not yet due) for template checks."""
+def _per_currency(lines: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    totals: dict[str, Decimal] = {}
+    for x in lines:
+        totals[x["currency"]] = totals.get(x["currency"], Decimal(0)) + x["open_amount"]
+    return [{"currency": c, "amount": totals[c]} for c in sorted(totals)]
+
+
+def sample_context(
+    language: str = DEFAULT_LANGUAGE, reminded_before: bool = True
+) -> dict[str, Any]:
+    """A realistic context (two currencies, one invoice not yet due, one earlier reminder)
+    for template checks; `reminded_before=False`: a first contact."""
     customer = {"name": "Société Exemple & Fils <SARL>", "account": "C-0042"}
     invoices = [
         {"number": "F-2025-0101", "due_date": date(2025, 6, 2), "currency": "EUR",
@@ -314,6 +379,11 @@ def sample_context(language: str = DEFAULT_LANGUAGE) -> dict[str, Any]:
         {"number": "F-2025-0150", "due_date": date(2025, 7, 10), "currency": "USD",
          "open_amount": Decimal("999.99")},
     ]  # fmt: skip
+    previous = (
+        [{"at": datetime(2025, 6, 3, 7, 0), "channel": "email", "level": 1, "template": "due"}]
+        if reminded_before
+        else []
+    )
     return build_context(
         customer,
         invoices,
@@ -321,7 +391,10 @@ def sample_context(language: str = DEFAULT_LANGUAGE) -> dict[str, Any]:
         language=language,
         company={"name": "Acme Industrie", "email": "credit@acme.example", "phone": "+33 1 00"},
         payment_url="https://pay.example.com/C-0042",
-        step="+7d",
+        step="reminder",
+        levels={"F-2025-0101": "reminder", "F-2025-0117": "due", "F-2025-0150": None},
+        contact_invoices=["F-2025-0101"],
+        previous_contacts=previous,
     )
 
 
@@ -341,16 +414,22 @@ def render_all_samples(
     for channel, name in sorted(names):
         parts = EMAIL_PARTS if channel == "email" else ("txt",)
         for lang in languages:
-            ctx = (contexts or {}).get(lang) or sample_context(lang)
+            given = (contexts or {}).get(lang)
+            # a first contact and a later one: both branches of `reminded_before` render
+            ctxs = [given] if given else [sample_context(lang), sample_context(lang, False)]
             for part in parts:
                 rel = t.path(channel, lang, name, part)
                 if not (root / rel).is_file():
                     errors.append(f"{_display(str(root / rel))}:1: missing template")
                     continue
-                try:
-                    t.env.get_template(rel).render(**ctx)
-                except TemplateError as exc:
-                    errors.append(f"{error_location(exc, rel, root)}: {exc}")
-                except Exception as exc:  # a filter fed a wrong type, etc.
-                    errors.append(f"{error_location(exc, rel, root)}: {type(exc).__name__}: {exc}")
+                for ctx in ctxs:
+                    try:
+                        t.env.get_template(rel).render(**ctx)
+                    except TemplateError as exc:
+                        errors.append(f"{error_location(exc, rel, root)}: {exc}")
+                        break
+                    except Exception as exc:  # a filter fed a wrong type, etc.
+                        where = error_location(exc, rel, root)
+                        errors.append(f"{where}: {type(exc).__name__}: {exc}")
+                        break
     return errors

@@ -101,10 +101,38 @@ def test_email_contains_statement_and_totals_per_currency() -> None:
     assert mail.language == "fr"
     assert mail.subject == "Relance : factures échues – compte C-0042"
     text = plain(mail.text)
-    assert "F-2025-0101 | Échéance 2 juin 2025 | Jours de retard : 29 | 1 234,56 €" in text
-    assert "Total EUR : 1 314,56 €" in text and "Total USD : 999,99 $US" in text
+    # due invoices first, each with its days late and level; not-yet-due ones apart
+    assert "Factures échues :" in text and "Factures non encore échues :" in text
+    due_block, upcoming_block = text.split("Factures non encore échues :")
+    assert (
+        "Facture F-2025-0101 | échéance 2 juin 2025 | 29 jours de retard | 1 234,56 € | "
+        "niveau : relance" in due_block
+    )
+    assert "F-2025-0117 | échéance 16 juin 2025 | 15 jours de retard" in due_block
+    assert "Total échu EUR : 1 314,56 €" in due_block
+    assert "F-2025-0150 | échéance 10 juil. 2025 | dans 9 jours | 999,99 $US" in upcoming_block
+    assert "Total non échu USD : 999,99 $US" in upcoming_block
+    assert "Malgré notre précédent message" in text  # a message was sent before
     html = plain(mail.html)
     assert "<td>F-2025-0117</td>" in html and "1 314,56 €" in html
+
+
+def test_earlier_contact_is_claimed_only_when_one_was_sent() -> None:
+    t = Templates()
+    claims = {
+        "en": ("Despite our previous message", "despite our reminders"),
+        "fr": ("Malgré notre précédent message", "malgré nos relances"),
+        "es": ("A pesar de nuestro mensaje anterior", "a pesar de nuestros recordatorios"),
+        "de": ("Trotz unserer vorherigen Nachricht", "trotz unserer Erinnerungen"),
+    }
+    for lang, (reminder, final) in claims.items():
+        first, later = sample_context(lang, reminded_before=False), sample_context(lang)
+        assert first["previous_contacts"] == [] and first["reminded_before"] is False
+        assert later["last_contact"]["channel"] == "email"
+        for name, words in (("reminder", reminder), ("final_notice", final)):
+            for part in ("text", "html"):
+                assert words not in getattr(t.render_email(name, lang, first), part), (lang, name)
+                assert words in getattr(t.render_email(name, lang, later), part), (lang, name)
 
 
 def test_language_fallback() -> None:
@@ -162,5 +190,5 @@ def test_build_context_from_invoice_states() -> None:
     assert ctx["locale"] == "es" and ctx["max_days_overdue"] == 30 and ctx["invoice_count"] == 3
     mail = Templates().render_email("final_notice", "es", ctx)
     assert "Último aviso" in mail.subject and "Acme" in mail.text
-    single = build_context({"name": "A", "account": "X"}, invoices[:1], as_of=date(2025, 7, 1))
+    single = build_context({"name": "A", "account": "X"}, invoices[1:2], as_of=date(2025, 7, 1))
     assert "the following invoice has" in Templates().render_email("due", "en", single).text

@@ -102,24 +102,32 @@ def plan_command(
 
 
 def _print_plan(data: dict[str, Any]) -> None:
+    calendar = f", holidays of {data['calendar']}" if data.get("calendar") else ""
     console.print(
-        f"{data['account']}: policy {data.get('policy') or '(none applies)'},"
+        f"{data['account']}: policy {data.get('policy') or '(none applies)'}{calendar},"
         f" as of {data['computed_at']}"
     )
-    table = Table("when (UTC)", "step", "action", "invoices", "amounts")
+    table = Table("when (UTC)", "step", "action", "invoices (level reached)", "amounts")
     for a in data.get("actions", []):
         amounts = ", ".join(f"{v} {k}" for k, v in a.get("amounts", {}).items())
         what = a.get("template") or a.get("note") or ""
+        levels = a.get("levels") or {}
         table.add_row(
             a["at"],
             a.get("step_at", str(a["step_index"])),
             f"{a['kind']} {what}".strip(),
-            ", ".join(a["invoices"]),
+            ", ".join(
+                f"{n} ({levels[n]})" if n in levels and levels[n] != a["step_index"] else n
+                for n in a["invoices"]
+            ),
             amounts,
         )
     console.print(table)
     for s in data.get("skipped", []):
-        console.print(f"skipped: {s}")
+        why = {"past_due": "its pre-due notice came after the due date"}.get(
+            s["reason"], f"superseded by step {s.get('superseded_by')}"
+        )
+        console.print(f"skipped: {s['invoice']} step {s['step_index']} ({why})")
     for invoice, reason in data.get("excluded", {}).items():
         console.print(f"excluded: {invoice} ({reason})")
 

@@ -4,7 +4,7 @@ No `from __future__ import annotations` here: pydantic (our Temporal data conver
 resolves these annotations inside the workflow sandbox, where string annotations fail.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from cobro.dunning.schedule import PlannedAction
@@ -24,6 +24,13 @@ class ActionSpec:
     template: str | None = None
     note: str | None = None
     assignee_role: str | None = None
+    # invoice -> the step it reaches with this action (a grouped contact mixes levels);
+    # absent in histories recorded before grouping: every invoice reaches `step_index`
+    levels: dict[str, int] = field(default_factory=dict)
+    reason: str | None = None  # "not_insured": the task that replaces a claim
+
+    def level_of(self, number: str) -> int:
+        return self.levels.get(number, self.step_index)
 
     @classmethod
     def from_planned(cls, account: str, action: PlannedAction) -> "ActionSpec":
@@ -38,4 +45,6 @@ class ActionSpec:
             template=action.template,
             note=action.note,
             assignee_role=action.assignee_role,
+            levels=dict(action.levels),
+            reason=action.reason,
         )

@@ -1,8 +1,9 @@
 """Business days, holidays and send windows (pure, cached per country).
 
-* `BusinessCalendar(country)`: weekends and public holidays of one country (the `holidays`
-  library), with a sorted table of business days so that `add_business_days` is a bisection
-  rather than a day-by-day walk. `get_calendar(country)` returns a shared, cached instance.
+* `BusinessCalendar(country, subdivision)`: weekends and public holidays of one country (the
+  `holidays` library), with its subdivision's own holidays when one is given (`DE`, `BY`),
+  with a sorted table of business days so that `add_business_days` is a bisection rather
+  than a day-by-day walk. `get_calendar(country)` returns a shared, cached instance.
 * `SendWindow`: the local hours (`[start, end)`) and weekdays a message may be sent.
 * `next_send_instant(t, tz, window, calendar)`: the first instant >= `t` inside the window, on
   an allowed weekday that is not a holiday (in the customer's time zone, DST-aware).
@@ -38,8 +39,9 @@ class Calendar(Protocol):
 class BusinessCalendar:
     """Weekends + public holidays of `country`, with a cached table of business days."""
 
-    def __init__(self, country: str) -> None:
+    def __init__(self, country: str, subdivision: str | None = None) -> None:
         self.country = country.upper()
+        self.subdivision = _known_subdivision(self.country, subdivision)
         probe = holidays.country_holidays(self.country, years=2000)
         self.weekend: frozenset[int] = frozenset(getattr(probe, "weekend", {5, 6}))
         self._lock = threading.Lock()
@@ -56,7 +58,9 @@ class BusinessCalendar:
             hi_year = date.fromordinal(max(hi, last) if first <= last else hi).year
             lo_year, hi_year = lo_year - _YEARS_AROUND, hi_year + _YEARS_AROUND
             lo_year, hi_year = max(lo_year, 1900), min(hi_year, 2199)
-            hols = holidays.country_holidays(self.country, years=range(lo_year, hi_year + 1))
+            hols = holidays.country_holidays(
+                self.country, subdiv=self.subdivision, years=range(lo_year, hi_year + 1)
+            )
             hol_ords = frozenset(d.toordinal() for d in hols)
             start, end = date(lo_year, 1, 1).toordinal(), date(hi_year, 12, 31).toordinal()
             weekend = self.weekend
@@ -93,9 +97,23 @@ class BusinessCalendar:
 
 
 @lru_cache(maxsize=256)
-def get_calendar(country: str) -> BusinessCalendar:
-    """The shared calendar of `country` (ISO 3166-1 alpha-2)."""
-    return BusinessCalendar(country)
+def get_calendar(country: str, subdivision: str | None = None) -> BusinessCalendar:
+    """The shared calendar of `country` (ISO 3166-1 alpha-2), of its `subdivision` (ISO
+    3166-2 code without the country, e.g. `BY`) when the `holidays` library knows it."""
+    return BusinessCalendar(country, subdivision)
+
+
+def _known_subdivision(country: str, subdivision: str | None) -> str | None:
+    """`subdivision` if the `holidays` library knows it for `country`, else None (the
+    country's national holidays)."""
+    if not subdivision:
+        return None
+    code = subdivision.strip().upper().removeprefix(f"{country}-")
+    try:
+        known = holidays.list_supported_countries().get(country, [])
+    except Exception:  # pragma: no cover - very old `holidays`
+        return None
+    return code if code in known else None
 
 
 @lru_cache(maxsize=1)

@@ -15,7 +15,12 @@ from sqlalchemy import Engine
 
 from cobro.db import transaction
 from cobro.dunning.schedule import plan
-from cobro.dunning.store import CustomerFacts, load_customer_facts, policy_for
+from cobro.dunning.store import (
+    CustomerFacts,
+    ensure_insurance,
+    load_customer_facts,
+    policy_for,
+)
 
 Contact = tuple[str, str]  # (channel or action, template or note)
 
@@ -68,8 +73,9 @@ def planned_contacts(
     policy = policy_for(facts, rules)
     if policy is None:
         return []
+    ensure_insurance(facts, policy)
     customer, invoices, pauses = facts.planner_inputs(policy)
-    result = plan(customer, invoices, policy, now, pauses)
+    result = plan(customer, invoices, policy, now, pauses, history=facts.contacts)
     return [(a.kind, a.template or a.note or "") for a in result.actions if a.at < until]
 
 

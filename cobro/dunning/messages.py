@@ -1,5 +1,11 @@
 """The words of a reminder: the action's template, in the customer's language, over the
-invoices of the group as they stand when the reminder is claimed."""
+customer's statement as it stands when the reminder is claimed.
+
+The statement lists every open invoice that is not disputed (due ones and, in their own
+block, not-yet-due ones), each with the level it has reached -- this contact included --
+and its days late; amounts per currency. The templates also get the messages the customer
+already received (`previous_contacts`, `reminded_before`): see `cobro.templating`.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,7 @@ from datetime import datetime
 from functools import cache
 from zoneinfo import ZoneInfo
 
-from cobro.dunning.store import ActionSpec, CustomerFacts
+from cobro.dunning.store import ActionSpec, CustomerFacts, policies
 from cobro.settings import get_settings
 from cobro.templating import Templates, build_context
 
@@ -30,18 +36,42 @@ def templates() -> Templates:
     return _templates(str(get_settings().templates_path.resolve()))
 
 
+def statement_levels(action: ActionSpec, facts: CustomerFacts) -> dict[str, str | None]:
+    """Invoice number -> the level (template or action) it has reached once `action` is done."""
+    labels: dict[int, str] = {}
+    try:
+        policy = policies().rules.get(action.policy)
+        labels = {i: step.template or step.kind for i, step in enumerate(policy.steps)}
+    except Exception:  # rules unreadable or policy gone: the recorded labels only
+        pass
+    out: dict[str, str | None] = {}
+    for inv in facts.invoices:
+        if inv.number in action.invoices:
+            level = action.level_of(inv.number)
+            out[inv.number] = labels.get(level, action.template)
+            continue
+        rows = [r for r in facts.reached.get(inv.id, ()) if r.policy == action.policy]
+        rows = rows or list(facts.reached.get(inv.id, ()))
+        out[inv.number] = max(rows, key=lambda r: (r.step_index, r.at)).label if rows else None
+    return out
+
+
 def render_reminder(action: ActionSpec, facts: CustomerFacts, now: datetime) -> Message:
     customer = facts.customer
-    invoices = [inv for inv in facts.invoices if inv.number in set(action.invoices)]
+    statement = [inv for inv in facts.invoices if inv.open_amount > 0 and not inv.disputed]
     local_day = now.astimezone(ZoneInfo(customer.timezone)).date()
     settings = get_settings()
+    previous = [c for c in facts.delivered if c.at <= now]
     context = build_context(
         customer,
-        invoices,
+        statement,
         as_of=local_day,
         language=customer.language,
         company={"name": settings.company_name, "email": settings.company_email},
         step=action.template,
+        levels=statement_levels(action, facts),
+        contact_invoices=action.invoices,
+        previous_contacts=previous,
     )
     if action.kind == "email":
         email = templates().render_email(action.template or "", customer.language, context)

@@ -4,11 +4,18 @@
 policies:
   - name: standard
     applies_to: risk_class in ["low", "medium"]   # compiled by the rules engine
-    calendar: FR              # ISO country of the business days and holidays ("customer": the
-                              # customer's own country)
+    calendar: customer        # the customer's country (and subdivision when known); or a
+                              # fixed ISO country: FR
     business_days: true       # offsets count business days (false: calendar days)
     send_window: "09:00-18:00"   # customer's local time, [start, end)
     send_days: [mon, tue, wed, thu, fri]
+    min_gap: 3d               # at least 3 (business) days between two contacts on a channel
+    catch_up: first_unsent    # a late start begins at the first level not yet received
+                              # (`latest`: jump to the latest level already due)
+    not_insured:              # what a `claim` step does for an invoice not insured
+      action: task            # (`skip`: nothing, the level is still recorded)
+      note: "not insured: decide on legal action"
+      assignee_role: credit_manager
     steps:                    # strictly increasing `at`, relative to each invoice's due date
       - {at: -5d, channel: email, template: pre_due}
       - {at: +1d, channel: [email, sms], template: due}
@@ -16,8 +23,10 @@ policies:
       - {at: +45d, action: claim}
 ```
 
-Offsets are `[+-]N d|w` (days, weeks). `load_policies(data)` validates and raises
-`PolicyError` (a `ValueError`) whose lines name the field path, e.g.
+Offsets are `[+-]N d|w` (days, weeks). A week is 5 days when `business_days` is true
+(`+1w` = 5 business days, `+2w` = 10), 7 otherwise; `step.label` is the offset as written
+(`+1w`), `policy.offset_days(step)` the days it counts. `load_policies(data)` validates and
+raises `PolicyError` (a `ValueError`) whose lines name the field path, e.g.
 `policies[0].steps[2].at: invalid offset '15x' ...`. The rules engine's positioned loader can
 use `DunningRulesFile` directly as its schema (pydantic `loc`s map to YAML positions).
 """
@@ -38,7 +47,9 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    PlainValidator,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -63,20 +74,58 @@ class PolicyError(ValueError):
         super().__init__("\n".join(f"{path}: {msg}" if path else msg for path, msg in errors))
 
 
-def parse_offset(value: Any) -> int:
-    """`"-5d"`, `"+1d"`, `"2w"`, `"-1w"` (or an int number of days) -> signed days."""
+class StepOffset(int):
+    """An offset as written (`+1w`, `-5d`): its `int` value is calendar days (weeks x 7);
+    `days(business_days)` counts a week as 5 business days."""
+
+    weeks: int
+    extra_days: int
+    written: str
+
+    def __new__(cls, weeks: int, days: int) -> StepOffset:
+        self = super().__new__(cls, weeks * 7 + days)
+        self.weeks, self.extra_days = weeks, days
+        self.written = f"{weeks:+d}w" if weeks and not days else f"{weeks * 7 + days:+d}d"
+        return self
+
+    def days(self, business_days: bool) -> int:
+        return self.weeks * (5 if business_days else 7) + self.extra_days
+
+    def __reduce__(self) -> Any:
+        return (StepOffset, (self.weeks, self.extra_days))
+
+    def __repr__(self) -> str:
+        return f"StepOffset({self.written!r})"
+
+
+def parse_step_offset(value: Any) -> StepOffset:
+    """`"-5d"`, `"+1d"`, `"2w"`, `"-1w"` (or an int number of days) -> a `StepOffset`."""
+    if isinstance(value, StepOffset):
+        return value
     if isinstance(value, bool):
         raise ValueError(f"invalid offset {value!r}: expected e.g. -5d, +1d, +2w")
     if isinstance(value, int):
-        return value
+        return StepOffset(0, value)
     m = _OFFSET_RE.match(value) if isinstance(value, str) else None
     if not m:
         raise ValueError(
             f"invalid offset {value!r}: expected a signed whole number of days or weeks, "
             "e.g. -5d, +1d, +2w"
         )
-    n = int(m.group(2)) * (7 if m.group(3) == "w" else 1)
-    return -n if m.group(1) == "-" else n
+    n = int(m.group(2)) * (-1 if m.group(1) == "-" else 1)
+    return StepOffset(n, 0) if m.group(3) == "w" else StepOffset(0, n)
+
+
+def parse_offset(value: Any) -> int:
+    """`"-5d"`, `"+1d"`, `"2w"`, `"-1w"` (or an int number of days) -> signed calendar days."""
+    return int(parse_step_offset(value))
+
+
+def _parse_gap(value: Any) -> StepOffset:
+    gap = parse_step_offset(value)
+    if gap < 0:
+        raise ValueError(f"invalid min_gap {gap.written!r}: it cannot be negative")
+    return gap
 
 
 def format_offset(days: int) -> str:
@@ -104,7 +153,14 @@ def _lower_days(value: Any) -> Any:
     return value
 
 
-Offset = Annotated[int, BeforeValidator(parse_offset), PlainSerializer(format_offset)]
+Offset = Annotated[
+    StepOffset,
+    PlainValidator(parse_step_offset),
+    PlainSerializer(lambda v: v.written, return_type=str),
+]
+Gap = Annotated[
+    StepOffset, PlainValidator(_parse_gap), PlainSerializer(lambda v: v.written, return_type=str)
+]
 Identifier = Annotated[str, Field(pattern=_NAME, max_length=64)]
 
 
@@ -157,13 +213,22 @@ class PolicyStep(_Frozen):
 
     @property
     def label(self) -> str:
-        return format_offset(self.at)
+        """The offset as written in the policy (`+1w`, `-5d`)."""
+        return self.at.written
+
+
+class NotInsured(_Frozen):
+    """What a `claim` step does for an invoice not insured at its due date."""
+
+    action: Literal["task", "skip"] = "task"
+    note: str = "not insured: decide on legal action"
+    assignee_role: str | None = "credit_manager"
 
 
 class DunningPolicy(_Frozen):
     name: Identifier
     applies_to: str | None = None  # expression; None = catch-all
-    calendar: Annotated[str, BeforeValidator(_upper)] = "FR"
+    calendar: Annotated[str, BeforeValidator(_upper)] = CUSTOMER_CALENDAR
     business_days: bool = True
     send_window: Annotated[str, BeforeValidator(_check_window)] = "09:00-18:00"
     send_days: Annotated[tuple[Weekday, ...], BeforeValidator(_lower_days)] = (
@@ -173,6 +238,9 @@ class DunningPolicy(_Frozen):
         "thu",
         "fri",
     )
+    min_gap: Gap = StepOffset(0, 3)
+    catch_up: Literal["first_unsent", "latest"] = "first_unsent"
+    not_insured: NotInsured = NotInsured()
     steps: tuple[PolicyStep, ...] = Field(min_length=1)
 
     @field_validator("calendar")
@@ -198,14 +266,27 @@ class DunningPolicy(_Frozen):
 
     @field_validator("steps")
     @classmethod
-    def _ordered(cls, steps: tuple[PolicyStep, ...]) -> tuple[PolicyStep, ...]:
+    def _ordered(
+        cls, steps: tuple[PolicyStep, ...], info: ValidationInfo
+    ) -> tuple[PolicyStep, ...]:
+        business = bool(info.data.get("business_days", True))
         for i in range(1, len(steps)):
-            if steps[i].at <= steps[i - 1].at:
+            if steps[i].at.days(business) <= steps[i - 1].at.days(business):
+                unit = " (in business days, a week is 5)" if business else ""
                 raise ValueError(
                     f"steps must be in strictly increasing `at` order: step {i} "
                     f"({steps[i].label}) does not come after step {i - 1} ({steps[i - 1].label})"
+                    + unit
                 )
         return steps
+
+    def offset_days(self, step: PolicyStep) -> int:
+        """The days `step.at` counts: business days (a week is 5) or calendar days."""
+        return step.at.days(self.business_days)
+
+    @property
+    def min_gap_days(self) -> int:
+        return self.min_gap.days(self.business_days)
 
     @cached_property
     def window(self) -> SendWindow:
@@ -213,6 +294,15 @@ class DunningPolicy(_Frozen):
 
     def calendar_country(self, customer_country: str) -> str:
         return customer_country.upper() if self.calendar == CUSTOMER_CALENDAR else self.calendar
+
+    def calendar_of(
+        self, customer_country: str, subdivision: str | None = None
+    ) -> tuple[str, str | None]:
+        """(country, subdivision) of the holidays that apply to a customer: its own with
+        `calendar: customer`, else the fixed country's national ones."""
+        if self.calendar == CUSTOMER_CALENDAR:
+            return customer_country.upper(), subdivision or None
+        return self.calendar, None
 
 
 class DunningRulesFile(_Frozen):

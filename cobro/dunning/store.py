@@ -20,6 +20,7 @@ from cobro import formatting
 from cobro.dunning.actions import ActionSpec
 from cobro.dunning.policy import DunningPolicy
 from cobro.dunning.schedule import (
+    Contact,
     DunningCustomer,
     DunningPlan,
     InvoiceState,
@@ -27,6 +28,7 @@ from cobro.dunning.schedule import (
     plan,
 )
 from cobro.models import (
+    Communication,
     Customer,
     DunningPause,
     Invoice,
@@ -51,6 +53,23 @@ class Trace:
         return {"workflow_id": self.workflow_id, "run_id": self.run_id, **extra}
 
 
+# A contact that never reached the customer does not count for `min_gap` or the templates.
+NOT_CONTACTED = frozenset({"cancelled", "skipped", "failed", "bounced"})
+DELIVERED = frozenset({"sent", "delivered"})
+
+
+@dataclass(frozen=True)
+class ReachedStep:
+    """One `InvoiceStepReached` row, as the planner reads it."""
+
+    policy: str
+    step_index: int
+    channel: str
+    label: str | None
+    at: datetime
+    key: str | None
+
+
 @dataclass
 class CustomerFacts:
     customer: Customer
@@ -61,6 +80,11 @@ class CustomerFacts:
     last_step: InvoiceStepReached | None
     promise_paid: dict[int, Decimal] = field(default_factory=dict)  # active promise id -> paid
     invoice_ids: dict[str, int] = field(default_factory=dict)
+    reached: dict[int, list[ReachedStep]] = field(default_factory=dict)  # by invoice id
+    contacts: list[Contact] = field(default_factory=list)  # claimed or sent, by time
+    delivered: list[Contact] = field(default_factory=list)  # accepted by the provider
+    session: Session | None = None  # the one the facts were read with (insurance look-ups)
+    insured: dict[str, bool] | None = None  # invoice -> covered at its due date (lazy)
 
     def __post_init__(self) -> None:
         self.invoice_ids = {inv.number: inv.id for inv in self.invoices}
@@ -99,23 +123,66 @@ class CustomerFacts:
             Decimal(0),
         )
 
+    def channels_done(self, invoice_id: int, policy: DunningPolicy) -> dict[int, set[str]]:
+        """Step index of `policy` -> channels done for the invoice. Rows of another policy
+        (a policy or class change) count for the steps of this one with the same template
+        (or action), so a customer moving policy starts after what it already received."""
+        rows = self.reached.get(invoice_id)
+        if rows is None:  # facts built by hand: the plain per-index view
+            return {i: set(chs) for i, chs in self.done_steps.get(invoice_id, {}).items()}
+        out: dict[int, set[str]] = {}
+        for row in rows:
+            if row.policy == policy.name:
+                out.setdefault(row.step_index, set()).add(row.channel)
+                continue
+            for i, step in enumerate(policy.steps):
+                if (step.template or step.kind) == row.label and (
+                    row.channel in (step.channel or ()) or step.kind == row.channel
+                ):
+                    out.setdefault(i, set()).add(row.channel)
+        return out
+
     def steps_done(
         self, invoice_id: int, policy: DunningPolicy, customer: DunningCustomer
     ) -> tuple[int, ...]:
         """Steps whose every channel still open to this customer was executed (a step
-        with its email sent but its SMS not yet is planned again; the email's key, already
-        sent, makes that a no-op)."""
+        with its email sent but its SMS not yet is planned again for the SMS only). A claim
+        step is done by its claim or by the task that replaces it (`not_insured`)."""
         done = []
-        for index, channels in self.done_steps.get(invoice_id, {}).items():
+        for index, channels in self.channels_done(invoice_id, policy).items():
             if index >= len(policy.steps):
-                done.append(index)
                 continue
             step = policy.steps[index]
+            if step.kind == "claim" and channels & {"claim", "task"}:
+                done.append(index)
+                continue
             expected = set(step.channel or ()) if step.channel else {step.kind}
             expected = {ch for ch in expected if _reachable(customer, ch)}
             if expected <= channels:
                 done.append(index)
         return tuple(sorted(done))
+
+    def progress(
+        self, invoice_id: int, policy: DunningPolicy, customer: DunningCustomer
+    ) -> tuple[tuple[int, ...], tuple[str, ...], int | None, datetime | None]:
+        """(steps done, channels done of the step begun but not complete, that step, when
+        the highest step done was reached)."""
+        done = self.steps_done(invoice_id, policy, customer)
+        channels = self.channels_done(invoice_id, policy)
+        begun = [i for i in channels if i < len(policy.steps) and i not in done]
+        begun = [i for i in begun if not done or i > max(done)]
+        partial_step = max(begun) if begun else None
+        partial = tuple(sorted(channels[partial_step])) if partial_step is not None else ()
+        reached_at = None
+        if done:
+            top = policy.steps[max(done)]
+            times = [
+                r.at
+                for r in self.reached.get(invoice_id, ())
+                if r.step_index == max(done) or r.label == (top.template or top.kind)
+            ]
+            reached_at = _aware(max(times)) if times else None
+        return done, partial, partial_step, reached_at
 
     def planner_inputs(
         self, policy: DunningPolicy
@@ -133,18 +200,26 @@ class CustomerFacts:
             has_phone=bool(c.phone),
             opt_outs=opt_outs,
         )
-        invoices = [
-            InvoiceState(
-                number=inv.number,
-                due_date=inv.due_date,
-                currency=inv.currency,
-                open_amount=inv.open_amount,
-                disputed=inv.disputed,
-                done_steps=self.steps_done(inv.id, policy, customer),
+        insured = self.insured or {}
+        invoices = []
+        for inv in self.invoices:
+            if inv.open_amount <= 0:
+                continue
+            done, partial, partial_step, reached_at = self.progress(inv.id, policy, customer)
+            invoices.append(
+                InvoiceState(
+                    number=inv.number,
+                    due_date=inv.due_date,
+                    currency=inv.currency,
+                    open_amount=inv.open_amount,
+                    disputed=inv.disputed,
+                    done_steps=done,
+                    insured=insured.get(inv.number, False),
+                    partial=partial,
+                    partial_step=partial_step,
+                    reached_at=reached_at,
+                )
             )
-            for inv in self.invoices
-            if inv.open_amount > 0
-        ]
         pauses = [
             Pause(
                 kind="promise" if p.kind == "promise" else "manual", until=p.until, reason=p.reason
@@ -167,6 +242,8 @@ def load_customer_facts(session: Session, account: str) -> CustomerFacts | None:
         )
     )
     done: dict[int, dict[int, set[str]]] = defaultdict(lambda: defaultdict(set))
+    reached: dict[int, list[ReachedStep]] = defaultdict(list)
+    by_key: dict[str, list[ReachedStep]] = defaultdict(list)
     last_step = None
     for step in session.scalars(
         select(InvoiceStepReached)
@@ -174,7 +251,14 @@ def load_customer_facts(session: Session, account: str) -> CustomerFacts | None:
         .order_by(InvoiceStepReached.id)
     ):
         done[step.invoice_id][step.step_index].add(step.channel)
+        row = ReachedStep(
+            step.policy, step.step_index, step.channel, step.label, step.at, step.idempotency_key
+        )
+        reached[step.invoice_id].append(row)
+        if step.channel in ("email", "sms") and step.idempotency_key:
+            by_key[step.idempotency_key].append(row)
         last_step = step
+    contacts, delivered = _contacts(session, customer.id, by_key)
     pauses = list(
         session.scalars(
             select(DunningPause)
@@ -195,8 +279,57 @@ def load_customer_facts(session: Session, account: str) -> CustomerFacts | None:
         .limit(1)
     )
     return CustomerFacts(
-        customer, invoices, dict(done), pauses, risk_class, last_step, promise_paid
+        customer,
+        invoices,
+        dict(done),
+        pauses,
+        risk_class,
+        last_step,
+        promise_paid,
+        reached=dict(reached),
+        contacts=contacts,
+        delivered=delivered,
+        session=session,
     )
+
+
+def _contacts(
+    session: Session, customer_id: int, by_key: dict[str, list[ReachedStep]]
+) -> tuple[list[Contact], list[Contact]]:
+    """The customer's messages from the levels they recorded (at the workflow's time), with
+    their status: (claimed or sent, accepted by the provider)."""
+    if not by_key:
+        return [], []
+    status = dict(
+        session.execute(
+            select(Communication.idempotency_key, Communication.status).where(
+                Communication.customer_id == customer_id
+            )
+        ).all()
+    )
+    contacts, delivered = [], []
+    for key, rows in by_key.items():
+        state = status.get(key)
+        if state is None or state in NOT_CONTACTED:
+            continue
+        top = max(rows, key=lambda r: r.step_index)
+        contact = Contact(
+            at=_aware(min(r.at for r in rows)),
+            channel=top.channel,
+            level=top.step_index,
+            template=top.label,
+        )
+        contacts.append(contact)
+        if state in DELIVERED:
+            delivered.append(contact)
+    contacts.sort(key=lambda c: (c.at, c.channel))
+    delivered.sort(key=lambda c: (c.at, c.channel))
+    return contacts, delivered
+
+
+def _aware(t: datetime) -> datetime:
+    """SQLite hands back naive datetimes: they are UTC."""
+    return t if t.tzinfo is not None else t.replace(tzinfo=UTC)
 
 
 def paid_towards(session: Session, promise: DunningPause) -> Decimal:
@@ -231,6 +364,43 @@ def policies() -> Any:
     return load_active_ruleset().built("dunning.yaml")
 
 
+def exposure_rules() -> Any:
+    """The active rules version's `exposure.yaml` (its defaults when absent)."""
+    from cobro.exposure.rulefile import rules_of
+
+    return rules_of(load_active_ruleset())
+
+
+def load_insurance(session: Session, facts: CustomerFacts) -> dict[str, bool]:
+    """Invoice number -> insured at its due date: a named cover in force on that day, or an
+    unnamed-buyer ceiling of `exposure.yaml` that applies to the customer on that day (as
+    `cobro exposure` decides it). One exposure computation per distinct due date."""
+    from cobro.exposure.compute import insured_part
+    from cobro.exposure.sql import amounts_batch
+
+    rules = exposure_rules()
+    conn = session.connection()
+    by_day: dict[date, bool] = {}
+    out: dict[str, bool] = {}
+    for inv in facts.invoices:
+        if inv.open_amount <= 0:
+            continue
+        day = inv.due_date
+        if day not in by_day:
+            amounts = amounts_batch(conn, day, rules, ids=[facts.customer.id])
+            basis = insured_part(amounts[0], rules.unnamed_buyers)[1] if amounts else "none"
+            by_day[day] = basis != "none"
+        out[inv.number] = by_day[day]
+    return out
+
+
+def ensure_insurance(facts: CustomerFacts, policy: DunningPolicy) -> None:
+    """Look up which invoices are insured when `policy` has a claim step (once per facts)."""
+    claims = any(step.kind == "claim" for step in policy.steps)
+    if claims and facts.insured is None and facts.session is not None:
+        facts.insured = load_insurance(facts.session, facts)
+
+
 def policy_selector(facts: CustomerFacts) -> dict[str, Any]:
     """What a policy's `applies_to` reads of a customer."""
     c = facts.customer
@@ -257,8 +427,9 @@ def current_plan(facts: CustomerFacts, now: datetime) -> CurrentPlan:
     policy = policy_for(facts)
     if policy is None:
         return CurrentPlan(None, None, [], None)
+    ensure_insurance(facts, policy)
     customer, invoices, pauses = facts.planner_inputs(policy)
-    result = plan(customer, invoices, policy, now, pauses)
+    result = plan(customer, invoices, policy, now, pauses, history=facts.contacts)
     due = [ActionSpec.from_planned(customer.account, a) for a in result.due]
     next_at = result.next_wakeup
     if not due and _escalation_pending(facts) and result.actions:
@@ -272,7 +443,7 @@ def current_plan(facts: CustomerFacts, now: datetime) -> CurrentPlan:
                 now,
                 get_zone(customer.timezone),
                 policy.window,
-                get_calendar(policy.calendar_country(customer.country)),
+                get_calendar(*policy.calendar_of(customer.country, customer.subdivision)),
             )
         if due_at <= now:
             due = [
@@ -412,22 +583,34 @@ def record_levels(
     trace: Trace,
     at: datetime | None = None,
 ) -> None:
+    """Each invoice of the action reaches its own step (`action.levels`), labelled with
+    that step's template (or action)."""
+    labels = _step_labels(action.policy)
     for number in numbers:
+        level = action.level_of(number)
         session.add(
             InvoiceStepReached(
                 customer_id=facts.customer.id,
                 invoice_id=facts.invoice_ids[number],
                 policy=action.policy,
-                step_index=action.step_index,
+                step_index=level,
                 channel=action.kind,
                 outcome=outcome,
-                label=action.template or action.kind,
+                label=labels.get(level) or action.template or action.kind,
                 idempotency_key=action.idempotency_key,
                 workflow_id=trace.workflow_id,
                 run_id=trace.run_id,
                 at=at or datetime.now(UTC),
             )
         )
+
+
+def _step_labels(policy_name: str) -> dict[int, str]:
+    try:
+        policy = policies().rules.get(policy_name)
+    except Exception:  # the policy is gone or the rules cannot be read: the action's label
+        return {}
+    return {i: step.template or step.kind for i, step in enumerate(policy.steps)}
 
 
 def pause_customer(

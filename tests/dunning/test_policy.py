@@ -72,7 +72,7 @@ def test_valid_policy_model() -> None:
     with pytest.raises(ValueError):
         p.name = "other"  # type: ignore[misc]
     dumped = rules.model_dump(mode="json")
-    assert dumped["policies"][0]["steps"][2]["at"] == "+14d"
+    assert dumped["policies"][0]["steps"][2]["at"] == "+2w"  # as written
     assert DunningRulesFile.model_validate(dumped) == rules
 
 
@@ -149,11 +149,17 @@ def test_shipped_policies() -> None:
     assert [(s.label, s.kind, s.template) for s in standard.steps] == [
         ("-5d", "send", "pre_due"),
         ("+1d", "send", "due"),
-        ("+7d", "send", "reminder"),
-        ("+15d", "task", None),
+        ("+1w", "send", "reminder"),
+        ("+3w", "task", None),
         ("+30d", "send", "final_notice"),
         ("+45d", "claim", None),
     ]
+    # business days: a week is five of them; the customer's own calendar by default
+    assert [standard.offset_days(s) for s in standard.steps] == [-5, 1, 5, 15, 30, 45]
+    assert all(p.calendar == "customer" for p in rules.policies)
+    assert standard.min_gap_days == 3 and standard.catch_up == "first_unsent"
+    assert standard.not_insured.action == "task"
+    assert standard.not_insured.note == "not insured: decide on legal action"
     assert standard.steps[1].channel == ("email", "sms")
     assert rules.select({"risk_class": "low", "segment": "sme"}).name == "standard"
     assert rules.select({"risk_class": "critical", "segment": "sme"}).name == "strict"
@@ -201,3 +207,39 @@ def test_rules_engine_builds_dunning_yaml(tmp_path: Path) -> None:
     text = str(info.value)
     assert "dunning.yaml:3:" in text and "risk_clas" in text
     assert "dunning.yaml:5:" in text and "strictly increasing" in text
+
+
+def test_weeks_min_gap_catch_up_and_not_insured() -> None:
+    data = policy(
+        steps=[
+            {"at": "+1w", "channel": "email", "template": "due"},
+            {"at": "+6d", "channel": "email", "template": "reminder"},
+        ],
+        min_gap="1w",
+        catch_up="latest",
+        not_insured={"action": "skip"},
+    )
+    p = load_policies(data).policies[0]  # business days: +1w = 5 < +6d
+    assert [p.offset_days(s) for s in p.steps] == [5, 6]
+    assert [s.label for s in p.steps] == ["+1w", "+6d"]
+    assert p.min_gap_days == 5 and p.catch_up == "latest" and p.not_insured.action == "skip"
+    assert p.not_insured.note == "not insured: decide on legal action"
+    # in calendar days the same steps are out of order (+1w = 7 > +6d)
+    lines = errors_of({"policies": [{**data["policies"][0], "business_days": False}]})
+    assert any("step 1 (+6d) does not come after step 0 (+1w)" in x for x in lines), lines
+    defaults = load_policies(policy()).policies[0]
+    assert defaults.min_gap_days == 3 and defaults.catch_up == "first_unsent"
+    assert defaults.not_insured.action == "task"
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"min_gap": "-2d"}, "policies[0].min_gap: invalid min_gap '-2d': it cannot be negative"),
+        ({"catch_up": "oldest"}, "policies[0].catch_up: Input should be 'first_unsent' or"),
+        ({"not_insured": {"action": "call"}}, "policies[0].not_insured.action: Input should be"),
+    ],
+)
+def test_new_keys_are_validated(change: dict, expected: str) -> None:
+    data = policy(**change)
+    assert any(line.startswith(expected) for line in errors_of(data)), errors_of(data)

@@ -221,7 +221,7 @@ def test_email_template_needs_all_three_parts(tree: tuple[Path, Path]) -> None:
         ("channel: email", "fax", "Input should be 'email' or 'sms'"),
         ("channel: [email, sms]", "smss]", "did you mean `sms`?"),
         ("at: +10d", "+10x", "invalid offset '+10x'"),
-        ("at: +7d", "7 days", "invalid offset '7 days'"),
+        ("at: +1w", "7 days", "invalid offset '7 days'"),
     ],
 )
 def test_step_mistakes_are_positioned(
@@ -285,7 +285,9 @@ def test_policies_hot_reload_keeps_the_last_good_version(
     assert [p.name for p in good.rules.policies] == ["public_sector", "strict", "standard"]
     assert policies(rules) is good
 
-    broken = shipped.replace("    calendar: FR\n", "   calendar: FR\n", 1)  # bad indentation
+    broken = shipped.replace(
+        "    calendar: customer\n", "   calendar: customer\n", 1
+    )  # bad indentation
     _write(f, broken, base + 10)
     with pytest.raises(RuleError, match="YAML syntax error"):
         Ruleset.load(rules)
