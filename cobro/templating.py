@@ -2,13 +2,16 @@
 
 Layout: `templates/email/<lang>/<name>.{subject,txt,html}.j2` and
 `templates/sms/<lang>/<name>.txt.j2`; files whose name starts with `_` are partials (included
-by the others, e.g. the statement of open invoices). Lookup falls back from the customer's
-language (`fr_BE` -> `fr`) to `en`, per file.
+by the others, e.g. the statement of open invoices). A message is written in the first
+language that has every part of its template: the customer's own (`fr_BE` -> `fr`), then the
+`fallback` languages given (the chain of `languages:` in `rules/dunning.yaml`, see
+`cobro.dunning.languages`), then `en`.
 
     t = Templates()                                        # or Templates(Path("templates"))
     ctx = build_context(customer, invoices, as_of=date.today(), language="fr")
     mail = t.render_email("reminder", "fr", ctx)           # .subject, .text, .html
     sms = t.render_sms("due", "fr", ctx)                   # .text
+    mail = t.render_email("due", "ca", ctx, fallback=("es",))  # .language "es", .fell_back
     errors = render_all_samples()      # ["templates/email/fr/due.html.j2:12: ..."]
 
 HTML is autoescaped; subject and text are not (they are not HTML). Variables are strict: an
@@ -56,7 +59,7 @@ from cobro.formatting import money
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 DEFAULT_LANGUAGE = "en"
-LANGUAGES = ("en", "fr", "es", "de")
+LANGUAGES = ("en", "fr", "es", "de", "it", "nl", "pt")  # shipped: every template in each
 EMAIL_PARTS = ("subject", "txt", "html")
 CHANNELS = ("email", "sms")
 
@@ -77,6 +80,11 @@ class RenderedEmail:
     subject: str
     text: str
     html: str
+    requested: str = DEFAULT_LANGUAGE  # the customer's language, normalised
+
+    @property
+    def fell_back(self) -> bool:
+        return self.language != self.requested
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +92,11 @@ class RenderedSms:
     template: str
     language: str
     text: str
+    requested: str = DEFAULT_LANGUAGE
+
+    @property
+    def fell_back(self) -> bool:
+        return self.language != self.requested
 
 
 # ---------------------------------------------------------------------------- filters
@@ -158,14 +171,41 @@ class Templates:
     def path(self, channel: str, language: str, template: str, part: str) -> str:
         return f"{channel}/{language}/{template}.{part}.j2"
 
-    def resolve(self, channel: str, template: str, language: str | None, part: str) -> str:
-        """The template path to use: the customer's language if present, else `en`."""
-        lang = normalise_language(language)
-        for candidate in dict.fromkeys((lang, DEFAULT_LANGUAGE)):
-            p = self.path(channel, candidate, template, part)
-            if (self.directory / p).is_file():
-                return p
-        raise TemplateNotFound(self.path(channel, DEFAULT_LANGUAGE, template, part))
+    def resolve(
+        self,
+        channel: str,
+        template: str,
+        language: str | None,
+        part: str,
+        fallback: Sequence[str] = (),
+    ) -> str:
+        """The template path of one part: the first language of the chain that has it."""
+        used = self.choose(channel, template, language, fallback, (part,))
+        return self.path(channel, used, template, part)
+
+    def chain(self, language: str | None, fallback: Sequence[str] = ()) -> tuple[str, ...]:
+        """The customer's language, then `fallback`, then `en` (normalised, each once)."""
+        codes = (normalise_language(language), *map(normalise_language, fallback))
+        return tuple(dict.fromkeys((*codes, DEFAULT_LANGUAGE)))
+
+    def choose(
+        self,
+        channel: str,
+        template: str,
+        language: str | None,
+        fallback: Sequence[str] = (),
+        parts: Sequence[str] | None = None,
+    ) -> str:
+        """The language a message is written in: the first of the chain with every part."""
+        parts = parts or (EMAIL_PARTS if channel == "email" else ("txt",))
+        chain = self.chain(language, fallback)
+        for candidate in chain:
+            if all(
+                (self.directory / self.path(channel, candidate, template, p)).is_file()
+                for p in parts
+            ):
+                return candidate
+        raise TemplateNotFound(self.path(channel, chain[-1], template, parts[0]))
 
     def _render(self, name: str, context: Mapping[str, Any]) -> str:
         try:
@@ -174,10 +214,14 @@ class Templates:
             raise TemplateRenderError(error_location(exc, name, self.directory), str(exc)) from exc
 
     def render_email(
-        self, template: str, language: str | None, context: Mapping[str, Any]
+        self,
+        template: str,
+        language: str | None,
+        context: Mapping[str, Any],
+        fallback: Sequence[str] = (),
     ) -> RenderedEmail:
-        names = {p: self.resolve("email", template, language, p) for p in EMAIL_PARTS}
-        used = names["txt"].split("/")[1]
+        used = self.choose("email", template, language, fallback)
+        names = {p: self.path("email", used, template, p) for p in EMAIL_PARTS}
         ctx = _with_locale(context, used)
         subject = " ".join(self._render(names["subject"], ctx).split())
         return RenderedEmail(
@@ -186,16 +230,26 @@ class Templates:
             subject=subject,
             text=self._render(names["txt"], ctx).strip() + "\n",
             html=self._render(names["html"], ctx),
+            requested=normalise_language(language),
         )
 
     def render_sms(
-        self, template: str, language: str | None, context: Mapping[str, Any]
+        self,
+        template: str,
+        language: str | None,
+        context: Mapping[str, Any],
+        fallback: Sequence[str] = (),
     ) -> RenderedSms:
-        name = self.resolve("sms", template, language, "txt")
-        used = name.split("/")[1]
+        used = self.choose("sms", template, language, fallback)
         ctx = _with_locale(context, used)
-        text = " ".join(self._render(name, ctx).split())
-        return RenderedSms(template=template, language=used, text=text)
+        text = " ".join(self._render(self.path("sms", used, template, "txt"), ctx).split())
+        return RenderedSms(
+            template=template, language=used, text=text, requested=normalise_language(language)
+        )
+
+    def languages(self) -> set[str]:
+        """The languages that have at least one template (partials aside)."""
+        return {lang for _, lang, _ in self.catalogue()}
 
     def catalogue(self) -> list[tuple[str, str, str]]:
         """Every (channel, language, template name) present (partials excluded)."""

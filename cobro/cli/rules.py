@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -34,10 +35,18 @@ def check(
         "--templates",
         help="message templates directory (default: COBRO_TEMPLATES_DIR, ./templates or shipped)",
     ),
+    languages: str | None = typer.Option(
+        None,
+        "--languages",
+        help="customer languages to check the fallback of, e.g. `pl,it` (default: those of "
+        "the customers in the database, when it is reachable)",
+    ),
 ) -> None:
     """Validate every rules file (dunning templates must exist), render every alert message
     against sample facts and every message template in every language against the sample
-    context. Problems print as `path:line:col: message` / `path:line: message`."""
+    context. Problems print as `path:line:col: message` / `path:line: message`. A customer
+    language without templates prints a warning naming the language it falls back to
+    (`languages:` of dunning.yaml); warnings do not change the exit code."""
     from cobro.dunning.rulefile import templates_directory
     from cobro.rules import RuleError
     from cobro.rules.examples import render_checks
@@ -56,9 +65,10 @@ def check(
         problems.extend(str(m) for m in render_checks(ruleset))
     template_problems, rendered = _check_templates(templates)
     problems.extend(template_problems)
+    warnings = _language_warnings(ruleset, directory, templates, languages)
+    for line in problems + warnings:
+        typer.echo(line)
     if problems:
-        for line in problems:
-            typer.echo(line)
         typer.echo(f"{len(problems)} error(s) in {directory} and {templates}", err=True)
         raise typer.Exit(1)
     assert ruleset is not None
@@ -67,6 +77,77 @@ def check(
         f"OK {len(ruleset.files)} file(s) ({files}), {rendered} template file(s) rendered "
         f"hash={ruleset.hash}"
     )
+
+
+def _language_warnings(
+    ruleset: Any, directory: Path, templates: Path, declared: str | None
+) -> list[str]:
+    """`rules/dunning.yaml: warning: 12 customers speak 'pl': no templates, falling back to
+    'en'`, one line per customer language (declared, or counted in the database) that has
+    no templates."""
+    from cobro.dunning.languages import LanguageRules, coverage
+    from cobro.dunning.rulefile import FILENAME, template_files, with_templates
+
+    if ruleset is None or not templates.is_dir():
+        return []
+    rules = LanguageRules()
+    if FILENAME in ruleset.files:
+        rules = ruleset.built(FILENAME).rules.languages
+    spoken: dict[str, int | None] | None
+    if declared is not None:
+        spoken = dict.fromkeys(c.strip() for c in declared.replace(" ", ",").split(",") if c)
+    else:
+        spoken = _customer_languages()
+    if not spoken:
+        return []
+    available = with_templates(template_files(templates))
+    out = []
+    for c in coverage(rules, spoken, available):
+        if not c.falls_back:
+            continue
+        if c.customers is None:
+            who = "customers speak"
+        else:
+            who = f"{c.customers} customer{'s speak' if c.customers != 1 else ' speaks'}"
+        out.append(
+            f"{directory / FILENAME}: warning: {who} '{c.language}': no templates, "
+            f"falling back to '{c.written_in}'"
+        )
+    return out
+
+
+def _customer_languages() -> dict[str, int] | None:
+    """Customers per language in the configured database; None when there is none yet (a
+    SQLite file is never created here) or it cannot be read (a note on stderr)."""
+    from sqlalchemy import func, select
+    from sqlalchemy.engine import make_url
+
+    from cobro.cli.common import err_console
+    from cobro.db import make_engine
+    from cobro.models import Customer
+    from cobro.settings import get_settings
+
+    url = make_url(get_settings().resolved_database_url)
+    if url.get_backend_name() == "sqlite":
+        if not url.database or url.database == ":memory:" or not Path(url.database).is_file():
+            return None
+    elif "connect_timeout" not in url.query:
+        url = url.update_query_dict({"connect_timeout": "5"})
+    engine = make_engine(url.render_as_string(hide_password=False))
+    try:
+        with engine.connect() as conn:
+            query = select(Customer.language, func.count()).group_by(Customer.language)
+            rows = conn.execute(query).all()
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        err_console.print(
+            f"note: customer languages not checked (database not readable: {first})",
+            markup=False,
+        )
+        return None
+    finally:
+        engine.dispose()
+    return {language: n for language, n in rows if language}
 
 
 def _check_templates(directory: Path) -> tuple[list[str], int]:

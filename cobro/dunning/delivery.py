@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -17,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from cobro.channels.email import EmailError, SmtpConfig, send_email
 from cobro.channels.sms import SmsError, TwilioConfig, make_client, send_sms_async
+from cobro.dunning.languages import display_name
 from cobro.dunning.store import (
     ActionSpec,
     CustomerFacts,
@@ -28,6 +30,9 @@ from cobro.faults import crash_point
 from cobro.models import Communication
 from cobro.models import TimelineEvent as Event
 from cobro.settings import get_settings
+
+if TYPE_CHECKING:
+    from cobro.dunning.messages import Message
 
 log = logging.getLogger("cobro.dunning")
 
@@ -115,6 +120,18 @@ def claim(session: Session, action: ActionSpec, now: datetime, trace: Trace) -> 
                 record_levels(session, facts, action, numbers, "sent", trace, now)
         except IntegrityError:  # a concurrent attempt claimed it first
             return _nothing("skipped", "claimed by a concurrent attempt", action.kind)
+        if message.fell_back:
+            _event(
+                session,
+                facts,
+                "dunning.language_fallback",
+                _fallback_summary(message),
+                trace,
+                action,
+                language=message.language,
+                customer_language=message.requested,
+                communication_id=communication.id,
+            )
         return Claim(
             communication.id,
             action.kind,
@@ -140,6 +157,15 @@ def _why_not(facts: CustomerFacts, numbers: list[str]) -> str:
         elif n in paused:
             reasons.append(f"{n} paused")
     return ", ".join(reasons) or "the group of invoices changed"
+
+
+def _fallback_summary(message: Message) -> str:
+    """`written in English: no templates in Polish (pl), the customer's language`."""
+    wanted = message.requested
+    return (
+        f"written in {display_name(message.language)}: no templates in "
+        f"{display_name(wanted)} ({wanted}), the customer's language"
+    )
 
 
 def _recipient(facts: CustomerFacts, channel: str) -> str | None:
@@ -249,12 +275,13 @@ def _event(
     summary: str,
     trace: Trace,
     action: ActionSpec,
+    **data: object,
 ) -> None:
     session.add(
         Event(
             customer_id=facts.customer.id,
             kind=kind,
             summary=f"{action.template or action.kind} {action.kind}: {summary}",
-            data=trace.data(idempotency_key=action.idempotency_key),
+            data=trace.data(idempotency_key=action.idempotency_key, **data),
         )
     )

@@ -1,5 +1,6 @@
-"""The words of a reminder: the action's template, in the customer's language, over the
-customer's statement as it stands when the reminder is claimed.
+"""The words of a reminder: the action's template, in the customer's language (or the one its
+`languages:` chain of `rules/dunning.yaml` falls back to), over the customer's statement as
+it stands when the reminder is claimed.
 
 The statement lists every open invoice that is not disputed (due ones and, in their own
 block, not-yet-due ones), each with the level it has reached -- this contact included --
@@ -14,6 +15,7 @@ from datetime import datetime
 from functools import cache
 from zoneinfo import ZoneInfo
 
+from cobro.dunning.languages import LanguageRules
 from cobro.dunning.store import ActionSpec, CustomerFacts, policies
 from cobro.settings import get_settings
 from cobro.templating import Templates, build_context
@@ -21,10 +23,15 @@ from cobro.templating import Templates, build_context
 
 @dataclass
 class Message:
-    language: str
+    language: str  # the language it is written in
     subject: str | None
     text: str
     html: str | None
+    requested: str = ""  # the customer's language (normalised)
+
+    @property
+    def fell_back(self) -> bool:
+        return bool(self.requested) and self.language != self.requested
 
 
 @cache
@@ -56,7 +63,18 @@ def statement_levels(action: ActionSpec, facts: CustomerFacts) -> dict[str, str 
     return out
 
 
-def render_reminder(action: ActionSpec, facts: CustomerFacts, now: datetime) -> Message:
+def language_rules() -> LanguageRules:
+    """The `languages:` section of the dunning rules in force (the active version; reads
+    the database: call it outside a transaction that holds a connection)."""
+    return policies().rules.languages
+
+
+def render_reminder(
+    action: ActionSpec,
+    facts: CustomerFacts,
+    now: datetime,
+    languages: LanguageRules | None = None,
+) -> Message:
     customer = facts.customer
     statement = [inv for inv in facts.invoices if inv.open_amount > 0 and not inv.disputed]
     local_day = now.astimezone(ZoneInfo(customer.timezone)).date()
@@ -73,8 +91,11 @@ def render_reminder(action: ActionSpec, facts: CustomerFacts, now: datetime) -> 
         contact_invoices=action.invoices,
         previous_contacts=previous,
     )
+    fallback = (languages or language_rules()).chain(customer.language)[1:]
     if action.kind == "email":
-        email = templates().render_email(action.template or "", customer.language, context)
-        return Message(email.language, email.subject, email.text, email.html)
-    sms = templates().render_sms(action.template or "", customer.language, context)
-    return Message(sms.language, None, sms.text, None)
+        email = templates().render_email(
+            action.template or "", customer.language, context, fallback
+        )
+        return Message(email.language, email.subject, email.text, email.html, email.requested)
+    sms = templates().render_sms(action.template or "", customer.language, context, fallback)
+    return Message(sms.language, None, sms.text, None, sms.requested)

@@ -21,6 +21,9 @@ policies:
       - {at: +1d, channel: [email, sms], template: due}
       - {at: +15d, action: task, note: call the customer, assignee_role: collector}
       - {at: +45d, action: claim}
+languages:                    # a customer language without templates: the chain to follow
+  fallback: {ca: es}          # (cobro.dunning.languages), ending at `default`
+  default: en
 ```
 
 Offsets are `[+-]N d|w` (days, weeks). A week is 5 days when `business_days` is true
@@ -55,6 +58,7 @@ from pydantic import (
 )
 
 from cobro.dunning.calendar import WEEKDAYS, SendWindow, parse_window, supported_countries
+from cobro.dunning.languages import LanguageRules
 
 Channel = Literal["email", "sms"]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -306,9 +310,11 @@ class DunningPolicy(_Frozen):
 
 
 class DunningRulesFile(_Frozen):
-    """The whole `rules/dunning.yaml`: policies tried in order, the first that applies wins."""
+    """The whole `rules/dunning.yaml`: policies tried in order, the first that applies wins;
+    `languages`: what a customer whose language has no templates reads instead."""
 
     policies: tuple[DunningPolicy, ...] = Field(min_length=1)
+    languages: LanguageRules = Field(default_factory=LanguageRules)
 
     @field_validator("policies")
     @classmethod

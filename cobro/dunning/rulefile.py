@@ -5,10 +5,12 @@
 `DunningRulesFile`) and `.select(facts)` (first policy whose compiled `applies_to` matches).
 
 The `check` hook also verifies that every message step's `template` exists for each of its
-channels in the fallback language (`<templates>/email/en/<name>.{subject,txt,html}.j2`,
-`<templates>/sms/en/<name>.txt.j2`), reported at the step's `template` value with a
-did-you-mean. The templates directory is `get_settings().templates_path`, or the one set with
-`with templates_directory(path): ...` (used by `cobro rules check --templates DIR`).
+channels in the default language of `languages:` (`en` unless the file says otherwise:
+`<templates>/email/en/<name>.{subject,txt,html}.j2`, `<templates>/sms/en/<name>.txt.j2`),
+reported at the step's `template` value with a did-you-mean, and that the `languages:`
+chain has no cycle and leads only to languages that have templates. The templates directory
+is `get_settings().templates_path`, or the one set with `with templates_directory(path): ...`
+(used by `cobro rules check --templates DIR`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field, field_validator
+
+from cobro.dunning.languages import LanguageRules, describe_cycle, fallback_cycle
 from cobro.dunning.policy import DunningPolicy, DunningRulesFile
 from cobro.rules.engine import PredicateSet
 from cobro.rules.errors import did_you_mean
@@ -33,8 +38,18 @@ class RulesDunningPolicy(DunningPolicy):
     applies_to: Expression | None = None  # type: ignore[assignment]
 
 
+class RulesLanguageRules(LanguageRules):
+    """A fallback cycle is reported by `_check`, at the key where the cycle starts."""
+
+    @field_validator("fallback")
+    @classmethod
+    def _acyclic(cls, value: dict[str, str]) -> dict[str, str]:
+        return value
+
+
 class DunningFileSchema(DunningRulesFile):
     policies: list[RulesDunningPolicy]  # type: ignore[assignment]  # the loader walks lists
+    languages: RulesLanguageRules = Field(default_factory=RulesLanguageRules)
 
 
 class DunningPolicies:
@@ -66,7 +81,6 @@ def _build(loaded: LoadedFile, ctx: FileContext) -> DunningPolicies:
 
 # ---------------------------------------------------------------------------- templates
 
-FALLBACK_LANGUAGE = "en"  # every template must exist in it: the runtime falls back to it
 TEMPLATE_PARTS: dict[str, tuple[str, ...]] = {
     "email": ("subject", "txt", "html"),
     "sms": ("txt",),
@@ -107,16 +121,21 @@ def template_files(directory: Path) -> dict[str, dict[str, set[str]]]:
 
 
 def _template_problem(
-    channel: str, name: str, files: dict[str, dict[str, set[str]]], directory: Path
+    channel: str,
+    name: str,
+    files: dict[str, dict[str, set[str]]],
+    directory: Path,
+    language: str,
 ) -> str | None:
-    """Why `name` cannot be sent on `channel` (None: it can)."""
+    """Why `name` cannot be sent on `channel` in `language`, the end of every fallback
+    chain (None: it can)."""
     parts = TEMPLATE_PARTS[channel]
-    en = files.get(channel, {}).get(FALLBACK_LANGUAGE, set())
+    en = files.get(channel, {}).get(language, set())
     wanted = [f"{name}.{part}.j2" for part in parts]
     missing = [w for w in wanted if w not in en]
     if not missing:
         return None
-    where = f"{directory}/{channel}/{FALLBACK_LANGUAGE}/"
+    where = f"{directory}/{channel}/{language}/"
     if len(missing) < len(wanted):
         return f"{channel} template `{name}` is incomplete: missing " + ", ".join(
             f"`{where}{m}`" for m in missing
@@ -128,7 +147,7 @@ def _template_problem(
         ch
         for ch in TEMPLATE_PARTS
         if ch != channel
-        and any(f.split(".")[0] == name for f in files.get(ch, {}).get(FALLBACK_LANGUAGE, ()))
+        and any(f.split(".")[0] == name for f in files.get(ch, {}).get(language, ()))
     ]
     if others:
         text += f" (`{name}` exists for {', '.join(others)} only)"
@@ -143,14 +162,52 @@ def _check(loaded: LoadedFile, ctx: FileContext) -> None:
         ctx.error(("policies",), f"templates directory `{directory}` does not exist")
         return
     files = template_files(directory)
+    default = model.languages.default
+    if _check_languages(model.languages, files, directory, ctx):
+        return
     for i, policy in enumerate(model.policies):
         for j, step in enumerate(policy.steps):
             if step.kind != "send" or not step.template:
                 continue
             for channel in step.channel or ():
-                problem = _template_problem(channel, step.template, files, directory)
+                problem = _template_problem(channel, step.template, files, directory, default)
                 if problem:
                     ctx.error(("policies", i, "steps", j, "template"), problem)
+
+
+def with_templates(files: dict[str, dict[str, set[str]]]) -> set[str]:
+    """The languages that have at least one template, on any channel."""
+    return {lang for langs in files.values() for lang, names in langs.items() if names}
+
+
+def _check_languages(
+    rules: LanguageRules,
+    files: dict[str, dict[str, set[str]]],
+    directory: Path,
+    ctx: FileContext,
+) -> bool:
+    """Positioned errors for the `languages:` section; True when the default language has
+    no templates at all (then every step would fail the same way: one error is enough)."""
+    cycle = fallback_cycle(rules.fallback)
+    if cycle:
+        ctx.error(("languages", "fallback", cycle[0]), describe_cycle(cycle), key=True)
+    available = with_templates(files)
+    known = ", ".join(sorted(available)) or "(none)"
+    for source, target in rules.fallback.items():
+        if target not in available:
+            ctx.error(
+                ("languages", "fallback", source),
+                f"`{source}` falls back to `{target}`, which has no templates in "
+                f"`{directory}`; languages with templates: {known}",
+            )
+    if rules.default not in available:
+        ctx.error(
+            ("languages", "default"),
+            f"default language `{rules.default}` has no templates in `{directory}`: every "
+            f"template must exist in it; languages with templates: {known}",
+        )
+        return True
+    return False
 
 
 DUNNING = RuleFileSpec(

@@ -374,6 +374,8 @@ def _pydantic_messages(exc: ValidationError, located: Located, model: type[BaseM
     out: list[RuleMessage] = []
     for err in exc.errors(include_url=False):
         loc = tuple(p for p in err["loc"] if isinstance(p, int | str))
+        on_key = bool(loc) and loc[-1] == "[key]"  # a mapping key failed: point at the key
+        loc = loc[:-1] if on_key else loc
         where = _fmt_loc(loc)
         kind = err["type"]
         msg = err["msg"].removeprefix("Value error, ")
@@ -396,7 +398,7 @@ def _pydantic_messages(exc: ValidationError, located: Located, model: type[BaseM
         if kind.startswith("literal_error"):
             expected = re.findall(r"'([^']*)'", str(err.get("ctx", {}).get("expected", "")))
             msg += did_you_mean(err.get("input"), expected)
-        out.append(located.message(loc, f"{where}: {msg}" if where else msg))
+        out.append(located.message(loc, f"{where}: {msg}" if where else msg, key=on_key))
     return out
 
 
