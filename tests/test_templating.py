@@ -38,11 +38,81 @@ def copy(tmp_path: Path) -> Path:
 
 
 def test_all_samples_render_in_all_languages() -> None:
+    assert {"en", "fr", "es", "de", "it", "nl", "pt"} <= set(LANGUAGES)
     assert render_all_samples() == []
     catalogue = set(Templates().catalogue())
     for lang in LANGUAGES:
         assert {("email", lang, n) for n in EMAILS} <= catalogue
         assert {("sms", lang, n) for n in SMS} <= catalogue
+
+
+def test_every_language_has_every_file_that_en_has() -> None:
+    """Partials included: a language is a full copy of `en`, never a partial one."""
+    for channel in ("email", "sms"):
+        en = sorted(f.name for f in (TEMPLATES_DIR / channel / "en").glob("*.j2"))
+        for lang in LANGUAGES:
+            files = sorted(f.name for f in (TEMPLATES_DIR / channel / lang).glob("*.j2"))
+            assert files == en, (channel, lang)
+
+
+@pytest.mark.parametrize(
+    ("lang", "subject", "line", "total", "closing"),
+    [
+        (
+            "it",
+            "Sollecito di pagamento: fatture scadute – conto cliente C-0042",
+            "- Fattura F-2025-0101 | Scadenza 2 giu 2025 | Giorni di ritardo: 29 | 1.234,56 €",
+            "Totale EUR: 1.314,56 €",
+            "Distinti saluti\nAcme Industrie – Ufficio crediti",
+        ),
+        (
+            "nl",
+            "Betalingsherinnering: vervallen facturen – klantnummer C-0042",
+            "- Factuur F-2025-0150 | Vervaldatum 10 jul 2025 | nog niet vervallen | US$ 999,99",
+            "Totaal EUR: € 1.314,56",
+            "Met vriendelijke groet,\nAcme Industrie – Debiteurenbeheer",
+        ),
+        (
+            "pt",
+            "Lembrete: faturas vencidas – conta de cliente C-0042",
+            "- Fatura F-2025-0117 | Vencimento 16 de jun. de 2025 | Dias de atraso: 15 | € 80,00",
+            "Total USD: US$ 999,99",
+            "Atenciosamente,\nAcme Industrie – Gestão de crédito",
+        ),
+    ],
+)
+def test_new_languages_are_native(
+    lang: str, subject: str, line: str, total: str, closing: str
+) -> None:
+    mail = Templates().render_email("reminder", lang, sample_context(lang))
+    assert (mail.language, mail.fell_back) == (lang, False)
+    assert mail.subject == subject
+    text = plain(mail.text)
+    assert line in text and total in text and text.rstrip().endswith(closing)
+    assert f'<html lang="{lang}">' in mail.html and "&lt;SARL&gt;" in mail.html
+
+
+def test_new_languages_agree_with_one_invoice() -> None:
+    """Singular and plural are the language's own, not `invoice(s)`."""
+    one = build_context(
+        {"name": "Rossi S.r.l.", "account": "K1"},
+        [{"number": "A", "due_date": date(2025, 6, 1), "currency": "EUR", "open_amount": "5"}],
+        as_of=date(2025, 6, 2),
+    )
+    t = Templates()
+    expected = {
+        ("it", "due"): "la fattura indicata di seguito è giunta a scadenza",
+        ("it", "reminder"): "con un ritardo che raggiunge ormai 1 giorno.",
+        ("nl", "due"): "de onderstaande factuur nu is vervallen",
+        ("nl", "final_notice"): "staat de onderstaande factuur ondanks onze herinneringen nog open",
+        ("pt", "due"): "a fatura abaixo atingiu a data de vencimento",
+        ("pt", "reminder"): "com até 1 dia de atraso",
+    }
+    for (lang, name), sentence in expected.items():
+        assert sentence in t.render_email(name, lang, {**one, "locale": lang}).text, (lang, name)
+    assert "1 fattura per 5,00 € è giunta a scadenza" in plain(
+        t.render_sms("due", "it", {**one, "locale": "it"}).text
+    )
 
 
 def test_unknown_variable_is_reported_with_file_and_line(copy: Path) -> None:
@@ -137,13 +207,31 @@ def test_earlier_contact_is_claimed_only_when_one_was_sent() -> None:
 
 def test_language_fallback() -> None:
     t = Templates()
-    it = t.render_email("due", "it", sample_context("it"))
-    assert it.language == "en" and "July 1, 2025" in it.text  # English text, English dates
+    pl = t.render_email("due", "pl", sample_context("pl"))
+    assert pl.language == "en" and "July 1, 2025" in pl.text  # English text, English dates
+    assert (pl.requested, pl.fell_back) == ("pl", True)
     be = t.render_email("due", "fr_BE", sample_context("fr_BE"))
-    assert be.language == "fr"
+    assert (be.language, be.fell_back) == ("fr", False)
     assert t.render_sms("reminder", "de-AT", sample_context("de")).language == "de"
-    # A template present only in `en` is used for every language.
-    assert t.resolve("email", "due", "pt", "html") == "email/en/due.html.j2"
+    assert t.resolve("email", "due", "pl", "html") == "email/en/due.html.j2"
+    # the chain of `languages:` in dunning.yaml comes before `en`
+    ca = t.render_email("due", "ca", sample_context("ca"), fallback=("es",))
+    assert (ca.language, ca.requested, ca.fell_back) == ("es", "ca", True)
+    assert "1 de julio de 2025" in ca.text  # Spanish text, Spanish dates
+    sms = t.render_sms("due", "rm", sample_context("rm"), fallback=("xx", "de"))
+    assert sms.language == "de" and "fällig" in sms.text
+    assert t.chain("ca", ("es", "en")) == ("ca", "es", "en")
+
+
+def test_a_message_is_never_a_mix_of_languages(copy: Path) -> None:
+    """A language missing one part of a template gives the whole message in the next
+    language of the chain (the rules check reports the missing file)."""
+    (copy / "email" / "nl" / "reminder.html.j2").unlink()
+    t = Templates(copy)
+    mail = t.render_email("reminder", "nl", sample_context("nl"))
+    assert mail.language == "en" and mail.subject.startswith("Reminder:")
+    assert t.render_email("due", "nl", sample_context("nl")).language == "nl"
+    assert t.render_sms("reminder", "nl", sample_context("nl")).language == "nl"
 
 
 def test_sms_is_one_line() -> None:

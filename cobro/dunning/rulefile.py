@@ -194,7 +194,7 @@ def _check_languages(
     available = with_templates(files)
     known = ", ".join(sorted(available)) or "(none)"
     for source, target in rules.fallback.items():
-        if target not in available:
+        if target not in available and not cycle:  # a cycle is the one thing to fix
             ctx.error(
                 ("languages", "fallback", source),
                 f"`{source}` falls back to `{target}`, which has no templates in "
