@@ -24,7 +24,8 @@ from cobro.dunning.policy import load_policies
 from cobro.dunning.rulefile import templates_directory
 from cobro.dunning.store import ActionSpec, CustomerFacts, Trace
 from cobro.models import Communication, Customer, Invoice, TimelineEvent
-from cobro.rules import RuleError, Ruleset
+from cobro.rules import RuleError
+from cobro.rules.ruleset import Ruleset
 from cobro.settings import get_settings
 from tests.helpers import ROOT, free_port
 from tests.helpers.dunning import import_rows
