@@ -65,8 +65,9 @@ def _nothing(outcome: str, summary: str, channel: str = "", key: str = "") -> Cl
 
 def claim(session: Session, action: ActionSpec, now: datetime, trace: Trace) -> Claim:
     """Re-read the facts, then claim the send (or say why there is nothing to send)."""
-    from cobro.dunning.messages import render_reminder
+    from cobro.dunning.messages import language_rules, render_reminder
 
+    languages = language_rules()  # before the claim's transaction: one connection at a time
     with session.begin():
         existing = session.scalar(
             select(Communication).where(Communication.idempotency_key == action.idempotency_key)
@@ -98,7 +99,7 @@ def claim(session: Session, action: ActionSpec, now: datetime, trace: Trace) -> 
                 action.idempotency_key,
                 resend=True,
             )
-        message = render_reminder(action, facts, now)
+        message = render_reminder(action, facts, now, languages)
         communication = Communication(
             customer_id=facts.customer.id,
             channel=action.kind,

@@ -222,24 +222,25 @@ def shipped_rules(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-d
 
 def test_reminders_follow_the_shipped_chain(shipped_rules: None) -> None:
     now = datetime(2026, 11, 12, 9, tzinfo=UTC)
-    it = render_reminder(action(), facts_for("it"), now)
+    shipped = Ruleset.load(ROOT / "rules").built("dunning.yaml").rules.languages
+
+    def render(spec: ActionSpec, facts: CustomerFacts, languages: LanguageRules = shipped):
+        return render_reminder(spec, facts, now, languages)
+
+    it = render(action(), facts_for("it"))
     assert (it.language, it.fell_back) == ("it", False) and it.subject.startswith("Sollecito")
-    nl = render_reminder(action("sms"), facts_for("nl"), now)
+    nl = render(action("sms"), facts_for("nl"))
     assert nl.language == "nl" and "herinnering" in nl.text
-    pt = render_reminder(action(), facts_for("pt"), now)
+    pt = render(action(), facts_for("pt"))
     assert pt.language == "pt" and "Estimado(a) Kowalski" in pt.text
-    pl = render_reminder(action(), facts_for("pl"), now)
+    pl = render(action(), facts_for("pl"))
     assert (pl.language, pl.requested, pl.fell_back) == ("en", "pl", True)
     assert "Nov 2, 2026" in pl.text and "November 12, 2026" in pl.text  # English dates
-    ca = render_reminder(action(), facts_for("ca"), now)  # shipped: ca -> es
+    ca = render(action(), facts_for("ca"))  # shipped: ca -> es
     assert (ca.language, ca.fell_back) == ("es", True) and "2 nov 2026" in ca.text
-    own = render_reminder(
-        action(), facts_for("pl"), now, LanguageRules(fallback={"pl": "de"}, default="fr")
-    )
+    own = render(action(), facts_for("pl"), LanguageRules(fallback={"pl": "de"}, default="fr"))
     assert own.language == "de" and own.subject.startswith("Erinnerung")
-    assert render_reminder(
-        action(), facts_for("ja"), now, LanguageRules(default="fr")
-    ).language == ("fr")
+    assert render(action(), facts_for("ja"), LanguageRules(default="fr")).language == "fr"
 
 
 def test_the_claim_records_the_fallback_on_the_timeline(
