@@ -27,6 +27,7 @@ TITLES: dict[str, str] = {
     "dunning.sms_sent": "Reminder SMS sent",
     "dunning.email_failed": "Reminder email failed",
     "dunning.sms_failed": "Reminder SMS failed",
+    "dunning.language_fallback": "Reminder written in a fallback language",
     "dunning.task": "Task created for a collector",
     "dunning.claim": "Insurer claim to prepare",
     "grade.changed": "Insurer grade changed",
