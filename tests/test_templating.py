@@ -61,22 +61,24 @@ def test_every_language_has_every_file_that_en_has() -> None:
         (
             "it",
             "Sollecito di pagamento: fatture scadute – conto cliente C-0042",
-            "- Fattura F-2025-0101 | Scadenza 2 giu 2025 | Giorni di ritardo: 29 | 1.234,56 €",
-            "Totale EUR: 1.314,56 €",
+            "- Fattura F-2025-0101 | scadenza 2 giu 2025 | 29 giorni di ritardo | 1.234,56 €"
+            " | fase: sollecito",
+            "Totale scaduto EUR: 1.314,56 €",
             "Distinti saluti\nAcme Industrie – Ufficio crediti",
         ),
         (
             "nl",
             "Betalingsherinnering: vervallen facturen – klantnummer C-0042",
-            "- Factuur F-2025-0150 | Vervaldatum 10 jul 2025 | nog niet vervallen | US$ 999,99",
-            "Totaal EUR: € 1.314,56",
+            "- Factuur F-2025-0150 | vervaldatum 10 jul 2025 | over 9 dagen | US$ 999,99",
+            "Totaal vervallen EUR: € 1.314,56",
             "Met vriendelijke groet,\nAcme Industrie – Debiteurenbeheer",
         ),
         (
             "pt",
             "Lembrete: faturas vencidas – conta de cliente C-0042",
-            "- Fatura F-2025-0117 | Vencimento 16 de jun. de 2025 | Dias de atraso: 15 | € 80,00",
-            "Total USD: US$ 999,99",
+            "- Fatura F-2025-0117 | vencimento 16 de jun. de 2025 | 15 dias de atraso | € 80,00"
+            " | etapa: aviso de vencimento",
+            "Total a vencer USD: US$ 999,99",
             "Atenciosamente,\nAcme Industrie – Gestão de crédito",
         ),
     ],
@@ -104,12 +106,17 @@ def test_new_languages_agree_with_one_invoice() -> None:
         ("it", "due"): "la fattura indicata di seguito è giunta a scadenza",
         ("it", "reminder"): "con un ritardo che raggiunge ormai 1 giorno.",
         ("nl", "due"): "de onderstaande factuur nu is vervallen",
-        ("nl", "final_notice"): "staat de onderstaande factuur ondanks onze herinneringen nog open",
+        ("nl", "final_notice"): "administratie staat de onderstaande factuur nog open.",
         ("pt", "due"): "a fatura abaixo atingiu a data de vencimento",
         ("pt", "reminder"): "com até 1 dia de atraso",
     }
     for (lang, name), sentence in expected.items():
         assert sentence in t.render_email(name, lang, {**one, "locale": lang}).text, (lang, name)
+    # earlier contact is claimed only after one was sent
+    for lang, earlier in (("it", "Nonostante"), ("nl", "Ondanks"), ("pt", "Apesar")):
+        first = t.render_email("reminder", lang, sample_context(lang, reminded_before=False))
+        later = t.render_email("reminder", lang, sample_context(lang))
+        assert earlier not in first.text and earlier in later.text, lang
     assert "1 fattura per 5,00 € è giunta a scadenza" in plain(
         t.render_sms("due", "it", {**one, "locale": "it"}).text
     )
