@@ -5,6 +5,7 @@ applied. Time-skipping Temporal server, real capture SMTP/SMS servers, both data
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from pathlib import Path
 
@@ -60,6 +61,8 @@ async def test_a_running_worker_follows_rules_apply_of_dunning_yaml(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     env = time_skipping_env
+    # its own workflow id: the session's server still has the other database's run sleeping
+    account = f"LIVE-{uuid.uuid4().hex[:8]}"
     queue = point_settings_at(monkeypatch, capture_servers, tmp_path)
     rules = tmp_path / "rules"
     assert apply(rules, "first version") == 0
@@ -71,7 +74,7 @@ async def test_a_running_worker_follows_rules_apply_of_dunning_yaml(
         "customers",
         [
             {
-                "account": "LIVE1",
+                "account": account,
                 "name": "Ferretería Núñez SL",
                 "country": "ES",
                 "language": "es",
@@ -87,7 +90,7 @@ async def test_a_running_worker_follows_rules_apply_of_dunning_yaml(
         [
             {
                 "number": "L-1",
-                "account": "LIVE1",
+                "account": account,
                 "issue_date": (day0 - timedelta(days=20)).isoformat(),
                 "due_date": due.isoformat(),
                 "currency": "EUR",
@@ -96,7 +99,7 @@ async def test_a_running_worker_follows_rules_apply_of_dunning_yaml(
         ],
     )
     async with running_worker(client, queue):
-        await notify(client, ["LIVE1"], FactsChanged("invoices_changed", "import"))
+        await notify(client, [account], FactsChanged("invoices_changed", "import"))
         await env.sleep(timedelta(days=1))  # the workflow has planned with version 1
 
         # version 2 while the workflow sleeps: the directory changes and is applied
