@@ -374,7 +374,7 @@ def _apply(s: Session, run: SyncRun, insurer: str, page: CoverPage, today: date)
             continue
         if old is not None and _older(cover, old):
             log.warning("insurer: cover %s: an older version than stored, ignored", cover.cover_id)
-            counts["unchanged"] += 1
+            counts["repeated"] += 1
             continue
         values = cover_values(cover)
         if old is not None and old.match_method == "manual":

@@ -34,7 +34,7 @@ class Faults(BaseModel):
     @field_validator("malformed_ids")
     @classmethod
     def _known_kinds(cls, value: dict[str, str]) -> dict[str, str]:
-        kinds = [k for k, _ in MALFORMATIONS]
+        kinds = [k for k, _ in MALFORMATIONS + OMISSIONS]
         for cover_id, kind in value.items():
             if kind not in kinds:
                 raise ValueError(f"cover {cover_id}: unknown corruption {kind!r}; one of {kinds}")
@@ -57,6 +57,11 @@ MALFORMATIONS = (
     ("date", "expiryDate not a date"),
     ("company", "company missing"),
 )
+# only by name (`Faults.malformed_ids`): a field that matters left out
+OMISSIONS = (
+    ("no_expiry", "expiryDate missing (invalid for a TEMPORARY cover)"),
+    ("no_identifiers", "company.identifiers empty (valid: matched by companyId only)"),
+)
 
 
 def corrupt(record: dict[str, Any], kind: str) -> dict[str, Any]:
@@ -71,6 +76,10 @@ def corrupt(record: dict[str, Any], kind: str) -> dict[str, Any]:
         bad["expiryDate"] = "2025-13-45"
     elif kind == "company":
         bad.pop("company")
+    elif kind == "no_expiry":
+        bad.pop("expiryDate", None)
+    elif kind == "no_identifiers":
+        bad["company"] = {**bad["company"], "identifiers": []}
     return bad
 
 
