@@ -476,12 +476,13 @@ class InsurerSimulator:
         if f.repeat_on_next_page and page > 1:  # what an offset shifted by an insert repeats
             before = set(ids[(page - 2) * size : (page - 1) * size])
             window = [c for c in f.repeat_on_next_page if c in before] + window
+        cut = page in f.cut_json_pages and self._cuts_served[page] < f.cut_json_times
         items = []
         for cid in window:
             record = covers[cid].to_json()
             kind = self._malformed.get(cid)
             if kind and (not f.malformed_times or self._malformed_served[cid] < f.malformed_times):
-                self._malformed_served[cid] += 1
+                self._malformed_served[cid] += not cut  # counted when served whole
                 record = corrupt(record, kind)
             items.append(record)
             if cid in f.repeat_in_page:
@@ -497,7 +498,7 @@ class InsurerSimulator:
             result["pagination"]["totalItems"] = total
             result["pagination"]["totalPages"] = -(-total // size) if total else 0
         response = JSONResponse(result)
-        if page in f.cut_json_pages and self._cuts_served[page] < f.cut_json_times:
+        if cut:
             self._cuts_served[page] += 1  # a body cut midway, Content-Length matching the cut
             return Response(
                 response.body[: len(response.body) // 2], 200, None, "application/json"
