@@ -5,7 +5,7 @@ Rows quarantined before this revision have no refetch_since: they are open, so t
 incremental sync after the upgrade is a full one, which closes them.
 
 Revision ID: 0010
-Revises: 0006
+Revises: 0007
 Create Date: 2026-12-01 22:40:00
 """
 
@@ -17,7 +17,7 @@ from alembic import op
 import cobro.types
 
 revision: str = "0010"
-down_revision: str | None = "0006"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
