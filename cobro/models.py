@@ -259,9 +259,18 @@ class CoverHistory(Base):
 
 
 class InsurerQuarantine(Base):
-    """A record the insurer sent that failed validation: kept verbatim, never applied."""
+    """A record the insurer sent that failed validation: kept verbatim, never applied.
+
+    Open (`resolved_at` NULL) until a valid version of the record is applied (`resolution`
+    "applied") or a later succeeded sync has read the whole window it lies in ("superseded").
+    While open, every incremental sync asks for changes since at most `refetch_since`
+    (NULL: a full fetch). See `cobro/insurers/CONTRACT.md`, "What the sync guarantees"."""
 
     __tablename__ = "insurer_quarantine"
+    __table_args__ = (
+        Index("ix_insurer_quarantine_record", "insurer", "record_id"),
+        Index("ix_insurer_quarantine_open", "insurer", "resolved_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     sync_run_id: Mapped[int | None] = mapped_column(Integer, index=True)
@@ -272,6 +281,12 @@ class InsurerQuarantine(Base):
     reason: Mapped[str] = mapped_column(Text)
     raw: Mapped[str] = mapped_column(Text, doc="the payload as received (JSON text)")
     at: Mapped[datetime] = mapped_column(default=utcnow)
+    refetch_since: Mapped[datetime | None] = mapped_column(
+        doc="the record's updatedAt is at least this (NULL: unknown, only a full fetch finds it)"
+    )
+    resolved_at: Mapped[datetime | None]
+    resolved_by_run_id: Mapped[int | None] = mapped_column(Integer)
+    resolution: Mapped[str | None] = mapped_column(String(16), doc="applied | superseded")
 
 
 class GradeHistory(Base):

@@ -6,9 +6,13 @@
 - Every call has a timeout. 5xx, timeouts and transport errors are retried with exponential
   backoff and jitter; 429 and 503 wait the server's `Retry-After`. Attempts are bounded.
   Writes (cover requests, declarations) carry a `clientReference`, so retrying them is safe.
+- An answer that is not JSON (a body cut off midway, an HTML error page with status 200) or,
+  for a covers page, not the contract's envelope, is asked for again by the connector itself,
+  with the same bounded backoff (`HttpRetries`), before any error reaches the caller.
 - Covers come page by page; each record is validated on its own: a bad one becomes a
   `QuarantinedRecord` (raw + reason + page/index) and never a `Cover`. A page shorter than its
-  position and the total imply is re-fetched, and reported as a `Truncation` either way.
+  position and the total imply is re-fetched (with backoff, `truncated_page_retries` times),
+  and reported as a `Truncation` either way.
 - Neither the API key nor the token appears in logs, reprs or exception messages.
 """
 
@@ -88,6 +92,7 @@ class ConnectorStats:
     retries: int = 0
     authentications: int = 0
     reauthentications_on_401: int = 0
+    garbled: int = 0  # answers that were not JSON (or not a covers page), asked for again
     waited_seconds: float = 0.0
 
 
@@ -164,7 +169,7 @@ class AllianzTradeConnector:
         retry: HttpRetries | None = None,
         page_size: int = 500,
         token_refresh_margin: float = 60.0,
-        truncated_page_retries: int = 1,
+        truncated_page_retries: int = 3,
         transport: httpx.AsyncBaseTransport | None = None,
         rng: random.Random | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -215,7 +220,7 @@ class AllianzTradeConnector:
             await self._authenticate_locked()
 
     async def _authenticate_locked(self) -> None:
-        response = await self._send(
+        data = await self._send_json(
             "POST",
             TOKEN_PATH,
             what="authentication",
@@ -223,8 +228,8 @@ class AllianzTradeConnector:
             authenticated=False,
         )
         try:
-            token = _Token.model_validate(response.json())
-        except (ValueError, ValidationError):
+            token = _Token.model_validate(data)
+        except ValidationError:
             raise InsurerProtocolError(
                 "authentication: the token response has no access_token/expires_in"
             ) from None
@@ -347,9 +352,37 @@ class AllianzTradeConnector:
         )
         await self._sleep(delay)
 
+    async def _send_json(
+        self,
+        method: str,
+        path: str,
+        *,
+        what: str,
+        json: Any = None,
+        authenticated: bool = True,
+    ) -> Any:
+        """`_send`, then the body as JSON: an answer that is not JSON (cut off midway, an
+        error page) is asked for again with backoff, `max_attempts` times in all. Every call
+        that may be repeated is a read or carries its idempotency reference."""
+        attempt = 0
+        while True:
+            attempt += 1
+            response = await self._send(
+                method, path, what=what, json=json, authenticated=authenticated
+            )
+            try:
+                return response.json()
+            except ValueError:
+                self.stats.garbled += 1
+                problem = f"HTTP {response.status_code} answer is not JSON"
+                if attempt >= self.retry.max_attempts:
+                    raise InsurerProtocolError(
+                        f"{what}: {problem} ({len(response.content)} bytes), {attempt} attempts"
+                    ) from None
+                await self._wait(self.retry.backoff(attempt, self._rng), what, problem, attempt)
+
     async def _post_json(self, path: str, body: Any, what: str) -> Any:
-        response = await self._send("POST", path, what=what, json=body)
-        return _json(response, what)
+        return await self._send_json("POST", path, what=what, json=body)
 
     # -- covers -----------------------------------------------------------------------------
 
@@ -383,18 +416,28 @@ class AllianzTradeConnector:
             "pagination": {"page": page, "pageSize": size, "isTotalRequired": True},
         }
         what = f"covers page {page}"
-        refetches = 0
+        refetches = misshapen = 0
         while True:
             data = await self._post_json(COVERS_SEARCH_PATH, body, what)
             try:
                 envelope = _SearchEnvelope.model_validate(data)
-            except ValidationError as exc:
-                raise InsurerProtocolError(
-                    f"{what}: not a covers page ({describe_validation_error(exc)})"
-                ) from None
+                if envelope.pagination.total_items is None:
+                    raise ValueError("totalItems missing though it was required")
+            except (ValidationError, ValueError) as exc:
+                misshapen += 1
+                self.stats.garbled += 1
+                problem = (
+                    describe_validation_error(exc) if isinstance(exc, ValidationError) else exc
+                )
+                if misshapen >= self.retry.max_attempts:
+                    raise InsurerProtocolError(
+                        f"{what}: not a covers page ({problem}), {misshapen} attempts"
+                    ) from None
+                await self._wait(
+                    self.retry.backoff(misshapen, self._rng), what, "not a covers page", misshapen
+                )
+                continue
             total = envelope.pagination.total_items
-            if total is None:
-                raise InsurerProtocolError(f"{what}: totalItems missing though it was required")
             expected = max(0, min(size, total - (page - 1) * size))
             received = len(envelope.items)
             if received >= expected or refetches >= self.truncated_page_retries:
@@ -405,6 +448,9 @@ class AllianzTradeConnector:
                 what,
                 received,
                 expected,
+            )
+            await self._wait(
+                self.retry.backoff(refetches, self._rng), what, "truncated page", refetches
             )
         truncation = None
         if refetches or received < expected:
@@ -500,9 +546,9 @@ class AllianzTradeConnector:
 
     async def get_cover_job(self, job_id: str) -> CoverJob:
         what = f"cover job {job_id}"
-        response = await self._send("GET", JOB_PATH.format(job_id=job_id), what=what)
+        data = await self._send_json("GET", JOB_PATH.format(job_id=job_id), what=what)
         try:
-            return CoverJob.model_validate(_json(response, what))
+            return CoverJob.model_validate(data)
         except ValidationError as exc:
             raise InsurerProtocolError(f"{what}: {describe_validation_error(exc)}") from None
 
@@ -542,15 +588,6 @@ class AllianzTradeConnector:
             return DeclarationReceipt.model_validate(data)
         except ValidationError as exc:
             raise InsurerProtocolError(f"declaration: {describe_validation_error(exc)}") from None
-
-
-def _json(response: httpx.Response, what: str) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        raise InsurerProtocolError(
-            f"{what}: HTTP {response.status_code} answer is not JSON"
-        ) from None
 
 
 def _error_message(response: httpx.Response) -> str:

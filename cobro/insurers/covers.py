@@ -91,6 +91,9 @@ def list_covers(engine: Engine | None = None, account: str | None = None) -> lis
     return _rows(engine, Customer.account == account)
 
 
+NO_NATIONAL_ID = " (the insurer sent no SIREN, VAT or DUNS: only its buyer id can match)"
+
+
 def unmatched(engine: Engine | None = None) -> list[tuple[CoverRow, str]]:
     """Unmatched covers with the reason, as a sync would find it now."""
     rows = _rows(engine, InsurerCover.customer_id.is_(None))
@@ -129,7 +132,10 @@ def unmatched(engine: Engine | None = None) -> list[tuple[CoverRow, str]]:
             )
             if v
         )
-        out.append((row, "; ".join(reasons) or f"no customer with {tried}"))
+        reason = "; ".join(reasons) or f"no customer with {tried}"
+        if not (row.siren or row.vat or row.duns):
+            reason += NO_NATIONAL_ID
+        out.append((row, reason))
     return out
 
 

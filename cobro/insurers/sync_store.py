@@ -1,21 +1,27 @@
 """The database side of the insurer sync: one sync run, applied one page at a time.
 
 * `begin_sync_run` opens a `sync_runs` row (incremental = changes since the last succeeded
-  run's high-water mark; without one it is a full sync);
+  run's high-water mark, or earlier: never after the `refetch_since` of an open quarantine
+  entry; without a mark, or with an open entry whose record's date is unknown, a full sync);
 * `apply_cover_page` writes one page in one transaction, set-based: covers matched to
   customers (`cobro.insurers.matching`) and bulk inserted / updated, every change as a
   `cover_history` row and a customer timeline event ("limit EUR 200,000 → 50,000"), grade
   changes in `grade_history`, malformed records in `insurer_quarantine` (they touch nothing
-  else). The page's counts are stored in the run in the same transaction, so applying the
-  same page again (an activity retry) returns them and writes nothing;
-* `finish_sync_run` flags covers past their validity as expired and closes the run with its
-  totals (fetched, created, updated, unchanged, quarantined, unmatched, expired) and duration.
+  else); a valid version of a quarantined record closes its entry. A record repeated in the
+  page is applied once (the latest `updatedAt`, the last one on a tie); a record this run
+  already applied, seen again on a later page, is a no-op. The page's counts are stored in
+  the run in the same transaction, so applying the same page again (an activity retry)
+  returns them and writes nothing;
+* `finish_sync_run` flags covers past their validity as expired, closes the quarantine
+  entries whose whole window the run has read, and closes the run with its totals (fetched,
+  created, updated, unchanged, repeated, quarantined, unmatched, expired) and duration.
 Applying the same insurer data twice changes nothing the second time.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -29,7 +35,7 @@ from cobro import formatting
 from cobro.bulk import bulk_insert
 from cobro.db import transaction
 from cobro.formatting import jsonable
-from cobro.insurers.base import Cover, CoverPage, IdType
+from cobro.insurers.base import Cover, CoverPage, IdType, QuarantinedRecord
 from cobro.insurers.matching import CustomerIds, Match, MatchIndex, normalise, siren_of
 from cobro.models import (
     CoverHistory,
@@ -42,9 +48,20 @@ from cobro.models import (
 )
 from cobro.types import utcnow
 
+log = logging.getLogger(__name__)
+
 ACTOR = "insurer-sync"
 ACTIVE = ("active", "reduced", "partially_granted", "granted")
-COUNT_KEYS = ("fetched", "created", "updated", "unchanged", "quarantined", "unmatched")
+# fetched = created + updated + unchanged + repeated + quarantined (unmatched: of the first two)
+COUNT_KEYS = (
+    "fetched",
+    "created",
+    "updated",
+    "unchanged",
+    "repeated",
+    "quarantined",
+    "unmatched",
+)
 # what a sync compares; anything else the insurer changes (its updatedAt) is not a change
 TRACKED = (
     "policy_id",
@@ -102,6 +119,8 @@ def begin_sync_run(
                 .order_by(SyncRun.id.desc())
                 .limit(1)
             )
+            if since is not None:
+                since = _held_back(s, insurer, since)
             if since is None:
                 kind = "full"
         run = SyncRun(
@@ -116,6 +135,63 @@ def begin_sync_run(
         s.add(run)
         s.flush()
         return SyncRunStart(run.id, kind, since)
+
+
+def _held_back(s: Session, insurer: str, high_water: datetime) -> datetime | None:
+    """Where an incremental sync starts: min(high water, `refetch_since` of every open
+    quarantine entry), None (a full fetch) when an open entry's is unknown. So the window
+    of every incremental sync contains every record still quarantined."""
+    floor, unknown = s.execute(
+        select(
+            func.min(InsurerQuarantine.refetch_since),
+            func.count(InsurerQuarantine.id).filter(InsurerQuarantine.refetch_since.is_(None)),
+        ).where(InsurerQuarantine.insurer == insurer, InsurerQuarantine.resolved_at.is_(None))
+    ).one()
+    if unknown:
+        return None
+    return high_water if floor is None else min(high_water, floor)
+
+
+def refetch_since(raw: Any, run_since: datetime | None) -> datetime | None:
+    """A lower bound of a quarantined record's `updatedAt`: the sync that received it asked for
+    `updatedAt >= run_since` (inclusive), and the record may say its own (if it parses as an
+    instant with a zone); the earlier of the two. None when neither is known (a full sync and
+    no readable `updatedAt`): only a full fetch is sure to find it again."""
+    stated = None
+    value = raw.get("updatedAt") if isinstance(raw, dict) else None
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            parsed = None
+        if parsed is not None and parsed.tzinfo is not None:
+            stated = parsed
+    if stated is None or run_since is None:
+        return stated or run_since
+    return min(stated, run_since)
+
+
+def latest_versions(covers: tuple[Cover, ...]) -> list[Cover]:
+    """One cover per id, in first-seen order: the latest `updatedAt`, the last on a tie."""
+    best: dict[str, Cover] = {}
+    for cover in covers:
+        seen = best.get(cover.cover_id)
+        if seen is None or cover.updated_at >= seen.updated_at:
+            best[cover.cover_id] = cover
+    return list(best.values())
+
+
+def distinct_quarantined(records: tuple[QuarantinedRecord, ...]) -> list[QuarantinedRecord]:
+    """Malformed records once each: by id, or by their payload when they have none."""
+    out: dict[str, QuarantinedRecord] = {}
+    for q in records:
+        key = f"id:{q.record_id}" if q.record_id else "raw:" + _raw_text(q.raw)
+        out.setdefault(key, q)
+    return list(out.values())
+
+
+def _raw_text(raw: Any) -> str:
+    return json.dumps(raw, default=str, ensure_ascii=False, sort_keys=True)
 
 
 # ---------------------------------------------------------------------------- one page
@@ -225,18 +301,47 @@ def apply_cover_page(
         pages = dict((run.counts or {}).get("by_page", {}))
         if str(page.number) in pages:
             return dict(pages[str(page.number)])
-        counts = _apply(s, run_id, insurer, page, today)
+        counts = _apply(s, run, insurer, page, today)
         pages[str(page.number)] = counts
         run.counts = {**(run.counts or {}), "by_page": pages}
         return counts
 
 
-def _apply(s: Session, run_id: int, insurer: str, page: CoverPage, today: date) -> dict[str, int]:
+def _apply(s: Session, run: SyncRun, insurer: str, page: CoverPage, today: date) -> dict[str, int]:
+    run_id = run.id
     now = utcnow()
     counts = dict.fromkeys(COUNT_KEYS, 0)
     counts["fetched"] = len(page.covers) + len(page.quarantined)
-    counts["quarantined"] = len(page.quarantined)
-    if page.quarantined:
+    covers = latest_versions(page.covers)
+    malformed = distinct_quarantined(page.quarantined)
+    counts["repeated"] = len(page.covers) - len(covers) + len(page.quarantined) - len(malformed)
+    counts["quarantined"] = len(malformed)
+    existing = (
+        {
+            c.cover_id: c
+            for c in s.scalars(
+                select(InsurerCover).where(
+                    InsurerCover.insurer == insurer,
+                    InsurerCover.cover_id.in_([c.cover_id for c in covers]),
+                )
+            )
+        }
+        if covers
+        else {}
+    )
+    # a version older than the stored one is not applied (nor does it close a quarantine)
+    current = [c for c in covers if not _older(c, existing.get(c.cover_id))]
+    if current:  # entries received before this page, closed by a valid version received now
+        s.execute(
+            update(InsurerQuarantine)
+            .where(
+                InsurerQuarantine.insurer == insurer,
+                InsurerQuarantine.resolved_at.is_(None),
+                InsurerQuarantine.record_id.in_([c.cover_id for c in current]),
+            )
+            .values(resolved_at=now, resolved_by_run_id=run_id, resolution="applied")
+        )
+    if malformed:
         s.execute(
             insert(InsurerQuarantine.__table__),
             [
@@ -249,30 +354,29 @@ def _apply(s: Session, run_id: int, insurer: str, page: CoverPage, today: date) 
                     "reason": q.reason,
                     "raw": json.dumps(q.raw, default=str, ensure_ascii=False),
                     "at": now,
+                    "refetch_since": refetch_since(q.raw, run.updated_since),
                 }
-                for q in page.quarantined
+                for q in malformed
             ],
         )
-    if not page.covers:
+    if not covers:
         return counts
     index = match_index(s, run_id)
-    existing = {
-        c.cover_id: c
-        for c in s.scalars(
-            select(InsurerCover).where(
-                InsurerCover.insurer == insurer,
-                InsurerCover.cover_id.in_([c.cover_id for c in page.covers]),
-            )
-        )
-    }
     inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
     history: list[dict[str, Any]] = []  # insurer_cover_id filled after inserts
     events: list[dict[str, Any]] = []
     grades: dict[int, int] = {}
-    for cover in page.covers:
-        values = cover_values(cover)
+    for cover in covers:
         old = existing.get(cover.cover_id)
+        if old is not None and old.last_sync_run_id == run_id and not _newer(cover, old):
+            counts["repeated"] += 1  # applied by an earlier page of this run: a no-op
+            continue
+        if old is not None and _older(cover, old):
+            log.warning("insurer: cover %s: an older version than stored, ignored", cover.cover_id)
+            counts["repeated"] += 1
+            continue
+        values = cover_values(cover)
         if old is not None and old.match_method == "manual":
             match = Match(old.customer_id, "manual")
         else:
@@ -408,6 +512,16 @@ def _apply(s: Session, run_id: int, insurer: str, page: CoverPage, today: date) 
     if events:
         bulk_insert(s, TimelineEvent, events)
     return counts
+
+
+def _older(cover: Cover, old: InsurerCover | None) -> bool:
+    stored = old.insurer_updated_at if old is not None else None
+    return stored is not None and cover.updated_at < stored
+
+
+def _newer(cover: Cover, old: InsurerCover) -> bool:
+    stored = old.insurer_updated_at
+    return stored is None or cover.updated_at > stored
 
 
 _FIELDS = {
@@ -578,6 +692,30 @@ def flag_expired(s: Session, run_id: int | None, today: date) -> int:
     return len(rows)
 
 
+def supersede_quarantine(s: Session, run: SyncRun) -> int:
+    """Close the open entries this succeeded run has read the whole window of: received before
+    it began (so what it read is at least as new) with `refetch_since` inside its window. The
+    record of each was in that window, so the run applied a valid version (already closed as
+    "applied"), quarantined it again (a newer entry, open), or the insurer no longer has it."""
+    window = (
+        InsurerQuarantine.refetch_since >= run.updated_since
+        if run.updated_since is not None
+        else InsurerQuarantine.id.is_not(None)
+    )
+    done = s.execute(
+        update(InsurerQuarantine)
+        .where(
+            InsurerQuarantine.insurer == run.insurer,
+            InsurerQuarantine.resolved_at.is_(None),
+            InsurerQuarantine.at < run.started_at,
+            or_(InsurerQuarantine.sync_run_id.is_(None), InsurerQuarantine.sync_run_id != run.id),
+            window,
+        )
+        .values(resolved_at=utcnow(), resolved_by_run_id=run.id, resolution="superseded")
+    )
+    return done.rowcount or 0
+
+
 def finish_sync_run(
     engine: Engine | None,
     run_id: int,
@@ -597,6 +735,27 @@ def finish_sync_run(
         pages = (run.counts or {}).get("by_page", {})
         totals = {k: sum(int(p.get(k, 0)) for p in pages.values()) for k in COUNT_KEYS}
         totals["expired"] = flag_expired(s, run_id, today) if status == "succeeded" else 0
+        if status == "succeeded":
+            supersede_quarantine(s, run)
+        totals["quarantine_resolved"] = (
+            s.scalar(
+                select(func.count())
+                .select_from(InsurerQuarantine)
+                .where(InsurerQuarantine.resolved_by_run_id == run_id)
+            )
+            or 0
+        )
+        totals["quarantine_open"] = (
+            s.scalar(
+                select(func.count())
+                .select_from(InsurerQuarantine)
+                .where(
+                    InsurerQuarantine.insurer == run.insurer,
+                    InsurerQuarantine.resolved_at.is_(None),
+                )
+            )
+            or 0
+        )
         totals["pages"] = len(pages)
         totals["unmatched_total"] = (
             s.scalar(

@@ -126,3 +126,40 @@ def test_inject_refuses_unknown_endpoints() -> None:
     sim = InsurerSimulator(buyers=5)
     with pytest.raises(ValueError, match="unknown endpoint"):
         sim.inject("covers", 500)
+
+
+async def test_sync_loss_faults_over_raw_http() -> None:
+    """Named malformed records served corrupted N times then valid, a page's JSON cut midway
+    (still HTTP 200), records repeated in their page and atop the next one."""
+    async with (
+        InsurerSimulator(buyers=30, seed=4) as sim,
+        httpx.AsyncClient(base_url=sim.base_url) as http,
+    ):
+        token = (await http.post("/v1/idp/oauth2/authorize", json={"apiKey": sim.api_key})).json()
+        auth = {"Authorization": f"Bearer {token['access_token']}"}
+        order = list(sim.portfolio.covers)
+        bad, twice, across = order[1], order[2], order[4]
+
+        async def page(n: int) -> httpx.Response:
+            body = {"pagination": {"page": n, "pageSize": 5, "isTotalRequired": True}}
+            return await http.post("/riskinfo/v3/covers/search", json=body, headers=auth)
+
+        sim.faults = Faults(
+            malformed_ids={bad: "amount"},
+            malformed_times=1,
+            cut_json_pages=[1],
+            repeat_in_page=[twice],
+            repeat_on_next_page=[across],
+        )
+        cut = await page(1)
+        assert cut.status_code == 200 and cut.headers["content-type"] == "application/json"
+        with pytest.raises(ValueError):
+            cut.json()
+        first = [r.get("coverId") for r in (await page(1)).json()["items"]]
+        assert first == [order[0], bad, twice, twice, order[3], across]
+        served = (await page(1)).json()["items"]
+        assert served[1]["amount"] == sim.portfolio.covers[bad].amount  # valid the 2nd time
+        second = [r["coverId"] for r in (await page(2)).json()["items"]]
+        assert second == [across, *order[5:10]]
+        with pytest.raises(ValueError, match="unknown corruption"):
+            Faults(malformed_ids={bad: "nonsense"})

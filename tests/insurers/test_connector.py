@@ -26,6 +26,7 @@ from cobro.insurers.base import (
     IdType,
     InsurerAuthError,
     InsurerConnector,
+    InsurerProtocolError,
     InsurerRateLimited,
     InsurerRequestError,
     InsurerUnavailable,
@@ -361,6 +362,40 @@ async def test_a_page_that_stays_truncated_is_reported_as_incomplete(
     assert not first.recovered and not last.recovered
     missing = first.expected - first.received + last.expected - last.received
     assert len(result.covers) == len(sim.portfolio.covers) - missing
+
+
+async def test_a_page_cut_midway_is_fetched_again_with_backoff(sim: InsurerSimulator) -> None:
+    sim.faults = Faults(cut_json_pages=[2], cut_json_times=2)
+    async with connect(sim) as insurer:
+        result = await insurer.fetch_covers()
+        assert insurer.stats.garbled == 2
+    assert list(result.covers) == expected(sim)
+    page2 = [r for r in sim.requests_to("covers_search") if r.page == 2]
+    assert [r.status for r in page2] == [200, 200, 200]
+    gaps = [b.at - a.at for a, b in itertools.pairwise(page2)]
+    assert all(gap >= FAST.base_delay / 2 for gap in gaps), gaps  # backoff between tries
+
+
+async def test_a_page_cut_every_time_fails_after_the_bounded_attempts(
+    small: InsurerSimulator,
+) -> None:
+    small.faults = Faults(cut_json_pages=[1], cut_json_times=99)
+    async with connect(small) as insurer:
+        with pytest.raises(
+            InsurerProtocolError, match=r"covers page 1: HTTP 200 answer is not JSON"
+        ):
+            await insurer.get_cover_page(1)
+    assert len(small.requests_to("covers_search")) == FAST.max_attempts
+
+
+async def test_a_truncated_page_is_refetched_with_backoff(sim: InsurerSimulator) -> None:
+    sim.faults = Faults(truncated_pages=[1], truncate_times=3)
+    async with connect(sim) as insurer:  # 3 re-fetches by default
+        page = await insurer.get_cover_page(1)
+    assert page.complete and page.truncation is not None and page.truncation.refetches == 3
+    tries = sim.requests_to("covers_search")
+    assert len(tries) == 4
+    assert all(b.at - a.at >= FAST.base_delay / 2 for a, b in itertools.pairwise(tries))
 
 
 # --- cover requests, companies, declarations -----------------------------------------

@@ -21,7 +21,13 @@ from cobro.db import default_engine
 from cobro.devkit.capture import CaptureServers
 from cobro.devkit.insurer.faults import Faults
 from cobro.devkit.insurer.server import InsurerSimulator
-from cobro.models import InsurerCover, InsurerQuarantine, RiskAssessment, SyncRun
+from cobro.models import (
+    InsurerCover,
+    InsurerQuarantine,
+    RiskAssessment,
+    SyncRun,
+    TimelineEvent,
+)
 from cobro.settings import get_settings
 from cobro.sync_schedule import SCHEDULE_ID
 from tests.helpers.dunning import pydantic_client, running_worker
@@ -115,6 +121,59 @@ async def test_faults_through_the_workflow_then_classification(
     # the child Classify ran: every customer assessed, the digest went to the team
     assert result.classified == count(RiskAssessment) > 0
     assert any(m.subject.startswith("Cobro classification") for m in capture_servers.mail.list())
+
+
+async def test_cut_json_and_a_record_malformed_once_through_the_workflow(
+    dev_server_env: WorkflowEnvironment, use_database: str, sim: InsurerSimulator, queue: str
+) -> None:
+    """(c) a page whose JSON is cut: the sync completes without an activity retry; (a) a
+    record malformed in one incremental is applied by the next one, on the timeline."""
+    seed_customers(default_engine(), sim, share=1.0)
+    client = pydantic_client(dev_server_env)
+    async with running_worker(client, queue):
+        await run(client, queue, full=True, page_size=20, today=sim.today, classify=False)
+        sim.advance_day()
+        cover = next(
+            c for c in sim.portfolio.covers.values() if c.status == "ACTIVE" and c.amount > 0
+        )
+        later = next(c for c in sim.portfolio.covers.values() if c is not cover)
+        cover.status, cover.amount = "WITHDRAWN", 0
+        cover.updated_at = sim._stamp()
+        later.requested_amount += 1000
+        later.updated_at = sim._stamp()
+        sim.faults = Faults(
+            cut_json_pages=[1], malformed_ids={cover.cover_id: "amount"}, malformed_times=1
+        )
+        mark = len(sim.requests)
+        handle = await client.start_workflow(
+            DailySync.run,
+            DailySyncInput(page_size=20, today=sim.today, classify=False),
+            id=f"daily-sync-test-{uuid.uuid4().hex[:8]}",
+            task_queue=queue,
+        )
+        first = await handle.result()
+        attempts = [
+            e.activity_task_started_event_attributes.attempt
+            async for e in handle.fetch_history_events()
+            if e.HasField("activity_task_started_event_attributes")
+        ]
+        page1 = [r.status for r in sim.requests[mark:] if r.page == 1]
+        second = await run(client, queue, page_size=20, today=sim.today, classify=False)
+    assert first.status == "succeeded" and first.kind == "incremental"
+    assert len(attempts) == first.pages_done + 2 and set(attempts) == {1}  # no activity retry
+    assert page1 == [200, 200]  # cut once, asked again by the connector
+    assert (first.summary["quarantined"], first.summary["quarantine_open"]) == (1, 1)
+    assert second.kind == "incremental"
+    assert (second.summary["quarantine_resolved"], second.summary["quarantine_open"]) == (1, 0)
+    with default_engine().connect() as conn:
+        status = conn.scalar(
+            select(InsurerCover.status).where(InsurerCover.cover_id == cover.cover_id)
+        )
+        summaries = list(
+            conn.scalars(select(TimelineEvent.summary).where(TimelineEvent.kind == "cover.status"))
+        )
+    assert status == "withdrawn"
+    assert sum(f"cover {cover.cover_id} " in t and "→ withdrawn" in t for t in summaries) == 1
 
 
 async def test_sync_now_wait_cli(

@@ -9,8 +9,10 @@ temporary covers expire, some limits are reduced or withdrawn, some grades move.
 Fault injection, for the connector's and the sync's fault tests:
 - `Faults` (constructor, `sim.faults = ...`, or `POST /_sim/faults`): rates of 500 / 429 / 503
   with Retry-After / slow responses (seeded, so a run is reproducible), a number of malformed
-  cover records (always the same ones for a seed), truncated pages, tokens that expire after N
-  uses, or every token refused;
+  cover records (always the same ones for a seed) or named ones, malformed only the first N
+  times they are served, truncated pages, pages whose JSON body is cut midway, records
+  repeated within a page or atop the next one, tokens that expire after N uses, or every
+  token refused;
 - `inject(endpoint, status, times=...)`: the next N requests to one endpoint fail in a given way;
 - `expire_tokens()`: every token issued so far is now expired (token expiry mid-sync).
 

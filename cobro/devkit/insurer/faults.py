@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 
 class Faults(BaseModel):
@@ -19,11 +19,26 @@ class Faults(BaseModel):
     slow_rate: float = Field(0.0, ge=0, le=1)
     slow_seconds: float = Field(2.0, ge=0)
     malformed_records: int = Field(0, ge=0)  # covers served corrupted (the same ones per seed)
+    malformed_ids: dict[str, str] = Field(default_factory=dict)  # cover id -> corruption kind
+    malformed_times: int = Field(0, ge=0)  # each served corrupted N times, then valid (0: always)
     truncated_pages: list[int] = Field(default_factory=list)  # cover-search pages served short
     truncate_times: int = Field(1, ge=0)  # how many times each of those pages is served short
+    cut_json_pages: list[int] = Field(default_factory=list)  # body cut midway (still HTTP 200)
+    cut_json_times: int = Field(1, ge=0)  # how many times each of those pages is cut
+    repeat_in_page: list[str] = Field(default_factory=list)  # cover ids served twice in a row
+    repeat_on_next_page: list[str] = Field(default_factory=list)  # ... and atop the next page
     token_max_uses: int = Field(0, ge=0)  # a token is refused after N uses (0: no limit)
     reject_all_tokens: bool = False  # every bearer token refused (a persistent 401)
     seed: int = 0  # seeds the rates above
+
+    @field_validator("malformed_ids")
+    @classmethod
+    def _known_kinds(cls, value: dict[str, str]) -> dict[str, str]:
+        kinds = [k for k, _ in MALFORMATIONS + OMISSIONS]
+        for cover_id, kind in value.items():
+            if kind not in kinds:
+                raise ValueError(f"cover {cover_id}: unknown corruption {kind!r}; one of {kinds}")
+        return value
 
 
 @dataclass
@@ -42,6 +57,11 @@ MALFORMATIONS = (
     ("date", "expiryDate not a date"),
     ("company", "company missing"),
 )
+# only by name (`Faults.malformed_ids`): a field that matters left out
+OMISSIONS = (
+    ("no_expiry", "expiryDate missing (invalid for a TEMPORARY cover)"),
+    ("no_identifiers", "company.identifiers empty (valid: matched by companyId only)"),
+)
 
 
 def corrupt(record: dict[str, Any], kind: str) -> dict[str, Any]:
@@ -56,6 +76,10 @@ def corrupt(record: dict[str, Any], kind: str) -> dict[str, Any]:
         bad["expiryDate"] = "2025-13-45"
     elif kind == "company":
         bad.pop("company")
+    elif kind == "no_expiry":
+        bad.pop("expiryDate", None)
+    elif kind == "no_identifiers":
+        bad["company"] = {**bad["company"], "identifiers": []}
     return bad
 
 

@@ -104,6 +104,8 @@ class InsurerSimulator:
         self._tokens: dict[str, SimToken] = {}
         self._scripted: dict[str, deque[Injected]] = {e: deque() for e in ENDPOINTS}
         self._truncations_served: Counter[int] = Counter()
+        self._cuts_served: Counter[int] = Counter()
+        self._malformed_served: Counter[str] = Counter()
         self._filtered_cache: dict[tuple[Any, ...], list[str]] = {}
         self._version = 0
         self.faults = faults or Faults()
@@ -130,7 +132,9 @@ class InsurerSimulator:
         self._faults = faults
         self._fault_rng = random.Random(f"cobro-insurer-faults:{faults.seed}")
         self._truncations_served.clear()
-        self._malformed = self._pick_malformed(faults.malformed_records)
+        self._cuts_served.clear()
+        self._malformed_served.clear()
+        self._malformed = self._pick_malformed(faults.malformed_records) | faults.malformed_ids
 
     def _pick_malformed(self, count: int) -> dict[str, str]:
         if not count:
@@ -468,14 +472,22 @@ class InsurerSimulator:
         total = len(ids)
         window = ids[(page - 1) * size : page * size]
         covers = self.portfolio.covers
+        f = self._faults
+        if f.repeat_on_next_page and page > 1:  # what an offset shifted by an insert repeats
+            before = set(ids[(page - 2) * size : (page - 1) * size])
+            window = [c for c in f.repeat_on_next_page if c in before] + window
+        cut = page in f.cut_json_pages and self._cuts_served[page] < f.cut_json_times
         items = []
         for cid in window:
             record = covers[cid].to_json()
             kind = self._malformed.get(cid)
-            items.append(corrupt(record, kind) if kind else record)
-        if page in self._faults.truncated_pages and self._truncations_served[page] < (
-            self._faults.truncate_times
-        ):
+            if kind and (not f.malformed_times or self._malformed_served[cid] < f.malformed_times):
+                self._malformed_served[cid] += not cut  # counted when served whole
+                record = corrupt(record, kind)
+            items.append(record)
+            if cid in f.repeat_in_page:
+                items.append(record)
+        if page in f.truncated_pages and self._truncations_served[page] < f.truncate_times:
             self._truncations_served[page] += 1
             items = items[: max(0, len(items) - max(1, len(items) // 4))]
         result: dict[str, Any] = {
@@ -485,7 +497,13 @@ class InsurerSimulator:
         if pagination.get("isTotalRequired", False):
             result["pagination"]["totalItems"] = total
             result["pagination"]["totalPages"] = -(-total // size) if total else 0
-        return JSONResponse(result), page
+        response = JSONResponse(result)
+        if cut:
+            self._cuts_served[page] += 1  # a body cut midway, Content-Length matching the cut
+            return Response(
+                response.body[: len(response.body) // 2], 200, None, "application/json"
+            ), page
+        return response, page
 
     def _filtered(self, since: datetime | None, policy_ids: Any, company_ids: Any) -> list[str]:
         key = (
