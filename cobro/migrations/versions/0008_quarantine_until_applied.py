@@ -4,7 +4,7 @@ open they hold the incremental sync's window back (refetch_since)
 Rows quarantined before this revision have no refetch_since: they are open, so the first
 incremental sync after the upgrade is a full one, which closes them.
 
-Revision ID: 0010
+Revision ID: 0008
 Revises: 0007
 Create Date: 2026-12-01 22:40:00
 """
@@ -16,7 +16,7 @@ from alembic import op
 
 import cobro.types
 
-revision: str = "0010"
+revision: str = "0008"
 down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
