@@ -14,7 +14,7 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, func, select
 
-from cobro.models import Customer, InsurerCover, Invoice, Payment, RiskAssessment
+from cobro.models import Communication, Customer, InsurerCover, Invoice, Payment, RiskAssessment
 from tests.helpers import free_port
 
 COBRO = Path(sys.executable).parent / "cobro"
@@ -177,6 +177,15 @@ def test_dev_demo_runs_stops_cleanly_and_restarts(tmp_path: Path) -> None:
                 )
                 assert covered >= 200, "the demo customers are the simulated insurer's buyers"
                 assert conn.scalar(select(func.count()).select_from(RiskAssessment)) > 0
+                # one contact per customer, channel and send window: the demo (both starts fall
+                # in one window) never sends a customer two emails or two SMS
+                per_channel = conn.execute(
+                    select(Communication.customer_id, Communication.channel, func.count())
+                    .where(Communication.status != "skipped")
+                    .group_by(Communication.customer_id, Communication.channel)
+                    .having(func.count() > 1)
+                ).all()
+                assert per_channel == [], f"customers contacted twice on a channel: {per_channel}"
             engine.dispose()
         finally:
             if proc.poll() is None:
