@@ -19,6 +19,7 @@ from cobro.cli.common import (
     run_with_temporal,
     wait_for_foreign_threads,
 )
+from cobro.formatting import money
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -109,7 +110,7 @@ def _print_plan(data: dict[str, Any]) -> None:
     )
     table = Table("when (UTC)", "step", "action", "invoices (level reached)", "amounts")
     for a in data.get("actions", []):
-        amounts = ", ".join(f"{v} {k}" for k, v in a.get("amounts", {}).items())
+        amounts = ", ".join(money(v, k) for k, v in a.get("amounts", {}).items())
         what = a.get("template") or a.get("note") or ""
         levels = a.get("levels") or {}
         table.add_row(
