@@ -15,7 +15,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from cobro.db import transaction
-from cobro.models import Customer, Invoice, RulesetVersion
+from cobro.models import RulesetVersion
 from cobro.rules.classify import classify_page, load_active_ruleset, pages, ruleset_from_files
 from cobro.rules.facts_sql import BATCH_SIZE
 from cobro.rules.ruleset import Ruleset
@@ -113,39 +113,22 @@ def classify_batch(inp: ClassifyBatchInput) -> ClassifyBatchResult:
 @activity.defn
 async def notify_risk_changes(inp: RiskChangeNotice) -> int:
     """Signal (with start) the dunning workflow of each changed customer that has open
-    invoices: `FactsChanged("risk_class_changed", "from -> to")`. Returns how many."""
-    import asyncio
-
-    from cobro.dunning.notify import notify
+    invoices or a running workflow: `FactsChanged("risk_class_changed", "from -> to")`.
+    The digests are stored, so a later sync does not signal them again. Returns how many."""
+    from cobro.db import default_engine
+    from cobro.dunning.notify import notify_changed
     from cobro.dunning.signals import FactsChanged
 
-    accounts = [c.account for c in inp.changes]
-    open_accounts = await asyncio.to_thread(_with_open_invoices, accounts)
     groups: dict[tuple[str | None, str], list[str]] = {}
     for c in inp.changes:
-        if c.account in open_accounts:
-            groups.setdefault((c.previous, c.risk_class), []).append(c.account)
+        groups.setdefault((c.previous, c.risk_class), []).append(c.account)
     client = activity.client()
     total = 0
     for (before, after), group in sorted(groups.items(), key=str):
         change = FactsChanged("risk_class_changed", f"{before or 'none'} -> {after}", inp.actor)
-        total += await notify(client, group, change)
+        total += (await notify_changed(client, default_engine(), change, group)).signalled
         activity.heartbeat(total)
     return total
-
-
-def _with_open_invoices(accounts: list[str]) -> set[str]:
-    if not accounts:
-        return set()
-    with transaction() as session:
-        return set(
-            session.scalars(
-                select(Customer.account)
-                .join(Invoice, Invoice.customer_id == Customer.id)
-                .where(Customer.account.in_(accounts), Invoice.open_amount > 0)
-                .distinct()
-            )
-        )
 
 
 @activity.defn

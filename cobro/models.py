@@ -435,6 +435,19 @@ class InvoiceDispute(Base):
     resolution: Mapped[str] = mapped_column(Text, default="")
 
 
+class DunningFactDigest(Base):
+    """The digest of a customer's dunning facts when its workflow was last signalled
+    (`cobro.dunning.digest`): a sync, a restart or an import signals again only when the
+    facts' digest differs, so unchanged customers' histories do not grow."""
+
+    __tablename__ = "dunning_fact_digests"
+
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64))
+    signal: Mapped[str] = mapped_column(String(64), doc="the kind of the last signal sent")
+    signalled_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class TimelineEvent(Base):
     """Everything a human may ask about a customer, in order."""
 
@@ -578,6 +591,7 @@ __all__ = [
     "CoverHistory",
     "Customer",
     "CustomerFactSnapshot",
+    "DunningFactDigest",
     "DunningPause",
     "GradeHistory",
     "ImportRun",

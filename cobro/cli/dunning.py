@@ -376,15 +376,16 @@ def resume(
 
 @dunning_app.command("sync")
 def sync() -> None:
-    """Start or wake the dunning workflow of every customer with open invoices."""
+    """Wake the dunning workflows whose customer's facts changed since their last signal,
+    and start the missing ones of customers with open invoices (unchanged ones are left
+    alone: their histories do not grow)."""
     from cobro.db import default_engine
-    from cobro.dunning.notify import accounts_with_open_invoices, notify
+    from cobro.dunning.notify import notify_changed
     from cobro.dunning.signals import FactsChanged
 
-    accounts = accounts_with_open_invoices(default_engine())
     change = FactsChanged("invoices_changed", "sync")
-    count = run_with_temporal(lambda client: notify(client, accounts, change))
-    typer.echo(f"{count} dunning workflow(s) started or signalled")
+    report = run_with_temporal(lambda client: notify_changed(client, default_engine(), change))
+    typer.echo(report.summary())
 
 
 def register(app: typer.Typer) -> None:

@@ -30,24 +30,30 @@ CHANGE_KIND = {
 }
 
 
-def _accounts_in(file: Path) -> list[str]:
-    import csv
+def _accounts_in(kind: str, file: Path) -> list[str]:
+    """The accounts the file names, read by the import's own parser."""
+    from cobro.importing.reader import read_csv
+    from cobro.importing.schemas import REQUIRED, columns
 
-    with file.open(newline="", encoding="utf-8-sig") as fh:
-        return sorted({row.get("account", "") for row in csv.DictReader(fh)} - {""})
+    csv_file, _ = read_csv(file, known=columns(kind), required=REQUIRED[kind])
+    return sorted({row.values["account"] for row in csv_file.rows if "account" in row.values})
 
 
 def _notify_dunning(kind: str, file: Path) -> None:
-    """Signal-with-start the dunning workflow of every account in the file. The import is
-    already committed: if Temporal is unreachable, say how to catch up, and succeed."""
+    """Signal-with-start the dunning workflow of every account in the file whose dunning
+    facts changed (or that has open invoices and no workflow). The import is already
+    committed: if Temporal is unreachable, say how to catch up, and succeed."""
 
-    from cobro.dunning.notify import notify
+    from cobro.db import default_engine
+    from cobro.dunning.notify import notify_changed
     from cobro.dunning.signals import FactsChanged
 
-    accounts = _accounts_in(file)
+    accounts = _accounts_in(kind, file)
     change = FactsChanged(CHANGE_KIND[kind], file.name, "import")
     try:
-        count = run_with_temporal(lambda client: notify(client, accounts, change))
+        report = run_with_temporal(
+            lambda client: notify_changed(client, default_engine(), change, accounts)
+        )
     except Exception as exc:
         typer.echo(
             f"warning: dunning workflows not notified ({describe(exc)});"
@@ -55,7 +61,7 @@ def _notify_dunning(kind: str, file: Path) -> None:
             err=True,
         )
         return
-    typer.echo(f"dunning: {count} workflow(s) notified", err=True)
+    typer.echo(f"dunning: {report.signalled} workflow(s) notified", err=True)
 
 
 def _run(kind: str, file: Path, as_json: bool, notify: bool = True) -> None:

@@ -19,9 +19,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cobro.settings import Settings
 from cobro.temporal_support import dev_server_path, search_attribute_flags
+
+if TYPE_CHECKING:
+    from cobro.dunning.notify import NotifyReport
 
 log = logging.getLogger("cobro.dev")
 
@@ -316,19 +320,27 @@ async def _first_sync(settings: Settings, timeout: float = 180) -> None:
     )
 
 
-async def _wake_dunning(settings: Settings) -> None:
-    """Start (or wake) the dunning workflow of every customer with open invoices."""
+async def _wake_dunning(settings: Settings) -> NotifyReport:
+    """Start the missing dunning workflows of customers with open invoices and wake those
+    whose facts changed since their last signal (a restart with nothing new signals none)."""
     from cobro.db import make_engine
-    from cobro.dunning.notify import accounts_with_open_invoices, notify
+    from cobro.dunning.notify import notify_changed
     from cobro.dunning.signals import FactsChanged
     from cobro.temporal_client import connect
 
     engine = make_engine(settings.resolved_database_url)
-    accounts = await asyncio.to_thread(accounts_with_open_invoices, engine)
-    engine.dispose()
-    client = await connect(settings)
-    count = await notify(client, accounts, FactsChanged("invoices_changed", "cobro dev"), settings)
-    log.info("dunning: %d workflows started or woken (find them in the Temporal UI)", count)
+    try:
+        client = await connect(settings)
+        change = FactsChanged("invoices_changed", "cobro dev")
+        report = await notify_changed(client, engine, change, settings=settings)
+    finally:
+        engine.dispose()
+    log.info(
+        "dunning: %d workflows started or woken, %d unchanged (find them in the Temporal UI)",
+        report.signalled,
+        report.unchanged,
+    )
+    return report
 
 
 async def _system_check(settings: Settings, timeout: float = 60) -> None:
