@@ -8,7 +8,6 @@ nothing else moves while the test counts."""
 from __future__ import annotations
 
 import asyncio
-import json
 import shutil
 import uuid
 from pathlib import Path
@@ -24,22 +23,13 @@ from cobro.dunning.signals import workflow_id
 from cobro.dunning.store import load_customer_facts, pause_customer
 from cobro.settings import get_settings
 from tests.helpers import RULES
-from tests.helpers.dunning import TEST_POLICY, import_rows, write_csv
-
-
-async def signals(client: Client, account: str) -> list[dict[str, str]]:
-    """The `facts_changed` signals in the current run's history, oldest first."""
-    handle = client.get_workflow_handle(workflow_id(account))
-    found = []
-    async for event in handle.fetch_history_events():
-        if event.HasField("workflow_execution_signaled_event_attributes"):
-            payloads = event.workflow_execution_signaled_event_attributes.input.payloads
-            found += [json.loads(p.data) for p in payloads]
-    return found
-
-
-async def signal_counts(client: Client, accounts: list[str]) -> dict[str, int]:
-    return {a: len(await signals(client, a)) for a in accounts}
+from tests.helpers.dunning import (
+    TEST_POLICY,
+    import_rows,
+    signal_counts,
+    signals,
+    write_csv,
+)
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ policy, a worker on the given Temporal environment, CSV imports through the real
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 import uuid
 from collections.abc import AsyncIterator
@@ -87,3 +88,21 @@ def write_csv(path: Path, rows: list[dict[str, str]]) -> Path:
 
 def import_rows(tmp_path: Path, kind: str, rows: list[dict[str, str]]) -> None:
     import_csv(kind, write_csv(tmp_path / f"{kind}-{uuid.uuid4().hex[:6]}.csv", rows))
+
+
+async def signals(client: Client, account: str) -> list[dict[str, str]]:
+    """The `facts_changed` signals in the current run of the customer's dunning workflow,
+    oldest first (each a `FactsChanged` as JSON: kind, detail, actor)."""
+    from cobro.dunning.signals import workflow_id
+
+    handle = client.get_workflow_handle(workflow_id(account))
+    found = []
+    async for event in handle.fetch_history_events():
+        if event.HasField("workflow_execution_signaled_event_attributes"):
+            payloads = event.workflow_execution_signaled_event_attributes.input.payloads
+            found += [json.loads(p.data) for p in payloads]
+    return found
+
+
+async def signal_counts(client: Client, accounts: list[str]) -> dict[str, int]:
+    return {a: len(await signals(client, a)) for a in accounts}
