@@ -330,17 +330,20 @@ class Outcome:
 
 
 async def signal(
-    settings: Settings, account: str, kind: str, detail: str, actor: str
+    engine: Engine, settings: Settings, account: str, kind: str, detail: str, actor: str
 ) -> str | None:
-    """Signal-with-start the customer's workflow; on failure, say why instead of raising."""
-    from cobro.dunning.notify import notify
+    """Signal-with-start the customer's workflow, always (the history says who did what),
+    and record its facts' digest so the next sync does not signal it again; on failure, say
+    why instead of raising."""
+    from cobro.dunning.notify import notify_changed
     from cobro.dunning.signals import FactsChanged
     from cobro.temporal_client import connect
 
     try:
         client = await asyncio.wait_for(connect(settings), 5)
         change = FactsChanged(kind, detail, actor)
-        await asyncio.wait_for(notify(client, [account], change, settings), 10)
+        sent = notify_changed(client, engine, change, [account], settings, force=True)
+        await asyncio.wait_for(sent, 10)
     except Exception as exc:  # the DB holds the fact; the workflow re-reads it before sending
         return f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:300]
     return None
@@ -355,14 +358,14 @@ async def pause_dunning(
     until: date | str | None,
 ) -> Outcome:
     message = await asyncio.to_thread(pause, engine, account, actor, reason, until)
-    return Outcome(message, await signal(settings, account, "paused", reason or "", actor))
+    return Outcome(message, await signal(engine, settings, account, "paused", reason or "", actor))
 
 
 async def resume_dunning(
     engine: Engine, settings: Settings, account: str, actor: str, reason: str | None
 ) -> Outcome:
     message = await asyncio.to_thread(resume, engine, account, actor, reason)
-    return Outcome(message, await signal(settings, account, "resumed", reason or "", actor))
+    return Outcome(message, await signal(engine, settings, account, "resumed", reason or "", actor))
 
 
 async def promise_dunning(
@@ -378,7 +381,8 @@ async def promise_dunning(
     message = await asyncio.to_thread(
         promise, engine, account, actor, until, amount, currency, reason
     )
-    return Outcome(message, await signal(settings, account, "promise_to_pay", reason or "", actor))
+    signalled = await signal(engine, settings, account, "promise_to_pay", reason or "", actor)
+    return Outcome(message, signalled)
 
 
 async def cancel_promise_dunning(
@@ -386,7 +390,7 @@ async def cancel_promise_dunning(
 ) -> Outcome:
     message = await asyncio.to_thread(cancel_promise, engine, account, actor, reason)
     return Outcome(
-        message, await signal(settings, account, "promise_cancelled", reason or "", actor)
+        message, await signal(engine, settings, account, "promise_cancelled", reason or "", actor)
     )
 
 
@@ -400,7 +404,7 @@ async def dispute_dunning(
 ) -> Outcome:
     message, owner = await asyncio.to_thread(dispute, engine, number, actor, reason, account)
     detail = f"{number}: {reason or ''}".strip()
-    return Outcome(message, await signal(settings, owner, "dispute_opened", detail, actor))
+    return Outcome(message, await signal(engine, settings, owner, "dispute_opened", detail, actor))
 
 
 async def resolve_dunning(
@@ -413,4 +417,4 @@ async def resolve_dunning(
 ) -> Outcome:
     message, owner = await asyncio.to_thread(resolve, engine, number, actor, reason, account)
     detail = f"{number}: {reason or ''}".strip()
-    return Outcome(message, await signal(settings, owner, "dispute_closed", detail, actor))
+    return Outcome(message, await signal(engine, settings, owner, "dispute_closed", detail, actor))

@@ -85,10 +85,13 @@ async def notify_changed(
     accounts: Iterable[str] | None = None,
     settings: Settings | None = None,
     concurrency: int = CONCURRENCY,
+    force: bool = False,
 ) -> NotifyReport:
     """Signal (with start) the workflows of `accounts` (default: every customer with open
     invoices or a running workflow) whose facts changed since their last signal, and start
     the missing ones of customers with open invoices; then store the digests signalled.
+    `force` (a collector's action, which the history should show): signal every given
+    customer, and store the digests all the same, so the next sync does not repeat it.
 
     The digests are computed before the signals go out and stored after they succeeded, so
     a stored digest always means "a signal reached the workflow after these facts were
@@ -103,15 +106,17 @@ async def notify_changed(
         candidates = sorted(set(accounts))
     policy = await asyncio.to_thread(policy_fingerprint)
     facts, stored = await asyncio.to_thread(_read, engine, candidates)
-    if running is None:
+    if running is None and not force:
         running = await running_among(client, [f.account for f in facts], concurrency)
+    live = running or set()
     report = NotifyReport()
     to_store: dict[int, str] = {}
     for f in facts:
         digest = fact_digest(f, policy)
-        why = why_signal(
-            digest, stored.get(f.customer_id), f.has_open_invoices, f.account in running
-        )
+        previous = stored.get(f.customer_id)
+        why = why_signal(digest, previous, f.has_open_invoices, f.account in live)
+        if force:
+            why = CHANGED
         if why is None:
             report.unchanged += 1
             continue

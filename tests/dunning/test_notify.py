@@ -119,21 +119,30 @@ async def test_a_second_sync_signals_nobody_a_change_signals_its_customer(
         await cobro("dunning", "sync")
         assert await signal_counts(client, accounts) == {a: 1, b: 2, c: 2}
 
+        # a collector's pause always signals (the history says who paused), and is recorded:
+        # the next sync does not repeat it
+        result = await cobro("dunning", "pause", "--customer", b, "--reason", "on the phone")
+        assert result.exit_code == 0, result.output
+        assert (await signals(client, b))[-1]["kind"] == "paused"
+        assert "0 dunning workflow(s)" in (await cobro("dunning", "sync")).output
+        assert await signal_counts(client, accounts) == {a: 1, b: 3, c: 2}
+
         # A's workflow was terminated: started again although its facts did not change
         await client.get_workflow_handle(workflow_id(a)).terminate("operator")
         result = await cobro("dunning", "sync")
         assert "(0 with changed facts, 1 not running), 2 unchanged" in result.output
         desc = await client.get_workflow_handle(workflow_id(a)).describe()
         assert desc.status == WorkflowExecutionStatus.RUNNING
-        assert await signal_counts(client, accounts) == {a: 1, b: 2, c: 2}  # A: a new run
+        assert await signal_counts(client, accounts) == {a: 1, b: 3, c: 2}  # A: a new run
 
         # a policy change concerns everyone
         rules = get_settings().rules_path / "dunning.yaml"
         rules.write_text(TEST_POLICY.replace("+30d", "+35d"))
         result = await cobro("dunning", "sync")
         assert "3 dunning workflow(s) signalled or started" in result.output
-        assert await signal_counts(client, accounts) == {a: 2, b: 3, c: 3}
-        assert [s["kind"] for s in await signals(client, b)] == ["invoices_changed"] * 3
+        assert await signal_counts(client, accounts) == {a: 2, b: 4, c: 3}
+        kinds = [s["kind"] for s in await signals(client, b)]
+        assert kinds == ["invoices_changed", "invoices_changed", "paused", "invoices_changed"]
     finally:
         await _terminate(client, accounts)
 
