@@ -104,7 +104,7 @@ async def notify_changed(
         candidates = sorted(set(with_open) | (running or set()))
     else:
         candidates = sorted(set(accounts))
-    policy = await asyncio.to_thread(policy_fingerprint)
+    policy = await asyncio.to_thread(policy_fingerprint, engine)
     facts, stored = await asyncio.to_thread(_read, engine, candidates)
     if running is None and not force:
         running = await running_among(client, [f.account for f in facts], concurrency)
@@ -143,13 +143,14 @@ def accounts_with_open_invoices(engine: Engine) -> list[str]:
         return digest_sql.accounts_with_open_invoices(conn)
 
 
-def policy_fingerprint() -> str:
-    """The dunning policies the planner reads (`cobro.dunning.store.policies`), as parsed:
-    a comment edited in `dunning.yaml` signals nobody, a changed step signals everyone."""
+def policy_fingerprint(engine: Engine | None = None) -> str:
+    """The dunning policies the planner reads (`cobro.dunning.store.policies`: the active
+    rules version, else the rules directory), as parsed: a comment edited in `dunning.yaml`
+    signals nobody, a changed step signals everyone."""
     from cobro.dunning.store import policies
 
     try:
-        rules = policies().rules
+        rules = policies(engine).rules
     except Exception as exc:  # missing or broken rules: the workflows cannot plan either
         return f"unavailable: {type(exc).__name__}"
     return hashlib.sha256(rules.model_dump_json().encode()).hexdigest()

@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from cobro import formatting
@@ -357,11 +357,11 @@ def _reachable(customer: DunningCustomer, channel: str) -> bool:
 # ------------------------------------------------------------------ policies (hot reloaded)
 
 
-def policies() -> Any:
+def policies(engine: Engine | None = None) -> Any:
     """The active rules version's `dunning.yaml` (the one `cobro rules apply` activated; the
     rules directory until a version is applied), read at every plan: a newly applied version
     changes what a running worker plans and sends, without a restart."""
-    return load_active_ruleset().built("dunning.yaml")
+    return load_active_ruleset(engine).built("dunning.yaml")
 
 
 def exposure_rules() -> Any:
