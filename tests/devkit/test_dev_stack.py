@@ -157,6 +157,8 @@ def test_dev_demo_runs_stops_cleanly_and_restarts(tmp_path: Path) -> None:
             inbox = httpx.get(f"http://127.0.0.1:{ports['capture']}/", timeout=10)
             assert inbox.status_code == 200
             assert "dunning: " in output and "workflows started or woken" in output
+            if run == 2:  # nothing changed since the first start: no workflow signalled
+                assert "dunning: 0 workflows started or woken" in output
             assert _dunning_workflows(f"127.0.0.1:{ports['grpc']}") > 0
             sync = _daily_sync(f"127.0.0.1:{ports['grpc']}", run)
             assert sync["schedule"] == ["cobro-daily-sync"]
