@@ -106,13 +106,21 @@ async def notify_changed(
         candidates = sorted(set(accounts))
     policy = await asyncio.to_thread(policy_fingerprint, engine)
     facts, stored = await asyncio.to_thread(_read, engine, candidates)
+    digests = {f.customer_id: fact_digest(f, policy) for f in facts}
     if running is None and not force:
-        running = await running_among(client, [f.account for f in facts], concurrency)
+        # changed facts with open invoices are signalled (with start) either way: ask only
+        # about the others
+        unsure = [
+            f.account
+            for f in facts
+            if not f.has_open_invoices or digests[f.customer_id] == stored.get(f.customer_id)
+        ]
+        running = await running_among(client, unsure, concurrency)
     live = running or set()
     report = NotifyReport()
     to_store: dict[int, str] = {}
     for f in facts:
-        digest = fact_digest(f, policy)
+        digest = digests[f.customer_id]
         previous = stored.get(f.customer_id)
         why = why_signal(digest, previous, f.has_open_invoices, f.account in live)
         if force:

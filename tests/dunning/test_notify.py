@@ -231,3 +231,39 @@ def test_unreachable_temporal_keeps_the_import(
     assert result.exit_code == 0
     assert "customers: 2 rows" in result.output
     assert "cobro dunning sync" in result.output
+
+
+@pytest.mark.temporal
+async def test_a_server_without_visibility_is_asked_workflow_by_workflow(
+    use_database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The time-skipping test server cannot list workflows: a sync asks each customer's
+    workflow instead, and still signals nobody the second time. (A server of its own: on
+    that server, workflows nobody runs would stall the shared one's time skipping.)"""
+    from cobro.db import default_engine
+    from cobro.dunning.notify import all_running, notify_changed
+    from cobro.dunning.signals import FactsChanged
+    from cobro.temporal_support import test_server_path
+    from tests.conftest import register_search_attributes
+    from tests.helpers.dunning import pydantic_client
+
+    monkeypatch.setenv("COBRO_TEMPORAL_TASK_QUEUE", f"notify-{uuid.uuid4().hex[:8]}")
+    get_settings.cache_clear()
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=str(test_server_path())
+    )
+    try:
+        await register_search_attributes(env.client)
+        client = pydantic_client(env)
+        assert await all_running(client) is None
+        accounts = ["TA", "TB"]
+        import_rows(tmp_path, "customers", customers(accounts))
+        import_rows(tmp_path, "invoices", [invoice(x, f"{x}-1") for x in accounts])
+        change = FactsChanged("invoices_changed", "sync")
+        first = await notify_changed(client, default_engine(), change)
+        assert sorted(first.changed) == accounts
+        second = await notify_changed(client, default_engine(), change)
+        assert (second.signalled, second.unchanged) == (0, 2)
+        assert await signal_counts(client, accounts) == dict.fromkeys(accounts, 1)
+    finally:
+        await env.shutdown()
