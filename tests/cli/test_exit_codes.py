@@ -30,6 +30,10 @@ pytestmark = [pytest.mark.temporal, pytest.mark.slow]
 RUNS = 30
 AT_ONCE = 3
 SYNC_LINE = re.compile(r"^sync succeeded \((full|incremental)\): \d+ fetched", re.M)
+DUNNING_LINE = re.compile(
+    r"^(\d+) dunning workflow\(s\) signalled or started"
+    r" \(\d+ with changed facts, \d+ not running\), \d+ unchanged$"
+)
 
 
 def seed(tmp_path: Path, url: str) -> None:
@@ -101,9 +105,16 @@ async def test_temporal_commands_exit_0_every_time(
             worker.wait(30)
     failed = [r for r in results if r[1] != 0]
     assert not failed, "\n".join(f"cobro {' '.join(a)}: exit {c}\n{o}{e}" for a, c, o, e in failed)
+    signalled = []
     for args, _, out, err in results:
         assert "Fatal Python error" not in err
         if args[0] == "dunning":
-            assert out.strip() == "3 dunning workflow(s) started or signalled", out + err
+            line = DUNNING_LINE.match(out.strip())
+            assert line, out + err
+            signalled.append(int(line.group(1)))
         else:
             assert SYNC_LINE.search(out), out + err
+    # the 3 customers' workflows are started once (by the first syncs, which may overlap);
+    # most later syncs find nothing changed and signal nobody (an insurer sync that brings
+    # a cover changes facts)
+    assert sum(signalled) >= 3 and signalled.count(0) >= RUNS // 2, signalled
