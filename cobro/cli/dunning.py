@@ -380,11 +380,13 @@ def sync() -> None:
     and start the missing ones of customers with open invoices (unchanged ones are left
     alone: their histories do not grow)."""
     from cobro.db import default_engine
-    from cobro.dunning.notify import notify_changed
+    from cobro.dunning.notify import accounts_with_open_invoices, notify_changed
     from cobro.dunning.signals import FactsChanged
 
+    engine = default_engine()
+    accounts_with_open_invoices(engine)  # the database first: down or not migrated, say so
     change = FactsChanged("invoices_changed", "sync")
-    report = run_with_temporal(lambda client: notify_changed(client, default_engine(), change))
+    report = run_with_temporal(lambda client: notify_changed(client, engine, change))
     typer.echo(report.summary())
 
 
