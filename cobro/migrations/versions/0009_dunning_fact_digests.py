@@ -1,7 +1,7 @@
 """dunning fact digests: a workflow is signalled again only when its customer's facts changed
 
-Revision ID: 0008_fact_digests
-Revises: 0007
+Revision ID: 0009_fact_digests
+Revises: 0008
 Create Date: 2026-12-01 22:10:00
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 import cobro.types
 
-revision: str = "0008_fact_digests"
-down_revision: str | None = "0007"
+revision: str = "0009_fact_digests"
+down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
