@@ -294,6 +294,7 @@ def apply(
     from cobro.cli.common import describe, fail
     from cobro.rules.classify import ApplyRefused, apply_version
 
+    before = _active_dunning_text()
     try:
         applied = apply_version(None, directory, author, message)
     except ApplyRefused as exc:
@@ -305,6 +306,36 @@ def apply(
         fail(f"rules apply failed: {describe(exc)}")
     what = "stored" if applied.created else "re-activated"
     typer.echo(f"{what} version {applied.id} hash={applied.content_hash} (active)")
+    if _active_dunning_text() != before:
+        _tell_dunning(author, message)
+
+
+def _active_dunning_text() -> str | None:
+    """The dunning.yaml the workers read now (None when the rules do not load)."""
+    from cobro.rules.classify import load_active_ruleset, ruleset_texts
+
+    try:
+        return ruleset_texts(load_active_ruleset()).get("dunning.yaml")
+    except Exception:
+        return None
+
+
+def _tell_dunning(author: str, message: str) -> None:
+    """The running dunning workflows whose policy changed re-plan now (the digest includes the
+    active policy): a step moved earlier is not left waiting behind an old timer."""
+    from cobro.cli.common import TemporalUnreachable, run_with_temporal
+    from cobro.db import default_engine
+    from cobro.dunning.notify import notify_changed
+    from cobro.dunning.signals import FactsChanged
+
+    engine = default_engine()
+    change = FactsChanged("policy_changed", message, author)
+    try:
+        report = run_with_temporal(lambda client: notify_changed(client, engine, change))
+    except TemporalUnreachable as exc:
+        typer.echo(f"warning: dunning workflows not told yet ({exc}); `cobro dunning sync` will")
+        return
+    typer.echo(report.summary())
 
 
 def register(app: typer.Typer) -> None:
