@@ -22,7 +22,6 @@ from cobro.dunning.store import (
     load_customer_facts,
     record_levels,
 )
-from cobro.faults import crash_point
 from cobro.models import Task
 from cobro.models import TimelineEvent as Event
 
@@ -92,24 +91,16 @@ async def dunning_execute(inp: ExecuteInput) -> ExecuteOutcome:
     trace = Trace(inp.workflow_id, inp.run_id)
     if action.kind in ("task", "claim"):
         return _record_task(inp, trace)
-    crash_point("before_claim")
-    # database work runs in threads: it must not block the worker's event loop
-    claim = await asyncio.to_thread(_in_session, delivery.claim, action, inp.now, trace)
-    if claim.outcome is not None:
-        return ExecuteOutcome(claim.outcome, claim.summary)
-    crash_point("after_claim")
-    activity.heartbeat("claimed")
     try:
-        provider_id = await delivery.send(claim)
-    except delivery.PermanentSendError as exc:
-        await asyncio.to_thread(_in_session, delivery.record_failure, claim, str(exc), trace)
-        return ExecuteOutcome("failed", f"{action.template} {action.kind} failed: {exc}")
+        done = await delivery.deliver(action, inp.now, trace, _run, activity.heartbeat)
     except delivery.TemporarySendError as exc:
         raise ApplicationError(f"temporary {action.kind} failure: {exc}") from exc
-    crash_point("after_send")
-    activity.heartbeat("sent")
-    await asyncio.to_thread(_in_session, delivery.confirm, claim, provider_id, trace)
-    return ExecuteOutcome("sent", f"{action.template} {action.kind} to {claim.recipient}")
+    return ExecuteOutcome(done.status, done.summary)
+
+
+async def _run(function: Callable[..., T], *args: Any) -> T:
+    # database work runs in threads: it must not block the worker's event loop
+    return await asyncio.to_thread(_in_session, function, *args)
 
 
 def _in_session(function: Callable[..., T], *args: Any) -> T:

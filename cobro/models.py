@@ -356,7 +356,15 @@ class Communication(Base):
     recipient: Mapped[str] = mapped_column(String(1024))
     idempotency_key: Mapped[str] = mapped_column(String(255), unique=True)
     status: Mapped[str] = mapped_column(
-        String(16), default="claimed", doc="claimed, sent, failed, bounced, skipped"
+        String(16),
+        default="claimed",
+        doc="claimed (an attempt holds it: may have reached the provider), delayed (the "
+        "last attempt was refused for now: not sent), sent, uncertain (a collector decides), "
+        "failed, cancelled, bounced",
+    )
+    attempts: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    lease_until: Mapped[datetime | None] = mapped_column(
+        doc="the attempt holding the claim sends before this instant, or not at all"
     )
     provider_id: Mapped[str | None] = mapped_column(String(255))
     subject: Mapped[str | None] = mapped_column(String(998))

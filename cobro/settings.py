@@ -37,6 +37,20 @@ class Settings(BaseSettings):
     smtp_starttls: bool = False
     smtp_use_tls: bool = False
     mail_from: str = "Cobro Collections <collections@cobro.localhost>"
+    smtp_lookup: str | None = Field(
+        "capture",
+        description="how to ask the relay whether it accepted a message (by Message-ID) "
+        "after a crash: 'capture', 'package.module:factory', or empty (it cannot be asked: "
+        "an unconfirmed email becomes 'uncertain', a collector decides)",
+    )
+    smtp_lookup_url: str = Field(
+        "http://127.0.0.1:8026", description="the capture inbox, for smtp_lookup=capture"
+    )
+    email_resend_uncertain: bool = Field(
+        False,
+        description="resend an email whose acceptance the relay cannot confirm or deny "
+        "(may duplicate it); off: hold it as 'uncertain' with a task",
+    )
 
     twilio_account_sid: str = "ACcobro0000000000000000000000000000"
     twilio_auth_token: SecretStr = SecretStr("dev-token")

@@ -7,15 +7,24 @@ header, and has a `Message-ID` derived from the caller's idempotency key
 
 Errors are split for retry policies: `PermanentEmailError` (5xx, refused recipient, bad
 address, authentication or TLS configuration) must not be retried; `TemporaryEmailError`
-(connection refused, timeout, disconnect, 4xx) may be.
+(connection refused, timeout, disconnect, 4xx) may be. Every error says whether the relay
+may have accepted the message all the same (`maybe_accepted`: the connection was lost or
+timed out after the message data was handed over, before the relay's answer): a caller
+that must not duplicate asks the relay (`cobro.channels.relay`) before any resend.
+
+`SmtpPool` keeps connections to one relay open between sends (one event loop); a send on
+a pooled connection that the relay closed meanwhile is retried on a fresh connection only
+when nothing of the message was handed over.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import ssl
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from email.headerregistry import Address
@@ -37,9 +46,10 @@ class EmailError(Exception):
 
     permanent: bool = False
 
-    def __init__(self, message: str, *, code: int | None = None):
+    def __init__(self, message: str, *, code: int | None = None, maybe_accepted: bool = False):
         super().__init__(message)
         self.code = code
+        self.maybe_accepted = maybe_accepted
 
 
 class PermanentEmailError(EmailError):
@@ -167,8 +177,19 @@ def _unsubscribe_list(unsubscribe: str | Sequence[str] | None) -> list[str]:
     return [unsubscribe] if isinstance(unsubscribe, str) else list(unsubscribe)
 
 
-def classify_smtp_error(exc: BaseException, context: str) -> EmailError:
-    """Map an aiosmtplib/OS error to PermanentEmailError or TemporaryEmailError."""
+def classify_smtp_error(exc: BaseException, context: str, *, data_sent: bool = False) -> EmailError:
+    """Map an aiosmtplib/OS error to PermanentEmailError or TemporaryEmailError.
+
+    `data_sent`: the message data was being handed over when it happened; then an error
+    without an SMTP reply (lost connection, timeout) leaves the outcome unknown and the
+    error says `maybe_accepted`. A reply code is the relay's refusal: not accepted.
+    """
+    error = _classify(exc, context)
+    error.maybe_accepted = data_sent and not isinstance(exc, aiosmtplib.SMTPResponseException)
+    return error
+
+
+def _classify(exc: BaseException, context: str) -> EmailError:
     if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
         codes = [r.code for r in exc.recipients]
         detail = "; ".join(f"{r.recipient}: {r.code} {r.message}" for r in exc.recipients)
@@ -197,6 +218,91 @@ def classify_smtp_error(exc: BaseException, context: str) -> EmailError:
     return TemporaryEmailError(f"{context}: {type(exc).__name__}: {exc}")
 
 
+class _StagedSMTP(aiosmtplib.SMTP):
+    """An SMTP client that remembers whether the message data started to go out."""
+
+    data_started = False
+
+    async def data(self, message, /, **kwargs):  # type: ignore[no-untyped-def,override]
+        self.data_started = True
+        return await super().data(message, **kwargs)
+
+
+def _client(config: SmtpConfig) -> _StagedSMTP:
+    return _StagedSMTP(
+        hostname=config.host,
+        port=config.port,
+        username=config.username,
+        password=config.password.get_secret_value() if config.password else None,
+        use_tls=config.use_tls,
+        start_tls=config.starttls and not config.use_tls,
+        validate_certs=config.validate_certs,
+        timeout=config.timeout,
+    )
+
+
+class SmtpPool:
+    """Open connections to one relay, reused between sends (at most `size` idle).
+
+    Bound to the event loop that uses it; `pool_for(config)` gives the current loop's."""
+
+    def __init__(self, config: SmtpConfig, size: int = 32):
+        self.config = config
+        self.size = size
+        self._idle: list[_StagedSMTP] = []
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[tuple[_StagedSMTP, bool]]:
+        """A connected client and whether it was reused; kept for reuse unless the block
+        raised (then it is closed: its state is unknown)."""
+        smtp = None
+        while self._idle and smtp is None:
+            candidate = self._idle.pop()
+            if candidate.is_connected:
+                smtp = candidate
+        reused = smtp is not None
+        if smtp is None:
+            smtp = _client(self.config)
+            await smtp.connect()
+        smtp.data_started = False
+        try:
+            yield smtp, reused
+        except BaseException:
+            smtp.close()
+            raise
+        if len(self._idle) < self.size and smtp.is_connected:
+            self._idle.append(smtp)
+        else:
+            await _quit(smtp)
+
+    async def close(self) -> None:
+        idle, self._idle = self._idle, []
+        for smtp in idle:
+            await _quit(smtp)
+
+
+async def _quit(smtp: aiosmtplib.SMTP) -> None:
+    try:
+        await smtp.quit()
+    except Exception:
+        smtp.close()
+
+
+_POOLS: dict[tuple[int, SmtpConfig], SmtpPool] = {}
+
+
+def pool_for(config: SmtpConfig) -> SmtpPool:
+    """This event loop's pool for `config` (created on first use)."""
+    loop = asyncio.get_running_loop()
+    key = (id(loop), config)
+    pool = _POOLS.get(key)
+    if pool is None or getattr(pool, "_loop", None) is not loop:
+        pool = SmtpPool(config)
+        pool._loop = loop  # type: ignore[attr-defined]
+        _POOLS[key] = pool
+    return pool
+
+
 async def send_email(
     *,
     to: str | Sequence[str],
@@ -208,14 +314,17 @@ async def send_email(
     reply_to: str | None = None,
     headers: Mapping[str, str] | None = None,
     config: SmtpConfig | None = None,
+    pool: SmtpPool | None = None,
 ) -> str:
     """Send one email and return its Message-ID (`<sha256(key)[:32]@cobro>`).
 
-    Raises `PermanentEmailError` or `TemporaryEmailError`. If the relay accepts some
-    recipients and refuses others, the message was sent: the refusals are logged and the
-    Message-ID returned (retrying would duplicate it to the accepted ones).
+    Raises `PermanentEmailError` or `TemporaryEmailError` (`maybe_accepted` when the relay
+    may have taken it all the same). If the relay accepts some recipients and refuses
+    others, the message was sent: the refusals are logged and the Message-ID returned
+    (retrying would duplicate it to the accepted ones). With `pool`, the connection is
+    reused from and returned to it; without, one connection is opened for this message.
     """
-    config = config or SmtpConfig.from_settings()
+    config = pool.config if pool is not None else (config or SmtpConfig.from_settings())
     message = build_email(
         to=to,
         subject=subject,
@@ -231,25 +340,48 @@ async def send_email(
     recipients = _addresses([to] if isinstance(to, str) else list(to), "To")
     sender = Address(addr_spec=_addresses(config.mail_from, "From")[0]).addr_spec
     context = f"email {message_id} to {', '.join(recipients)} via {config.host}:{config.port}"
-    try:
-        refused, response = await aiosmtplib.send(
-            message,
-            sender=sender,
-            recipients=recipients,
-            hostname=config.host,
-            port=config.port,
-            username=config.username,
-            password=config.password.get_secret_value() if config.password else None,
-            use_tls=config.use_tls,
-            start_tls=config.starttls and not config.use_tls,
-            validate_certs=config.validate_certs,
-            timeout=config.timeout,
-        )
-    except Exception as exc:
-        error = classify_smtp_error(exc, context)
-        log.warning("email not sent (permanent=%s): %s", error.permanent, error)
-        raise error from exc
+    attempts = 2 if pool is not None else 1  # a stale pooled connection: once more, fresh
+    for attempt in range(attempts):
+        smtp: _StagedSMTP | None = None
+        try:
+            if pool is None:
+                smtp = _client(config)
+                await smtp.connect()
+                try:
+                    refused, response = await smtp.send_message(
+                        message, sender=sender, recipients=recipients
+                    )
+                finally:
+                    await _quit(smtp)
+            else:
+                async with pool.connection() as (smtp, reused):
+                    try:
+                        refused, response = await smtp.send_message(
+                            message, sender=sender, recipients=recipients
+                        )
+                    except (aiosmtplib.SMTPServerDisconnected, ConnectionError):
+                        if reused and not smtp.data_started and attempt + 1 < attempts:
+                            raise _StaleConnection from None
+                        raise
+        except _StaleConnection:
+            log.info("%s: pooled connection closed by the relay, reconnecting", context)
+            continue
+        except Exception as exc:
+            data_sent = smtp is not None and smtp.data_started
+            error = classify_smtp_error(exc, context, data_sent=data_sent)
+            log.warning(
+                "email not sent (permanent=%s, maybe accepted=%s): %s",
+                error.permanent,
+                error.maybe_accepted,
+                error,
+            )
+            raise error from exc
+        break
     for address, reply in refused.items():
         log.warning("%s: recipient %s refused: %s %s", context, address, reply.code, reply.message)
     log.info("email sent: %s key=%s: %s", context, idempotency_key, response)
     return message_id
+
+
+class _StaleConnection(Exception):
+    """A reused connection was found closed before anything of the message went out."""

@@ -9,7 +9,9 @@ Failure injection: a recipient whose local part is `reject-<code>` (e.g.
 `reject-550@example.com`, `reject-451@example.com`) is refused at RCPT with that
 4xx/5xx code, so senders can be tested against permanent and temporary refusals.
 
-Reader API: `MailStore(dir).list()`, `.get(id)`, `.find(message_id=..., to=...)`.
+Reader API: `MailStore(dir).list()`, `.get(id)`, `.find(message_id=..., to=...)`; over
+HTTP, the inbox's `GET /api/mail?message_id=...`, which `CaptureRelayLookup` (the
+`cobro.channels.relay.RelayLookup` of the capture server) asks.
 """
 
 from __future__ import annotations
@@ -28,12 +30,16 @@ from email.message import EmailMessage
 from email.parser import BytesParser
 from email.utils import getaddresses
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
+from cobro.channels.relay import RelayAnswer, RelayLookupError
 from cobro.devkit.loopback import bind_socket
 from cobro.devkit.storage import atomic_write, atomic_write_json, read_json
+
+if TYPE_CHECKING:
+    from cobro.settings import Settings
 
 log = logging.getLogger("cobro.devkit.capture_smtp")
 
@@ -361,3 +367,31 @@ class _TrackedSMTP(SMTP):
     def connection_lost(self, exc: Exception | None) -> None:
         self.connections.discard(self)
         super().connection_lost(exc)
+
+
+class CaptureRelayLookup:
+    """`RelayLookup` for the capture server: its inbox knows every message it accepted, so
+    its answer is definitive (found or certainly not)."""
+
+    def __init__(self, inbox_url: str, timeout: float = 10.0):
+        self.inbox_url = inbox_url.rstrip("/")
+        self.timeout = timeout
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> CaptureRelayLookup:
+        return cls(settings.smtp_lookup_url)
+
+    async def find_message(self, message_id: str) -> RelayAnswer:
+        import httpx
+
+        url = f"{self.inbox_url}/api/mail"
+        try:
+            async with httpx.AsyncClient(timeout=self.timeout, trust_env=False) as client:
+                response = await client.get(url, params={"message_id": message_id})
+                response.raise_for_status()
+                found = response.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            raise RelayLookupError(f"capture inbox {url}: {type(exc).__name__}: {exc}") from exc
+        if not found:
+            return RelayAnswer(False, detail="not in the capture inbox")
+        return RelayAnswer(True, message_id, detail=f"captured as {found[-1]['id']}")

@@ -4,7 +4,8 @@
     GET /mail/{id}        one email: headers, text part, HTML part in a sandboxed iframe
     GET /mail/{id}/raw    the message as received (text/plain)
     GET /sms/{sid}        one SMS and its status history
-    GET /api/mail         JSON list;  GET /api/mail/{id}  JSON detail (headers, text, html, raw)
+    GET /api/mail         JSON list (`?message_id=<...>`, `?to=...`: only those)
+    GET /api/mail/{id}    JSON detail (headers, text, html, raw)
     GET /api/sms          JSON list;  GET /api/sms/{sid}  JSON detail
 
 Every piece of message content goes through Jinja2 autoescaping; the HTML part is only ever
@@ -170,7 +171,15 @@ def inbox_routes(sms_store: SmsStore, mail_store: MailStore | None) -> list[Base
 
     async def api_mail(request: Request) -> Response:
         store = mail_store
-        return JSONResponse([m.to_dict() for m in (store.list() if store else [])])
+        message_id = request.query_params.get("message_id")
+        to = request.query_params.get("to")
+        if store is None:
+            mails = []
+        elif message_id is not None or to is not None:
+            mails = store.find(message_id=message_id, to=to)
+        else:
+            mails = store.list()
+        return JSONResponse([m.to_dict() for m in mails])
 
     async def api_mail_detail(request: Request) -> Response:
         store = mail_store

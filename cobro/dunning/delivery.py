@@ -3,20 +3,42 @@
 The communication row's unique idempotency key is the claim. It is inserted together with
 the invoices' dunning levels in one transaction, after the facts were re-read; the provider
 call happens outside any transaction; the confirmation records the provider id.
+
+A message the provider accepted is never sent again:
+
+- a claim is held by one attempt (`attempts`, fenced by compare-and-set) under a lease:
+  that attempt sends before `lease_until - LEASE_MARGIN` or not at all, so a later attempt
+  that finds the claim unconfirmed after the lease knows no send of the earlier one is
+  still on its way;
+- such a claimed-but-unconfirmed message is resolved by asking the provider (`resolve`):
+  the relay by our Message-ID (`cobro.channels.relay`), Twilio by its message list. Found:
+  confirmed without a send. Certainly not there: sent (after the facts are read again).
+  The relay cannot tell: held as `uncertain` with a task for a collector, never resent
+  unless `email_resend_uncertain` allows it;
+- the confirmation after acceptance is retried in place while the database is away
+  (`deliver(..., heartbeat=...)`), never by re-running the send;
+- a temporary refusal (nothing accepted) is recorded on the row: `delayed: SMTP refused
+  (451), attempt 4`, so the next attempt sends without asking anyone.
+
+`deliver` runs the whole protocol for one action; the `dunning_execute` activity and the
+bench both call it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from cobro.channels.email import EmailError, SmtpConfig, send_email
+from cobro.channels.email import EmailError, SmtpConfig, message_id_for, pool_for, send_email
+from cobro.channels.relay import RelayAnswer, RelayLookupError, relay_lookup_from_settings
 from cobro.channels.sms import SmsError, TwilioConfig, make_client, send_sms_async
 from cobro.dunning.languages import display_name
 from cobro.dunning.store import (
@@ -27,7 +49,7 @@ from cobro.dunning.store import (
     record_levels,
 )
 from cobro.faults import crash_point
-from cobro.models import Communication
+from cobro.models import Communication, Task
 from cobro.models import TimelineEvent as Event
 from cobro.settings import get_settings
 
@@ -36,13 +58,29 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("cobro.dunning")
 
+SEND_BUDGET = timedelta(seconds=15)  # the provider call, from claim to answer
+LEASE_MARGIN = timedelta(seconds=5)  # a send cut off at its deadline lands within this
+LEASE = SEND_BUDGET + LEASE_MARGIN
+
 
 class PermanentSendError(Exception):
     """The provider refused for good (bad address, opted out upstream...): never retried."""
 
 
 class TemporarySendError(Exception):
-    """Worth retrying (connection refused, 4xx, 5xx from the SMS API)."""
+    """Worth retrying (connection refused, 4xx, 5xx from the SMS API, claim in flight).
+
+    `maybe_accepted`: the provider may have taken the message all the same (connection
+    lost after the data went out): the next attempt asks before any resend."""
+
+    def __init__(self, message: str, *, reason: str = "", maybe_accepted: bool = False):
+        super().__init__(message)
+        self.reason = reason or message
+        self.maybe_accepted = maybe_accepted
+
+
+class ClaimInFlight(TemporarySendError):
+    """Another attempt holds the claim under a live lease: try again after it."""
 
 
 @dataclass
@@ -57,14 +95,34 @@ class Claim:
     resend: bool  # a previous attempt claimed it: it may have reached the provider
     outcome: str | None = None  # set when there is nothing to send
     summary: str = ""
+    attempt: int = 1  # which attempt holds the claim (the row's `attempts`)
+    lease_until: datetime | None = None
+
+    @property
+    def message_id(self) -> str:
+        return message_id_for(self.idempotency_key)
+
+
+@dataclass
+class Delivered:
+    status: str  # sent, skipped, stale, failed, uncertain, cancelled...
+    summary: str
 
 
 def _nothing(outcome: str, summary: str, channel: str = "", key: str = "") -> Claim:
     return Claim(None, channel, "", None, "", None, key, False, outcome, summary)
 
 
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
 def claim(session: Session, action: ActionSpec, now: datetime, trace: Trace) -> Claim:
-    """Re-read the facts, then claim the send (or say why there is nothing to send)."""
+    """Re-read the facts, then claim the send (or say why there is nothing to send).
+
+    Raises `ClaimInFlight` while another attempt holds the claim's lease. A claim whose
+    holder is gone without confirming comes back with `resend=True`: resolve it first.
+    """
     from cobro.dunning.messages import language_rules, render_reminder
 
     languages = language_rules()  # before the claim's transaction: one connection at a time
@@ -72,8 +130,19 @@ def claim(session: Session, action: ActionSpec, now: datetime, trace: Trace) -> 
         existing = session.scalar(
             select(Communication).where(Communication.idempotency_key == action.idempotency_key)
         )
-        if existing is not None and existing.status not in ("claimed",):
+        if existing is not None and existing.status not in ("claimed", "delayed"):
             return _nothing(existing.status, f"already {existing.status}", action.kind)
+        wall = _utcnow()
+        if existing is not None and existing.status == "claimed":
+            if existing.lease_until is not None and existing.lease_until > wall:
+                raise ClaimInFlight(
+                    f"{action.idempotency_key}: attempt {existing.attempts} holds the claim "
+                    f"until {existing.lease_until:%H:%M:%S}",
+                    reason="in flight",
+                )
+            # its holder is gone without confirming: it may have reached the provider, so
+            # take it over without looking at the facts; `resolve` says what happened
+            return _take_over(session, existing, action, wall, resend=True)
         facts = load_customer_facts(session, action.account)
         if facts is None:
             return _nothing("skipped", "customer no longer exists", action.kind)
@@ -81,6 +150,7 @@ def claim(session: Session, action: ActionSpec, now: datetime, trace: Trace) -> 
         if sorted(numbers) != sorted(action.invoices):
             if existing is not None:  # the facts moved after an earlier attempt claimed it
                 existing.status = "cancelled"
+                existing.lease_until = None
                 existing.error = "invoices paid, disputed or paused before the send"
             summary = "cancelled: " + _why_not(facts, action.invoices)
             _event(session, facts, "dunning.skipped", summary, trace, action)
@@ -88,17 +158,8 @@ def claim(session: Session, action: ActionSpec, now: datetime, trace: Trace) -> 
         recipient = _recipient(facts, action.kind)
         if recipient is None:
             return _nothing("skipped", f"no {action.kind} recipient (or opted out)", action.kind)
-        if existing is not None:
-            return Claim(
-                existing.id,
-                action.kind,
-                existing.recipient,
-                existing.subject,
-                existing.body or "",
-                existing.body_html,
-                action.idempotency_key,
-                resend=True,
-            )
+        if existing is not None:  # delayed: the last attempt was refused, nothing went out
+            return _take_over(session, existing, action, wall, resend=False)
         message = render_reminder(action, facts, now, languages)
         communication = Communication(
             customer_id=facts.customer.id,
@@ -108,6 +169,8 @@ def claim(session: Session, action: ActionSpec, now: datetime, trace: Trace) -> 
             recipient=recipient,
             idempotency_key=action.idempotency_key,
             status="claimed",
+            attempts=1,
+            lease_until=wall + LEASE,
             subject=message.subject,
             body=message.text,
             body_html=message.html,
@@ -119,8 +182,10 @@ def claim(session: Session, action: ActionSpec, now: datetime, trace: Trace) -> 
             with session.begin_nested():
                 session.add(communication)
                 record_levels(session, facts, action, numbers, "sent", trace, now)
-        except IntegrityError:  # a concurrent attempt claimed it first
-            return _nothing("skipped", "claimed by a concurrent attempt", action.kind)
+        except IntegrityError:  # a concurrent attempt claimed it first: it holds the lease
+            raise ClaimInFlight(
+                f"{action.idempotency_key}: claimed by a concurrent attempt", reason="in flight"
+            ) from None
         if message.fell_back:
             _event(
                 session,
@@ -142,7 +207,39 @@ def claim(session: Session, action: ActionSpec, now: datetime, trace: Trace) -> 
             message.html,
             action.idempotency_key,
             resend=False,
+            attempt=1,
+            lease_until=communication.lease_until,
         )
+
+
+def _take_over(
+    session: Session, row: Communication, action: ActionSpec, wall: datetime, *, resend: bool
+) -> Claim:
+    """Compare-and-set: this attempt holds the claim unless another one took it first."""
+    seen = row.attempts
+    lease_until = wall + LEASE
+    taken = session.execute(
+        update(Communication)
+        .where(Communication.id == row.id, Communication.attempts == seen)
+        .values(attempts=seen + 1, status="claimed", lease_until=lease_until)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if taken != 1:
+        raise ClaimInFlight(
+            f"{action.idempotency_key}: taken over by a concurrent attempt", reason="in flight"
+        )
+    return Claim(
+        row.id,
+        action.kind,
+        row.recipient,
+        row.subject,
+        row.body or "",
+        row.body_html,
+        action.idempotency_key,
+        resend=resend,
+        attempt=seen + 1,
+        lease_until=lease_until,
+    )
 
 
 def _why_not(facts: CustomerFacts, numbers: list[str]) -> str:
@@ -179,40 +276,89 @@ def _recipient(facts: CustomerFacts, channel: str) -> str | None:
 
 
 async def send(claim: Claim) -> str:
-    """Hand the message to the provider; returns the provider id (Message-ID or SMS sid)."""
-    try:
-        if claim.channel == "email":
-            return await send_email(
-                to=[a.strip() for a in claim.recipient.split(";") if a.strip()],
-                subject=claim.subject or "",
-                text=claim.text,
-                html=claim.html,
-                idempotency_key=claim.idempotency_key,
-                config=SmtpConfig.from_settings(),
+    """Hand the message to the provider; returns the provider id (Message-ID or SMS sid).
+
+    Never sends after the claim's send deadline (`lease_until - LEASE_MARGIN`); emails go
+    over this event loop's pooled connections to the relay."""
+    timeout = SEND_BUDGET.total_seconds()
+    if claim.lease_until is not None:
+        timeout = (claim.lease_until - LEASE_MARGIN - _utcnow()).total_seconds()
+        if timeout < 1:
+            raise TemporarySendError(
+                f"{claim.idempotency_key}: no time left to send under the claim's lease",
+                reason="claim expired before the send",
             )
-        config = TwilioConfig.from_settings()
-        if claim.resend:
-            sid = await _find_sms(config, claim)
-            if sid is not None:
-                log.info("SMS %s already accepted by the provider: %s", claim.idempotency_key, sid)
-                return sid
-        callback = get_settings().public_base_url.rstrip("/") + "/webhooks/twilio/status"
-        return await send_sms_async(
-            to=claim.recipient,
-            body=claim.text,
-            config=config,
-            idempotency_key=claim.idempotency_key,
-            status_callback=callback,
-        )
+    try:
+        async with asyncio.timeout(timeout):
+            if claim.channel == "email":
+                return await send_email(
+                    to=[a.strip() for a in claim.recipient.split(";") if a.strip()],
+                    subject=claim.subject or "",
+                    text=claim.text,
+                    html=claim.html,
+                    idempotency_key=claim.idempotency_key,
+                    pool=pool_for(SmtpConfig.from_settings()),
+                )
+            callback = get_settings().public_base_url.rstrip("/") + "/webhooks/twilio/status"
+            return await send_sms_async(
+                to=claim.recipient,
+                body=claim.text,
+                config=TwilioConfig.from_settings(),
+                idempotency_key=claim.idempotency_key,
+                status_callback=callback,
+            )
+    except TimeoutError as exc:
+        raise TemporarySendError(
+            f"{claim.channel} {claim.idempotency_key}: no answer within {timeout:.0f} s",
+            reason=f"{_provider(claim)} timed out",
+            maybe_accepted=True,
+        ) from exc
     except (EmailError, SmsError) as exc:
         if exc.permanent:
             raise PermanentSendError(str(exc)) from exc
-        raise TemporarySendError(str(exc)) from exc
+        raise TemporarySendError(
+            str(exc),
+            reason=_short_reason(claim, exc),
+            maybe_accepted=getattr(exc, "maybe_accepted", False),
+        ) from exc
+
+
+def _provider(claim: Claim) -> str:
+    return "SMTP" if claim.channel == "email" else "SMS provider"
+
+
+def _short_reason(claim: Claim, exc: EmailError | SmsError) -> str:
+    """`SMTP refused (451)`, `SMTP unreachable`, `SMTP connection lost`..."""
+    provider = _provider(claim)
+    if getattr(exc, "maybe_accepted", False):
+        return f"{provider} connection lost after the message was handed over"
+    code = getattr(exc, "status", None) or exc.code
+    if code:
+        return f"{provider} refused ({code})"
+    return f"{provider} unreachable"
+
+
+async def resolve(claim: Claim) -> RelayAnswer:
+    """Did an earlier attempt's send reach the provider? Asks the relay by Message-ID (or
+    Twilio by its message list). Raises TemporarySendError when it cannot be asked now."""
+    if claim.channel == "email":
+        lookup = relay_lookup_from_settings(get_settings())
+        if lookup is None:
+            return RelayAnswer(None, detail="the SMTP relay cannot be asked (no lookup set)")
+        try:
+            return await lookup.find_message(claim.message_id)
+        except RelayLookupError as exc:
+            raise TemporarySendError(
+                f"cannot ask the relay about {claim.message_id}: {exc}",
+                reason="relay lookup unavailable",
+                maybe_accepted=True,
+            ) from exc
+    sid = await _find_sms(TwilioConfig.from_settings(), claim)
+    return RelayAnswer(sid is not None, sid, "found in the provider's list" if sid else "")
 
 
 async def _find_sms(config: TwilioConfig, claim: Claim) -> str | None:
     """Did an earlier attempt reach the provider? Look it up in the provider's list."""
-    import asyncio
 
     def lookup() -> str | None:
         client = make_client(config)
@@ -224,10 +370,15 @@ async def _find_sms(config: TwilioConfig, claim: Claim) -> str | None:
     try:
         return await asyncio.to_thread(lookup)
     except Exception as exc:  # the lookup itself failed: retry the whole activity later
-        raise TemporarySendError(f"cannot list SMS sent to {claim.recipient}: {exc}") from exc
+        raise TemporarySendError(
+            f"cannot list SMS sent to {claim.recipient}: {exc}",
+            reason="SMS provider lookup unavailable",
+            maybe_accepted=True,
+        ) from exc
 
 
 def confirm(session: Session, claim: Claim, provider_id: str, trace: Trace) -> None:
+    """The provider accepted it: `sent`, whoever holds the claim now (idempotent)."""
     with session.begin():
         communication = session.get(Communication, claim.communication_id)
         assert communication is not None
@@ -235,7 +386,9 @@ def confirm(session: Session, claim: Claim, provider_id: str, trace: Trace) -> N
             return
         communication.status = "sent"
         communication.provider_id = provider_id
-        communication.sent_at = datetime.now(UTC)
+        communication.sent_at = _utcnow()
+        communication.lease_until = None
+        communication.error = None
         session.flush()
         crash_point("before_confirm")  # the update is written but not committed
         session.add(
@@ -252,12 +405,24 @@ def confirm(session: Session, claim: Claim, provider_id: str, trace: Trace) -> N
         )
 
 
+def _held(session: Session, claim: Claim) -> Communication | None:
+    """The row if this attempt still holds the claim (else another attempt took it over)."""
+    communication = session.get(Communication, claim.communication_id, with_for_update=True)
+    if communication is None or communication.attempts != claim.attempt:
+        return None
+    if communication.status != "claimed":
+        return None
+    return communication
+
+
 def record_failure(session: Session, claim: Claim, error: str, trace: Trace) -> None:
     with session.begin():
-        communication = session.get(Communication, claim.communication_id)
-        assert communication is not None
+        communication = _held(session, claim)
+        if communication is None:
+            return
         communication.status = "failed"
         communication.error = error
+        communication.lease_until = None
         session.add(
             Event(
                 customer_id=communication.customer_id,
@@ -267,6 +432,177 @@ def record_failure(session: Session, claim: Claim, error: str, trace: Trace) -> 
                 data=trace.data(idempotency_key=claim.idempotency_key),
             )
         )
+
+
+def record_delay(
+    session: Session, claim: Claim, exc: TemporarySendError, trace: Trace
+) -> str | None:
+    """A temporary failure, in Cobro's own data: `delayed: SMTP refused (451), attempt 4`.
+
+    Refused (nothing accepted): `delayed`, the next attempt sends. Maybe accepted: the row
+    stays `claimed` with its lease released, so the next attempt asks the provider at once.
+    """
+    with session.begin():
+        communication = _held(session, claim)
+        if communication is None:
+            return None
+        note = f"delayed: {exc.reason}, attempt {claim.attempt}"
+        if exc.maybe_accepted:
+            note += " (the provider is asked before any resend)"
+        else:
+            communication.status = "delayed"
+        communication.error = note
+        communication.lease_until = _utcnow()
+        if claim.attempt == 1:  # the first delay on the timeline; the row keeps the latest
+            session.add(
+                Event(
+                    customer_id=communication.customer_id,
+                    kind=f"dunning.{claim.channel}_delayed",
+                    summary=f"{communication.template} {claim.channel} to {claim.recipient} {note}",
+                    data=trace.data(idempotency_key=claim.idempotency_key, error=str(exc)),
+                )
+            )
+        return note
+
+
+def record_not_sent(session: Session, claim: Claim, detail: str) -> bool:
+    """The provider certainly has no trace of it: `delayed`, so a fresh claim sends it
+    after the facts were read again. False if another attempt holds the claim now."""
+    with session.begin():
+        communication = _held(session, claim)
+        if communication is None:
+            return False
+        communication.status = "delayed"
+        communication.lease_until = None
+        communication.error = f"not accepted by attempt {claim.attempt - 1}: {detail}"
+        return True
+
+
+def hold_uncertain(session: Session, claim: Claim, detail: str, trace: Trace) -> bool:
+    """Nobody can tell whether it went out: `uncertain` and a task for a collector."""
+    with session.begin():
+        communication = _held(session, claim)
+        if communication is None:
+            return False
+        communication.status = "uncertain"
+        communication.lease_until = None
+        communication.error = f"uncertain: {detail}"
+        what = f"{communication.template} {claim.channel} to {claim.recipient}"
+        session.add(
+            Task(
+                customer_id=communication.customer_id,
+                kind=f"{claim.channel}_uncertain",
+                note=f"{what} (Message-ID {claim.message_id}) may or may not have been "
+                f"accepted ({detail}): check with the relay, then mark it sent or resend it",
+                assignee_role="collector",
+                due_date=_utcnow().date(),
+                source_key=f"uncertain:{claim.idempotency_key}",
+            )
+        )
+        session.add(
+            Event(
+                customer_id=communication.customer_id,
+                kind=f"dunning.{claim.channel}_uncertain",
+                summary=f"{what} uncertain: {detail}; not resent, a collector decides",
+                data=trace.data(idempotency_key=claim.idempotency_key),
+            )
+        )
+        return True
+
+
+# --------------------------------------------------------------------- the whole protocol
+
+Heartbeat = Callable[[str], None]
+Run = Callable[..., Awaitable[Any]]  # run(function, *args): function(session, *args)
+
+
+async def deliver(
+    action: ActionSpec,
+    now: datetime,
+    trace: Trace,
+    run: Run,
+    heartbeat: Heartbeat = lambda _: None,
+) -> Delivered:
+    """Claim, resolve an earlier unconfirmed attempt, send, confirm: one email or SMS.
+
+    `run(function, *args)` calls `function(session, *args)` with a fresh session (in a
+    thread: the caller's). Raises TemporarySendError to be retried later (nothing was
+    accepted by this attempt, or it is recorded as possibly accepted); a permanent refusal
+    is recorded as `failed`.
+    """
+    settings = get_settings()
+    crash_point("before_claim")
+    claimed: Claim = await run(claim, action, now, trace)
+    if claimed.outcome is not None:
+        return Delivered(claimed.outcome, claimed.summary)
+    crash_point("after_claim")
+    heartbeat("claimed")
+    what = f"{action.template} {action.kind} to {claimed.recipient}"
+    if claimed.resend:
+        answer = await resolve(claimed)
+        heartbeat(f"resolved: found={answer.found}")
+        if answer.found:
+            log.info("%s already accepted (%s): confirmed, not resent", what, answer.detail)
+            await _confirm(run, claimed, answer.provider_id or claimed.message_id, trace, heartbeat)
+            return Delivered("sent", f"{what} (accepted by an earlier attempt)")
+        if answer.found is None and not settings.email_resend_uncertain:
+            if await run(hold_uncertain, claimed, answer.detail, trace):
+                return Delivered("uncertain", f"{what} uncertain: {answer.detail}")
+            raise ClaimInFlight(f"{action.idempotency_key}: taken over meanwhile")
+        detail = answer.detail or "the provider has no trace of it"
+        if not await run(record_not_sent, claimed, detail):
+            raise ClaimInFlight(f"{action.idempotency_key}: taken over meanwhile")
+        claimed = await run(claim, action, now, trace)
+        if claimed.outcome is not None:
+            return Delivered(claimed.outcome, claimed.summary)
+    try:
+        provider_id = await send(claimed)
+    except PermanentSendError as exc:
+        await run(record_failure, claimed, str(exc), trace)
+        return Delivered("failed", f"{action.template} {action.kind} failed: {exc}")
+    except TemporarySendError as exc:
+        try:
+            note = await run(record_delay, claimed, exc, trace)
+        except SQLAlchemyError:  # the claim stays held: the next attempt resolves it
+            note = None
+        raise TemporarySendError(
+            f"{note or 'delayed'}: {exc}", reason=exc.reason, maybe_accepted=exc.maybe_accepted
+        ) from exc
+    crash_point("after_send")
+    heartbeat("sent")
+    await _confirm(run, claimed, provider_id, trace, heartbeat)
+    return Delivered("sent", what)
+
+
+async def _confirm(
+    run: Run,
+    claimed: Claim,
+    provider_id: str,
+    trace: Trace,
+    heartbeat: Heartbeat,
+) -> None:
+    """Accepted: confirm, retried in place (with heartbeats) while the database is away."""
+    delay = 0.25
+    failures = 0
+    while True:
+        try:
+            await run(confirm, claimed, provider_id, trace)
+            if failures:
+                log.info("%s confirmed after %d failed tries", claimed.message_id, failures)
+            return
+        except SQLAlchemyError as exc:
+            failures += 1
+            if failures == 1 or failures % 20 == 0:
+                log.warning(
+                    "%s accepted as %s, confirm failed (%d): %s; retrying in place",
+                    claimed.idempotency_key,
+                    provider_id,
+                    failures,
+                    str(exc).splitlines()[0],
+                )
+            heartbeat(f"accepted as {provider_id}; confirming (database unavailable)")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
 
 def _event(
