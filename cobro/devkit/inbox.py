@@ -15,6 +15,8 @@ carry a Content-Security-Policy that forbids scripts and any remote resource. No
 
 from __future__ import annotations
 
+import asyncio
+
 from jinja2 import DictLoader, Environment, select_autoescape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
@@ -176,7 +178,7 @@ def inbox_routes(sms_store: SmsStore, mail_store: MailStore | None) -> list[Base
         if store is None:
             mails = []
         elif message_id is not None or to is not None:
-            mails = store.find(message_id=message_id, to=to)
+            mails = await asyncio.to_thread(store.find, message_id=message_id, to=to)
         else:
             mails = store.list()
         return JSONResponse([m.to_dict() for m in mails])

@@ -1,7 +1,8 @@
 """Kill test on the real dev server: a worker subprocess is SIGKILLed at every boundary of
 the send (before claim, after claim, after the provider accepted, before the confirmation)
 while it sends 400 reminders. After restarts every reminder reached the capture server
-exactly once (by Message-ID) and no reminder was claimed after its invoice was paid."""
+exactly once (each Message-ID captured once, none missing) and no reminder was claimed after
+its invoice was paid. The multi-process variant is tests/dunning/test_email_once_kill.py."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import os
 import subprocess
 import sys
 import time
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -165,9 +167,9 @@ async def test_reminders_exactly_once_when_the_worker_is_killed(
     for a in paid:  # a claim after the payment would be a send after payment
         assert all(created < paid_at for _, _, created in by_account.get(a, []))
 
-    captured: dict[str, int] = {}
-    for summary in capture_servers.mail.list():
-        captured[summary.message_id] = captured.get(summary.message_id, 0) + 1
+    captured = Counter(summary.message_id for summary in capture_servers.mail.list())
+    twice = {mid: n for mid, n in captured.items() if n != 1}
+    assert not twice, f"{len(twice)} Message-IDs captured more than once: {twice}"
     expected = {message_id_for(by_account[a][0][0]) for a in unpaid}
     sent_before_payment = {
         message_id_for(k) for a in paid for k, status, _ in by_account.get(a, [])

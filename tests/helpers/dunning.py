@@ -58,6 +58,8 @@ def point_settings_at(
     monkeypatch.setenv("COBRO_RULES_DIR", str(rules))
     monkeypatch.setenv("COBRO_SMTP_PORT", str(capture.smtp_port))
     monkeypatch.setenv("COBRO_TWILIO_BASE_URL", capture.base_url)
+    monkeypatch.setenv("COBRO_SMTP_LOOKUP", "capture")
+    monkeypatch.setenv("COBRO_SMTP_LOOKUP_URL", capture.base_url)
     monkeypatch.setenv("COBRO_TWILIO_ACCOUNT_SID", CAPTURE_ACCOUNT_SID)
     monkeypatch.setenv("COBRO_TWILIO_AUTH_TOKEN", CAPTURE_AUTH_TOKEN)
     get_settings.cache_clear()

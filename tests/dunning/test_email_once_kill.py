@@ -1,0 +1,406 @@
+"""Kill tests for exactly-once email and SMS: three worker processes share one Temporal dev
+server and one PostgreSQL; every few seconds a random one is SIGKILLed (and restarted)
+while each customer gets a reminder by email and by SMS. Afterwards the capture servers
+hold every Message-ID exactly once and every customer's SMS exactly once, none missing,
+and nothing was claimed for a customer after it paid.
+
+The second test runs the same on a PostgreSQL cluster of its own (initdb on a free port,
+as a non-root user it creates) that it stops for 20 s in the middle of the sends.
+
+The suite runs `COBRO_KILL_CONTACTS` customers (default 200); the acceptance figure is
+1,000 (`COBRO_KILL_CONTACTS=1000`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pwd
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import psycopg
+import pytest
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import SQLAlchemyError
+from temporalio.testing import WorkflowEnvironment
+
+from cobro.channels.capture import CaptureServers
+from cobro.channels.email import message_id_for
+from cobro.db import default_engine, transaction, upgrade
+from cobro.dunning.notify import notify
+from cobro.dunning.signals import FactsChanged
+from cobro.models import Communication, Customer, Invoice
+from cobro.settings import get_settings
+from tests.dunning_support import import_rows, point_settings_at, pydantic_client
+from tests.test_dunning_kill import _policy_for_now
+
+pytestmark = [pytest.mark.temporal, pytest.mark.slow]
+
+CONTACTS = int(os.environ.get("COBRO_KILL_CONTACTS", "200"))
+PAID_EARLY = max(5, CONTACTS // 50)  # paid after the workflows started, without a signal
+WORKERS = 3
+KILL_EVERY = (2.0, 5.0)  # seconds between two SIGKILLs
+OUTAGE_S = 20.0
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _email_and_sms_policy() -> tuple[str, str]:
+    zone, policy = _policy_for_now()
+    return zone, policy.replace(
+        "channel: email, template: due", "channel: [email, sms], template: due"
+    )
+
+
+@dataclass
+class Workers:
+    """Worker subprocesses (`python worker.py`), killed by PID and restarted."""
+
+    env: dict[str, str]
+    logs: Path
+    procs: list[subprocess.Popen] = field(default_factory=list)
+    kills: int = 0
+
+    def start(self, n: int) -> None:
+        self.logs.mkdir(exist_ok=True)
+        self.procs = [self._spawn(i) for i in range(n)]
+
+    def _spawn(self, i: int) -> subprocess.Popen:
+        return subprocess.Popen(
+            [sys.executable, "worker.py"],
+            cwd=ROOT,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=(self.logs / f"worker-{i}.log").open("a"),
+            stderr=subprocess.STDOUT,
+        )
+
+    def kill_one(self, rng: random.Random) -> None:
+        i = rng.randrange(len(self.procs))
+        proc = self.procs[i]
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+            self.kills += 1
+        self.procs[i] = self._spawn(i)
+
+    def restart_dead(self) -> None:
+        for i, proc in enumerate(self.procs):
+            if proc.poll() is not None:
+                self.procs[i] = self._spawn(i)
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait(10)
+
+    def tail(self) -> str:
+        return "\n".join(
+            f"--- {p.name}\n" + p.read_text(errors="replace")[-1500:]
+            for p in sorted(self.logs.glob("*.log"))
+        )
+
+
+def _customers(zone: str) -> list[dict[str, str]]:
+    return [
+        {
+            "account": f"Q{i:05d}",
+            "name": f"Kill test {i}",
+            "country": "FR",
+            "timezone": zone,
+            "language": "en",
+            "email": f"q{i:05d}@kill.example",
+            "phone": f"+33612{i:06d}",
+        }
+        for i in range(CONTACTS + PAID_EARLY)
+    ]
+
+
+def _captured(capture: CaptureServers) -> int:
+    """Messages captured so far (files counted, not parsed: this runs twice a second)."""
+    return sum(1 for _ in capture.mail.root.glob("*.json")) + sum(
+        1 for _ in capture.sms.root.glob("SM*.json")
+    )
+
+
+def _sent_rows() -> int | None:
+    try:
+        with transaction() as s:
+            return s.scalar(
+                select(func.count())
+                .select_from(Communication)
+                .where(Communication.status == "sent")
+            )
+    except SQLAlchemyError:  # the database is stopped
+        return None
+
+
+async def run_kill_test(
+    env: WorkflowEnvironment,
+    capture: CaptureServers,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    outage: Callable[[], Awaitable[None]] | None = None,
+) -> dict[str, float]:
+    zone, policy = _email_and_sms_policy()
+    point_settings_at(monkeypatch, capture, tmp_path, policy)
+    customers = _customers(zone)
+    accounts = [c["account"] for c in customers]
+    due = (datetime.now(ZoneInfo(zone)) - timedelta(days=2)).date()
+    import_rows(tmp_path, "customers", customers)
+    import_rows(
+        tmp_path,
+        "invoices",
+        [
+            {
+                "number": f"INV-{a}",
+                "account": a,
+                "issue_date": (due - timedelta(days=30)).isoformat(),
+                "due_date": due.isoformat(),
+                "currency": "EUR",
+                "amount": "100.00",
+            }
+            for a in accounts
+        ],
+    )
+    unpaid, paid = accounts[:CONTACTS], accounts[CONTACTS:]
+    workers = Workers(
+        {
+            **os.environ,
+            "COBRO_TEMPORAL_ADDRESS": env.client.service_client.config.target_host,
+            "COBRO_PUBLIC_BASE_URL": capture.base_url,  # status callbacks: nobody listens
+        },
+        tmp_path / "logs",
+    )
+    rng = random.Random(int(os.environ.get("COBRO_KILL_SEED", "14")))
+    expected = 2 * CONTACTS
+    started = time.monotonic()
+    stats: dict[str, float] = {}
+    outage_task: asyncio.Task | None = None
+    workers.start(WORKERS)
+    try:
+        client = pydantic_client(env)
+        await notify(client, accounts, FactsChanged("invoices_changed", "kill test"))
+        paid_at = datetime.now(UTC)
+        with transaction() as s:  # paid in the ERP; the workflows are not told
+            s.execute(
+                update(Invoice)
+                .where(Invoice.number.in_([f"INV-{a}" for a in paid]))
+                .values(open_amount=0)
+            )
+        deadline = time.monotonic() + 150 + CONTACTS * 0.25
+        next_kill = time.monotonic() + rng.uniform(*KILL_EVERY)
+        killing = True
+        while time.monotonic() < deadline:
+            captured = _captured(capture)
+            if outage is not None and outage_task is None and captured >= expected // 4:
+                stats["outage_started_at_captured"] = captured
+                outage_task = asyncio.create_task(outage())
+            # kill until most of it went out (and through the outage), then let it finish
+            outage_over = outage is None or (outage_task is not None and outage_task.done())
+            if killing and captured >= expected * 0.8 and outage_over:
+                killing = False
+                stats["kills_stopped_at_captured"] = captured
+            if killing and time.monotonic() >= next_kill:
+                workers.kill_one(rng)
+                next_kill = time.monotonic() + rng.uniform(*KILL_EVERY)
+            workers.restart_dead()
+            if captured >= expected and outage_over and _sent_rows() == expected:
+                break
+            await asyncio.sleep(0.5)
+        await asyncio.sleep(3)  # a late duplicate would land now
+    finally:
+        workers.stop()
+        if outage_task is not None:
+            await outage_task
+    stats["seconds"] = time.monotonic() - started
+    stats["kills"] = workers.kills
+
+    with transaction() as s:
+        rows = s.execute(
+            select(
+                Customer.account,
+                Communication.channel,
+                Communication.idempotency_key,
+                Communication.status,
+                Communication.created_at,
+                Communication.attempts,
+            ).join(Customer, Customer.id == Communication.customer_id)
+        ).all()
+    by_account: dict[str, list] = {}
+    for account, *rest in rows:
+        by_account.setdefault(account, []).append(rest)
+    stats["took_over"] = sum(1 for r in rows if r.attempts > 1)
+    not_sent = [(a, r) for a in unpaid for r in by_account.get(a, []) if r[2] != "sent"] + [
+        (a, None) for a in unpaid if len(by_account.get(a, [])) != 2
+    ]
+    assert not not_sent, f"{len(not_sent)} not sent: {not_sent[:5]}\n{workers.tail()}"
+    for a in paid:  # a claim after the payment would be a send after payment
+        assert all(r[3] < paid_at for r in by_account.get(a, [])), a
+
+    emails = Counter(m.message_id for m in capture.mail.list())
+    sms = Counter(m.message["to"] for m in capture.sms.list())
+    stats["emails"], stats["sms"] = sum(emails.values()), sum(sms.values())
+    twice = {k: n for k, n in (emails + sms).items() if n > 1}
+    assert not twice, f"{len(twice)} captured more than once: {list(twice.items())[:5]}"
+    keys = {a: {r[0]: r[1] for r in by_account.get(a, [])} for a in accounts}
+    expected_mail = {message_id_for(keys[a]["email"]) for a in unpaid}
+    expected_sms = {c["phone"] for c in customers[:CONTACTS]}
+    before_payment_mail = {message_id_for(k["email"]) for a in paid if "email" in (k := keys[a])}
+    before_payment_sms = {c["phone"] for c in customers[CONTACTS:] if "sms" in keys[c["account"]]}
+    assert expected_mail <= set(emails), f"{len(expected_mail - set(emails))} emails missing"
+    assert expected_sms <= set(sms), f"{len(expected_sms - set(sms))} SMS missing"
+    assert set(emails) <= expected_mail | before_payment_mail, "no unexpected email"
+    assert set(sms) <= expected_sms | before_payment_sms, "no unexpected SMS"
+    assert workers.kills >= 3, f"only {workers.kills} kills: the test proves nothing"
+    print(f"kill test, {CONTACTS} contacts: {stats}")
+    return stats
+
+
+async def test_email_and_sms_exactly_once_while_workers_are_killed(
+    dev_server_env: WorkflowEnvironment,
+    capture_servers: CaptureServers,
+    pg_database: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    await run_kill_test(dev_server_env, capture_servers, tmp_path, monkeypatch)
+
+
+# ------------------------------------------------------- a PostgreSQL cluster of our own
+
+
+PG_USER = "cobro-pgtest"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class OwnPostgres:
+    """A PostgreSQL cluster this test may stop: initdb'd in a temporary directory, run
+    as a non-root user (created if needed), on a free loopback port, trust auth."""
+
+    datadir: Path
+    port: int
+    user: str | None  # run as this OS user (None: as ourselves, when not root)
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/cobro"
+
+    def _run(self, *cmd: str) -> None:
+        prefix = ["runuser", "-u", self.user, "--"] if self.user else []
+        subprocess.run([*prefix, *cmd], check=True, capture_output=True, timeout=120)
+
+    def start(self) -> None:
+        options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.datadir} -c fsync=off"
+        self._run(
+            "pg_ctl",
+            "start",
+            "-w",
+            "-D",
+            str(self.datadir / "data"),
+            "-o",
+            options,
+            "-l",
+            str(self.datadir / "postgres.log"),
+        )
+
+    def stop(self) -> None:
+        self._run("pg_ctl", "stop", "-w", "-m", "fast", "-D", str(self.datadir / "data"))
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[OwnPostgres]:
+    if shutil.which("initdb") is None or shutil.which("pg_ctl") is None:
+        pytest.fail("initdb/pg_ctl not found: the PostgreSQL server binaries are required")
+    user = None
+    if os.geteuid() == 0:
+        user = PG_USER
+        try:
+            pwd.getpwnam(user)
+        except KeyError:
+            subprocess.run(
+                ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", user],
+                check=True,
+            )
+    base = Path(tempfile.mkdtemp(prefix="cobro-own-pg-"))
+    if user:
+        shutil.chown(base, user)
+    cluster = OwnPostgres(base, _free_port(), user)
+    cluster._run(
+        "initdb",
+        "-D",
+        str(base / "data"),
+        "-U",
+        "postgres",
+        "--auth=trust",
+        "--no-sync",
+        "-E",
+        "UTF8",
+    )
+    cluster.start()
+    try:
+        with psycopg.connect(
+            f"postgresql://postgres@127.0.0.1:{cluster.port}/postgres", autocommit=True
+        ) as conn:
+            conn.execute("CREATE DATABASE cobro")
+        upgrade(cluster.url)
+        yield cluster
+    finally:
+        try:
+            cluster.stop()
+        finally:
+            shutil.rmtree(base, ignore_errors=True)
+
+
+async def test_exactly_once_with_postgresql_stopped_for_20_s(
+    dev_server_env: WorkflowEnvironment,
+    capture_servers: CaptureServers,
+    own_postgres: OwnPostgres,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("COBRO_DATABASE_URL", own_postgres.url)
+    get_settings.cache_clear()
+    default_engine.cache_clear()
+    stopped: list[float] = []
+
+    async def outage() -> None:
+        await asyncio.to_thread(own_postgres.stop)
+        t = time.monotonic()
+        await asyncio.sleep(OUTAGE_S)
+        stopped.append(time.monotonic() - t)
+        await asyncio.to_thread(own_postgres.start)
+
+    try:
+        stats = await run_kill_test(
+            dev_server_env, capture_servers, tmp_path, monkeypatch, outage=outage
+        )
+    finally:
+        default_engine().dispose()
+        default_engine.cache_clear()
+    assert stopped and stopped[0] >= OUTAGE_S
+    assert stats["outage_started_at_captured"] < 2 * CONTACTS  # in the middle of the sends
