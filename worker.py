@@ -57,6 +57,11 @@ async def run_worker(settings: Settings | None = None, stop: asyncio.Event | Non
     """Run until `stop` is set (or forever), then shut down gracefully."""
     settings = settings or get_settings()
     client = await connect(settings)
+    # async activities run their database work and the blocking SMS client in threads:
+    # as many as the activities that may run at once (the default is cpus + 4)
+    asyncio.get_running_loop().set_default_executor(
+        ThreadPoolExecutor(max_workers=32, thread_name_prefix="cobro-io")
+    )
     with ThreadPoolExecutor(max_workers=32, thread_name_prefix="cobro-activity") as executor:
         worker = build_worker(client, settings.temporal_task_queue, executor)
         log.info(

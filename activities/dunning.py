@@ -4,10 +4,10 @@ action exactly once (claim → send → confirm, see `cobro.dunning.delivery`)."
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -26,6 +26,7 @@ from cobro.models import Task
 from cobro.models import TimelineEvent as Event
 
 T = TypeVar("T")
+HEARTBEAT_EVERY_S = 2.0
 
 
 @dataclass
@@ -65,6 +66,13 @@ class ExecuteOutcome:
 
 @activity.defn
 def dunning_next(inp: NextInput) -> DunningDecision:
+    try:
+        return _next(inp)
+    except SQLAlchemyError as exc:
+        raise _database_unavailable(exc) from exc
+
+
+def _next(inp: NextInput) -> DunningDecision:
     trace = Trace(inp.workflow_id, inp.run_id)
     with transaction() as session:
         facts = load_customer_facts(session, inp.account)
@@ -91,11 +99,35 @@ async def dunning_execute(inp: ExecuteInput) -> ExecuteOutcome:
     trace = Trace(inp.workflow_id, inp.run_id)
     if action.kind in ("task", "claim"):
         return _record_task(inp, trace)
+    alive = asyncio.create_task(_heartbeat_while_running())
     try:
         done = await delivery.deliver(action, inp.now, trace, _run, activity.heartbeat)
+    except delivery.ClaimInFlight as exc:  # not a failure: look again once its lease ends
+        raise ApplicationError(str(exc), next_retry_delay=exc.retry_in) from exc
     except delivery.TemporarySendError as exc:
         raise ApplicationError(f"temporary {action.kind} failure: {exc}") from exc
+    except SQLAlchemyError as exc:  # nothing was accepted by this attempt
+        raise _database_unavailable(exc) from exc
+    finally:
+        alive.cancel()
     return ExecuteOutcome(done.status, done.summary)
+
+
+async def _heartbeat_while_running() -> None:
+    """This process is alive: a SIGKILLed worker's attempts time out after the activity's
+    heartbeat timeout, a slow send or a wait for the database does not."""
+    while True:
+        await asyncio.sleep(HEARTBEAT_EVERY_S)
+        activity.heartbeat("running")
+
+
+def _database_unavailable(exc: SQLAlchemyError) -> ApplicationError:
+    """Retried every few seconds, not on the exponential backoff (an outage of minutes
+    must not leave the work waiting for minutes more after it ends)."""
+    first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return ApplicationError(
+        f"database unavailable: {first_line}", next_retry_delay=timedelta(seconds=3)
+    )
 
 
 async def _run(function: Callable[..., T], *args: Any) -> T:

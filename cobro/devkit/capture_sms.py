@@ -403,8 +403,11 @@ class TwilioCapture:
             page = max(0, int(q.get("Page", "0")))
         except ValueError:
             return twilio_error(400, 20001, "Invalid paging parameters")
-        items = self.store.list(
-            account_sid=self.account_sid, to=q.get("To") or None, from_=q.get("From") or None
+        items = await asyncio.to_thread(  # reads every stored SMS: off the event loop
+            self.store.list,
+            account_sid=self.account_sid,
+            to=q.get("To") or None,
+            from_=q.get("From") or None,
         )
         chunk = items[page * page_size : (page + 1) * page_size]
         base = f"{API}/Accounts/{self.account_sid}/Messages.json"

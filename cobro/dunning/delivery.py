@@ -82,6 +82,17 @@ class TemporarySendError(Exception):
 class ClaimInFlight(TemporarySendError):
     """Another attempt holds the claim under a live lease: try again after it."""
 
+    def __init__(self, message: str, *, lease_until: datetime | None = None):
+        super().__init__(message, reason="in flight")
+        self.lease_until = lease_until
+
+    @property
+    def retry_in(self) -> timedelta:
+        """When to look again: just after the lease, at least a second from now."""
+        if self.lease_until is None:
+            return timedelta(seconds=2)
+        return max(self.lease_until - _utcnow(), timedelta(0)) + timedelta(seconds=1)
+
 
 @dataclass
 class Claim:
@@ -138,7 +149,7 @@ def claim(session: Session, action: ActionSpec, now: datetime, trace: Trace) -> 
                 raise ClaimInFlight(
                     f"{action.idempotency_key}: attempt {existing.attempts} holds the claim "
                     f"until {existing.lease_until:%H:%M:%S}",
-                    reason="in flight",
+                    lease_until=existing.lease_until,
                 )
             # its holder is gone without confirming: it may have reached the provider, so
             # take it over without looking at the facts; `resolve` says what happened
@@ -184,7 +195,8 @@ def claim(session: Session, action: ActionSpec, now: datetime, trace: Trace) -> 
                 record_levels(session, facts, action, numbers, "sent", trace, now)
         except IntegrityError:  # a concurrent attempt claimed it first: it holds the lease
             raise ClaimInFlight(
-                f"{action.idempotency_key}: claimed by a concurrent attempt", reason="in flight"
+                f"{action.idempotency_key}: claimed by a concurrent attempt",
+                lease_until=wall + LEASE,
             ) from None
         if message.fell_back:
             _event(
@@ -226,7 +238,8 @@ def _take_over(
     ).rowcount
     if taken != 1:
         raise ClaimInFlight(
-            f"{action.idempotency_key}: taken over by a concurrent attempt", reason="in flight"
+            f"{action.idempotency_key}: taken over by a concurrent attempt",
+            lease_until=lease_until,
         )
     return Claim(
         row.id,

@@ -206,7 +206,7 @@ async def run_kill_test(
                 .where(Invoice.number.in_([f"INV-{a}" for a in paid]))
                 .values(open_amount=0)
             )
-        deadline = time.monotonic() + 150 + CONTACTS * 0.25
+        deadline = time.monotonic() + 200 + CONTACTS * 0.4
         next_kill = time.monotonic() + rng.uniform(*KILL_EVERY)
         killing = True
         while time.monotonic() < deadline:
