@@ -337,28 +337,51 @@ def plan_actions(accounts: list[str], now: datetime) -> list:
 
 
 async def cobro_sends(actions: list, now: datetime, concurrency: int) -> list[tuple[str, ...]]:
-    """What `dunning_execute` does for an email, `concurrency` at a time."""
+    """What `dunning_execute` does for an email (`delivery.deliver`: claim -> send over
+    the pooled relay connections -> confirm), `concurrency` at a time."""
     from cobro.db import session_factory
     from cobro.dunning import delivery
     from cobro.dunning.store import Trace
 
     gate = asyncio.Semaphore(concurrency)
     sent: list[tuple[str, ...]] = []
+    factory = session_factory()
+
+    async def run(function, *args):
+        def call():
+            with factory() as session:
+                return function(session, *args)
+
+        return await asyncio.to_thread(call)
 
     async def one(action) -> None:
         async with gate:
             trace = Trace(f"dunning-{action.account}", "bench")
-            with session_factory()() as session:
-                claim = delivery.claim(session, action, now, trace)
-            if claim.outcome is not None:
-                raise SystemExit(f"{action.account}: nothing to send: {claim.summary}")
-            provider_id = await delivery.send(claim)
-            with session_factory()() as session:
-                delivery.confirm(session, claim, provider_id, trace)
-            sent.append((claim.recipient, claim.subject or "", claim.text, claim.html or ""))
+            done = await delivery.deliver(action, now, trace, run)
+            if done.status != "sent":
+                raise SystemExit(f"{action.account}: not sent: {done.summary}")
+            sent.append(action)
 
     await asyncio.gather(*(one(a) for a in actions))
-    return sent
+    return _contents(sent)
+
+
+def _contents(actions: list) -> list[tuple[str, ...]]:
+    """(recipient, subject, text, html) of each sent action, as stored."""
+    from sqlalchemy import select
+
+    from cobro.db import transaction
+    from cobro.models import Communication
+
+    keys = [a.idempotency_key for a in actions]
+    with transaction() as session:
+        rows = {
+            r.idempotency_key: (r.recipient, r.subject or "", r.body or "", r.body_html or "")
+            for r in session.scalars(
+                select(Communication).where(Communication.idempotency_key.in_(keys))
+            )
+        }
+    return [rows[k] for k in keys]
 
 
 async def raw_sends(
