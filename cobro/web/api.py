@@ -152,6 +152,7 @@ class CommunicationOut(BaseModel):
     recipient: str
     status: str
     subject: str | None
+    error: str | None = None  # e.g. "delayed: SMTP refused (451), attempt 4"
 
 
 class CustomerFileOut(BaseModel):
