@@ -43,8 +43,10 @@ class Settings(BaseSettings):
         "after a crash: 'capture', 'package.module:factory', or empty (it cannot be asked: "
         "an unconfirmed email becomes 'uncertain', a collector decides)",
     )
-    smtp_lookup_url: str = Field(
-        "http://127.0.0.1:8026", description="the capture inbox, for smtp_lookup=capture"
+    smtp_lookup_url: str | None = Field(
+        None,
+        description="the capture inbox, for smtp_lookup=capture; default: "
+        "http://127.0.0.1:<capture_http_port>",
     )
     email_resend_uncertain: bool = Field(
         False,

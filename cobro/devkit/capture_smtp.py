@@ -379,7 +379,7 @@ class CaptureRelayLookup:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> CaptureRelayLookup:
-        return cls(settings.smtp_lookup_url)
+        return cls(settings.smtp_lookup_url or f"http://127.0.0.1:{settings.capture_http_port}")
 
     async def find_message(self, message_id: str) -> RelayAnswer:
         import httpx
