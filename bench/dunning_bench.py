@@ -13,12 +13,13 @@ like; the second round, signals to running workflows, is printed too but is much
 Part 2 -- sends. M customers with one overdue invoice each are imported (real importer)
 into a fresh, migrated SQLite file; the real planner (`store.current_plan`) gives each one
 due email with its real idempotency key. Each is sent through the exactly-once path of the
-`dunning_execute` activity -- `delivery.claim` -> `delivery.send` -> `delivery.confirm` --
-with 20 in flight, to the capture SMTP server (`CaptureServers`, run in a child process so
-that the server does not share the sender's event loop). In the same run, a raw
+`dunning_execute` activity -- `delivery.deliver`: claim (under a lease) -> send over the
+pooled connections to the relay -> confirm -- with 20 in flight, to the capture SMTP server
+(`CaptureServers`, run in a child process so that the server does not share the sender's
+event loop). In the same run, a raw
 `aiosmtplib.send` loop sends M messages of the same sizes to the same server with the same
-concurrency. Every message must be captured exactly once per Message-ID.
-ratio_b = Cobro rate / raw rate.
+concurrency (one connection per message, as `aiosmtplib.send` does). Every message must be
+captured exactly once per Message-ID. ratio_b = Cobro rate / raw rate (goal >= 0.8).
 
     .venv/bin/python bench/dunning_bench.py --quick   # N=500, M=1,000: under 30 s
     .venv/bin/python bench/dunning_bench.py           # N=20,000, M=10,000: a few minutes
@@ -472,13 +473,13 @@ async def bench_sends(m: int, workdir: Path) -> tuple[float, float]:
         f"  M={m:,} emails, concurrency {SEND_CONCURRENCY}, bodies {min(sizes):,}-"
         f"{max(sizes):,} chars (text + html); capture server in a child process"
     )
-    print(f"  cobro claim -> send -> confirm: {cobro_rate:8.1f} /s ({cobro_s:.1f} s)")
-    print(f"  raw aiosmtplib.send:            {raw_rate:8.1f} /s ({raw_s:.1f} s)")
+    print(f"  cobro deliver (claim, send, confirm): {cobro_rate:8.1f} /s ({cobro_s:.1f} s)")
+    print(f"  raw aiosmtplib.send:                  {raw_rate:8.1f} /s ({raw_s:.1f} s)")
     print(
         f"  captured: {sum(captured.values()):,} messages, each Message-ID exactly once; "
         f"{confirmed:,} communications confirmed 'sent'"
     )
-    print(f"  ratio_b = {cobro_rate / raw_rate:.2f} (goal >= 0.5)", flush=True)
+    print(f"  ratio_b = {cobro_rate / raw_rate:.2f} (goal >= 0.8)", flush=True)
     return cobro_rate, raw_rate
 
 
