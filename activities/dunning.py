@@ -105,7 +105,11 @@ async def dunning_execute(inp: ExecuteInput) -> ExecuteOutcome:
     except delivery.ClaimInFlight as exc:  # not a failure: look again once its lease ends
         raise ApplicationError(str(exc), next_retry_delay=exc.retry_in) from exc
     except delivery.TemporarySendError as exc:
-        raise ApplicationError(f"temporary {action.kind} failure: {exc}") from exc
+        # maybe accepted: the claim was released for the next attempt to ask the provider
+        soon = timedelta(seconds=2) if exc.maybe_accepted else None
+        raise ApplicationError(
+            f"temporary {action.kind} failure: {exc}", next_retry_delay=soon
+        ) from exc
     except SQLAlchemyError as exc:  # nothing was accepted by this attempt
         raise _database_unavailable(exc) from exc
     finally:

@@ -42,6 +42,14 @@ ACTIVITY_RETRY = RetryPolicy(
     maximum_interval=timedelta(minutes=5),
     non_retryable_error_types=["PermanentSendError"],
 )
+# a send refused for now is tried again at least every minute (its row says "delayed:
+# ..., attempt N"); a claim in flight or a database outage set their own, shorter delay
+SEND_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=2),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=1),
+    non_retryable_error_types=["PermanentSendError"],
+)
 
 
 @dataclass
@@ -124,7 +132,7 @@ class Dunning:
             # in place, with heartbeats); a killed worker is noticed by the heartbeat
             start_to_close_timeout=timedelta(minutes=10),
             heartbeat_timeout=timedelta(seconds=10),
-            retry_policy=ACTIVITY_RETRY,
+            retry_policy=SEND_RETRY,
         )
 
     async def _sleep_until_next(self, decision: DunningDecision) -> None:

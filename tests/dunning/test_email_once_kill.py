@@ -209,6 +209,7 @@ async def run_kill_test(
         deadline = time.monotonic() + 200 + CONTACTS * 0.4
         next_kill = time.monotonic() + rng.uniform(*KILL_EVERY)
         killing = True
+        next_report = time.monotonic() + 30
         while time.monotonic() < deadline:
             captured = _captured(capture)
             if outage is not None and outage_task is None and captured >= expected // 4:
@@ -223,6 +224,13 @@ async def run_kill_test(
                 workers.kill_one(rng)
                 next_kill = time.monotonic() + rng.uniform(*KILL_EVERY)
             workers.restart_dead()
+            if time.monotonic() >= next_report:
+                print(
+                    f"{time.monotonic() - started:5.0f} s: {captured} captured, "
+                    f"{workers.kills} kills",
+                    flush=True,
+                )
+                next_report = time.monotonic() + 30
             if captured >= expected and outage_over and _sent_rows() == expected:
                 break
             await asyncio.sleep(0.5)
@@ -249,6 +257,12 @@ async def run_kill_test(
     for account, *rest in rows:
         by_account.setdefault(account, []).append(rest)
     stats["took_over"] = sum(1 for r in rows if r.attempts > 1)
+    emails = Counter(m.message_id for m in capture.mail.list())
+    sms = Counter(m.message["to"] for m in capture.sms.list())
+    stats["emails"], stats["sms"] = sum(emails.values()), sum(sms.values())
+    twice = {k: n for k, n in (emails + sms).items() if n > 1}
+    assert not twice, f"{len(twice)} captured more than once: {list(twice.items())[:5]}"
+    print(f"kill test, {CONTACTS} contacts: {stats}")
     not_sent = [(a, r) for a in unpaid for r in by_account.get(a, []) if r[2] != "sent"] + [
         (a, None) for a in unpaid if len(by_account.get(a, [])) != 2
     ]
@@ -256,11 +270,6 @@ async def run_kill_test(
     for a in paid:  # a claim after the payment would be a send after payment
         assert all(r[3] < paid_at for r in by_account.get(a, [])), a
 
-    emails = Counter(m.message_id for m in capture.mail.list())
-    sms = Counter(m.message["to"] for m in capture.sms.list())
-    stats["emails"], stats["sms"] = sum(emails.values()), sum(sms.values())
-    twice = {k: n for k, n in (emails + sms).items() if n > 1}
-    assert not twice, f"{len(twice)} captured more than once: {list(twice.items())[:5]}"
     keys = {a: {r[0]: r[1] for r in by_account.get(a, [])} for a in accounts}
     expected_mail = {message_id_for(keys[a]["email"]) for a in unpaid}
     expected_sms = {c["phone"] for c in customers[:CONTACTS]}
@@ -271,7 +280,6 @@ async def run_kill_test(
     assert set(emails) <= expected_mail | before_payment_mail, "no unexpected email"
     assert set(sms) <= expected_sms | before_payment_sms, "no unexpected SMS"
     assert workers.kills >= 3, f"only {workers.kills} kills: the test proves nothing"
-    print(f"kill test, {CONTACTS} contacts: {stats}")
     return stats
 
 
