@@ -14,6 +14,7 @@ The suite runs `COBRO_KILL_CONTACTS` customers (default 200); the acceptance fig
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import pwd
 import random
@@ -37,13 +38,15 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from temporalio.testing import WorkflowEnvironment
 
-from cobro.channels.capture import CaptureServers
+from cobro.channels.capture_sms import SmsStore
+from cobro.channels.capture_smtp import MailStore
 from cobro.channels.email import message_id_for
 from cobro.db import default_engine, transaction, upgrade
 from cobro.dunning.notify import notify
 from cobro.dunning.signals import FactsChanged
 from cobro.models import Communication, Customer, Invoice
 from cobro.settings import get_settings
+from tests.capture_fixtures import CAPTURE_ACCOUNT_SID, CAPTURE_AUTH_TOKEN
 from tests.dunning_support import import_rows, point_settings_at, pydantic_client
 from tests.test_dunning_kill import _policy_for_now
 
@@ -119,6 +122,71 @@ class Workers:
         )
 
 
+CHILD_CAPTURE = """
+import asyncio, json, sys
+from pathlib import Path
+from cobro.channels.capture_sms import SmsStore
+from cobro.channels.capture_smtp import MailStore
+
+async def main():
+    async with CaptureServers(storage_dir=Path(sys.argv[1]), account_sid=sys.argv[2],
+                              auth_token=sys.argv[3]) as capture:
+        print(json.dumps({"smtp_port": capture.smtp_port, "http_port": capture.http_port}),
+              flush=True)
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+
+asyncio.run(main())
+"""
+
+
+class CaptureProcess:
+    """The real capture servers in a child process of their own (three workers and the
+    dev server share the cores with them: in the test's own process they would only get
+    what its event loop leaves); read through their stores, like `CaptureServers`."""
+
+    def __init__(self, storage_dir: Path):
+        self.storage_dir = storage_dir
+        self.mail = MailStore(storage_dir / "mail")
+        self.sms = SmsStore(storage_dir / "sms")
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                CHILD_CAPTURE,
+                str(storage_dir),
+                CAPTURE_ACCOUNT_SID,
+                CAPTURE_AUTH_TOKEN,
+            ],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        ports = json.loads(self.proc.stdout.readline() or "{}")
+        if not ports:
+            self.proc.wait(10)
+            pytest.fail("the capture servers did not start")
+        self.smtp_port: int = ports["smtp_port"]
+        self.base_url = f"http://127.0.0.1:{ports['http_port']}"
+
+    def stop(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(5)
+
+
+@pytest.fixture
+def capture_process(tmp_path: Path) -> Iterator[CaptureProcess]:
+    capture = CaptureProcess(tmp_path / "capture")
+    yield capture
+    capture.stop()
+
+
 def _customers(zone: str) -> list[dict[str, str]]:
     return [
         {
@@ -134,7 +202,7 @@ def _customers(zone: str) -> list[dict[str, str]]:
     ]
 
 
-def _captured(capture: CaptureServers) -> int:
+def _captured(capture: CaptureProcess) -> int:
     """Messages captured so far (files counted, not parsed: this runs twice a second)."""
     return sum(1 for _ in capture.mail.root.glob("*.json")) + sum(
         1 for _ in capture.sms.root.glob("SM*.json")
@@ -155,7 +223,7 @@ def _sent_rows() -> int | None:
 
 async def run_kill_test(
     env: WorkflowEnvironment,
-    capture: CaptureServers,
+    capture: CaptureProcess,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     outage: Callable[[], Awaitable[None]] | None = None,
@@ -206,7 +274,7 @@ async def run_kill_test(
                 .where(Invoice.number.in_([f"INV-{a}" for a in paid]))
                 .values(open_amount=0)
             )
-        deadline = time.monotonic() + 200 + CONTACTS * 0.4
+        deadline = time.monotonic() + 200 + CONTACTS * 0.8
         next_kill = time.monotonic() + rng.uniform(*KILL_EVERY)
         killing = True
         next_report = time.monotonic() + 30
@@ -285,12 +353,12 @@ async def run_kill_test(
 
 async def test_email_and_sms_exactly_once_while_workers_are_killed(
     dev_server_env: WorkflowEnvironment,
-    capture_servers: CaptureServers,
+    capture_process: CaptureProcess,
     pg_database: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    await run_kill_test(dev_server_env, capture_servers, tmp_path, monkeypatch)
+    await run_kill_test(dev_server_env, capture_process, tmp_path, monkeypatch)
 
 
 # ------------------------------------------------------- a PostgreSQL cluster of our own
@@ -386,7 +454,7 @@ def own_postgres() -> Iterator[OwnPostgres]:
 
 async def test_exactly_once_with_postgresql_stopped_for_20_s(
     dev_server_env: WorkflowEnvironment,
-    capture_servers: CaptureServers,
+    capture_process: CaptureProcess,
     own_postgres: OwnPostgres,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -405,7 +473,7 @@ async def test_exactly_once_with_postgresql_stopped_for_20_s(
 
     try:
         stats = await run_kill_test(
-            dev_server_env, capture_servers, tmp_path, monkeypatch, outage=outage
+            dev_server_env, capture_process, tmp_path, monkeypatch, outage=outage
         )
     finally:
         default_engine().dispose()
