@@ -16,17 +16,17 @@ import httpx
 import pytest
 from sqlalchemy import select, update
 
-from cobro.channels.capture import CaptureServers
-from cobro.channels.capture_smtp import CaptureRelayLookup
 from cobro.channels.email import SmtpPool, message_id_for, send_email
 from cobro.db import session_factory, transaction
+from cobro.devkit.capture import CaptureServers
+from cobro.devkit.capture_smtp import CaptureRelayLookup
 from cobro.dunning import delivery
 from cobro.dunning.actions import ActionSpec
 from cobro.dunning.store import Trace, current_plan, load_customer_facts
 from cobro.models import Communication, Task, TimelineEvent
 from cobro.settings import get_settings
-from tests.dunning_support import import_rows, point_settings_at
-from tests.test_dunning_kill import _policy_for_now
+from tests.dunning.test_kill import _policy_for_now
+from tests.helpers.dunning import import_rows, point_settings_at
 
 T = TypeVar("T")
 TRACE = Trace("dunning-test", "run")

@@ -38,17 +38,17 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from temporalio.testing import WorkflowEnvironment
 
-from cobro.channels.capture_sms import SmsStore
-from cobro.channels.capture_smtp import MailStore
 from cobro.channels.email import message_id_for
 from cobro.db import default_engine, transaction, upgrade
+from cobro.devkit.capture_sms import SmsStore
+from cobro.devkit.capture_smtp import MailStore
 from cobro.dunning.notify import notify
 from cobro.dunning.signals import FactsChanged
 from cobro.models import Communication, Customer, Invoice
 from cobro.settings import get_settings
-from tests.capture_fixtures import CAPTURE_ACCOUNT_SID, CAPTURE_AUTH_TOKEN
-from tests.dunning_support import import_rows, point_settings_at, pydantic_client
-from tests.test_dunning_kill import _policy_for_now
+from tests.dunning.test_kill import _policy_for_now
+from tests.helpers.capture import CAPTURE_ACCOUNT_SID, CAPTURE_AUTH_TOKEN
+from tests.helpers.dunning import import_rows, point_settings_at, pydantic_client
 
 pytestmark = [pytest.mark.temporal, pytest.mark.slow]
 
@@ -125,8 +125,7 @@ class Workers:
 CHILD_CAPTURE = """
 import asyncio, json, sys
 from pathlib import Path
-from cobro.channels.capture_sms import SmsStore
-from cobro.channels.capture_smtp import MailStore
+from cobro.devkit.capture import CaptureServers
 
 async def main():
     async with CaptureServers(storage_dir=Path(sys.argv[1]), account_sid=sys.argv[2],
