@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -313,10 +313,14 @@ async def send(claim: Claim) -> str:
                     pool=pool_for(SmtpConfig.from_settings()),
                 )
             callback = get_settings().public_base_url.rstrip("/") + "/webhooks/twilio/status"
+            # the blocking client runs on in its thread after a cancel: its own timeout
+            # keeps its request inside the lease too
+            config = TwilioConfig.from_settings()
+            config = replace(config, timeout=min(config.timeout, timeout))
             return await send_sms_async(
                 to=claim.recipient,
                 body=claim.text,
-                config=TwilioConfig.from_settings(),
+                config=config,
                 idempotency_key=claim.idempotency_key,
                 status_callback=callback,
             )
