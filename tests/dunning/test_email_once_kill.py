@@ -1,5 +1,6 @@
 """Kill tests for exactly-once email and SMS: three worker processes share one Temporal dev
-server and one PostgreSQL; every few seconds a random one is SIGKILLed (and restarted)
+server and one PostgreSQL; every few seconds a random one (of those polling for 3 s at
+least, so a loaded machine still makes progress) is SIGKILLed and restarted,
 while each customer gets a reminder by email and by SMS. Afterwards the capture servers
 hold every Message-ID exactly once and every customer's SMS exactly once, none missing,
 and nothing was claimed for a customer after it paid.
@@ -56,6 +57,7 @@ CONTACTS = int(os.environ.get("COBRO_KILL_CONTACTS", "200"))
 PAID_EARLY = max(5, CONTACTS // 50)  # paid after the workflows started, without a signal
 WORKERS = 3
 KILL_EVERY = (2.0, 5.0)  # seconds between two SIGKILLs
+MIN_UP_S = 3.0  # a worker is killed only once it has polled for this long
 OUTAGE_S = 20.0
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -74,35 +76,66 @@ class Workers:
     env: dict[str, str]
     logs: Path
     procs: list[subprocess.Popen] = field(default_factory=list)
+    log_offsets: list[int] = field(default_factory=list)  # each log's size at its spawn
+    ready_at: list[float | None] = field(default_factory=list)
     kills: int = 0
 
     def start(self, n: int) -> None:
         self.logs.mkdir(exist_ok=True)
-        self.procs = [self._spawn(i) for i in range(n)]
+        self.procs, self.log_offsets, self.ready_at = [], [], []
+        for i in range(n):
+            self.procs.append(None)  # type: ignore[arg-type]
+            self.log_offsets.append(0)
+            self.ready_at.append(None)
+            self._spawn(i)
 
-    def _spawn(self, i: int) -> subprocess.Popen:
-        return subprocess.Popen(
+    def _log(self, i: int) -> Path:
+        return self.logs / f"worker-{i}.log"
+
+    def _spawn(self, i: int) -> None:
+        log = self._log(i)
+        self.log_offsets[i] = log.stat().st_size if log.exists() else 0
+        self.ready_at[i] = None
+        self.procs[i] = subprocess.Popen(
             [sys.executable, "worker.py"],
             cwd=ROOT,
             env=self.env,
             stdin=subprocess.DEVNULL,
-            stdout=(self.logs / f"worker-{i}.log").open("a"),
+            stdout=log.open("a"),
             stderr=subprocess.STDOUT,
         )
 
-    def kill_one(self, rng: random.Random) -> None:
-        i = rng.randrange(len(self.procs))
-        proc = self.procs[i]
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(10)
-            self.kills += 1
-        self.procs[i] = self._spawn(i)
+    def _ready_for(self, i: int) -> float:
+        """Seconds since worker i started polling (0 while it is still starting)."""
+        if self.ready_at[i] is None:
+            with self._log(i).open("rb") as fh:
+                fh.seek(self.log_offsets[i])
+                if b"worker polling task queue" in fh.read():
+                    self.ready_at[i] = time.monotonic()
+        ready = self.ready_at[i]
+        return 0.0 if ready is None else time.monotonic() - ready
+
+    def kill_one(self, rng: random.Random) -> bool:
+        """SIGKILL a random worker among those polling for MIN_UP_S (a slow machine must
+        not keep every worker restarting), then start it again. False: none eligible."""
+        eligible = [
+            i
+            for i, proc in enumerate(self.procs)
+            if proc.poll() is None and self._ready_for(i) >= MIN_UP_S
+        ]
+        if not eligible:
+            return False
+        i = rng.choice(eligible)
+        os.kill(self.procs[i].pid, signal.SIGKILL)
+        self.procs[i].wait(10)
+        self.kills += 1
+        self._spawn(i)
+        return True
 
     def restart_dead(self) -> None:
         for i, proc in enumerate(self.procs):
             if proc.poll() is not None:
-                self.procs[i] = self._spawn(i)
+                self._spawn(i)
 
     def stop(self) -> None:
         for proc in self.procs:
@@ -288,8 +321,8 @@ async def run_kill_test(
                 killing = False
                 stats["kills_stopped_at_captured"] = captured
             if killing and time.monotonic() >= next_kill:
-                workers.kill_one(rng)
-                next_kill = time.monotonic() + rng.uniform(*KILL_EVERY)
+                killed = workers.kill_one(rng)
+                next_kill = time.monotonic() + (rng.uniform(*KILL_EVERY) if killed else 0.5)
             workers.restart_dead()
             if time.monotonic() >= next_report:
                 print(
