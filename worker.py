@@ -42,7 +42,18 @@ ACTIVITIES = [
 log = logging.getLogger("cobro.worker")
 
 
-def build_worker(client: Client, task_queue: str, executor: ThreadPoolExecutor) -> Worker:
+def build_worker(
+    client: Client,
+    task_queue: str,
+    executor: ThreadPoolExecutor,
+    max_workflow_tasks: int | None = None,
+) -> Worker:
+    """`max_workflow_tasks`: workflow tasks run at once (SDK default 100). On a starved
+    machine, 100 first activations in one process can each take longer than the workflow
+    task timeout, all time out and retry: fewer at once get through."""
+    extra = (
+        {} if max_workflow_tasks is None else {"max_concurrent_workflow_tasks": max_workflow_tasks}
+    )
     return Worker(
         client,
         task_queue=task_queue,
@@ -50,6 +61,7 @@ def build_worker(client: Client, task_queue: str, executor: ThreadPoolExecutor) 
         activities=ACTIVITIES,
         activity_executor=executor,
         max_concurrent_activities=32,
+        **extra,
     )
 
 
@@ -63,7 +75,9 @@ async def run_worker(settings: Settings | None = None, stop: asyncio.Event | Non
         ThreadPoolExecutor(max_workers=32, thread_name_prefix="cobro-io")
     )
     with ThreadPoolExecutor(max_workers=32, thread_name_prefix="cobro-activity") as executor:
-        worker = build_worker(client, settings.temporal_task_queue, executor)
+        worker = build_worker(
+            client, settings.temporal_task_queue, executor, settings.worker_max_workflow_tasks
+        )
         log.info(
             "worker polling task queue %r on %s",
             settings.temporal_task_queue,

@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     temporal_namespace: str = "default"
     temporal_task_queue: str = "cobro"
     temporal_ui_port: int = 8233
+    worker_max_workflow_tasks: int | None = Field(
+        None, description="workflow tasks a worker runs at once (default: the SDK's 100)"
+    )
 
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 8025
