@@ -287,9 +287,6 @@ async def run_kill_test(
             **os.environ,
             "COBRO_TEMPORAL_ADDRESS": env.client.service_client.config.target_host,
             "COBRO_PUBLIC_BASE_URL": capture.base_url,  # status callbacks: nobody listens
-            # 1,000 first activations at once on a loaded machine: a few at a time per
-            # worker get through before the workflow task timeout, 100 do not
-            "COBRO_WORKER_MAX_WORKFLOW_TASKS": "10",
         },
         tmp_path / "logs",
     )
