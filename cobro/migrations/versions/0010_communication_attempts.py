@@ -1,7 +1,7 @@
 """communications: attempts and the claim's lease, for exactly-once email
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0010
+Revises: 0009_fact_digests
 Create Date: 2026-12-01 22:00:00
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 import cobro.types
 
-revision: str = "0009"
-down_revision: str | None = "0008"
+revision: str = "0010"
+down_revision: str | None = "0009_fact_digests"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
