@@ -10,11 +10,12 @@ import json
 import re
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import Engine, select
@@ -43,7 +44,8 @@ from tests.helpers.dunning import import_rows
 
 pytestmark = pytest.mark.usefixtures("cheap_password_hashing")
 
-TODAY = date.today()
+# the customers are in Paris: their today, which is what the actions compare with
+TODAY = datetime.now(ZoneInfo("Europe/Paris")).date()
 LATER = (TODAY + timedelta(days=10)).isoformat()
 
 
