@@ -374,6 +374,9 @@ class Communication(Base):
     invoice_numbers: Mapped[dict[str, Any] | None]
     workflow_id: Mapped[str | None] = mapped_column(String(255))
     run_id: Mapped[str | None] = mapped_column(String(64))
+    ruleset_hash: Mapped[str | None] = mapped_column(
+        String(64), doc="the rules version in force when the contact was claimed"
+    )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -134,9 +134,10 @@ def claim(session: Session, action: ActionSpec, now: datetime, trace: Trace) -> 
     Raises `ClaimInFlight` while another attempt holds the claim's lease. A claim whose
     holder is gone without confirming comes back with `resend=True`: resolve it first.
     """
-    from cobro.dunning.messages import language_rules, render_reminder
+    from cobro.dunning.messages import render_reminder, rules_in_force
 
-    languages = language_rules()  # before the claim's transaction: one connection at a time
+    # before the claim's transaction: one connection at a time
+    ruleset_hash, languages = rules_in_force()
     with session.begin():
         existing = session.scalar(
             select(Communication).where(Communication.idempotency_key == action.idempotency_key)
@@ -188,6 +189,7 @@ def claim(session: Session, action: ActionSpec, now: datetime, trace: Trace) -> 
             invoice_numbers={"invoices": numbers},
             workflow_id=trace.workflow_id,
             run_id=trace.run_id,
+            ruleset_hash=ruleset_hash,
         )
         try:
             with session.begin_nested():

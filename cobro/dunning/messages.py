@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 from cobro.dunning.languages import LanguageRules
 from cobro.dunning.store import ActionSpec, CustomerFacts, policies
+from cobro.rules.classify import load_active_ruleset
 from cobro.settings import get_settings
 from cobro.templating import Templates, build_context
 
@@ -67,6 +68,13 @@ def language_rules() -> LanguageRules:
     """The `languages:` section of the dunning rules in force (the active version; reads
     the database: call it outside a transaction that holds a connection)."""
     return policies().rules.languages
+
+
+def rules_in_force() -> tuple[str, LanguageRules]:
+    """The content hash of the rules version in force and its `languages:` section, read
+    together (outside a transaction that holds a connection)."""
+    ruleset = load_active_ruleset()
+    return ruleset.hash, ruleset.built("dunning.yaml").rules.languages
 
 
 def render_reminder(

@@ -19,7 +19,7 @@ from cobro.db import transaction
 from cobro.devkit.capture import CaptureServers
 from cobro.dunning.notify import notify
 from cobro.dunning.signals import FactsChanged, workflow_id
-from cobro.models import Communication
+from cobro.models import Communication, RulesetVersion
 from tests.helpers import eventually
 from tests.helpers.dunning import (
     TEST_POLICY,
@@ -51,6 +51,14 @@ def communications() -> list[tuple[str, str]]:
             select(Communication.channel, Communication.template).order_by(Communication.id)
         ).all()
     return [(r[0], r[1]) for r in rows]
+
+
+def hashes() -> tuple[set[str | None], str]:
+    """The rules hashes the contacts recorded, and the active version's."""
+    with transaction() as s:
+        recorded = set(s.scalars(select(Communication.ruleset_hash)))
+        active = s.scalar(select(RulesetVersion.content_hash).where(RulesetVersion.active))
+    return recorded, active
 
 
 async def test_a_running_worker_follows_rules_apply_of_dunning_yaml(
@@ -102,7 +110,10 @@ async def test_a_running_worker_follows_rules_apply_of_dunning_yaml(
         await live_life(env, client, queue, account, rules, capture_servers)
     finally:  # a sleeping workflow no worker polls would stop the server skipping time
         await client.get_workflow_handle(workflow_id(account)).terminate("test over")
-    assert communications() == [("sms", "due"), ("email", "due"), ("sms", "due")]
+    first, *due_day = communications()  # the due day's email and SMS go out side by side
+    assert first == ("sms", "due") and sorted(due_day) == [("email", "due"), ("sms", "due")]
+    recorded, active = hashes()
+    assert recorded == {active}, "every contact stores the hash of the rules it was sent under"
 
 
 async def live_life(env, client, queue, account, rules, capture_servers) -> None:  # type: ignore[no-untyped-def]
