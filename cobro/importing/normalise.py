@@ -17,7 +17,7 @@ import phonenumbers
 from babel import Locale
 from babel.core import get_global
 from babel.languages import get_official_languages
-from babel.numbers import list_currencies
+from babel.numbers import get_currency_precision, list_currencies
 
 from cobro.types import MONEY_SCALE
 
@@ -55,10 +55,17 @@ PRIMARY_ZONES = {
 
 _DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _MONEY_RE = re.compile(rf"[+-]?\d{{1,14}}(?:\.\d{{1,{MONEY_SCALE}}})?")
+# a ';'-separated file writes amounts with a decimal comma, optionally grouped by three with
+# '.' or a space (Excel's "1.234,56" in Spanish, "1 234,56" in French: U+00A0 / U+202F)
+_COMMA_MONEY_RE = re.compile(
+    rf"([+-]?)(\d{{1,14}}|\d{{1,3}}(?:([. \u00a0\u202f])\d{{3}})(?:\3\d{{3}})*)"
+    rf"(?:,(\d{{1,{MONEY_SCALE}}}))?"
+)
 _INT_RE = re.compile(r"\+?\d{1,9}")
 _EMAIL_RE = re.compile(r"[^@\s;,<>\"]+@[^@\s;,<>\"]+\.[^@\s;,<>\".]{2,}")
-_TRUE = frozenset({"true", "1", "yes"})
-_FALSE = frozenset({"false", "0", "no"})
+# Excel writes TRUE/FALSE in the language of the sheet
+_TRUE = frozenset({"true", "1", "yes", "verdadero", "vrai", "wahr", "sí", "si", "oui", "ja"})
+_FALSE = frozenset({"false", "0", "no", "falso", "faux", "falsch", "non", "nein"})
 
 
 @cache
@@ -169,16 +176,56 @@ def iso_date(value: str) -> date:
         raise ValueError(f"invalid date {value!r}: no such day") from None
 
 
-def money(value: str) -> Decimal:
+def money(value: str, decimal_comma: bool = False) -> Decimal:
+    """Exact amount; `decimal_comma`: as written in a ';'-separated file ("1.234,56")."""
+    if decimal_comma:
+        return _comma_money(value)
     if not _MONEY_RE.fullmatch(value):
+        hint = " (is the file ';'-separated?)" if "," in value else ""
         raise ValueError(
             f"invalid amount {value!r}: expected digits with '.' as decimal separator"
-            f" and at most {MONEY_SCALE} decimals"
+            f" and at most {MONEY_SCALE} decimals{hint}"
         )
     try:
         return Decimal(value)
     except InvalidOperation:  # pragma: no cover - the pattern already excludes it
         raise ValueError(f"invalid amount {value!r}") from None
+
+
+def _comma_money(value: str) -> Decimal:
+    found = _COMMA_MONEY_RE.fullmatch(value)
+    if found is None:
+        raise ValueError(
+            f"invalid amount {value!r}: a ';'-separated file writes amounts with a decimal"
+            f" comma (1234,56 or 1.234,56), at most {MONEY_SCALE} decimals"
+        )
+    sign, digits, group, decimals = found.groups()
+    if group == "." and decimals is None:
+        raise ValueError(
+            f"ambiguous amount {value!r} in a ';'-separated file: write {value.replace('.', '')}"
+            f" or {value.replace('.', ',')}"
+        )
+    if group:
+        digits = digits.replace(group, "")
+    return Decimal(f"{sign}{digits}.{decimals}" if decimals else f"{sign}{digits}")
+
+
+def decimals(value: Decimal) -> int:
+    """Decimals the value needs (trailing zeros do not count: 12.50 needs 1)."""
+    exponent = value.normalize().as_tuple().exponent
+    return -exponent if isinstance(exponent, int) and exponent < 0 else 0
+
+
+def check_minor_units(value: Decimal, currency_code: str) -> Decimal:
+    """An amount cannot be more precise than its currency (EUR: cents, JPY: yen)."""
+    allowed = get_currency_precision(currency_code)
+    if decimals(value) > allowed:
+        unit = "no decimals" if allowed == 0 else f"{allowed} decimal(s) at most"
+        raise ValueError(
+            f"amount {format(value, 'f')} has {decimals(value)} decimals but {currency_code}"
+            f" has {unit}"
+        )
+    return value
 
 
 def boolean(value: str) -> bool:

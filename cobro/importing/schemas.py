@@ -38,7 +38,16 @@ Timezone = Annotated[str, PlainValidator(lambda v: normalise.timezone(_str(v)))]
 Currency = Annotated[str, PlainValidator(lambda v: normalise.currency(_str(v)))]
 Emails = Annotated[str, PlainValidator(lambda v: normalise.emails(_str(v)))]
 IsoDate = Annotated[date, PlainValidator(lambda v: normalise.iso_date(_str(v)))]
-Money = Annotated[Decimal, PlainValidator(lambda v: normalise.money(_str(v)))]
+
+
+def _money(value: Any, info: ValidationInfo) -> Decimal:
+    """Amounts of a ';'-separated file have a decimal comma (`context={"decimal_comma":
+    True}`, see `reader.Dialect`)."""
+    comma = bool(info.context and info.context.get("decimal_comma"))
+    return normalise.money(_str(value), decimal_comma=comma)
+
+
+Money = Annotated[Decimal, PlainValidator(_money)]
 Flag = Annotated[bool, PlainValidator(lambda v: normalise.boolean(_str(v)))]
 WholeNumber = Annotated[int, PlainValidator(lambda v: normalise.integer(_str(v)))]
 
@@ -105,12 +114,18 @@ class InvoiceRow(_RowModel):
             raise ValueError(f"due date {value} is before the issue date {issued}")
         return value
 
+    @field_validator("amount")
+    @classmethod
+    def _amount_in_minor_units(cls, value: Decimal, info: ValidationInfo) -> Decimal:
+        return _minor_units(value, info)
+
     @field_validator("open_amount")
     @classmethod
     def _open_within_amount(cls, value: Decimal | None, info: ValidationInfo) -> Decimal | None:
         amount = info.data.get("amount")
         if value is None or amount is None:
             return value
+        _minor_units(value, info)
         low, high = (Decimal(0), amount) if amount >= 0 else (amount, Decimal(0))
         if not low <= value <= high:
             raise ValueError(f"open amount {value} must lie between {low} and {high}")
@@ -131,10 +146,17 @@ class PaymentRow(_RowModel):
 
     @field_validator("amount")
     @classmethod
-    def _positive(cls, value: Decimal) -> Decimal:
+    def _positive(cls, value: Decimal, info: ValidationInfo) -> Decimal:
         if value <= 0:
             raise ValueError(f"payment amount {value} must be positive")
+        return _minor_units(value, info)
+
+
+def _minor_units(value: Decimal, info: ValidationInfo) -> Decimal:
+    currency = info.data.get("currency")
+    if currency is None:  # a bad currency is reported on its own
         return value
+    return normalise.check_minor_units(value, currency)
 
 
 ROW_MODELS: dict[str, type[_RowModel]] = {
@@ -156,14 +178,20 @@ def columns(kind: str) -> list[str]:
 
 
 def validate_rows(
-    model: type[M], rows: list[Row], file: str, errors: list[tuple[int, str]]
+    model: type[M],
+    rows: list[Row],
+    file: str,
+    errors: list[tuple[int, str]],
+    *,
+    decimal_comma: bool = False,
 ) -> list[tuple[Row, M]]:
     """Validate every row; good rows are returned, each bad one adds its errors (line, text)."""
     good: list[tuple[Row, M]] = []
     validate = model.model_validate
+    context = {"decimal_comma": decimal_comma}
     for row in rows:
         try:
-            good.append((row, validate(row.values)))
+            good.append((row, validate(row.values, context=context)))
         except ValidationError as exc:
             errors.extend((row.line, msg) for msg in pydantic_errors(exc, file, row.line))
     return good

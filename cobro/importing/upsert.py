@@ -64,6 +64,14 @@ class Counts:
     unchanged: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def add(self, other: Counts) -> None:
+        """Sum another batch's counts in (extra counts are numbers, summed too)."""
+        self.created += other.created
+        self.updated += other.updated
+        self.unchanged += other.unchanged
+        for name, value in other.extra.items():
+            self.extra[name] = self.extra.get(name, 0) + value
+
 
 def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
     for start in range(0, len(items), size):

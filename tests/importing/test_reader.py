@@ -58,7 +58,9 @@ def test_invalid_utf8_names_the_line(tmp_path: Path) -> None:
     path = tmp_path / "c.csv"
     path.write_bytes(b"account,name,country\nC1,ok,FR\nC2,caf\xe9,FR\n")
     _, errors = read(path, "customers")
-    assert errors == [f"{path}:3: not valid UTF-8 (save the file as UTF-8)"]
+    assert errors == [
+        f"{path}:3: not valid UTF-8 (save the file as UTF-8): byte 0xe9 (Windows-1252 or Latin-1?)"
+    ]
 
 
 def test_missing_file(tmp_path: Path) -> None:
