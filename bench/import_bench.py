@@ -9,17 +9,25 @@ other fresh databases, and the ratio of the two speeds is printed.
 
     .venv/bin/python bench/import_bench.py           # 100k customers + 500k invoices
     .venv/bin/python bench/import_bench.py --quick   # a small version, under 30 s
+    .venv/bin/python bench/import_bench.py --rows 1000000   # 1M invoices (200k customers)
+
+Each bulk import runs in a child process of its own, which reports its peak resident memory
+(`resource.getrusage(RUSAGE_SELF).ru_maxrss`): the import streams, so this stays flat
+whatever the file size (goal <= 300 MB).
 
 The last line is: BENCH import rows_per_s_sqlite=<n> rows_per_s_pg=<n>
-naive_rows_per_s=<n> ratio=<x>, where naive and ratio are for the database on which the
-bulk import is slower.
+naive_rows_per_s=<n> peak_rss_mb=<n> ratio=<x>, where naive and ratio are for the database on
+which the bulk import is slower and peak_rss_mb is the largest of any bulk import.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import json
+import os
 import random
+import subprocess
 import sys
 import tempfile
 import time
@@ -37,7 +45,7 @@ sys.path.insert(0, str(ROOT))
 from databases import pg_database, sqlite_database  # noqa: E402
 
 from cobro.db import make_engine  # noqa: E402
-from cobro.importing import import_csv, normalise  # noqa: E402
+from cobro.importing import normalise  # noqa: E402
 from cobro.importing.reader import read_csv  # noqa: E402
 from cobro.importing.schemas import (  # noqa: E402
     REQUIRED,
@@ -121,18 +129,50 @@ def sample(src: Path, dst: Path, rows: int) -> Path:
     return dst
 
 
-def bulk(url: str, customers: Path, invoices: Path) -> tuple[int, float]:
-    engine = make_engine(url)
-    try:
-        started = time.perf_counter()
-        rows = 0
-        for kind, path in (("customers", customers), ("invoices", invoices)):
-            report = import_csv(kind, path, engine)
-            assert report.created == report.rows, report
-            rows += report.rows
-        return rows, time.perf_counter() - started
-    finally:
-        engine.dispose()
+CHILD = """
+import json, resource, sys, time
+from cobro.db import make_engine
+from cobro.importing import import_csv
+engine = make_engine(sys.argv[1])
+started = time.perf_counter()
+report = import_csv(sys.argv[2], sys.argv[3], engine)
+seconds = time.perf_counter() - started
+assert report.created == report.rows, report
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+print(json.dumps({"rows": report.rows, "seconds": seconds, "peak_rss_mb": peak}))
+"""
+
+
+def import_in_child(url: str, kind: str, path: Path) -> dict[str, float]:
+    """One import in a fresh interpreter: its time and its own peak RSS."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, url, kind, str(path)],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def bulk(url: str, customers: Path, invoices: Path, db: str) -> tuple[int, float, float]:
+    """Rows, seconds and the largest peak RSS (MB) of the two imports."""
+    rows, seconds, peak = 0, 0.0, 0.0
+    for kind, path in (("customers", customers), ("invoices", invoices)):
+        result = import_in_child(url, kind, path)
+        print(
+            f"bulk  {db:6} {kind:9} {int(result['rows'])} rows in {result['seconds']:.1f}s,"
+            f" peak RSS {result['peak_rss_mb']:.0f} MB ({path.stat().st_size / 1e6:.0f} MB file)",
+            flush=True,
+        )
+        rows += int(result["rows"])
+        seconds += result["seconds"]
+        peak = max(peak, result["peak_rss_mb"])
+    return rows, seconds, peak
 
 
 def naive(url: str, customers: Path, invoices: Path) -> tuple[int, float]:
@@ -211,8 +251,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small run (under 30 s)")
     parser.add_argument("--customers", type=int, help="customers to generate (default 100k)")
+    parser.add_argument(
+        "--rows", type=int, help=f"invoices to generate (customers: a {INVOICES_PER_CUSTOMER}th)"
+    )
     args = parser.parse_args()
     customers = args.customers or (4_000 if args.quick else 100_000)
+    if args.rows:
+        customers = max(1, args.rows // INVOICES_PER_CUSTOMER)
     naive_rows = 2_000 if args.quick else 10_000
     naive_customers = naive_rows // (1 + INVOICES_PER_CUSTOMER)
 
@@ -232,12 +277,13 @@ def main() -> None:
 
         speeds: dict[str, float] = {}
         naive_speeds: dict[str, float] = {}
+        peaks: dict[str, float] = {}
         for db, database in (
             ("sqlite", lambda: sqlite_database(directory)),
             ("pg", pg_database),
         ):
             with database() as url:
-                rows, seconds = bulk(url, cust, inv)
+                rows, seconds, peaks[db] = bulk(url, cust, inv, db)
             speeds[db] = rows / seconds
             print(
                 f"bulk  {db:6} {rows} rows in {seconds:.1f}s = {speeds[db]:,.0f} rows/s", flush=True
@@ -253,10 +299,12 @@ def main() -> None:
 
     slower = min(speeds, key=lambda db: speeds[db])
     ratio = speeds[slower] / naive_speeds[slower]
+    peak = max(peaks.values())
     print(f"ratio on the slower database ({slower}): {ratio:.1f}x (goal >= 10x)")
+    print(f"peak RSS of an import: {peak:.0f} MB (goal <= 300 MB)")
     print(
         f"BENCH import rows_per_s_sqlite={speeds['sqlite']:.0f} rows_per_s_pg={speeds['pg']:.0f}"
-        f" naive_rows_per_s={naive_speeds[slower]:.0f} ratio={ratio:.1f}"
+        f" naive_rows_per_s={naive_speeds[slower]:.0f} peak_rss_mb={peak:.0f} ratio={ratio:.1f}"
     )
 
 

@@ -1,14 +1,15 @@
-"""`cobro exposure [--customer ACCOUNT] [--over-limit] [--json | --csv] [--as-of DATE]
-[--rules DIR]`: per customer, total authorised (insured part + discretionary limit), used,
-available and usage %, as defined by `rules/exposure.yaml` (`cobro.exposure`).
+"""`cobro exposure [--customer ACCOUNT] [--over-limit] [--json | --csv [--separator ';']]
+[--as-of DATE] [--rules DIR]`: per customer, total authorised (insured part + discretionary
+limit), used, available and usage %, as defined by `rules/exposure.yaml` (`cobro.exposure`).
 
 The rules are the active version (`cobro rules apply`), or the rules directory when none was
 applied; `--rules DIR` tries a directory instead. The table is in customer order, or most
-over-limit first with `--over-limit`; JSON and CSV stream batch by batch."""
+over-limit first with `--over-limit`; JSON and CSV stream batch by batch. The CSV is written
+by `cobro.csv_export` (UTF-8 with BOM, formula cells neutralised; `--separator ';'` for
+decimal commas)."""
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import sys
@@ -90,19 +91,30 @@ def exposure_command(
     customer: str = typer.Option(None, "--customer", help="one customer (account), explained"),
     over_limit: bool = typer.Option(False, "--over-limit", help="only customers over limit"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
-    as_csv: bool = typer.Option(False, "--csv", help="print CSV"),
+    as_csv: bool = typer.Option(False, "--csv", help="print CSV (UTF-8 with BOM)"),
+    separator: str = typer.Option(
+        ",",
+        "--separator",
+        help="CSV separator: ',' (with '.' decimals) or ';' (with decimal commas, as Excel"
+        " reads CSV in Spanish or French)",
+    ),
     as_of: str = typer.Option(None, "--as-of", help="the day to look at (YYYY-MM-DD; today)"),
     rules: Path = typer.Option(
         None, "--rules", help="rules directory to use instead of the active rules"
     ),
 ) -> None:
     """Per customer: total authorised (insured + discretionary), used, available, usage %."""
+    from cobro.csv_export import CsvFormat
     from cobro.db import default_engine
     from cobro.exposure.rulefile import rules_of
     from cobro.exposure.sql import customer_ids_by_account, iter_exposures
 
     if as_json and as_csv:
         fail("choose one of --json and --csv")
+    try:
+        fmt = CsvFormat.parse(separator)
+    except ValueError as exc:
+        fail(f"--separator: {exc}")
     try:
         day = date.fromisoformat(as_of) if as_of else date.today()
     except ValueError:
@@ -128,7 +140,7 @@ def exposure_command(
             elif as_json:
                 _stream_json(header, rows)
             elif as_csv:
-                _stream_csv(rows)
+                _stream_csv(rows, fmt)
             elif customer:
                 (e,) = list(rows)
                 _print_one(e, day, ruleset, exposure_rules)
@@ -160,21 +172,19 @@ def _stream_json(header: dict[str, Any], rows: Iterable[Any]) -> None:
     out.flush()
 
 
-def _csv_rows(rows: Iterable[Any]) -> Iterator[list[str]]:
+def _csv_rows(rows: Iterable[Any]) -> Iterator[list[Any]]:
+    """Values as they are (Decimals, bools): the export writer formats them."""
     for e in rows:
-        j = e.as_json()
-        j["insured_policies"] = " ".join(e.insured_policies)
-        j["usage_pct"] = "" if e.usage_pct is None else str(e.usage_pct)
-        j["over_limit"] = "true" if e.over_limit else "false"
-        j["segment"] = e.segment or ""
-        yield [j[c] for c in CSV_COLUMNS]
+        values = {name: getattr(e, name) for name in CSV_COLUMNS}
+        values["insured_policies"] = " ".join(e.insured_policies)
+        yield [values[c] for c in CSV_COLUMNS]
 
 
-def _stream_csv(rows: Iterable[Any]) -> None:
-    writer = csv.writer(sys.stdout, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    writer.writerows(_csv_rows(rows))
+def _stream_csv(rows: Iterable[Any], fmt: Any) -> None:
+    from cobro.csv_export import write_csv
+
     sys.stdout.flush()
+    write_csv(sys.stdout.buffer, CSV_COLUMNS, _csv_rows(rows), fmt)
 
 
 def _notes(ruleset: Any, rules: Any) -> list[str]:

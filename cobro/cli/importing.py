@@ -11,9 +11,12 @@ from cobro.cli.common import describe, fail, run_with_temporal
 
 import_app = typer.Typer(
     help=(
-        "Import ERP CSV files (UTF-8, header row, ',' separator, ISO dates, '.' decimals)."
-        " All or nothing: any bad row prints every error as FILE:LINE: column: message,"
-        " exits 1 and writes nothing. Re-importing the same file changes nothing."
+        "Import ERP CSV files (UTF-8 with or without BOM, header row, ISO dates): ','"
+        " separator with '.' decimals, or ';' with decimal commas as Excel writes in Spanish"
+        " or French (detected from the header). All or nothing: any bad row prints the"
+        " errors as FILE:LINE: column: message (the first 100, then how many more), exits 1"
+        " and writes nothing. Files of any size are streamed. Re-importing the same file"
+        " changes nothing."
     ),
     no_args_is_help=True,
 )
@@ -31,12 +34,15 @@ CHANGE_KIND = {
 
 
 def _accounts_in(kind: str, file: Path) -> list[str]:
-    """The accounts the file names, read by the import's own parser."""
-    from cobro.importing.reader import read_csv
+    """The accounts named in an imported file, read the way the import read it."""
+    from cobro.importing.reader import Errors, open_csv
     from cobro.importing.schemas import REQUIRED, columns
 
-    csv_file, _ = read_csv(file, known=columns(kind), required=REQUIRED[kind])
-    return sorted({row.values["account"] for row in csv_file.rows if "account" in row.values})
+    errors = Errors(str(file))
+    with open_csv(file, known=columns(kind), required=REQUIRED[kind], errors=errors) as source:
+        if errors:
+            return []
+        return sorted({row.values["account"] for row in source.rows() if "account" in row.values})
 
 
 def _notify_dunning(kind: str, file: Path) -> None:

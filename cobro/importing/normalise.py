@@ -216,14 +216,23 @@ def decimals(value: Decimal) -> int:
     return -exponent if isinstance(exponent, int) and exponent < 0 else 0
 
 
+@cache
+def minor_units(currency_code: str) -> int:
+    """Decimals of the currency (ISO 4217 via babel): EUR 2, JPY 0, KWD 3."""
+    return int(get_currency_precision(currency_code))
+
+
 def check_minor_units(value: Decimal, currency_code: str) -> Decimal:
     """An amount cannot be more precise than its currency (EUR: cents, JPY: yen)."""
-    allowed = get_currency_precision(currency_code)
-    if decimals(value) > allowed:
+    allowed = minor_units(currency_code)
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and -exponent <= allowed:  # as written: fast path
+        return value
+    needed = decimals(value)
+    if needed > allowed:
         unit = "no decimals" if allowed == 0 else f"{allowed} decimal(s) at most"
         raise ValueError(
-            f"amount {format(value, 'f')} has {decimals(value)} decimals but {currency_code}"
-            f" has {unit}"
+            f"amount {format(value, 'f')} has {needed} decimals but {currency_code} has {unit}"
         )
     return value
 

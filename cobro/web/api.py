@@ -5,8 +5,6 @@ by OpenAPI at /api/openapi.json. Authentication: an API token (`Authorization: B
 from __future__ import annotations
 
 import asyncio
-import csv
-import io
 from collections.abc import Awaitable
 from datetime import date, datetime
 from decimal import Decimal
@@ -17,6 +15,7 @@ from fastapi.responses import Response
 from fastapi.security import HTTPBearer
 from pydantic import AfterValidator, BaseModel, Field
 
+from cobro.csv_export import CsvFormat, to_bytes
 from cobro.dunning import collector as dunning_actions
 from cobro.dunning.preview import NextContact
 from cobro.timeline import title
@@ -76,13 +75,28 @@ def _settings(request: Request) -> Any:
     return request.app.state.settings
 
 
-def csv_response(name: str, header: list[str], rows: list[list[Any]]) -> Response:
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(header)
-    writer.writerows(["" if v is None else str(v) for v in row] for row in rows)
+def csv_format(
+    separator: Annotated[
+        str,
+        Query(
+            description="',' (with '.' decimals, the default) or ';' (with decimal commas, as"
+            " Excel reads CSV in Spanish or French); also 'comma' or 'semicolon'",
+            pattern=r"^(,|;|comma|semicolon|)$",
+        ),
+    ] = ",",
+) -> CsvFormat:
+    return CsvFormat.parse(separator)
+
+
+Separator = Annotated[CsvFormat, Depends(csv_format)]
+
+
+def csv_response(
+    name: str, header: list[str], rows: list[list[Any]], fmt: CsvFormat | None = None
+) -> Response:
+    """A download written by `cobro.csv_export`: UTF-8 with BOM, formula cells neutralised."""
     return Response(
-        out.getvalue(),
+        to_bytes(header, rows, fmt),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
@@ -296,12 +310,14 @@ CUSTOMER_CSV += ["total_limit", "over_by"]
 
 
 @router.get("/customers.csv", tags=["customers"], response_class=Response)
-async def customers_csv(request: Request, _: Viewer, as_of: AsOf, filters: Filters) -> Response:
+async def customers_csv(
+    request: Request, _: Viewer, as_of: AsOf, filters: Filters, fmt: Separator
+) -> Response:
     rows, _total = await asyncio.to_thread(
         queries.list_customers, _engine(request), as_of, filters, 1, 1_000_000
     )
     return csv_response(
-        "customers.csv", CUSTOMER_CSV, [[getattr(r, k) for k in CUSTOMER_CSV] for r in rows]
+        "customers.csv", CUSTOMER_CSV, [[getattr(r, k) for k in CUSTOMER_CSV] for r in rows], fmt
     )
 
 
@@ -392,12 +408,13 @@ REVIEW_CSV += ["grade_from", "grade_to", "reasons"]
 
 
 @router.get("/reports/limit-review.csv", tags=["reports"], response_class=Response)
-async def limit_review_csv(request: Request, _: Viewer, as_of: AsOf) -> Response:
+async def limit_review_csv(request: Request, _: Viewer, as_of: AsOf, fmt: Separator) -> Response:
     rows = await asyncio.to_thread(queries.limit_review, _engine(request), as_of)
     return csv_response(
         f"limit-review-{as_of}.csv",
         REVIEW_CSV,
         [[*(getattr(r, k) for k in REVIEW_CSV[:-1]), "; ".join(r.reasons)] for r in rows],
+        fmt,
     )
 
 
