@@ -231,11 +231,11 @@ class CsvSource:
         self.fatal = True
         char = next(c for c in text if "\udc80" <= c <= "\udcff")
         byte = ord(char) - 0xDC00
-        hint = " (Windows-1252 / Latin-1?)" if byte >= 0xA0 else ""
+        hint = " (Windows-1252 or Latin-1?)" if byte >= 0xA0 else ""
         self.errors.add(
             self.physical,
             None,
-            f"not valid UTF-8: byte 0x{byte:02x}{hint}; save the file as UTF-8 (Excel: CSV UTF-8)",
+            f"not valid UTF-8 (save the file as UTF-8): byte 0x{byte:02x}{hint}",
         )
 
     def _replay(self) -> Iterator[str]:
