@@ -92,10 +92,19 @@ def test_json(seeded: str) -> None:
 def test_csv(seeded: str) -> None:
     result = run(*AS_OF, "--csv", "--over-limit")
     assert result.exit_code == 0, result.output
-    rows = list(csv.DictReader(io.StringIO(result.output)))
+    assert result.stdout_bytes.startswith(b"\xef\xbb\xbf")  # UTF-8 with BOM, for Excel
+    rows = list(csv.DictReader(io.StringIO(result.stdout_bytes.decode("utf-8-sig"))))
     assert [r["account"] for r in rows] == ["D", "F"]
-    assert rows[0]["available"] == "-300.0000" and rows[0]["usage_pct"] == ""
+    assert rows[0]["available"] == "-300.0000" and rows[0]["usage_pct"] == ""  # numbers stay
     assert rows[0]["over_limit"] == "true" and rows[0]["segment"] == "public_sector"
+
+    semicolons = run(*AS_OF, "--csv", "--over-limit", "--separator", ";")
+    assert semicolons.exit_code == 0, semicolons.output
+    text = semicolons.stdout_bytes.decode("utf-8-sig")
+    rows = list(csv.DictReader(io.StringIO(text), delimiter=";"))
+    assert rows[0]["available"] == "-300,0000" and rows[0]["account"] == "D"
+    bad = run(*AS_OF, "--csv", "--separator", "|")
+    assert bad.exit_code == 1 and "unknown CSV separator '|'" in bad.output
 
 
 def test_rules_directory_option(seeded: str, tmp_path: Path) -> None:

@@ -78,7 +78,8 @@ def test_reads_and_csv(demo: Engine) -> None:
 
     exported = client.get("/api/customers.csv", params={"segment": "retail"})
     assert exported.headers["content-type"].startswith("text/csv")
-    rows = list(csv.DictReader(io.StringIO(exported.text)))
+    assert exported.content.startswith(b"\xef\xbb\xbf")  # UTF-8 with BOM, for Excel
+    rows = list(csv.DictReader(io.StringIO(exported.content.decode("utf-8-sig"))))
     assert rows and all(r["segment"] == "retail" for r in rows)
     assert list(rows[0]) == [
         "account",
@@ -91,7 +92,8 @@ def test_reads_and_csv(demo: Engine) -> None:
         "over_by",
     ]
     review = client.get("/api/reports/limit-review.csv")
-    assert review.text.splitlines()[0].startswith("account,name,segment,outstanding")
+    header = review.content.decode("utf-8-sig").splitlines()[0]
+    assert header.startswith("account,name,segment,outstanding")
 
 
 def test_actions_with_who_did_them(demo: Engine) -> None:
