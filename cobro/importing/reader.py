@@ -286,6 +286,16 @@ class CsvSource:
                 cell = cell.strip()
                 if cell:
                     values[name] = cell
+            if "" in values:  # a spreadsheet's unnamed column, with something in it
+                position = next(
+                    i
+                    for i, (name, cell) in enumerate(zip(header, record, strict=True), 1)
+                    if not name and cell.strip()
+                )
+                self.errors.add(
+                    start, None, f"a value in column {position}, which has no name in the header"
+                )
+                continue
             yield Row(start, values)
         self.close()
 
@@ -397,6 +407,8 @@ def _check_header(
     errors: list[tuple[str | None, str]] = []
     seen: set[str] = set()
     for name in header:
+        if not name:  # spreadsheets save empty columns ("a;b;c;;"): ignored if left empty
+            continue
         if name not in known:
             errors.append((name or "(empty)", f"unknown column; expected {', '.join(known)}"))
         elif name in seen:

@@ -255,3 +255,12 @@ def test_memory_does_not_grow_with_the_file(sqlite_url: str, tmp_path: Path) -> 
     small, large = peak(1_000), peak(10_000)
     assert large < small * 1.5 + 1, (small, large)
     engine.dispose()
+
+
+def test_empty_columns_a_spreadsheet_adds_are_ignored(engine: Engine, tmp_path: Path) -> None:
+    path = write(tmp_path / "c.csv", "account;name;country;;\r\nC1;Uno;ES;;\r\n;;;;\r\n")
+    assert import_csv("customers", path, engine).created == 1
+    filled = write(tmp_path / "d.csv", "account;name;country;;\r\nC2;Dos;ES;;x\r\n")
+    with pytest.raises(ImportFailed) as exc:
+        import_csv("customers", filled, engine)
+    assert lines_of(exc) == [f"{filled}:2: a value in column 5, which has no name in the header"]
