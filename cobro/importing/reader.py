@@ -6,8 +6,9 @@ run), are decoded as UTF-8 with an optional BOM, split into physical lines and p
 starts, so a quoted field that spans lines does not shift the numbering of the rows that
 follow. Cells are stripped; empty cells are left out of `Row.values`.
 
-The separator is read off the header row: `,` (with `.` decimals) or `;` (with a decimal
-comma, as Excel writes CSV in Spanish or French). Anything else is said as seen.
+The separator is read off the header row (or an Excel `sep=;` line before it): `,` (with `.`
+decimals) or `;` (with a decimal comma, as Excel writes CSV in Spanish or French). Anything
+else is said as seen.
 
 Problems of the file itself each get their own `FILE:LINE: message`: not UTF-8 (the import
 stops there), a NUL byte, an unclosed quote, a stray quote, a wrong number of fields.
@@ -28,6 +29,7 @@ MAX_ERRORS = 100  # errors listed; the rest are counted
 FIELD_LIMIT = csv.field_size_limit()  # a longer value is an unclosed quote, not data
 _BAD_CHAR = re.compile("[\x00\udc80-\udcff]")  # NUL, or a byte that is not UTF-8 (escaped)
 _OTHER_SEPARATORS = {"\t": "tabs", "|": "'|'"}
+_SEP_HINT = re.compile(r'"?sep=([,;])"?', re.IGNORECASE)
 
 
 def error_line(file: str, line: int, column: str | None, message: str) -> str:
@@ -152,16 +154,21 @@ class CsvSource:
             buffered, encoding="utf-8-sig", errors="surrogateescape", newline=""
         )
         self._lines = self._physical_lines()
-        header_line = None
+        header_line, declared = None, None
         for text in self._lines:
-            if text.strip(" \t\r\n,;"):
-                header_line = text
-                break
+            if not text.strip(" \t\r\n,;"):
+                continue
+            hint = _SEP_HINT.fullmatch(text.strip())
+            if hint is not None and declared is None:  # Excel's "sep=;" first line
+                declared = hint.group(1)
+                continue
+            header_line = text
+            break
         if header_line is None:
             if not self.fatal:
                 self.errors.add(1, None, "empty file: expected a header row")
             return False
-        separator = self._separator(header_line, known)
+        separator = declared or self._separator(header_line, known)
         if separator is None:
             return False
         self.dialect = Dialect(separator)

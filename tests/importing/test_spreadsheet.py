@@ -264,3 +264,10 @@ def test_empty_columns_a_spreadsheet_adds_are_ignored(engine: Engine, tmp_path: 
     with pytest.raises(ImportFailed) as exc:
         import_csv("customers", filled, engine)
     assert lines_of(exc) == [f"{filled}:2: a value in column 5, which has no name in the header"]
+
+
+def test_excel_sep_line_declares_the_separator(engine: Engine, tmp_path: Path) -> None:
+    path = write(tmp_path / "c.csv", "sep=;\r\naccount;name;country\r\nC1;Uno, Dos;ES\r\n")
+    assert import_csv("customers", path, engine).separator == ";"
+    with Session(engine) as session:
+        assert session.scalar(select(Customer.name)) == "Uno, Dos"
