@@ -15,7 +15,9 @@ with decimal commas (Excel in Spanish or French).
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -76,7 +78,8 @@ def import_csv(
         raise ValueError(f"unknown import kind {kind!r}: expected one of {', '.join(KINDS)}")
     path = Path(path)
     errors = Errors(str(path), MAX_ERRORS)
-    with open_csv(path, known=columns(kind), required=REQUIRED[kind], errors=errors) as source:
+    known, required = columns(kind), REQUIRED[kind]
+    with _gc_frozen(), open_csv(path, known=known, required=required, errors=errors) as source:
         if errors:
             raise ImportFailed(errors.lines())
         if engine is None:
@@ -85,6 +88,19 @@ def import_csv(
             engine = default_engine()
         with engine.begin() as conn:
             return _import(kind, source, conn, errors, batch_size)
+
+
+@contextmanager
+def _gc_frozen() -> Iterator[None]:
+    """The import allocates millions of short-lived objects (freed by reference counting):
+    each time they trigger a collection, the cyclic collector would also walk every object
+    already alive (the modules of SQLAlchemy, pydantic, babel: hundreds of thousands).
+    `gc.freeze()` sets those aside for the import's duration; only a batch is ever alive."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def _batches(rows: Iterator[Row], size: int) -> Iterator[list[Row]]:

@@ -216,17 +216,19 @@ def decimals(value: Decimal) -> int:
     return -exponent if isinstance(exponent, int) and exponent < 0 else 0
 
 
+_QUANTA = {n: Decimal(1).scaleb(-n) for n in range(MONEY_SCALE + 1)}
+
+
 @cache
 def minor_units(currency_code: str) -> int:
     """Decimals of the currency (ISO 4217 via babel): EUR 2, JPY 0, KWD 3."""
-    return int(get_currency_precision(currency_code))
+    return min(int(get_currency_precision(currency_code)), MONEY_SCALE)
 
 
 def check_minor_units(value: Decimal, currency_code: str) -> Decimal:
     """An amount cannot be more precise than its currency (EUR: cents, JPY: yen)."""
     allowed = minor_units(currency_code)
-    exponent = value.as_tuple().exponent
-    if isinstance(exponent, int) and -exponent <= allowed:  # as written: fast path
+    if value == value.quantize(_QUANTA[allowed]):  # no finer than the unit (12.50 is cents)
         return value
     needed = decimals(value)
     if needed > allowed:
