@@ -33,9 +33,14 @@ class SeenKeys:
             conn.exec_driver_sql(
                 f"CREATE TEMPORARY TABLE {TABLE} (key TEXT PRIMARY KEY, line INTEGER NOT NULL)"
             )
-        self._select = text(f"SELECT key, line FROM {TABLE} WHERE key IN :keys").bindparams(
-            bindparam("keys", expanding=True)
-        )
+        if self.postgres:  # one array parameter, not thousands
+            self._select = text(
+                f"SELECT key, line FROM {TABLE} WHERE key = ANY(CAST(:keys AS text[]))"
+            )
+        else:
+            self._select = text(f"SELECT key, line FROM {TABLE} WHERE key IN :keys").bindparams(
+                bindparam("keys", expanding=True)
+            )
 
     def duplicates(self, rows: Sequence[Row], errors: Errors) -> set[int]:
         """Lines of `rows` whose key appeared before (in the file, earlier or in this batch);
