@@ -501,7 +501,9 @@ async def run(args: argparse.Namespace) -> None:
     print(f"total {time.perf_counter() - started:.0f} s")
     print(
         f"BENCH dunning starts_per_s={start_rate:.1f} noop_starts_per_s={noop_rate:.1f} "
-        f"sends_per_s={send_rate:.1f} raw_sends_per_s={raw_rate:.1f} ratio={ratio:.2f}"
+        f"sends_per_s={send_rate:.1f} raw_sends_per_s={raw_rate:.1f} "
+        f"start_ratio={start_rate / noop_rate:.2f} send_ratio={send_rate / raw_rate:.2f} "
+        f"ratio={ratio:.2f}"
     )
 
 
