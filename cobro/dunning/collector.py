@@ -37,6 +37,7 @@ from cobro.dunning.store import (
     resolve_dispute,
     resume_customer,
 )
+from cobro.errors import describe
 from cobro.models import Customer, Invoice
 from cobro.settings import Settings
 from cobro.types import FIRST_DAY, LAST_DAY
@@ -324,8 +325,8 @@ class Outcome:
         if self.unsignalled is None:
             return self.message
         return (
-            f"{self.message} (recorded; the workflow will see it at its next step:"
-            f" {self.unsignalled})"
+            f"{self.message} (recorded; the reminders follow it from their next step: "
+            f"{self.unsignalled})"
         )
 
 
@@ -345,7 +346,7 @@ async def signal(
         sent = notify_changed(client, engine, change, [account], settings, force=True)
         await asyncio.wait_for(sent, 10)
     except Exception as exc:  # the DB holds the fact; the workflow re-reads it before sending
-        return f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:300]
+        return describe(exc)[:300]
     return None
 
 

@@ -268,7 +268,8 @@ def test_recorded_but_not_signalled_when_temporal_is_down(seeded: Engine) -> Non
             f"/customers/{ACCOUNT}/resume", data={"csrf_token": csrf}, follow_redirects=False
         )
     )
-    assert notice.startswith("1 pause(s) lifted (recorded; the workflow will see it")
+    assert notice.startswith("1 pause(s) lifted (recorded; the reminders follow it")
+    assert "cannot reach Temporal at" in notice and "tonic" not in notice  # one readable line
 
 
 @pytest.mark.temporal
