@@ -105,7 +105,8 @@ async def test_five_invoices_one_contact_per_channel_gentle_catch_up_and_claims(
         await env.sleep(end_of_first - start)
         await eventually(lambda: len(mails.list()) == 1 and len(sms.list()) == 1)
         comms = _communications()
-        assert [(c.channel, c.template) for c in comms] == [("email", "due"), ("sms", "due")]
+        # the email and the SMS of one window go out side by side: either may be first
+        assert sorted((c.channel, c.template) for c in comms) == [("email", "due"), ("sms", "due")]
         first = mails.get(mails.list()[0].id)
         for number in ages:  # the statement lists every open invoice...
             assert number in first.text
