@@ -8,7 +8,7 @@ and nothing was claimed for a customer after it paid.
 The second test runs the same on a PostgreSQL cluster of its own (initdb on a free port,
 as a non-root user it creates) that it stops for 20 s in the middle of the sends.
 
-The suite runs `COBRO_KILL_CONTACTS` customers (default 200); the acceptance figure is
+The suite runs `COBRO_KILL_CONTACTS` customers (default 80); the acceptance figure is
 1,000 (`COBRO_KILL_CONTACTS=1000`).
 """
 
@@ -53,7 +53,7 @@ from tests.helpers.dunning import import_rows, point_settings_at, pydantic_clien
 
 pytestmark = [pytest.mark.temporal, pytest.mark.slow]
 
-CONTACTS = int(os.environ.get("COBRO_KILL_CONTACTS", "200"))
+CONTACTS = int(os.environ.get("COBRO_KILL_CONTACTS", "80"))
 PAID_EARLY = max(5, CONTACTS // 50)  # paid after the workflows started, without a signal
 WORKERS = 3
 KILL_EVERY = (2.0, 5.0)  # seconds between two SIGKILLs
