@@ -7,7 +7,9 @@ history (all runs), by kind and detail. A restart with nothing new should send n
 The baseline is what signalling every customer with open invoices at each start (Cobro
 before fact digests) sends: the last line compares the restarts' signals with it.
 
-    python bench/dunning_signals_bench.py [--starts 2]
+    python bench/dunning_signals_bench.py [--starts 2] [--quick]
+
+`--quick` is the default run (two starts: one restart); `--starts N` gives more restarts.
 """
 
 from __future__ import annotations
@@ -96,4 +98,6 @@ async def main(starts: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--starts", type=int, default=2)
-    asyncio.run(main(parser.parse_args().starts))
+    parser.add_argument("--quick", action="store_true", help="two starts (the default)")
+    args = parser.parse_args()
+    asyncio.run(main(2 if args.quick else args.starts))
