@@ -32,10 +32,15 @@ browsers:
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver; } || \
 	  { echo "install Debian's chromium and chromium-driver (as root) for the browser tests"; exit 1; }
 
+# Most tests run on 3 processes (they wait on servers more than they compute); the kill and
+# outage tests run alone afterwards, so no other test's load changes when their kills land.
+# Either part collecting no test fails (pytest exit code 5).
+PYTEST_WORKERS ?= 3
 test: install-dev browsers
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -m "not serial"
+	$(BIN)/python -m pytest -m serial
 
 lint: install-dev
 	$(BIN)/ruff check .

@@ -16,7 +16,16 @@ from temporalio.exceptions import ApplicationError
 
 from cobro.db import transaction
 from cobro.models import RulesetVersion
-from cobro.rules.classify import classify_page, load_active_ruleset, pages, ruleset_from_files
+from cobro.observability import metrics
+from cobro.rules.classify import (
+    classify_page,
+    classify_portfolio,
+    customer_ids,
+    load_active_ruleset,
+    pages,
+    ruleset_from_files,
+)
+from cobro.rules.facts import UNCLASSIFIED
 from cobro.rules.facts_sql import BATCH_SIZE
 from cobro.rules.ruleset import Ruleset
 
@@ -24,12 +33,14 @@ from cobro.rules.ruleset import Ruleset
 @dataclass
 class ClassifyStart:
     batch_size: int = BATCH_SIZE
+    accounts: list[str] = field(default_factory=list)  # empty: the whole portfolio
 
 
 @dataclass
 class ClassifyPlan:
     ruleset_hash: str
     pages: list[tuple[int, int]] = field(default_factory=list)
+    ids: list[list[int]] = field(default_factory=list)  # per page, when only some customers
 
 
 @dataclass
@@ -38,6 +49,7 @@ class ClassifyBatchInput:
     hi: int
     now: datetime
     ruleset_hash: str
+    ids: list[int] | None = None  # these customers only (their ids lie in [lo, hi])
 
 
 @dataclass
@@ -88,8 +100,14 @@ def ruleset_for_hash(content_hash: str) -> Ruleset:
 
 @activity.defn
 def classify_plan(inp: ClassifyStart) -> ClassifyPlan:
+    """The ruleset to pin and the pages: id ranges of the whole portfolio, or the given
+    accounts' ids in batches (accounts unknown by now are left out)."""
     ruleset = load_active_ruleset()
-    return ClassifyPlan(ruleset.hash, pages(None, inp.batch_size))
+    if not inp.accounts:
+        return ClassifyPlan(ruleset.hash, pages(None, inp.batch_size))
+    ids = customer_ids(None, inp.accounts)
+    chunks = [ids[i : i + inp.batch_size] for i in range(0, len(ids), inp.batch_size)]
+    return ClassifyPlan(ruleset.hash, [(c[0], c[-1]) for c in chunks], chunks)
 
 
 @activity.defn
@@ -97,10 +115,14 @@ def classify_batch(inp: ClassifyBatchInput) -> ClassifyBatchResult:
     """One page of customers in one transaction. Idempotent: a retry after a commit finds
     the classes and alert episodes already written and changes nothing."""
     ruleset = ruleset_for_hash(inp.ruleset_hash)
-    report = classify_page(None, ruleset, inp.lo, inp.hi, inp.now)
+    if inp.ids is not None:
+        report = classify_portfolio(None, ruleset, inp.now, ids=inp.ids, batch_size=len(inp.ids))
+    else:
+        report = classify_page(None, ruleset, inp.lo, inp.hi, inp.now)
     counts: dict[str, int] = {}
     for a in report.alerts:
         counts[a.name] = counts.get(a.name, 0) + 1
+    metrics.classified(report.evaluated, len(report.changes), len(report.alerts))
     return ClassifyBatchResult(
         evaluated=report.evaluated,
         changes=[ClassChangeOut(c.account, c.previous, c.risk_class) for c in report.changes],
@@ -125,7 +147,8 @@ async def notify_risk_changes(inp: RiskChangeNotice) -> int:
     client = activity.client()
     total = 0
     for (before, after), group in sorted(groups.items(), key=str):
-        change = FactsChanged("risk_class_changed", f"{before or 'none'} -> {after}", inp.actor)
+        move = f"{before or UNCLASSIFIED} -> {after}"
+        change = FactsChanged("risk_class_changed", move, inp.actor)
         total += (await notify_changed(client, default_engine(), change, group)).signalled
         activity.heartbeat(total)
     return total
@@ -138,15 +161,28 @@ async def send_classification_digest(inp: DigestInput) -> str:
     import asyncio
 
     from cobro.channels.email import EmailError, SmtpConfig, send_email
-    from cobro.rules.digest import build_digest, claim_digest, mark_sent
+    from cobro.i18n import using
+    from cobro.rules.digest import DigestClaim, build_digest, claim_digest, mark_sent
     from cobro.settings import get_settings
 
     settings = get_settings()
     dashboard = settings.public_base_url.rstrip("/") + "/alerts"
-    digest = await asyncio.to_thread(build_digest, None, inp.run_at, inp.ruleset_hash, dashboard)
+    try:  # the classes in their rules' order; a ruleset gone since only loses the order
+        ruleset = await asyncio.to_thread(ruleset_for_hash, inp.ruleset_hash)
+        classes: tuple[str, ...] = tuple(ruleset.classifier.names)
+    except ApplicationError:
+        classes = ()
+    digest = await asyncio.to_thread(
+        build_digest, None, inp.run_at, inp.ruleset_hash, dashboard, classes
+    )
     if digest.empty:
         return "nothing to say"
-    claim = await asyncio.to_thread(claim_digest, None, digest, settings.collections_team_email)
+
+    def claim_in_team_language() -> DigestClaim:
+        with using(settings.team_language):  # the subject and text are written here
+            return claim_digest(None, digest, settings.collections_team_email)
+
+    claim = await asyncio.to_thread(claim_in_team_language)
     if claim.already_sent:
         return "already sent"
     try:

@@ -1,5 +1,7 @@
 """Dunning activities: `dunning_next` reads the facts and plans; `dunning_execute` runs one
-action exactly once (claim → send → confirm, see `cobro.dunning.delivery`)."""
+action exactly once (claim → send → confirm, see `cobro.dunning.delivery`; a `declare`
+action queues the insurer declarations and files them, `cobro.insurers.declaring`, and
+files and follows the customer's claims, `cobro.insurers.claiming`)."""
 
 import asyncio
 from collections.abc import Callable
@@ -7,10 +9,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.sync import connector
 from cobro.db import session_factory, transaction
 from cobro.dunning import delivery
 from cobro.dunning.actions import ActionSpec
@@ -22,8 +26,13 @@ from cobro.dunning.store import (
     load_customer_facts,
     record_levels,
 )
-from cobro.models import Task
+from cobro.insurers import claims_sql, declarations_sql
+from cobro.insurers.claiming import ClaimPending, follow_claims
+from cobro.insurers.declaring import DeclarationPending, file_pending
+from cobro.models import Customer, InvoiceStepReached
 from cobro.models import TimelineEvent as Event
+from cobro.observability import metrics
+from cobro.queues.tasks import new_task
 
 T = TypeVar("T")
 HEARTBEAT_EVERY_S = 2.0
@@ -60,16 +69,21 @@ class ExecuteInput:
 
 @dataclass
 class ExecuteOutcome:
-    status: str  # sent, skipped, stale, failed, task, claim
+    status: str  # sent, skipped, stale, failed, task, claim, declare
     summary: str
 
 
 @activity.defn
-def dunning_next(inp: NextInput) -> DunningDecision:
+async def dunning_next(inp: NextInput) -> DunningDecision:
+    """Heartbeats while it reads: a SIGKILLed worker's attempt is retried after the short
+    heartbeat timeout, not after the whole start-to-close timeout."""
+    alive = asyncio.create_task(_heartbeat_while_running())
     try:
-        return _next(inp)
+        return await asyncio.to_thread(_next, inp)
     except SQLAlchemyError as exc:
         raise _database_unavailable(exc) from exc
+    finally:
+        alive.cancel()
 
 
 def _next(inp: NextInput) -> DunningDecision:
@@ -80,12 +94,26 @@ def _next(inp: NextInput) -> DunningDecision:
             return DunningDecision(account=inp.account, open=False, stage="unknown_customer")
         for note in housekeeping(session, facts, inp.now, trace):
             activity.logger.info("%s: %s", inp.account, note)
+        customer_id = facts.customer.id
+        for note in claims_sql.note_recoveries(session, customer_id, inp.now):
+            activity.logger.info("%s: %s", inp.account, note)
         planned = current_plan(facts, inp.now)
+        due = planned.due
+        if not any(a.kind == "declare" for a in due):
+            # declarations queued meanwhile (approved, a promise's EXP, a RES) or whose
+            # job is not answered yet, claims to file, follow or ask a decision for: now
+            pending = declarations_sql.pending_invoices(session, customer_id)
+            if pending or claims_sql.pending_references(session, customer_id, inp.now):
+                due = [*due, _pending_declarations(inp, pending, planned.policy or "")]
+        next_at = planned.next_at
+        check = claims_sql.next_check_at(session, customer_id)  # a decision awaited
+        if check is not None and (next_at is None or check < next_at):
+            next_at = check
         return DunningDecision(
             account=inp.account,
             open=facts.has_open_invoices,
-            due=planned.due,
-            next_at=planned.next_at,
+            due=due,
+            next_at=next_at,
             stage=dunning_stage(facts, inp.now),
             overdue_amount=float(facts.overdue_amount(inp.now)),
             risk_class=facts.risk_class or "",
@@ -95,22 +123,33 @@ def _next(inp: NextInput) -> DunningDecision:
 
 @activity.defn
 async def dunning_execute(inp: ExecuteInput) -> ExecuteOutcome:
+    outcome = await _execute(inp)
+    metrics.dunning_action(inp.action.kind, outcome.status)
+    return outcome
+
+
+async def _execute(inp: ExecuteInput) -> ExecuteOutcome:
     action = inp.action
     trace = Trace(inp.workflow_id, inp.run_id)
     if action.kind in ("task", "claim"):
         return _record_task(inp, trace)
+    if action.kind == "declare":
+        return await _declare(inp, trace)
     alive = asyncio.create_task(_heartbeat_while_running())
     try:
         done = await delivery.deliver(action, inp.now, trace, _run, activity.heartbeat)
     except delivery.ClaimInFlight as exc:  # not a failure: look again once its lease ends
+        metrics.dunning_failure(action.kind, "in_flight")
         raise ApplicationError(str(exc), next_retry_delay=exc.retry_in) from exc
     except delivery.TemporarySendError as exc:
         # maybe accepted: the claim was released for the next attempt to ask the provider
         soon = timedelta(seconds=2) if exc.maybe_accepted else None
+        metrics.dunning_failure(action.kind, "temporary")
         raise ApplicationError(
             f"temporary {action.kind} failure: {exc}", next_retry_delay=soon
         ) from exc
     except SQLAlchemyError as exc:  # nothing was accepted by this attempt
+        metrics.dunning_failure(action.kind, "database")
         raise _database_unavailable(exc) from exc
     finally:
         alive.cancel()
@@ -159,11 +198,12 @@ def _record_task(inp: ExecuteInput, trace: Trace) -> ExecuteOutcome:
         try:
             with session.begin_nested():
                 session.add(
-                    Task(
-                        customer_id=facts.customer.id,
+                    new_task(
+                        session,
+                        facts.customer.id,
                         kind=action.kind if action.kind == "claim" else "call",
                         note=f"{note}: {', '.join(numbers)}",
-                        assignee_role=action.assignee_role,
+                        role=action.assignee_role,
                         due_date=inp.now.date(),
                         source_key=action.idempotency_key,
                     )
@@ -181,3 +221,102 @@ def _record_task(inp: ExecuteInput, trace: Trace) -> ExecuteOutcome:
         except IntegrityError:
             return ExecuteOutcome(action.kind, "already recorded")
     return ExecuteOutcome(action.kind, f"{action.kind} for {', '.join(numbers)}")
+
+
+# ---------------------------------------------------------------- insurer declarations
+
+# a declaration not answered yet (insurer unavailable, job pending) is looked at again
+DECLARATION_RETRY = timedelta(seconds=10)
+
+
+def _pending_declarations(inp: NextInput, numbers: list[str], policy: str) -> ActionSpec:
+    """The action that files and follows the customer's pending declarations (no step)."""
+    return ActionSpec(
+        account=inp.account,
+        kind="declare",
+        step_index=-1,
+        policy=policy,
+        invoices=sorted(set(numbers)),
+        idempotency_key=f"declarations:{inp.account}",
+        at=inp.now,
+        reason="pending",
+    )
+
+
+async def _declare(inp: ExecuteInput, trace: Trace) -> ExecuteOutcome:
+    """The `declare` step: queue each invoice's overdue declaration (once), then file every
+    pending declaration of the customer and follow it to the insurer's answer."""
+    alive = asyncio.create_task(_heartbeat_while_running())
+    try:
+        if inp.action.step_index >= 0:
+            recorded = await asyncio.to_thread(_record_declare_step, inp, trace)
+            if recorded is None:
+                return ExecuteOutcome(
+                    "skipped", "invoices paid, disputed or paused before the step"
+                )
+        references = await _run(_pending_of, inp.account)
+        lines = await file_pending(references, connector(), _run, activity.heartbeat)
+        claims = await _run(_claims_of, inp.account, inp.now)
+        if claims:
+            lines += await follow_claims(claims, connector(), _run, inp.now, activity.heartbeat)
+    except (DeclarationPending, ClaimPending) as exc:
+        raise ApplicationError(
+            f"declarations not answered yet: {exc}", next_retry_delay=DECLARATION_RETRY
+        ) from exc
+    except SQLAlchemyError as exc:
+        raise _database_unavailable(exc) from exc
+    finally:
+        alive.cancel()
+    return ExecuteOutcome("declare", "; ".join(lines) or "nothing to declare")
+
+
+def _pending_of(session: Any, account: str) -> list[str]:
+    customer_id = session.scalar(select(Customer.id).where(Customer.account == account))
+    if customer_id is None:
+        return []
+    return declarations_sql.pending_references(session, customer_id)
+
+
+def _claims_of(session: Any, account: str, now: datetime) -> list[str]:
+    customer_id = session.scalar(select(Customer.id).where(Customer.account == account))
+    if customer_id is None:
+        return []
+    return claims_sql.pending_references(session, customer_id, now)
+
+
+def _record_declare_step(inp: ExecuteInput, trace: Trace) -> str | None:
+    """The step, once: the invoices reach it and their OVDs are queued (or await approval)
+    in one transaction; a re-run of the same action finds its levels and changes nothing."""
+    action = inp.action
+    with transaction() as session:
+        facts = load_customer_facts(session, inp.account)
+        numbers = facts.open_numbers(action.invoices) if facts else []
+        if facts is None or not numbers:
+            return None
+        done = session.scalar(
+            select(InvoiceStepReached.id)
+            .where(InvoiceStepReached.idempotency_key == action.idempotency_key)
+            .limit(1)
+        )
+        if done is not None:
+            return "already recorded"
+        rows = declarations_sql.queue_overdues(
+            session,
+            facts.customer,
+            numbers,
+            inp.now.date(),
+            at=inp.now,
+            **trace.data(idempotency_key=action.idempotency_key),
+        )
+        record_levels(session, facts, action, numbers, "declare", trace, inp.now)
+        states = ", ".join(f"{r.invoice_number} {r.status.replace('_', ' ')}" for r in rows)
+        session.add(
+            Event(
+                customer_id=facts.customer.id,
+                at=inp.now,
+                kind="dunning.declare",
+                summary=f"declaration step: {states or 'nothing to declare'}",
+                data=trace.data(idempotency_key=action.idempotency_key),
+            )
+        )
+        return states

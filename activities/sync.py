@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -17,6 +17,7 @@ from cobro.insurers.allianz_trade import AllianzTradeConnector
 from cobro.insurers.base import InsurerAuthError, InsurerError
 from cobro.insurers.sync_runner import IncompletePage, fetch_and_apply_page
 from cobro.insurers.sync_store import begin_sync_run, finish_sync_run
+from cobro.observability import metrics
 from cobro.settings import get_settings
 
 
@@ -128,4 +129,12 @@ async def sync_page(inp: SyncPageInput) -> SyncPageDone:
 @activity.defn
 def sync_finish(inp: SyncFinishInput) -> SyncSummary:
     summary = finish_sync_run(None, inp.run_id, inp.status, inp.high_water, inp.today, inp.error)
+    metrics.sync_run(summary, _duration(summary))
     return SyncSummary(summary)
+
+
+def _duration(summary: dict[str, Any]) -> timedelta | None:
+    started, finished = summary.get("started_at"), summary.get("finished_at")
+    if not started or not finished:
+        return None
+    return datetime.fromisoformat(finished) - datetime.fromisoformat(started)

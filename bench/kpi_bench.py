@@ -1,9 +1,12 @@
-"""Benchmark of `cobro.kpis.compute_kpis` on PostgreSQL: N generated invoices (with their
-payments, allocations, customers and covers, bulk-loaded with COPY into a fresh database
-dropped afterwards), the KPIs computed in SQL vs the same KPIs computed in Python over the
-fetched rows (fetch included), in the same run; both results must be identical.
+"""Benchmark of `cobro.kpis.compute_kpis` and of the dashboard's DSO trend
+(`cobro.kpi_trend.dso_trend`) on PostgreSQL: N generated invoices (1 % of them credit
+notes, with their payments, allocations, customers — N / 20 — and covers, bulk-loaded with
+COPY into a fresh database dropped afterwards). The KPIs computed in SQL vs the same KPIs
+computed in Python over the fetched rows (fetch included), in the same run; the trend vs
+the full KPIs computed at each of its 12 points; both pairs must be identical.
 
     .venv/bin/python bench/kpi_bench.py [--quick] [--n N] [--pg postgresql://...]
+    .venv/bin/python bench/kpi_bench.py --n 2000000      # the dashboard's size: 100k customers
 """
 
 from __future__ import annotations
@@ -25,23 +28,24 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from cobro.db import make_engine, upgrade  # noqa: E402
+from cobro.exposure.book import ExposureBook, portfolio_exposures  # noqa: E402
+from cobro.kpi_trend import dso_trend  # noqa: E402
 from cobro.kpis import (  # noqa: E402
-    COUNTBACK_MONTHS,
     DEFAULT_BUCKETS,
     EXPIRING_DAYS,
-    OVER_LIMIT_LISTED,
     TOP_DEBTORS,
     ZERO,
     Kpis,
     assemble,
     bucket_labels,
     compute_kpis,
-    months_back,
+    countback_months,
 )
 from cobro.rules.facts_sql import ACTIVE_STATUSES  # noqa: E402
 
 DATA_END = date(2026, 12, 31)
 AS_OF = date(2026, 11, 30)  # a month before the last payment: the as-of rebuild is exercised
+TREND_AS_OF = date(2026, 12, 15)  # mid-month, as the dashboard's "today" mostly is
 PERIOD = 90
 
 
@@ -91,7 +95,11 @@ def load(dsn: str, n: int, seed: int = 7) -> None:
                 due = issued + timedelta(days=rng.choice([30, 45, 60]))
                 amount = Decimal(rng.randrange(10_000, 5_000_000)) / 100
                 open_ = amount
-                if rng.random() < 0.97:
+                if rng.random() < 0.01:  # a credit note: open, partly used or used up
+                    amount = -(amount / 10).quantize(Decimal("0.01"))
+                    due = issued
+                    open_ = rng.choice([amount, (amount / 2).quantize(Decimal("0.01")), ZERO])
+                elif rng.random() < 0.97:
                     paid_on = due + timedelta(days=rng.randrange(-20, 60))
                     if paid_on <= DATA_END:
                         part = amount if rng.random() < 0.95 else (amount / 2).quantize(ZERO)
@@ -119,12 +127,12 @@ def load(dsn: str, n: int, seed: int = 7) -> None:
 
 
 # ---------------------------------------------------------------- baseline: Python over rows
-def python_kpis(dsn: str, as_of: date) -> Kpis:
+def python_kpis(dsn: str, as_of: date, exposures: ExposureBook) -> Kpis:
     """The same KPIs from the raw rows, folded in Python (rows fetched with psycopg)."""
     buckets = DEFAULT_BUCKETS
     labels = bucket_labels(buckets)
     start = as_of - timedelta(days=PERIOD)
-    bounds = [months_back(as_of, k) for k in range(COUNTBACK_MONTHS + 1)]
+    months = countback_months(as_of)
     with psycopg.connect(dsn) as conn:
         after_start: dict[int, Decimal] = defaultdict(Decimal)
         after_end: dict[int, Decimal] = defaultdict(Decimal)
@@ -152,7 +160,7 @@ def python_kpis(dsn: str, as_of: date) -> Kpis:
             " FROM invoices"
         ).fetchall()
 
-    main: dict[tuple[Any, ...], list[Any]] = defaultdict(lambda: [0, ZERO, ZERO, ZERO, ZERO])
+    main: dict[tuple[Any, ...], list[Any]] = defaultdict(lambda: [0, ZERO, ZERO, ZERO, ZERO, ZERO])
     per_customer: dict[tuple[int, str], list[Decimal]] = defaultdict(lambda: [ZERO, ZERO])
     age_bounds = [as_of - timedelta(days=b) for b in buckets]
     for iid, cid, cur, issued, due, amount, open_amount in invoices:
@@ -161,27 +169,31 @@ def python_kpis(dsn: str, as_of: date) -> Kpis:
         open_end = open_amount + after_end.get(iid, ZERO)
         open_start = open_amount + after_start.get(iid, ZERO)
         age = None
-        if open_end > 0:
+        if open_end != 0:
             age = 0 if due >= as_of else len(buckets) + 1
             if due < as_of:
                 for i, bound in enumerate(age_bounds):
                     if due >= bound:
                         age = i + 1
                         break
+        if open_end > 0:  # the debtors: invoices (credit notes are netted in receivables)
             pc = per_customer[cid, cur]
             pc[0] += open_end
             if due < as_of:
                 pc[1] += open_end
-        month = next((k for k in range(COUNTBACK_MONTHS) if issued > bounds[k + 1]), None)
+        month = next((k for k, (first, _) in enumerate(months) if issued >= first), None)
         acc = main[cur, age, month]
         if open_end > 0:
             acc[0] += 1
+        if open_end != 0:
             acc[1] += open_end
+        if open_end < 0:
+            acc[2] += open_end
         if issued > start:
-            acc[2] += amount
-        acc[3] += amount
-        if issued <= start and open_start > 0:
-            acc[4] += open_start
+            acc[3] += amount
+        acc[4] += amount
+        if issued <= start and open_start != 0:
+            acc[5] += open_start
     main_rows = [(*key, *vals) for key, vals in main.items()]
 
     def in_force(status: str, valid_from: date | None, valid_until: date | None) -> bool:
@@ -197,25 +209,16 @@ def python_kpis(dsn: str, as_of: date) -> Kpis:
             granted[cid, cur] += amount or ZERO
     by_currency: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
     for (cid, cur), (open_, overdue) in per_customer.items():
-        account, name, own, own_cur = customers[cid]
+        account, name, _own, _own_cur = customers[cid]
         g = granted.get((cid, cur))
-        own = own if own_cur is None or own_cur == cur else None
-        limit = None if g is None and own is None else (g or ZERO) + (own or ZERO)
         covered = ZERO if g is None else min(g, open_)
-        excess = open_ - limit if limit is not None and open_ > limit else None
-        by_currency[cur].append((account, name, open_, overdue, covered, limit, excess))
+        by_currency[cur].append((cid, account, name, open_, overdue, covered))
     debtor_rows = []
     for cur, rows in by_currency.items():
-        total_covered = sum((r[4] for r in rows), ZERO)
-        overs = sorted((r for r in rows if r[6] is not None), key=lambda r: (-r[6], r[0]))
-        total_excess = sum((r[6] for r in overs), ZERO) if overs else None
-        rank_excess = {r[0]: i for i, r in enumerate(overs, 1)}
-        for rank_open, r in enumerate(sorted(rows, key=lambda r: (-r[2], r[0])), 1):
-            re = rank_excess.get(r[0], 10**9)
-            if rank_open <= TOP_DEBTORS or re <= OVER_LIMIT_LISTED:
-                debtor_rows.append(
-                    (cur, *r, rank_open, re, total_covered, len(overs), total_excess)
-                )
+        total_covered = sum((r[5] for r in rows), ZERO)
+        for rank_open, r in enumerate(sorted(rows, key=lambda r: (-r[3], r[1])), 1):
+            if rank_open <= TOP_DEBTORS:
+                debtor_rows.append((cur, *r, rank_open, total_covered))
 
     covers: dict[str, list[Any]] = defaultdict(lambda: [0, ZERO, 0, ZERO])
     live = {(cid, cur) for cid, cur, st, _a, vf, vu in cover_rows_raw if in_force(st, vf, vu)}
@@ -233,7 +236,10 @@ def python_kpis(dsn: str, as_of: date) -> Kpis:
             c[2] += 1
             c[3] += amount or ZERO
     cover_rows = [(cur, *vals) for cur, vals in covers.items()]
-    return assemble(as_of, PERIOD, buckets, labels, main_rows, debtor_rows, cover_rows, bounds)
+    # limits and "over limit": the exposure engine's, the same for both sides
+    return assemble(
+        as_of, PERIOD, buckets, labels, main_rows, debtor_rows, cover_rows, months, exposures
+    )
 
 
 # ---------------------------------------------------------------- run
@@ -243,30 +249,59 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=None, help="number of invoices")
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432")
     parser.add_argument("--repeat", type=int, default=3, help="SQL runs (the best is kept)")
+    parser.add_argument(
+        "--url", default=None, help="time this already loaded (and migrated) database instead"
+    )
     args = parser.parse_args()
     n = args.n or (50_000 if args.quick else 1_000_000)
 
     name = f"cobro_kpi_bench_{uuid.uuid4().hex[:8]}"
     admin = psycopg.connect(f"{args.pg}/postgres", autocommit=True)
-    admin.execute(f'CREATE DATABASE "{name}"')
-    dsn = f"{args.pg}/{name}"
+    if not args.url:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    dsn = args.url or f"{args.pg}/{name}"
     try:
-        upgrade(dsn)
-        t0 = time.perf_counter()
-        load(dsn, n)
-        print(f"loaded {n:,} invoices (+ payments, customers, covers) in "
-              f"{time.perf_counter() - t0:.1f} s")  # fmt: skip
+        if args.url:
+            with psycopg.connect(dsn) as conn:
+                n = conn.execute("SELECT count(*) FROM invoices").fetchone()[0]  # type: ignore[index]
+        else:
+            upgrade(dsn)
+            t0 = time.perf_counter()
+            load(dsn, n)
+            print(f"loaded {n:,} invoices (+ payments, customers, covers) in "
+                  f"{time.perf_counter() - t0:.1f} s")  # fmt: skip
         engine = make_engine(dsn)
         sql_runs = []
         for _ in range(args.repeat):
             t0 = time.perf_counter()
             kpis = compute_kpis(engine, AS_OF, period_days=PERIOD)
             sql_runs.append(time.perf_counter() - t0)
-        engine.dispose()
+        trend_runs = []
+        for _ in range(args.repeat):
+            t0 = time.perf_counter()
+            trend = dso_trend(engine, TREND_AS_OF)
+            trend_runs.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        each = [(end, compute_kpis(engine, end).currencies) for end, _ in trend]
+        each_s = time.perf_counter() - t0
+        trend_s = min(trend_runs)
+        same_trend = all(
+            {c: v for c, v in values.items() if c in ks} == {c: k.dso for c, k in ks.items()}
+            for (_, values), (_, ks) in zip(trend, each, strict=True)
+        )
+        print(f"DSO trend as of {TREND_AS_OF} (12 points): runs "
+              f"{', '.join(f'{s:.3f}' for s in trend_runs)} s; the full KPIs at each point "
+              f"{each_s:.3f} s; identical DSO: {same_trend}")  # fmt: skip
+        if not same_trend:
+            sys.exit("the DSO trend differs from the KPIs at its points")
         sql_s = min(sql_runs)
         t0 = time.perf_counter()
-        baseline = python_kpis(dsn, AS_OF)
-        py_s = time.perf_counter() - t0
+        book = portfolio_exposures(engine, AS_OF)
+        exposure_s = time.perf_counter() - t0
+        engine.dispose()
+        t0 = time.perf_counter()
+        baseline = python_kpis(dsn, AS_OF, book)
+        py_s = time.perf_counter() - t0 + exposure_s
         same = kpis.to_json() == baseline.to_json()
         eur = kpis.currencies.get("EUR")
         if eur is not None:
@@ -275,6 +310,7 @@ def main() -> None:
                 f"{eur.countback_dso} CEI {eur.cei} ADD {eur.add} overdue {eur.overdue_pct} % "
                 f"covered {eur.covered_pct} % over limit {eur.over_limit_customers}"
             )
+        print(f"portfolio exposure (limits, over limit) alone: {exposure_s:.3f} s")
         print(f"SQL runs: {', '.join(f'{s:.3f}' for s in sql_runs)} s; Python {py_s:.3f} s; "
               f"identical results: {same}")  # fmt: skip
         if not same:
@@ -286,10 +322,12 @@ def main() -> None:
                         print(f"               Python {b.get(cur, {}).get(key)!s:.300}")
             sys.exit("SQL and Python KPIs differ")
     finally:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if not args.url:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
     print(
-        f"BENCH kpis seconds={sql_s:.3f} python_seconds={py_s:.3f} rows={n} "
+        f"BENCH kpis seconds={sql_s:.3f} python_seconds={py_s:.3f} "
+        f"trend_seconds={trend_s:.3f} trend_baseline_seconds={each_s:.3f} rows={n} "
         f"ratio={py_s / sql_s:.1f}"
     )
 

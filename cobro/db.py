@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from cobro.settings import get_settings
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -31,7 +34,7 @@ def make_engine(url: str | None = None) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            _create_private(Path(parsed.database))
         engine = create_engine(url, connect_args={"timeout": 30})
 
         @event.listens_for(engine, "connect")
@@ -51,6 +54,14 @@ def make_engine(url: str | None = None) -> Engine:
     return create_engine(url, pool_pre_ping=True, connect_args={"prepare_threshold": None})
 
 
+def _create_private(path: Path) -> None:
+    """A new SQLite file is created 0600 (customers' data: only its owner reads it; SQLite
+    gives its -wal and -shm files the same mode); an existing one is left as it is."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 @lru_cache
 def default_engine() -> Engine:
     return make_engine()
@@ -68,6 +79,8 @@ def transaction(engine: Engine | None = None) -> Iterator[Session]:
 
 
 def alembic_config(url: str) -> Config:
+    from alembic.config import Config  # imported when migrating, not by every process
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.set_main_option("sqlalchemy.url", normalise_url(url).replace("%", "%%"))
@@ -75,4 +88,10 @@ def alembic_config(url: str) -> Config:
 
 
 def upgrade(url: str | None = None, revision: str = "head") -> None:
-    command.upgrade(alembic_config(url or get_settings().resolved_database_url), revision)
+    from alembic import command
+
+    url = url or get_settings().resolved_database_url
+    parsed = make_url(normalise_url(url))
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        _create_private(Path(parsed.database))  # before alembic's own engine creates it
+    command.upgrade(alembic_config(url), revision)

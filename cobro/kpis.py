@@ -5,8 +5,9 @@
 
 Four set-based statements whatever the portfolio size, run at once on their own
 connections: receivables (open at as_of by aging bucket, invoices open, receivables at the
-period start), credit sales by day of issue, debtors (per customer: open, overdue, covered,
-limit, excess; top debtors and most over limit, with the currency's totals) and covers.
+period start), credit sales by day of issue, debtors (per customer: open, overdue, covered;
+the top debtors, with the currency's covered total) and covers; beside them the portfolio's
+exposure (`cobro.exposure.book`), the one source of limits and of "over limit".
 None of them visits the paid invoices: what was open on a past day comes from the invoices
 open now (a partial index) plus the allocations dated after that day (an index on the
 payment date; allocations carry copies of their invoice's customer, currency and dates).
@@ -14,7 +15,25 @@ The SQL is the same on SQLite and PostgreSQL: dates are compared with bound Pyth
 money is only summed, compared and subtracted in SQL (scaled integers on SQLite, see
 `cobro.types`) and every ratio is finished in Python from exact sums, so both databases
 give identical Decimals. Amounts of different currencies are never added together. The
-formulas are listed below, one line each (N = `period_days`, 90 by default).
+formulas are listed below, one line each (N = `period_days`, 90 by default), each with its
+source:
+
+[CRF] Credit Research Foundation, "National Summary of Domestic Trade Receivables": the
+      formulas of its quarterly survey and calculator (DSO, Best Possible DSO, Average Days
+      Delinquent = DSO − Best Possible DSO, Collection Effectiveness Index, Percent Current).
+[CB]  The countback method as Credit Today describes it ("Why You Should Switch to the
+      Countback Method to Calculate DSO"): from the month-end *net* A/R, take away the
+      current month's credit sales, then each earlier month's, counting each month's actual
+      days; the month where the balance runs out counts pro rata.
+
+Credit notes: receivables are *net* of the open credit notes (their open amounts are
+negative), as credit sales are net of the credit notes issued, so both sides of every ratio
+are measured the same way. A credit note is aged by its due date like any open item (an
+aged trial balance). Every ratio and every figure derived from ratios (ADD) is computed from
+exact, unrounded values and rounded once, at the end, to 2 places (half up).
+
+`compute_kpis(..., obligations=True)` (the CLI, pages and API) adds the insurer-obligation
+figures (`add_obligation_kpis`): deadlines missed and the amount at risk of losing cover.
 """
 
 from __future__ import annotations
@@ -44,6 +63,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import aliased
 
+from cobro.exposure.book import ExposureBook, portfolio_exposures
+from cobro.exposure.compute import Exposure, ExposureRules
 from cobro.formatting import jsonable
 from cobro.models import Customer, InsurerCover, Invoice, PaymentAllocation
 from cobro.rules.facts_sql import ACTIVE_STATUSES, cover_in_force
@@ -59,20 +80,23 @@ TOP_DEBTORS = 10
 OVER_LIMIT_LISTED = 50
 NOT_DUE = "not due"
 
-# -- formulas (one line each; every ratio is None when its denominator is not positive) --
-# open at D      = open_amount + allocations of payments dated after D, invoices issued ≤ D
-# receivables    = Σ open at as_of of the invoices open (> 0) at as_of
-# credit sales   = Σ amount of the invoices issued in (as_of − N, as_of] (credit notes net)
-# DSO            = receivables ÷ credit sales × N
-# countback DSO  = whole months walked back from as_of while their sales ≤ what is left
-#                  of receivables, plus (left ÷ that month's sales) × its days
-# best DSO       = current (not due) receivables ÷ credit sales × N
-# ADD            = DSO − best DSO (= overdue receivables ÷ credit sales × N)
-# % overdue      = receivables past due (due_date < as_of) ÷ receivables × 100
-# CEI            = (begin AR + sales − end AR) ÷ (begin AR + sales − end current AR) × 100
+# -- formulas (one line each, its source in brackets; every ratio is None when its
+#    denominator is not positive)
+# open at D      = open_amount + allocations of payments dated after D, items issued ≤ D
+# receivables    = Σ open at as_of of the open invoices and open credit notes (net A/R) [CB]
+# credit sales   = Σ amount of the invoices and credit notes issued in (as_of − N, as_of] [CRF]
+# DSO            = receivables ÷ credit sales × N                                      [CRF]
+# countback DSO  = calendar months back from as_of's month while their sales ≤ what is left
+#                  of receivables, each its days, then (left ÷ that month's sales) × its days
+#                  [CB]; mid-month, the current month is the 1st to as_of (as_of.day days)
+# best DSO       = current (not due) receivables ÷ credit sales × N                    [CRF]
+# ADD            = DSO − best DSO, unrounded (= overdue receivables ÷ credit sales × N)  [CRF]
+# % overdue      = 100 − % current = receivables past due (due_date < as_of) ÷ receivables [CRF]
+# CEI            = (begin AR + sales − end AR) ÷ (begin AR + sales − end current AR) × 100 [CRF]
 # covered        = Σ per customer min(open at as_of, granted amount of its in-force covers)
-# limit          = in-force covers + discretionary limit (same currency or none given)
-# over limit     = customers whose open at as_of exceeds their limit, excess = open − limit
+# limit, over limit, excess = the exposure engine's authorised, used > authorised and
+#                  used − authorised (`rules/exposure.yaml`, `cobro.exposure.book`): the
+#                  same figures as `cobro exposure`, the customers list and the limit review
 # cover in force = status granted/partially_granted/active/reduced, valid on as_of
 # expiring cover = in force and valid_until ≤ as_of + 30 days
 # expired cover  = granted once, valid_until < as_of, no cover in force for that customer
@@ -82,25 +106,41 @@ def _q(value: Decimal) -> Decimal:
     return value.quantize(_2, rounding=ROUND_HALF_UP)
 
 
-def ratio(numerator: Decimal, denominator: Decimal, scale: Decimal | int = 1) -> Decimal | None:
-    """numerator ÷ denominator × scale, 2 places; None when the denominator is not positive."""
+def exact_ratio(
+    numerator: Decimal, denominator: Decimal, scale: Decimal | int = 1
+) -> Decimal | None:
+    """numerator ÷ denominator × scale, unrounded; None when the denominator is not positive."""
     if denominator <= 0:
         return None
-    return _q(numerator * Decimal(scale) / denominator)
+    return numerator * Decimal(scale) / denominator
+
+
+def ratio(numerator: Decimal, denominator: Decimal, scale: Decimal | int = 1) -> Decimal | None:
+    """numerator ÷ denominator × scale, 2 places; None when the denominator is not positive."""
+    value = exact_ratio(numerator, denominator, scale)
+    return None if value is None else _q(value)
 
 
 def dso(receivables: Decimal, sales: Decimal, days: int) -> Decimal | None:
-    """DSO = receivables ÷ credit sales × days."""
+    """DSO = receivables ÷ credit sales × days [CRF]."""
     return ratio(receivables, sales, days)
 
 
+def add_days(receivables: Decimal, current: Decimal, sales: Decimal, days: int) -> Decimal | None:
+    """ADD = DSO − best possible DSO [CRF], both unrounded, rounded once: never the
+    difference of two rounded figures (150.00 − 15.31 = 134.69 where it is 134.70)."""
+    std, best = exact_ratio(receivables, sales, days), exact_ratio(current, sales, days)
+    return None if std is None or best is None else _q(std - best)
+
+
 def cei(begin: Decimal, sales: Decimal, end: Decimal, end_current: Decimal) -> Decimal | None:
-    """CEI = (begin + sales − end) ÷ (begin + sales − end current) × 100."""
+    """CEI = (begin + sales − end) ÷ (begin + sales − end current) × 100 [CRF]."""
     return ratio(begin + sales - end, begin + sales - end_current, HUNDRED)
 
 
 def countback_dso(receivables: Decimal, months: list[tuple[int, Decimal]]) -> Decimal | None:
-    """Countback: `months` = [(days, sales)] from the latest back; None if nothing is owed."""
+    """Countback [CB]: `months` = [(days, sales)], the current month first, then each
+    calendar month before it; None if nothing is owed."""
     if receivables <= 0:
         return None
     left, days = receivables, Decimal(0)
@@ -119,6 +159,24 @@ def months_back(as_of: date, k: int) -> date:
     return date(y, m, min(as_of.day, calendar.monthrange(y, m)[1]))
 
 
+def month_start(day: date, k: int = 0) -> date:
+    """The first day of the calendar month k months before `day`'s."""
+    y, m = divmod(day.year * 12 + day.month - 1 - k, 12)
+    return date(y, m + 1, 1)
+
+
+def countback_months(as_of: date, months: int = COUNTBACK_MONTHS) -> list[tuple[date, date]]:
+    """The countback's calendar months, the current one first: (first day, last day counted).
+    The current month runs from its 1st to as_of: all of it at a month end, the month to
+    date in mid-month (the convention stated in the README); the others are whole."""
+    out = []
+    for k in range(months):
+        first = month_start(as_of, k)
+        last = as_of if k == 0 else month_start(as_of, k - 1) - timedelta(days=1)
+        out.append((first, last))
+    return out
+
+
 def bucket_labels(buckets: tuple[int, ...]) -> list[str]:
     labels, lo = [NOT_DUE], 1
     for b in buckets:
@@ -129,6 +187,10 @@ def bucket_labels(buckets: tuple[int, ...]) -> list[str]:
 
 @dataclass
 class Debtor:
+    """A top debtor (open, overdue, covered at as_of) or a customer over limit (open and
+    overdue: the exposure's used and its overdue part); limit and excess are the exposure
+    engine's authorised and used − authorised (excess None when within the limit)."""
+
     account: str
     name: str
     open: Decimal
@@ -138,11 +200,18 @@ class Debtor:
     excess: Decimal | None
 
 
+def over_limit_debtor(e: Exposure) -> Debtor:
+    overdue = e.used_parts.get("overdue", ZERO) + e.used_parts.get("disputed_overdue", ZERO)
+    covered = min(e.used, e.insured)
+    return Debtor(e.account, e.name, e.used, overdue, covered, e.authorised, e.excess)
+
+
 @dataclass
 class CurrencyKpis:
     currency: str
     open_invoices: int
-    receivables: Decimal
+    receivables: Decimal  # net: the open credit notes are netted
+    credit_notes: Decimal  # the open credit notes at as_of (≤ 0), included in receivables
     current: Decimal
     overdue: Decimal
     overdue_pct: Decimal | None
@@ -164,6 +233,11 @@ class CurrencyKpis:
     covers_expiring_amount: Decimal = ZERO
     covers_expired: int = 0
     covers_expired_amount: Decimal = ZERO
+    # insurer obligations (`cobro.insurers.obligations`; with `obligations=True`)
+    insurer_deadlines_missed: int = 0  # goal: zero
+    insurer_deadlines_missed_amount: Decimal = ZERO
+    amount_at_risk_of_losing_cover: Decimal = ZERO
+    expected_indemnity: Decimal = ZERO
 
 
 @dataclass
@@ -172,6 +246,10 @@ class Kpis:
     period_days: int
     buckets: list[str]
     currencies: dict[str, CurrencyKpis]
+
+    def shown(self) -> dict[str, CurrencyKpis]:
+        """The currencies with something open at as_of (what the tiles and tables show)."""
+        return {c: k for c, k in self.currencies.items() if k.open_invoices or k.receivables}
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON: dates ISO, money and ratios as decimal strings (exact), None as null."""
@@ -188,7 +266,12 @@ def compute_kpis(
     buckets: tuple[int, ...] = DEFAULT_BUCKETS,
     currency: str | None = None,
     period_days: int = 90,
+    obligations: bool = False,
+    exposure_rules: ExposureRules | None = None,
 ) -> Kpis:
+    """The KPIs as of `as_of`; `obligations=True` adds the insurer-obligation figures under
+    the active rules (`add_obligation_kpis`); limits from `exposure_rules` (default: the
+    active ones)."""
     buckets = tuple(sorted(buckets))
     if not buckets or buckets[0] < 1 or len(set(buckets)) != len(buckets):
         raise ValueError("aging buckets must be distinct positive day counts")
@@ -196,16 +279,48 @@ def compute_kpis(
         raise ValueError("the DSO period must be at least one day")
     labels = bucket_labels(buckets)
     start = as_of - timedelta(days=period_days)
-    bounds = [months_back(as_of, k) for k in range(COUNTBACK_MONTHS + 1)]
+    months = countback_months(as_of)
     statements = [
         _receivables_statement(as_of, start, buckets, currency),
-        _sales_statement(as_of, start, bounds, currency),
+        _sales_statement(as_of, start, months, currency),
         _debtors_statement(as_of, currency),
         _covers_statement(as_of, currency),
     ]
-    receivables, sales, debtors, cover_rows = _run_concurrently(engine, statements)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        book = pool.submit(portfolio_exposures, engine, as_of, exposure_rules)
+        receivables, sales, debtors, cover_rows = run_concurrently(engine, statements)
+        exposures = book.result()
     main_rows = [*receivables, *sales]
-    return assemble(as_of, period_days, buckets, labels, main_rows, debtors, cover_rows, bounds)
+    kpis = assemble(
+        as_of, period_days, buckets, labels, main_rows, debtors, cover_rows, months, exposures
+    )
+    if obligations:
+        add_obligation_kpis(engine, kpis, currency)
+    return kpis
+
+
+def add_obligation_kpis(engine: Engine, kpis: Kpis, currency: str | None = None) -> None:
+    """deadlines missed   = insured open invoices whose declaration deadline has passed with
+                            no declaration recorded (the goal is zero)
+    at risk of losing cover = Σ eligible amount whose declare-by falls within insurance.yaml's
+                            `at_risk_within_days`
+    (`cobro.insurers.obligations`, today's open invoices and the active rules' terms)."""
+    from cobro.insurers.obligations_sql import ObligationRules, portfolio_totals
+    from cobro.rules.classify import load_active_ruleset
+
+    rules = ObligationRules.of(load_active_ruleset(engine))
+    if not rules.any_terms:
+        return
+    with engine.connect() as conn:
+        totals = portfolio_totals(conn, kpis.as_of, rules)
+    for cur, t in totals.items():
+        k = kpis.currencies.get(cur)
+        if k is None or (currency is not None and cur != currency):
+            continue
+        k.insurer_deadlines_missed = t.deadlines_missed
+        k.insurer_deadlines_missed_amount = t.missed_amount
+        k.amount_at_risk_of_losing_cover = t.at_risk_amount
+        k.expected_indemnity = t.expected_indemnity
 
 
 # Which invoices are open on day D, and for how much, without visiting the paid ones:
@@ -220,6 +335,15 @@ def compute_kpis(
 def _open_invoices(as_of: date, currency: str | None) -> list[Any]:
     """Invoices open now and issued by as_of (`0` inlined so the partial index serves it)."""
     where = [Invoice.open_amount > literal_column("0"), Invoice.issue_date <= as_of]
+    if currency:
+        where.append(Invoice.currency == currency)
+    return where
+
+
+def _open_credit_notes(as_of: date, currency: str | None) -> list[Any]:
+    """Credit notes open now and issued by as_of (`0` inlined for their partial index).
+    They never receive allocations, so what is open now was open at as_of."""
+    where = [Invoice.open_amount < literal_column("0"), Invoice.issue_date <= as_of]
     if currency:
         where.append(Invoice.currency == currency)
     return where
@@ -243,9 +367,10 @@ def _aging(due: Any, as_of: date, buckets: tuple[int, ...]) -> Any:
 def _receivables_statement(
     as_of: date, start: date, buckets: tuple[int, ...], currency: str | None
 ) -> Any:
-    """Main rows (currency, age, month, count, open, sales, amount, begin) for the amounts
-    open at as_of by aging bucket, the number of invoices open, and the receivables at the
-    period start (CEI)."""
+    """Main rows (currency, age, month, count, open, credit, sales, amount, begin) for the
+    amounts open at as_of by aging bucket (net of the open credit notes, also summed apart
+    as `credit`), the number of invoices open, and the receivables at the period start
+    (CEI)."""
     i, a = Invoice, PaymentAllocation
     zero = literal(ZERO, Money())
     # invoices open at as_of, amounts open at as_of and at the start, by (currency, due day),
@@ -258,6 +383,7 @@ def _receivables_statement(
             i.due_date.label("due"),
             func.count().label("n"),
             _money(func.sum(i.open_amount)).label("open"),
+            zero.label("credit"),
             _money(
                 func.coalesce(func.sum(i.open_amount).filter(i.issue_date <= start), zero)
             ).label("begin"),
@@ -265,10 +391,21 @@ def _receivables_statement(
         .where(*_open_invoices(as_of, currency))
         .group_by(i.currency, i.due_date),
         select(
+            i.currency,
+            i.due_date,
+            literal(0),
+            _money(func.sum(i.open_amount)),
+            _money(func.sum(i.open_amount)),
+            _money(func.coalesce(func.sum(i.open_amount).filter(i.issue_date <= start), zero)),
+        )
+        .where(*_open_credit_notes(as_of, currency))
+        .group_by(i.currency, i.due_date),
+        select(
             a.currency,
             a.due_date,
             func.count(distinct(case((still_open.id.is_(None), a.invoice_id), else_=None))),
             _money(func.sum(a.amount)),
+            zero,
             zero,
         )
         .outerjoin(
@@ -278,7 +415,12 @@ def _receivables_statement(
         .where(*_paid_after(as_of, as_of, currency))
         .group_by(a.currency, a.due_date),
         select(
-            a.currency, type_coerce(null(), Date()), literal(0), zero, _money(func.sum(a.amount))
+            a.currency,
+            type_coerce(null(), Date()),
+            literal(0),
+            zero,
+            zero,
+            _money(func.sum(a.amount)),
         )
         .where(*_paid_after(start, start, currency))
         .group_by(a.currency),
@@ -291,16 +433,20 @@ def _receivables_statement(
         type_coerce(null(), Integer()),
         func.sum(p.n),
         _money(func.sum(p.open)),
+        _money(func.sum(p.credit)),
         zero,
         zero,
         _money(func.sum(p.begin)),
     ).group_by(p.currency, age)
 
 
-def _sales_statement(as_of: date, start: date, bounds: list[date], currency: str | None) -> Any:
-    """Main rows with the credit sales of the period and of each countback month."""
+def _sales_statement(
+    as_of: date, start: date, months: list[tuple[date, date]], currency: str | None
+) -> Any:
+    """Main rows with the credit sales of the period and of each countback month (credit
+    notes netted: their amounts are negative)."""
     i = Invoice
-    where = [i.issue_date <= as_of, i.issue_date > min(start, bounds[-1])]
+    where = [i.issue_date <= as_of, i.issue_date > min(start, months[-1][0] - timedelta(days=1))]
     if currency:
         where.append(i.currency == currency)
     by_day = (
@@ -311,12 +457,13 @@ def _sales_statement(as_of: date, start: date, bounds: list[date], currency: str
     )
     g = by_day.c
     zero = literal(ZERO, Money())
-    month = case(*[(g.issued > bounds[k + 1], k) for k in range(COUNTBACK_MONTHS)], else_=None)
+    month = case(*[(g.issued >= first, k) for k, (first, _) in enumerate(months)], else_=None)
     return select(
         g.currency,
         type_coerce(null(), Integer()),
         month,
         literal(0),
+        zero,
         zero,
         _money(func.sum(case((g.issued > start, g.amount), else_=zero))),
         _money(func.sum(g.amount)),
@@ -363,21 +510,7 @@ def _debtors_statement(as_of: date, currency: str | None) -> Any:
         .subquery("cover")
     )
     pc, cv = per_customer.c, cover.c
-    own = case(
-        (
-            or_(
-                Customer.discretionary_limit_currency.is_(None),
-                Customer.discretionary_limit_currency == pc.currency,
-            ),
-            Customer.discretionary_limit,
-        ),
-        else_=None,
-    )
-    limit = case(
-        (and_(cv.granted.is_(None), own.is_(None)), None),
-        else_=func.coalesce(cv.granted, zero) + func.coalesce(own, zero),
-    )
-    limited = (
+    covered = (
         select(
             pc.customer_id,
             pc.currency,
@@ -387,97 +520,56 @@ def _debtors_statement(as_of: date, currency: str | None) -> Any:
             case(
                 (cv.granted.is_(None), zero), (cv.granted < pc.open, cv.granted), else_=pc.open
             ).label("covered"),
-            limit.label("limit_"),
         )
         .select_from(per_customer)
         .join(Customer, Customer.id == pc.customer_id)
         .outerjoin(cover, and_(cv.customer_id == pc.customer_id, cv.currency == pc.currency))
-        .subquery("limited")
-    )
-    lm = limited.c
-    excess = case((lm.open > lm.limit_, lm.open - lm.limit_), else_=None)
-    # one narrow row per customer and currency, computed once (PostgreSQL would otherwise
-    # inline the expressions into every use below)
-    debts = (
-        select(*lm, excess.label("excess"))
         .cte("debts")
         .prefix_with("MATERIALIZED", dialect="postgresql")
     )
-    d = debts.c
+    d = covered.c
     totals = (
-        select(
-            d.currency,
-            func.sum(d.covered).label("covered"),
-            func.count(d.excess).label("n_over"),
-            func.sum(d.excess).label("excess"),
-        )
-        .group_by(d.currency)
-        .cte("totals")
+        select(d.currency, func.sum(d.covered).label("covered")).group_by(d.currency).cte("totals")
     )
     t = totals.c
     # the Nth largest amount of each currency (a bounded sort per currency): only the rows
     # at or above it are ranked, ties included, so the ranks equal a ranking of all rows
-    other = debts.alias("other")
+    other = covered.alias("other")
     nth_open = _nth_largest(other.c.open, other.c.currency == t.currency, TOP_DEBTORS)
-    nth_excess = _nth_largest(
-        other.c.excess,
-        and_(other.c.currency == t.currency, other.c.excess.is_not(None)),
-        OVER_LIMIT_LISTED,
-    )
     cutoffs = (
-        select(t.currency, nth_open.label("open"), nth_excess.label("excess"))
+        select(t.currency, nth_open.label("open"))
         .cte("cutoffs")
         .prefix_with("MATERIALIZED", dialect="postgresql")
     )
     c = cutoffs.c
-    never = literal(10**9)
     top_open = (
         select(
             *d,
             func.row_number()
             .over(partition_by=d.currency, order_by=(d.open.desc(), d.account))
             .label("rank_open"),
-            never.label("rank_excess"),
         )
-        .join_from(debts, cutoffs, c.currency == d.currency)
+        .join_from(covered, cutoffs, c.currency == d.currency)
         .where(or_(c.open.is_(None), d.open >= c.open))
         .subquery("top_open")
     )
-    top_excess = (
-        select(
-            *d,
-            never,
-            func.row_number()
-            .over(partition_by=d.currency, order_by=(d.excess.desc(), d.account))
-            .label("rank_excess"),
-        )
-        .join_from(debts, cutoffs, c.currency == d.currency)
-        .where(d.excess.is_not(None), or_(c.excess.is_(None), d.excess >= c.excess))
-        .subquery("top_excess")
-    )
-    listed = union_all(
-        select(top_open).where(top_open.c.rank_open <= TOP_DEBTORS),
-        select(top_excess).where(top_excess.c.rank_excess <= OVER_LIMIT_LISTED),
-    ).subquery("listed")
-    r = listed.c
+    r = top_open.c
+    # currencies without a top debtor row still bring their covered total
     return (
         select(
             r.currency,
+            r.customer_id,
             r.account,
             Customer.name,
             _money(r.open),
             _money(r.overdue),
             _money(r.covered),
-            _money(r.limit_),
-            _money(r.excess),
             r.rank_open,
-            r.rank_excess,
             _money(t.covered),
-            t.n_over,
-            _money(t.excess),
         )
-        .join_from(listed, totals, t.currency == r.currency)
+        .join_from(top_open, totals, t.currency == r.currency)
         .join(Customer, Customer.id == r.customer_id)
+        .where(r.rank_open <= TOP_DEBTORS)
     )
 
 
@@ -524,7 +616,7 @@ def _covers_statement(as_of: date, currency: str | None) -> Any:
     return covers
 
 
-def _run_concurrently(engine: Engine, statements: list[Any]) -> list[list[Any]]:
+def run_concurrently(engine: Engine, statements: list[Any]) -> list[list[Any]]:
     """The independent queries at once, one connection each: PostgreSQL runs them on
     different cores (SQLite's WAL lets readers run side by side too)."""
 
@@ -549,9 +641,11 @@ def assemble(
     main_rows: Any,
     debtor_rows: Any,
     cover_rows: Any,
-    bounds: list[date],
+    months: list[tuple[date, date]],
+    exposures: ExposureBook | None = None,
 ) -> Kpis:
-    """The KPIs from the aggregated rows (shared with the benchmark's Python baseline)."""
+    """The KPIs from the aggregated rows (shared with the benchmark's Python baseline) and
+    the portfolio's exposure (limits, over limit)."""
     sums: dict[str, dict[str, Any]] = {}
 
     def acc(cur: str) -> dict[str, Any]:
@@ -560,70 +654,74 @@ def assemble(
             {
                 "count": 0,
                 "aging": [ZERO] * len(labels),
+                "credit": ZERO,
                 "sales": ZERO,
                 "months": [ZERO] * COUNTBACK_MONTHS,
                 "begin": ZERO,
             },
         )
 
-    for cur, age, month, count, open_, sales, amount, begin in main_rows:
+    for cur, age, month, count, open_, credit, sales, amount, begin in main_rows:
         a = acc(cur)
         a["count"] += int(count or 0)
         if age is not None:
             a["aging"][age] += open_ or ZERO
+        a["credit"] += credit or ZERO
         a["sales"] += sales or ZERO
         if month is not None:
             a["months"][month] += amount or ZERO
         a["begin"] += begin or ZERO
-    month_days = [(bounds[k] - bounds[k + 1]).days for k in range(COUNTBACK_MONTHS)]
+    month_days = [(last - first).days + 1 for first, last in months]
     result: dict[str, CurrencyKpis] = {}
     for cur in sorted(sums):
         a = sums[cur]
         total = sum(a["aging"], ZERO)
         current = a["aging"][0]
         overdue = total - current
-        std = dso(total, a["sales"], period_days)
-        best = dso(current, a["sales"], period_days)
         result[cur] = CurrencyKpis(
             currency=cur,
             open_invoices=a["count"],
             receivables=total,
+            credit_notes=a["credit"],
             current=current,
             overdue=overdue,
             overdue_pct=ratio(overdue, total, HUNDRED),
             aging=dict(zip(labels, a["aging"], strict=True)),
             credit_sales=a["sales"],
             beginning_receivables=a["begin"],
-            dso=std,
+            dso=dso(total, a["sales"], period_days),
             countback_dso=countback_dso(total, list(zip(month_days, a["months"], strict=True))),
-            best_possible_dso=best,
-            add=None if std is None or best is None else std - best,
+            best_possible_dso=dso(current, a["sales"], period_days),
+            add=add_days(total, current, a["sales"], period_days),
             cei=cei(a["begin"], a["sales"], total, current),
             covered=ZERO,
             covered_pct=ratio(ZERO, total, HUNDRED),
             over_limit_customers=0,
             over_limit_excess=ZERO,
         )
+    book = exposures or ExposureBook(as_of, {})
     for row in debtor_rows:
-        (cur, account, name, open_, overdue, covered, limit, excess, rank_open, rank_excess) = row[
-            :10
-        ]
-        total_covered, n_over, total_excess = row[10:]
+        cur, customer_id, account, name, open_, overdue, covered, rank_open, total_covered = row
         k = result.get(cur)
         if k is None:
             continue
         k.covered = total_covered or ZERO
         k.covered_pct = ratio(k.covered, k.receivables, HUNDRED)
-        k.over_limit_customers = n_over
-        k.over_limit_excess = total_excess or ZERO
-        d = Debtor(account, name, open_, overdue, covered, limit, excess)
-        if rank_open <= TOP_DEBTORS:
-            k.top_debtors.append((rank_open, d))  # type: ignore[arg-type]
-        if excess is not None and rank_excess <= OVER_LIMIT_LISTED:
-            k.over_limit.append((rank_excess, d))  # type: ignore[arg-type]
+        e = book.get(customer_id)
+        limit = excess = None
+        if e is not None and e.currency == cur:
+            limit, excess = e.authorised, (e.excess if e.over_limit else None)
+        k.top_debtors.append(
+            (rank_open, Debtor(account, name, open_, overdue, covered, limit, excess))
+        )  # type: ignore[arg-type]
     for k in result.values():
         k.top_debtors = [d for _, d in sorted(k.top_debtors, key=lambda t: t[0])]  # type: ignore[misc]
-        k.over_limit = [d for _, d in sorted(k.over_limit, key=lambda t: t[0])]  # type: ignore[misc]
+    for cur, over in book.over_limit_totals().items():
+        k = result.get(cur)  # type: ignore[arg-type]
+        if k is None:
+            continue
+        k.over_limit_customers, k.over_limit_excess = over.customers, over.excess
+        k.over_limit = [over_limit_debtor(e) for e in book.over_limit(cur)[:OVER_LIMIT_LISTED]]
     for cur, n_expiring, expiring_amount, n_expired, expired_amount in cover_rows:
         if cur not in result:
             continue  # covers in a currency without receivables: nothing to report against

@@ -60,6 +60,16 @@ class Timestamps:
 
 class Customer(Timestamps, Base):
     __tablename__ = "customers"
+    __table_args__ = (
+        # `search_text LIKE '%nunez%'` (cobro.search): a trigram index on PostgreSQL; a
+        # plain one on SQLite, which scans it instead of the wider table
+        Index(
+            "ix_customers_search_text",
+            "search_text",
+            postgresql_using="gin",
+            postgresql_ops={"search_text": "gin_trgm_ops"},
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     account: Mapped[str] = mapped_column(String(64), unique=True)
@@ -81,8 +91,26 @@ class Customer(Timestamps, Base):
     payment_terms_days: Mapped[int | None] = mapped_column(Integer)
     discretionary_limit: Mapped[Decimal | None] = mapped_column(doc="own credit limit")
     discretionary_limit_currency: Mapped[str | None] = mapped_column(String(3))
+    owner: Mapped[str | None] = mapped_column(
+        String(128), index=True, doc="the username of the collector who owns the customer"
+    )
+    search_text: Mapped[str] = mapped_column(
+        Text,
+        default="",
+        server_default="",
+        doc="name, account, SIREN, VAT and email without case or accents (cobro.search)",
+    )
 
     invoices: Mapped[list[Invoice]] = relationship(back_populates="customer")
+
+
+@event.listens_for(Customer, "before_insert")
+@event.listens_for(Customer, "before_update")
+def _keep_search_text(_mapper: Any, _connection: Any, customer: Customer) -> None:
+    """Every ORM write keeps `search_text` (the CSV import's bulk SQL sets it too)."""
+    from cobro.search import search_text_of
+
+    customer.search_text = search_text_of(customer)
 
 
 class Invoice(Timestamps, Base):
@@ -103,6 +131,16 @@ class Invoice(Timestamps, Base):
             "id",
             postgresql_where=text("open_amount > 0"),
             sqlite_where=text("open_amount > 0"),
+        ),
+        # the open credit notes only (negative open amounts): netted from the receivables
+        Index(
+            "ix_invoices_open_credit",
+            "currency",
+            "issue_date",
+            "due_date",
+            "open_amount",
+            postgresql_where=text("open_amount < 0"),
+            sqlite_where=text("open_amount < 0"),
         ),
         # sales per day: a range of issue dates read from the index alone
         Index("ix_invoices_issue_date", "issue_date", "currency", "amount"),
@@ -258,6 +296,21 @@ class CoverHistory(Base):
     at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class InsurerMatchKey(Base):
+    """One normalised identifier of a customer (buyer id, SIREN, VAT, DUNS), written once per
+    sync run and deleted when it finishes: each page of covers is matched by an indexed query
+    on the page's identifiers, so no sync holds every customer in memory."""
+
+    __tablename__ = "insurer_match_keys"
+    __table_args__ = (Index("ix_insurer_match_keys_lookup", "sync_run_id", "value", "kind"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sync_run_id: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(8), doc="buyer_id, siren, vat, duns")
+    value: Mapped[str] = mapped_column(String(64))
+    customer_id: Mapped[int] = mapped_column(Integer)
+
+
 class InsurerQuarantine(Base):
     """A record the insurer sent that failed validation: kept verbatim, never applied.
 
@@ -340,7 +393,7 @@ class Alert(Base):
     fired_at: Mapped[datetime] = mapped_column(default=utcnow)
     acknowledged_by: Mapped[str | None] = mapped_column(String(128))
     acknowledged_at: Mapped[datetime | None]
-    assigned_to: Mapped[str | None] = mapped_column(String(128))
+    assigned_to: Mapped[str | None] = mapped_column(String(128), index=True)
 
 
 class Communication(Base):
@@ -459,6 +512,86 @@ class DunningFactDigest(Base):
     signalled_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class InsurerDeclaration(Base):
+    """A payment-overdue declaration to the credit insurer (OVD, EXP or RES), one per invoice
+    and category: `client_reference` (deterministic, `cobro.insurers.declarations`) makes
+    filing it idempotent at the insurer; `status` follows it from `awaiting_approval` or
+    `queued` to `filed` (the insurer's job) to `registered` or `rejected`."""
+
+    __tablename__ = "insurer_declarations"
+    __table_args__ = (Index("ix_insurer_declarations_customer_status", "customer_id", "status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"), index=True)
+    invoice_number: Mapped[str] = mapped_column(String(64))
+    category: Mapped[str] = mapped_column(String(3), doc="OVD, EXP or RES")
+    client_reference: Mapped[str] = mapped_column(String(64), unique=True)
+    status: Mapped[str] = mapped_column(
+        String(20), doc="awaiting_approval, queued, filed, registered, rejected, cancelled"
+    )
+    policy_id: Mapped[str] = mapped_column(String(64))
+    company_id: Mapped[str | None] = mapped_column(String(64), doc="the insurer's buyer id")
+    currency: Mapped[str] = mapped_column(String(3))
+    amount: Mapped[Decimal] = mapped_column(doc="the open amount declared")
+    due_date: Mapped[date] = mapped_column(Date)
+    deadline: Mapped[date | None] = mapped_column(Date, doc="declare-by (OVD), MEP end (EXP)")
+    new_due_date: Mapped[date | None] = mapped_column(Date, doc="EXP: the extended due date")
+    installments: Mapped[dict[str, Any] | None] = mapped_column(doc="RES: the repayment plan")
+    job_id: Mapped[str | None] = mapped_column(String(64))
+    overdue_id: Mapped[str | None] = mapped_column(String(64))
+    insurer_status: Mapped[str | None] = mapped_column(String(32))
+    error: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    requested_by: Mapped[str] = mapped_column(String(128), default="system")
+    approved_by: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    filed_at: Mapped[datetime | None]
+    answered_at: Mapped[datetime | None]
+
+
+class InsurerClaim(Base):
+    """A claim (hand-over) to the credit insurer for one declared invoice: `queued` ->
+    `filed` (the insurer's job) -> `acknowledged` -> `indemnified` or `refused`. Payments
+    allocated to the invoice after `indemnified_on` are recoveries (`cobro.insurers.claims`)."""
+
+    __tablename__ = "insurer_claims"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"), unique=True)
+    invoice_number: Mapped[str] = mapped_column(String(64))
+    policy_id: Mapped[str] = mapped_column(String(64))
+    currency: Mapped[str] = mapped_column(String(3))
+    client_reference: Mapped[str | None] = mapped_column(
+        String(64), unique=True, doc="`cobro-clm-<invoice>`: one claim at the insurer"
+    )
+    status: Mapped[str] = mapped_column(
+        String(16), doc="queued, filed, acknowledged, indemnified, refused"
+    )
+    job_id: Mapped[str | None] = mapped_column(String(64), doc="the insurer's job, once filed")
+    checked_at: Mapped[datetime | None] = mapped_column(
+        doc="when the insurer was last asked for its decision (the workflow's clock)"
+    )
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    claimed_amount: Mapped[Decimal]
+    indemnified_amount: Mapped[Decimal | None]
+    recovered_amount: Mapped[Decimal] = mapped_column(
+        default=Decimal(0), server_default="0", doc="paid by the buyer after the indemnity"
+    )
+    insured_percent: Mapped[Decimal] = mapped_column(doc="the policy's, when filed")
+    insurer_reference: Mapped[str | None] = mapped_column(String(64))
+    reason: Mapped[str | None] = mapped_column(Text, doc="why refused")
+    filed_on: Mapped[date] = mapped_column(Date)
+    claim_by: Mapped[date | None] = mapped_column(Date, doc="the policy's claim deadline")
+    acknowledged_on: Mapped[date | None] = mapped_column(Date)
+    indemnified_on: Mapped[date | None] = mapped_column(Date)
+    refused_on: Mapped[date | None] = mapped_column(Date)
+    filed_by: Mapped[str] = mapped_column(String(128), default="system")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
 class TimelineEvent(Base):
     """Everything a human may ask about a customer, in order."""
 
@@ -475,14 +608,20 @@ class TimelineEvent(Base):
 
 
 class Task(Base):
+    """Something a person must do for a customer. Created by `cobro.queues.routing.new_task`:
+    it goes to the customer's owner (`assignee`), else it waits in the queue of
+    `assignee_role` until a user of that role takes it."""
+
     __tablename__ = "tasks"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
     kind: Mapped[str] = mapped_column(String(32), doc="call, claim, review_limit, ...")
     note: Mapped[str] = mapped_column(Text, default="")
-    assignee_role: Mapped[str | None] = mapped_column(String(64))
-    assignee: Mapped[str | None] = mapped_column(String(128))
+    assignee_role: Mapped[str | None] = mapped_column(String(64), doc="the queue it belongs to")
+    assignee: Mapped[str | None] = mapped_column(
+        String(128), index=True, doc="the user doing it; NULL while it waits in its queue"
+    )
     due_date: Mapped[date | None] = mapped_column(Date)
     status: Mapped[str] = mapped_column(String(16), default="open", index=True)
     source_key: Mapped[str | None] = mapped_column(String(255), unique=True)
@@ -547,6 +686,9 @@ class User(Base):
     display_name: Mapped[str] = mapped_column(String(255), default="")
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(16), doc="viewer, collector or admin")
+    language: Mapped[str | None] = mapped_column(
+        String(8), doc="the dashboard's language (en, es, fr, de); NULL: the browser's"
+    )
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_login_at: Mapped[datetime | None]
@@ -580,6 +722,20 @@ class WebSession(Base):
     revoked_at: Mapped[datetime | None]
 
 
+class LoginThrottle(Base):
+    """Failed log-ins counted per user name (`kind` "user", known or not: a lockout never
+    tells which names exist) and per client address (`kind` "address"): growing delays,
+    and a lockout of the name that `cobro users unlock NAME` lifts (`cobro.login_limits`)."""
+
+    __tablename__ = "login_throttles"
+
+    kind: Mapped[str] = mapped_column(String(8), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    failures: Mapped[int] = mapped_column(default=0)
+    last_failure_at: Mapped[datetime] = mapped_column(index=True)
+    locked_at: Mapped[datetime | None]
+
+
 class ImportRun(Base):
     """One CSV import: what file, how many rows created / updated / unchanged."""
 
@@ -593,6 +749,37 @@ class ImportRun(Base):
     at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class ForecastModel(Base):
+    """The collection forecast's portfolio curve and spreads as of one day
+    (`cobro.forecast.model.Portfolio`), computed from the data identified by `fingerprint`,
+    and the forecasts made from it (`forecasts`, by number of weeks, from the open invoices
+    identified by `open_fingerprint`): a cache (`cobro.forecast.store`), recomputed
+    whenever the data differ."""
+
+    __tablename__ = "forecast_models"
+
+    as_of: Mapped[date] = mapped_column(Date, primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(128))
+    portfolio: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    open_fingerprint: Mapped[str | None] = mapped_column(String(160))
+    forecasts: Mapped[dict[str, Any] | None] = mapped_column(
+        JSON().with_variant(JSONB(), "postgresql")
+    )
+    computed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ForecastProfile(Base):
+    """One customer's rounded payment profile as of a day (`cobro.forecast.model.Profile`),
+    for customers with payments in the 12 months before it; part of the `ForecastModel`."""
+
+    __tablename__ = "forecast_profiles"
+
+    as_of: Mapped[date] = mapped_column(Date, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(primary_key=True)
+    delay_days: Mapped[int] = mapped_column(Integer)
+    spread_step: Mapped[int] = mapped_column(Integer)
+
+
 __all__ = [
     "INVOICE_COPIES",
     "Alert",
@@ -604,9 +791,13 @@ __all__ = [
     "CustomerFactSnapshot",
     "DunningFactDigest",
     "DunningPause",
+    "ForecastModel",
+    "ForecastProfile",
     "GradeHistory",
     "ImportRun",
+    "InsurerClaim",
     "InsurerCover",
+    "InsurerDeclaration",
     "InsurerQuarantine",
     "Invoice",
     "InvoiceStepReached",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -29,15 +30,93 @@ class Settings(BaseSettings):
     temporal_namespace: str = "default"
     temporal_task_queue: str = "cobro"
     temporal_ui_port: int = 8233
+    # a secured cluster (self-hosted with TLS/mTLS) or Temporal Cloud (mTLS or an API key)
+    temporal_tls: bool | None = Field(
+        None,
+        description="TLS to the Temporal frontend; default: on when a CA file, a client "
+        "certificate or an API key is set",
+    )
+    temporal_tls_ca_file: Path | None = Field(
+        None,
+        description="PEM file: the CA that signed the server's certificate (default: "
+        "the system's roots)",
+    )
+    temporal_tls_server_name: str | None = Field(
+        None,
+        description="name the server's certificate must carry (also sent as SNI), when "
+        "it differs from the address's host",
+    )
+    temporal_tls_cert_file: Path | None = Field(
+        None, description="PEM file: the client certificate, for mTLS"
+    )
+    temporal_tls_key_file: Path | None = Field(
+        None, description="PEM file: the client certificate's private key, for mTLS"
+    )
+    temporal_api_key: SecretStr | None = Field(
+        None, description="Temporal Cloud API key, sent as a bearer token (turns TLS on)"
+    )
+    # payloads (workflow and activity inputs and results, signals, queries, failures)
+    # encrypted with AES-256-GCM before they reach Temporal; search attributes stay clear
+    payload_encryption: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="'auto': on when keys are set (payload_keys, payload_keys_file, or "
+        "var/payload-keys that `cobro dev` creates); 'on': keys required; 'off'",
+    )
+    payload_keys: SecretStr | None = Field(
+        None,
+        description="AES-256 keys as ID=BASE64, comma-separated, oldest first: the last one "
+        "encrypts new payloads, every one decrypts",
+    )
+    payload_keys_file: Path | None = Field(
+        None, description="the same keys, one ID=BASE64 a line; default var/payload-keys"
+    )
+    codec_role: str = Field(
+        "viewer", description="the least role that may decode payloads at /codec/decode"
+    )
+    codec_cors_origins: str = Field(
+        "",
+        description="origins of the Temporal UI allowed to call /codec (comma-separated); "
+        "default: the embedded UI, http://<temporal host>:<temporal_ui_port>",
+    )
     worker_max_workflow_tasks: int | None = Field(
-        None, description="workflow tasks a worker runs at once (default: the SDK's 100)"
+        16,
+        description="workflow tasks a worker runs at once (SDK default 100): a fresh worker "
+        "that takes 100 first activations at once on a small machine sees them all pass the "
+        "10 s workflow task timeout, and the server backs off those workflows for minutes",
+    )
+
+    worker_metrics_address: str = Field(
+        "",
+        description="host:port of the worker's Prometheus /metrics (the Temporal SDK's series "
+        "and Cobro's cobro_*), e.g. 0.0.0.0:9464; empty: none (one per worker process)",
+    )
+    worker_health_address: str = Field(
+        "",
+        description="host:port of the worker's /healthz (alive) and /readyz (polling, "
+        "database and Temporal reachable), e.g. 0.0.0.0:9465; empty: none",
+    )
+    worker_drain_seconds: float = Field(
+        30.0,
+        description="on SIGTERM the worker stops polling and lets running activities "
+        "finish for up to this long before it exits",
+    )
+    log_format: str = Field("text", description="text or json (one object per line)")
+    metrics_token: str | None = Field(
+        None, description="bearer token the dashboard's /metrics wants; unset: open"
     )
 
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 8025
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
-    smtp_starttls: bool = False
+    smtp_starttls: bool = Field(
+        False,
+        description="require STARTTLS (without it, STARTTLS is still used whenever the "
+        "relay offers it; AUTH is never sent over a plain connection)",
+    )
+    smtp_tls_ca_file: Path | None = Field(
+        None, description="PEM file: the CA of the relay's certificate (default: the system's)"
+    )
     smtp_use_tls: bool = False
     mail_from: str = "Cobro Collections <collections@cobro.localhost>"
     smtp_lookup: str | None = Field(
@@ -64,8 +143,17 @@ class Settings(BaseSettings):
     )
     sms_from: str = "+15005550006"
 
-    insurer_base_url: str = "http://127.0.0.1:8027"
+    insurer_base_url: str = Field(
+        "http://127.0.0.1:8027",
+        description="insurer API: `production`, `uat` (Allianz Trade's hosts) or a URL",
+    )
     insurer_api_key: SecretStr = SecretStr("dev-api-key")
+    insurer_environment: str | None = Field(
+        None, description="`production` or `uat` paths for a URL base (default production)"
+    )
+    insurer_policies: str = Field(
+        "", description="policies to sync: BUSINESS_UNIT:POLICY_ID[:EXTENSION_ID], comma-separated"
+    )
     insurer: str = Field("allianz_trade", description="which connector the sync uses")
     insurer_simulator_seed: int = Field(7, description="`cobro dev`: the simulated portfolio")
     sync_time: str = Field("06:30", description="daily insurer sync, HH:MM in sync_timezone")
@@ -76,6 +164,9 @@ class Settings(BaseSettings):
 
     collections_team_email: str = Field(
         "collections-team@cobro.localhost", description="receives the classification digest"
+    )
+    team_language: str = Field(
+        "en", description="the language of the emails to the team: en, es, fr or de"
     )
 
     public_base_url: str = Field(
@@ -90,6 +181,12 @@ class Settings(BaseSettings):
     capture_http_port: int = 8026
 
     @property
+    def temporal_sync_queue(self) -> str:
+        """The insurer sync, classification and the system check run on a task queue of
+        their own, never queued behind the day's contacts on `temporal_task_queue`."""
+        return sync_queue(self.temporal_task_queue)
+
+    @property
     def rules_path(self) -> Path:
         return self.rules_dir or _project_dir("rules")
 
@@ -102,6 +199,44 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.var_dir / 'cobro.db').resolve()}"
+
+
+DEV_SECRETS = {"twilio_auth_token": "dev-token", "insurer_api_key": "dev-api-key"}
+
+
+class InsecureSettings(ValueError):
+    """Development secrets on a public https deployment; the message is one line."""
+
+
+def default_secrets(settings: Settings) -> list[str]:
+    """The settings (as environment variables) still at their development defaults."""
+    found = [
+        f"COBRO_{name.upper()}"
+        for name, dev in DEV_SECRETS.items()
+        if getattr(settings, name).get_secret_value() == dev
+    ]
+    if settings.web_secret_key is None or not settings.web_secret_key.get_secret_value():
+        found.append("COBRO_WEB_SECRET_KEY")
+    return found
+
+
+def check_secrets(settings: Settings) -> None:
+    """Refuse to start on an https public URL (a real deployment) with a development
+    secret: the defaults are public, in this repository."""
+    if not settings.public_base_url.startswith("https://"):
+        return
+    found = default_secrets(settings)
+    if found:
+        raise InsecureSettings(
+            f"COBRO_PUBLIC_BASE_URL is https ({settings.public_base_url}) but "
+            f"{', '.join(found)} {'is' if len(found) == 1 else 'are'} not set to a secret "
+            "of your own (development default or missing): set "
+            f"{'it' if len(found) == 1 else 'them'}"
+        )
+
+
+def sync_queue(task_queue: str) -> str:
+    return f"{task_queue}-sync"
 
 
 def _project_dir(name: str) -> Path:

@@ -47,7 +47,7 @@ def build_schedule(settings: Settings, paused: bool = False, note: str = "") -> 
             WORKFLOW_TYPE,
             {},  # DailySyncInput() with every default
             id="daily-sync",  # the schedule appends the scheduled time
-            task_queue=settings.temporal_task_queue,
+            task_queue=settings.temporal_sync_queue,
         ),
         spec=ScheduleSpec(
             calendars=[

@@ -1,5 +1,7 @@
-"""Dashboard users and API tokens: roles viewer < collector < admin, argon2 password hashes,
-tokens stored as SHA-256 only (the plaintext is shown once)."""
+"""Dashboard users and API tokens: roles viewer < collector < credit_manager < admin, argon2
+password hashes, tokens stored as SHA-256 only (the plaintext is shown once). A role can do
+everything the roles before it can; `credit_manager` is the role the dunning rules send
+decisions to (`assignee_role: credit_manager`, see `cobro.queues`)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import lru_cache
 from typing import Any
 
 from argon2 import PasswordHasher
@@ -19,12 +22,18 @@ from cobro.models import ApiToken, User, WebSession
 from cobro.rules.errors import did_you_mean
 from cobro.types import utcnow
 
-ROLES = ("viewer", "collector", "admin")
-ROLE_RANK = {"viewer": 0, "collector": 1, "admin": 2}
+ROLES = ("viewer", "collector", "credit_manager", "admin")
+ROLE_RANK = {role: rank for rank, role in enumerate(ROLES)}
 MIN_PASSWORD = 10
 TOKEN_PREFIX = "cobro_"
 _hasher = PasswordHasher()
-_DUMMY_HASH = _hasher.hash("a password nobody has")
+
+
+@lru_cache(maxsize=1)
+def _dummy_hash() -> str:
+    """A hash to verify against for unknown users (same time as a real one); made on first
+    use, not at import: every CLI command and worker imports this module."""
+    return _hasher.hash("a password nobody has")
 
 
 class UserError(ValueError):
@@ -37,6 +46,7 @@ class CurrentUser:
     username: str
     display_name: str
     role: str
+    language: str | None = None  # the dashboard's language, as the user chose it
 
     def can(self, role: str) -> bool:
         return ROLE_RANK.get(self.role, -1) >= ROLE_RANK[role]
@@ -77,7 +87,7 @@ def _check_text(what: str, value: str, limit: int) -> str:
 
 
 def _current(user: User) -> CurrentUser:
-    return CurrentUser(user.id, user.username, user.display_name, user.role)
+    return CurrentUser(user.id, user.username, user.display_name, user.role, user.language)
 
 
 def _find(s: Any, username: str) -> User:
@@ -134,6 +144,19 @@ def set_password(engine: Engine | None, username: str, password: str) -> None:
         _end_sessions(s, user.id)
 
 
+def set_language(engine: Engine | None, user_id: int, language: str | None) -> None:
+    """The user's dashboard language (one of `cobro.i18n.LOCALES`; None: the browser's)."""
+    from cobro.i18n import LOCALES
+
+    if language is not None and language not in LOCALES:
+        raise UserError(f"unknown language {language!r}; one of {', '.join(LOCALES)}")
+    with transaction(engine) as s:
+        user = s.get(User, user_id)
+        if user is None:
+            raise UserError(f"no user {user_id}")
+        user.language = language
+
+
 def set_role(engine: Engine | None, username: str, role: str) -> None:
     check_role(role)
     with transaction(engine) as s:
@@ -153,7 +176,7 @@ def authenticate(engine: Engine | None, username: str, password: str) -> Current
         if _printable(username) and len(username) <= 128:
             user = s.scalar(select(User).where(User.username == username))
         if user is None:
-            verify_password(_DUMMY_HASH, password)  # same time as for a real user
+            verify_password(_dummy_hash(), password)  # same time as for a real user
             return None
         if not verify_password(user.password_hash, password) or not user.active:
             return None
@@ -266,6 +289,9 @@ def user_for_token(engine: Engine | None, token: str) -> CurrentUser | None:
 
 
 def list_users(engine: Engine | None) -> list[dict[str, Any]]:
+    from cobro.login_limits import locked_names
+
+    locked = locked_names(engine)
     with transaction(engine) as s:
         users = s.scalars(select(User).order_by(User.username)).all()
         tokens = s.execute(
@@ -276,7 +302,9 @@ def list_users(engine: Engine | None) -> list[dict[str, Any]]:
                 "username": u.username,
                 "display_name": u.display_name,
                 "role": u.role,
+                "language": u.language,
                 "active": u.active,
+                "locked": u.username in locked,
                 "last_login_at": u.last_login_at.isoformat() if u.last_login_at else None,
                 "tokens": [
                     {"id": t.id, "name": t.name, "revoked": t.revoked_at is not None}

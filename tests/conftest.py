@@ -122,8 +122,11 @@ async def register_search_attributes(client: Client) -> None:
     )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A test server of the test's own (~0.1 s to start): a workflow another test left
+    running (a failed or xfailed life test's sleeping dunning) would fire its timers inside
+    this test's skipped days, on a queue nobody polls, and hold the clock forever."""
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=str(test_server_path())
     )

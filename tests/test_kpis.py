@@ -11,7 +11,17 @@ from sqlalchemy import Engine
 from typer.testing import CliRunner
 
 from cobro.db import transaction
-from cobro.kpis import bucket_labels, cei, compute_kpis, countback_dso, dso, months_back
+from cobro.exposure import DEFAULT_RULES
+from cobro.kpis import (
+    add_days,
+    bucket_labels,
+    cei,
+    compute_kpis,
+    countback_dso,
+    countback_months,
+    dso,
+    months_back,
+)
 from cobro.models import Customer, InsurerCover, Invoice, Payment, PaymentAllocation
 
 D = Decimal
@@ -45,6 +55,34 @@ def test_textbook_formulas() -> None:
         ">120",
     ]
     assert bucket_labels((15, 45)) == ["not due", "1-15", "16-45", ">45"]
+
+
+def test_add_is_computed_from_unrounded_figures() -> None:
+    # receivables 1,500.04, current 153.05, sales 1,000 over N = 100 days:
+    # DSO = 1500.04 / 1000 × 100 = 150.004 → 150.00; best = 153.05 / 1000 × 100 = 15.305 → 15.31
+    # ADD = 150.004 − 15.305 = 134.699 → 134.70 (the rounded figures would give 134.69)
+    assert dso(D("1500.04"), D(1000), 100) == D("150.00")
+    assert dso(D("153.05"), D(1000), 100) == D("15.31")
+    assert add_days(D("1500.04"), D("153.05"), D(1000), 100) == D("134.70")
+    assert add_days(D(1), D(1), D(0), 100) is None
+
+
+def test_countback_months_are_calendar_months() -> None:
+    # a month end: the current month whole, then whole calendar months (30/31/28 days)
+    assert countback_months(date(2026, 11, 30), 3) == [
+        (date(2026, 11, 1), date(2026, 11, 30)),
+        (date(2026, 10, 1), date(2026, 10, 31)),
+        (date(2026, 9, 1), date(2026, 9, 30)),
+    ]
+    assert countback_months(date(2026, 3, 31), 2) == [
+        (date(2026, 3, 1), date(2026, 3, 31)),
+        (date(2026, 2, 1), date(2026, 2, 28)),
+    ]
+    # mid-month (the stated convention): the month to date, then whole months
+    assert countback_months(date(2027, 1, 15), 2) == [
+        (date(2027, 1, 1), date(2027, 1, 15)),
+        (date(2026, 12, 1), date(2026, 12, 31)),
+    ]
 
 
 # ------------------------------------------------------------------ the worked portfolio
@@ -114,12 +152,13 @@ def seed(engine: Engine) -> None:
 
 def test_worked_example(engine: Engine) -> None:
     seed(engine)
-    k = compute_kpis(engine, AS_OF)
+    k = compute_kpis(engine, AS_OF, exposure_rules=DEFAULT_RULES)
     assert sorted(k.currencies) == ["EUR", "USD"]  # never summed together
     eur = k.currencies["EUR"]
     # open at as_of: A-1 400 + A-2 350 + B-1 250 + B-2 100 + C-1 (0 + 200 paid 2027-01-05)
     # = 1,300 over 5 invoices; C-2 paid on 2026-10-20, C-3 issued after as_of
     assert eur.receivables == D("1300.0000") and eur.open_invoices == 5
+    assert eur.credit_notes == D(0)
     # aging: not due A-1 400 + C-1 200; 1–30 A-2; 31–60 B-1; >120 B-2
     assert eur.aging == {
         "not due": D(600), "1-30": D(350), "31-60": D(250), "61-90": D(0), "91-120": D(0),
@@ -144,14 +183,18 @@ def test_worked_example(engine: Engine) -> None:
     # covered: A min(750, 300) = 300; B no cover in force: 0; C min(200, 1000) = 200 → 500
     # covered share = 500 / 1300 = 38.46 %
     assert eur.covered == D(500) and eur.covered_pct == D("38.46")
-    # limit A = cover 300 + own 400 = 700 < open 750: over by 50; B no limit; C 1000 ≥ 200
-    assert eur.over_limit_customers == 1 and eur.over_limit_excess == D(50)
-    (over,) = eur.over_limit
-    assert (over.account, over.open, over.limit, over.excess) == ("A", D(750), D(700), D(50))
-    assert [(d.account, d.open, d.overdue) for d in eur.top_debtors] == [
-        ("A", D(750), D(350)),
-        ("B", D(350), D(350)),
-        ("C", D(200), D(0)),
+    # limits are the exposure engine's (here its defaults: covers in force + own limit):
+    # A = cover 300 + own 400 = 700 < used 750: over by 50; B: no cover in force, nothing
+    # authorised, 350 used: over by 350. C's exposure is in USD (most of what it owes)
+    assert eur.over_limit_customers == 2 and eur.over_limit_excess == D(400)
+    assert [(o.account, o.open, o.limit, o.excess) for o in eur.over_limit] == [
+        ("B", D(350), D(0), D(350)),
+        ("A", D(750), D(700), D(50)),
+    ]
+    assert [(d.account, d.open, d.overdue, d.limit, d.excess) for d in eur.top_debtors] == [
+        ("A", D(750), D(350), D(700), D(50)),
+        ("B", D(350), D(350), D(0), D(350)),
+        ("C", D(200), D(0), None, None),
     ]
     # covers: CV-A valid until 2027-01-20 ≤ as_of + 30; CV-B lapsed, B has no other cover
     assert (eur.covers_expiring, eur.covers_expiring_amount) == (1, D(300))
@@ -163,7 +206,67 @@ def test_worked_example(engine: Engine) -> None:
     # (0 + 1000 − 1000) / (0 + 1000 − 1000) → None
     assert (usd.receivables, usd.current, usd.overdue_pct) == (D(1000), D(1000), D("0.00"))
     assert (usd.dso, usd.countback_dso, usd.add, usd.cei) == (D("90.00"), D("31.00"), D(0), None)
-    assert usd.covered == D(0) and usd.covered_pct == D("0.00") and usd.over_limit_customers == 0
+    assert usd.covered == D(0) and usd.covered_pct == D("0.00")
+    # C in USD: 1000 used, its cover is in EUR: nothing authorised in USD
+    assert (usd.over_limit_customers, usd.over_limit_excess) == (1, D(1000))
+
+
+def seed_credit_notes(engine: Engine) -> None:
+    """A textbook portfolio with credit notes (one open, one used), N = 90."""
+    with transaction(engine) as s:
+        a = _customer(s, "A")
+        #                number  issued             due                amount   open
+        _invoice(s, a, "I1", date(2026, 11, 10), date(2026, 12, 10), "1000", "1000")
+        _invoice(s, a, "I2", date(2026, 10, 5), date(2026, 11, 4), "800", "800")
+        i3 = _invoice(s, a, "I3", date(2026, 9, 20), date(2026, 10, 20), "600", "0")
+        _invoice(s, a, "CN1", date(2026, 11, 20), date(2026, 11, 20), "-250", "-200")
+        _invoice(s, a, "CN2", date(2026, 10, 31), date(2026, 10, 31), "-100", "0")
+        _invoice(s, a, "I4", date(2026, 12, 5), date(2027, 1, 4), "300", "300")
+        _pay(s, a, "P1", date(2026, 10, 25), i3, "600")
+
+
+def test_credit_notes_are_netted_and_countback_at_a_month_end(engine: Engine) -> None:
+    seed_credit_notes(engine)
+    eur = compute_kpis(engine, date(2026, 11, 30)).currencies["EUR"]
+    # receivables (net) = I1 1,000 + I2 800 + CN1 −200 = 1,600; I3 paid, CN2 used,
+    # I4 issued after as_of; the open credit note is −200, 2 invoices are open
+    assert (eur.receivables, eur.credit_notes, eur.open_invoices) == (D(1600), D(-200), 2)
+    # aging by due date, credit notes included: not due I1 1,000;
+    # 1–30: I2 (26 d late) 800 + CN1 (10 d) −200 = 600
+    assert eur.aging["not due"] == D(1000) and eur.aging["1-30"] == D(600)
+    assert (eur.current, eur.overdue) == (D(1000), D(600))
+    # % overdue = 600 / 1,600 = 37.50
+    assert eur.overdue_pct == D("37.50")
+    # net credit sales in (2026-09-01, 2026-11-30]: 1,000 + 800 + 600 − 250 − 100 = 2,050
+    assert eur.credit_sales == D(2050)
+    # DSO = 1,600 / 2,050 × 90 = 70.2439 → 70.24; best = 1,000 / 2,050 × 90 = 43.9024 → 43.90
+    # ADD = 600 / 2,050 × 90 = 26.3415 → 26.34
+    assert (eur.dso, eur.best_possible_dso, eur.add) == (D("70.24"), D("43.90"), D("26.34"))
+    # countback at the month end 2026-11-30, calendar months:
+    #   November (30 d): I1 1,000 − CN1 250 = 750 ≤ 1,600 → 850 left, 30 days
+    #   October  (31 d): I2 800 − CN2 100 = 700 ≤ 850 → 150 left, 30 + 31 = 61 days
+    #   September (30 d): I3 600 > 150 → 150 / 600 × 30 = 7.5 → 68.50
+    # (rolling months back from the 30th would count (10-30, 11-30] as 31 days: 66.17)
+    assert eur.countback_dso == D("68.50")
+    # CEI: nothing issued by the period start (begin AR 0):
+    # (0 + 2,050 − 1,600) / (0 + 2,050 − 1,000) × 100 = 450 / 1,050 = 42.857 → 42.86
+    assert (eur.beginning_receivables, eur.cei) == (D(0), D("42.86"))
+
+
+def test_countback_in_mid_month(engine: Engine) -> None:
+    seed_credit_notes(engine)
+    eur = compute_kpis(engine, date(2026, 12, 15)).currencies["EUR"]
+    # receivables = I1 1,000 + I2 800 + CN1 −200 + I4 300 = 1,900
+    assert eur.receivables == D(1900)
+    # countback at 2026-12-15 (mid-month: December to date counts 15 days):
+    #   December 1–15 (15 d): I4 300 → 1,600 left, 15 days
+    #   November (30 d): 750 → 850 left, 45 days
+    #   October (31 d): 700 → 150 left, 76 days
+    #   September (30 d): 150 / 600 × 30 = 7.5 → 83.50
+    assert eur.countback_dso == D("83.50")
+    # DSO: net sales in (2026-09-16, 2026-12-15]: I2 800 + I1 1,000 + I4 300 − 250 − 100
+    # = 1,750 (I3 was issued 09-20: + 600 = 2,350) → 1,900 / 2,350 × 90 = 72.7659 → 72.77
+    assert eur.credit_sales == D(2350) and eur.dso == D("72.77")
 
 
 def test_an_invoice_open_now_and_paid_after_as_of_counts_once(engine: Engine) -> None:

@@ -10,6 +10,7 @@ from decimal import Decimal as D
 from sqlalchemy import Engine
 
 from cobro.db import transaction
+from cobro.exposure import DEFAULT_RULES
 from cobro.models import Customer, GradeHistory, InsurerCover, Invoice
 from cobro.web.queries import limit_review
 
@@ -69,16 +70,24 @@ def seed(engine: Engine) -> None:
 
 def test_limit_review(engine: Engine) -> None:
     seed(engine)
-    rows = {r.account: r for r in limit_review(engine, AS_OF)}
+
+    def review(**kw):  # type: ignore[no-untyped-def]
+        # the exposure engine's defaults: covers in force + the customer's own limit
+        return limit_review(engine, AS_OF, exposure_rules=DEFAULT_RULES, **kw)
+
+    rows = {r.account: r for r in review()}
     assert sorted(rows) == ["A", "B", "D", "E"]
-    assert rows["A"].reasons == ["over limit by 50.00"] and rows["A"].usage == D("1.5")
-    assert rows["B"].reasons == ["uses 95 % of its limit"]
+    assert rows["A"].reasons == ["over limit by €50.00"] and rows["A"].usage == D("1.5")
+    assert (rows["A"].currency, rows["A"].over_by) == ("EUR", D(50))
+    assert rows["B"].reasons == ["uses 95 % of its limit"] and rows["B"].over_by is None
     assert rows["D"].usage == D("0.9001")
-    assert (rows["E"].grade_from, rows["E"].grade_to, rows["E"].total_limit) == (3, 5, None)
-    assert rows["E"].reasons == ["insurer grade worsened 3 → 5"]
-    # ordered by usage, highest first; no usage last
-    assert [r.account for r in limit_review(engine, AS_OF)] == ["A", "B", "D", "E"]
+    # E: no cover and no limit of its own: nothing authorised, the 500 it owes is over it
+    assert (rows["E"].grade_from, rows["E"].grade_to, rows["E"].total_limit) == (3, 5, 0)
+    assert rows["E"].reasons == ["over limit by €500.00", "insurer grade worsened 3 → 5"]
+    assert rows["E"].usage is None
+    # over limit first (most over first), then by usage, highest first
+    assert [r.account for r in review()] == ["E", "A", "B", "D"]
     # a wider grade window brings G in; a lower threshold brings C and J's peers in
-    assert "G" in {r.account for r in limit_review(engine, AS_OF, grade_days=365)}
-    lower = {r.account for r in limit_review(engine, AS_OF, usage_threshold=D("0.05"))}
+    assert "G" in {r.account for r in review(grade_days=365)}
+    lower = {r.account for r in review(usage_threshold=D("0.05"))}
     assert {"C", "J", "F", "G", "I"} <= lower and "H" not in lower

@@ -43,9 +43,10 @@ def test_hash_and_verify_are_argon2() -> None:
 
 
 def test_role_ranks() -> None:
-    assert ROLES == ("viewer", "collector", "admin")
-    assert ROLE_RANK == {"viewer": 0, "collector": 1, "admin": 2}
-    viewer, collector, admin = (CurrentUser(i, r, "", r) for i, r in enumerate(ROLES))
+    assert ROLES == ("viewer", "collector", "credit_manager", "admin")
+    assert ROLE_RANK == {"viewer": 0, "collector": 1, "credit_manager": 2, "admin": 3}
+    viewer, collector, manager, admin = (CurrentUser(i, r, "", r) for i, r in enumerate(ROLES))
+    assert manager.can("collector") and manager.can("credit_manager") and not manager.can("admin")
     assert viewer.can("viewer") and not viewer.can("collector") and not viewer.can("admin")
     assert collector.can("viewer") and collector.can("collector") and not collector.can("admin")
     assert all(admin.can(r) for r in ROLES)

@@ -1,6 +1,8 @@
 """Classify: the daily classification of the whole portfolio (run by the schedule, after
 DailySync). Thin orchestration:
-  1. `classify_plan` pins the active ruleset (content hash) and pages the customer ids;
+  1. `classify_plan` pins the active ruleset (content hash) and pages the customer ids (of
+     the whole portfolio, or of the `accounts` given: `cobro import` classifies the
+     accounts it imported right after the import);
   2. one `classify_batch` activity per page: facts in bulk SQL, rules, only changes written,
      alerts raised once per episode (all at `workflow.now()`);
   3. `notify_risk_changes` signals the dunning workflow of each customer whose class changed;
@@ -28,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
         notify_risk_changes,
         send_classification_digest,
     )
+    from cobro.rules.facts import UNCLASSIFIED
     from cobro.rules.facts_sql import BATCH_SIZE
 
 RETRY = RetryPolicy(
@@ -63,6 +66,7 @@ class ClassifyInput:
     run_at: str | None = None  # ISO instant shared by every page of the run
     carried: ClassifyResult | None = None
     send_digest: bool = True
+    accounts: list[str] = field(default_factory=list)  # these only (an import); empty: all
 
 
 @workflow.defn(name="Classify")
@@ -81,7 +85,7 @@ class Classify:
         result = self._result = inp.carried or ClassifyResult()
         plan = inp.plan or await workflow.execute_activity(
             classify_plan,
-            ClassifyStart(inp.batch_size),
+            ClassifyStart(inp.batch_size, inp.accounts),
             start_to_close_timeout=timedelta(minutes=5),
             retry_policy=RETRY,
         )
@@ -91,7 +95,9 @@ class Classify:
             lo, hi = plan.pages[index]
             batch = await workflow.execute_activity(
                 classify_batch,
-                ClassifyBatchInput(lo, hi, now, plan.ruleset_hash),
+                ClassifyBatchInput(
+                    lo, hi, now, plan.ruleset_hash, plan.ids[index] if plan.ids else None
+                ),
                 start_to_close_timeout=timedelta(minutes=10),
                 retry_policy=RETRY,
             )
@@ -103,7 +109,7 @@ class Classify:
             for name, n in batch.alert_counts.items():
                 result.alert_counts[name] = result.alert_counts.get(name, 0) + n
             for c in batch.changes:
-                key = f"{c.previous or 'none'} -> {c.risk_class}"
+                key = f"{c.previous or UNCLASSIFIED} -> {c.risk_class}"
                 result.transitions[key] = result.transitions.get(key, 0) + 1
             if inp.notify_dunning:
                 for start in range(0, len(batch.changes), NOTIFY_CHUNK):
@@ -124,6 +130,7 @@ class Classify:
                         now.isoformat(),
                         result,
                         send_digest=inp.send_digest,
+                        accounts=inp.accounts,
                     )
                 )
         if inp.send_digest and workflow.patched("classification-digest"):

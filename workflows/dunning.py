@@ -36,20 +36,24 @@ with workflow.unsafe.imports_passed_through():
         RISK_CLASS,
     )
 
+# planning is a cheap, idempotent read: retried at least every 15 s, so a few killed
+# workers (each attempt a timeout) never leave a customer waiting minutes on the backoff
 ACTIVITY_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=2),
+    initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,
-    maximum_interval=timedelta(minutes=5),
+    maximum_interval=timedelta(seconds=15),
     non_retryable_error_types=["PermanentSendError"],
 )
-# a send refused for now is tried again at least every minute (its row says "delayed:
+# a send refused for now is tried again at least every 30 s (its row says "delayed:
 # ..., attempt N"); a claim in flight or a database outage set their own, shorter delay
 SEND_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=2),
     backoff_coefficient=2.0,
-    maximum_interval=timedelta(minutes=1),
+    maximum_interval=timedelta(seconds=30),
     non_retryable_error_types=["PermanentSendError"],
 )
+# the activities heartbeat every 2 s while they run (activities/dunning.py)
+HEARTBEAT_TIMEOUT = timedelta(seconds=8)
 
 
 @dataclass
@@ -93,6 +97,7 @@ class Dunning:
                     run_id=info.run_id,
                 ),
                 start_to_close_timeout=timedelta(seconds=20),
+                heartbeat_timeout=HEARTBEAT_TIMEOUT,
                 retry_policy=ACTIVITY_RETRY,
             )
             self._publish(decision)
@@ -131,7 +136,7 @@ class Dunning:
             # long enough to confirm an accepted send through a database outage (retried
             # in place, with heartbeats); a killed worker is noticed by the heartbeat
             start_to_close_timeout=timedelta(minutes=10),
-            heartbeat_timeout=timedelta(seconds=10),
+            heartbeat_timeout=HEARTBEAT_TIMEOUT,
             retry_policy=SEND_RETRY,
         )
 

@@ -255,8 +255,7 @@ def send_sms(
         _close(client)
         error = _classify(exc, f"SMS to {number}")
         log.warning(
-            "sms not sent: to=%s key=%s permanent=%s %s",
-            number,
+            "sms not sent: key=%s permanent=%s %s",
             idempotency_key,
             error.permanent,
             error,
@@ -264,9 +263,8 @@ def send_sms(
         raise error from exc
     _close(client)
     log.info(
-        "sms sent: sid=%s to=%s key=%s encoding=%s segments=%d status=%s",
+        "sms sent: sid=%s key=%s encoding=%s segments=%d status=%s",
         message.sid,
-        number,
         idempotency_key,
         encoding,
         segments,

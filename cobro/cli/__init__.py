@@ -25,15 +25,18 @@ def _register_subcommands() -> None:
         dev,
         dunning,
         exposure,
+        forecast,
         importing,
+        insurer,
         kpis,
+        queues,
         rules,
         sync,
         users,
     )
 
-    modules = (db, importing, dev, sync, covers, rules, classify, dunning)
-    for module in (*modules, kpis, exposure, users):
+    modules = (db, importing, dev, sync, covers, insurer, rules, classify, dunning)
+    for module in (*modules, kpis, forecast, exposure, queues, users):
         module.register(app)
 
 

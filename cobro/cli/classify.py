@@ -9,6 +9,8 @@ from typing import Any
 import typer
 
 from cobro.cli.common import describe, fail
+from cobro.i18n import gettext as _
+from cobro.i18n.codes import label
 
 
 def _ruleset():  # type: ignore[no-untyped-def]
@@ -18,7 +20,9 @@ def _ruleset():  # type: ignore[no-untyped-def]
     try:
         return load_active_ruleset()
     except RuleError as exc:
-        fail(f"the rules do not load: {exc.messages[0] if exc.messages else exc}")
+        fail(
+            _("the rules do not load: %(why)s") % {"why": exc.messages[0] if exc.messages else exc}
+        )
 
 
 def classify_command(
@@ -27,37 +31,47 @@ def classify_command(
 ) -> None:
     """Classify every customer now (or one, with its explanation); writes only changes."""
     from cobro.rules.classify import classify_portfolio, explain_customer
+    from cobro.rules.facts import UNCLASSIFIED
 
     ruleset = _ruleset()
     if customer:
         try:
             result = explain_customer(None, customer, ruleset)
         except Exception as exc:
-            fail(f"classification failed: {describe(exc)}")
+            fail(_("classification failed: %(why)s") % {"why": describe(exc)})
         if result is None:
-            fail(f"unknown customer {customer!r}")
+            fail(_("unknown customer %(account)r") % {"account": customer})
         if as_json:
             typer.echo(json.dumps(result.as_json(), indent=2))
         else:
             typer.echo("\n".join(result.lines()))
-            typer.echo(f"ruleset {ruleset.hash[:12]}")
+            typer.echo(_("ruleset %(hash)s") % {"hash": ruleset.hash[:12]})
         return
     try:
         report = classify_portfolio(None, ruleset)
     except Exception as exc:
-        fail(f"classification failed: {describe(exc)}")
+        fail(_("classification failed: %(why)s") % {"why": describe(exc)})
     if as_json:
         typer.echo(json.dumps(report_json(report), indent=2))
         return
     typer.echo(
-        f"classified {report.evaluated} customer(s): {len(report.changes)} class change(s), "
-        f"{len(report.alerts)} alert(s) fired, {report.resolved} resolved "
-        f"(ruleset {ruleset.hash[:12]})"
+        _(
+            "classified %(num)s customer(s): %(changes)s class change(s), %(alerts)s alert(s)"
+            " fired, %(resolved)s resolved (ruleset %(hash)s)"
+        )
+        % {
+            "num": report.evaluated,
+            "changes": len(report.changes),
+            "alerts": len(report.alerts),
+            "resolved": report.resolved,
+            "hash": ruleset.hash[:12],
+        }
     )
     for (before, after), n in report.transitions().items():
-        typer.echo(f"  {before or '(none)'} -> {after}: {n}")
+        was, now = label("risk class", before or UNCLASSIFIED), label("risk class", after)
+        typer.echo(f"  {was} -> {now}: {n}")
     for a in report.alerts:
-        typer.echo(f"  [{a.severity}] {a.account} {a.name}: {a.message}")
+        typer.echo(f"  [{label('severity', a.severity)}] {a.account} {a.name}: {a.message}")
 
 
 def report_json(report: Any) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from cobro.errors import (  # noqa: F401 (the CLI's modules import them from her
     safe_url,
     temporal_error,
 )
+from cobro.i18n import gettext as _
 
 if TYPE_CHECKING:
     from temporalio.client import Client
@@ -37,7 +38,7 @@ SDK_THREADS_GRACE = 2.0  # at most this long waiting for the SDK's threads to le
 def fail(message: str, code: int = 1) -> NoReturn:
     """Print one clear line on stderr and exit non-zero."""
     one_line = " ".join(message.split())
-    err_console.print(f"error: {one_line}", markup=False)
+    err_console.print(_("error: %(message)s") % {"message": one_line}, markup=False)
     raise typer.Exit(code)
 
 
@@ -84,8 +85,8 @@ async def connect_temporal() -> Client:
         return await asyncio.wait_for(connect(settings), timeout=TEMPORAL_CONNECT_TIMEOUT)
     except TimeoutError:
         raise TemporalUnreachable(
-            f"cannot reach Temporal at {settings.temporal_address}: "
-            f"no answer within {TEMPORAL_CONNECT_TIMEOUT:.0f} s"
+            _("cannot reach Temporal at %(address)s: no answer within %(seconds)s s")
+            % {"address": settings.temporal_address, "seconds": f"{TEMPORAL_CONNECT_TIMEOUT:.0f}"}
         ) from None
     except Exception as exc:
         raise TemporalUnreachable(temporal_error(exc)) from None

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cobro.cli.common import fail, run_async
+from cobro.i18n import gettext
 
 covers_app = typer.Typer(
     help="Insurer covers: list, review queue, link, request.", no_args_is_help=True
@@ -82,10 +83,13 @@ def covers_unmatched(as_json: bool = typer.Option(False, "--json")) -> None:
         typer.echo(json.dumps([{**r.as_json(), "reason": why} for r, why in found], indent=2))
         return
     if not found:
-        typer.echo("no unmatched cover")
+        typer.echo(gettext("no unmatched cover"))
         return
     Console().print(_table([r for r, _ in found], [why for _, why in found]))
-    typer.echo(f"{len(found)} unmatched; link one with `cobro covers link COVER_ID ACCOUNT`")
+    typer.echo(
+        gettext("%(num)s unmatched; link one with `cobro covers link COVER_ID ACCOUNT`")
+        % {"num": len(found)}
+    )
 
 
 @covers_app.command("link")
@@ -104,7 +108,10 @@ def covers_link(
     if as_json:
         typer.echo(json.dumps(row.as_json(), indent=2))
     else:
-        typer.echo(f"cover {row.cover_id} linked to {row.account}")
+        typer.echo(
+            gettext("cover %(cover)s linked to %(account)s")
+            % {"cover": row.cover_id, "account": row.account}
+        )
 
 
 @covers_app.command("request")

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from cobro.cli.common import fail
+from cobro.cli.common import TemporalUnreachable, describe, fail
+from cobro.observability.logs import configure_logging
+from cobro.shutdown import stop_on_signals
 
 console = Console(highlight=False)
 
@@ -25,9 +26,10 @@ def dev(
 
     _configure_logging()
     settings = get_settings()
+    _check_secrets(settings)
 
     async def main() -> None:
-        stop = _stop_on_signals()
+        stop = stop_on_signals()
         async with running_stack(settings, demo=demo) as urls:
             table = Table(title="Cobro is running (Ctrl-C to stop)", show_header=False)
             for label, url in urls.lines():
@@ -51,14 +53,15 @@ def worker() -> None:
 
     _configure_logging()
     settings = get_settings()
+    _check_secrets(settings)
 
     async def main() -> None:
-        await run_worker(settings, _stop_on_signals())
+        await run_worker(settings, stop_on_signals())
 
     try:
         asyncio.run(main())
-    except RuntimeError as exc:  # e.g. connection refused to the Temporal frontend
-        fail(f"worker cannot run against {settings.temporal_address}: {exc}")
+    except (RuntimeError, TemporalUnreachable) as exc:  # e.g. refused by the frontend
+        fail(f"worker cannot run: {describe(exc)}")
 
 
 def serve(
@@ -75,9 +78,10 @@ def serve(
     settings = get_settings()
     updates = {k: v for k, v in (("web_host", host), ("web_port", port)) if v is not None}
     settings = settings.model_copy(update=updates)
+    _check_secrets(settings)
 
     async def main() -> None:
-        stop = _stop_on_signals()
+        stop = stop_on_signals()
         console.print(
             f"Cobro dashboard on http://{settings.web_host}:{settings.web_port} (Ctrl-C to stop)"
         )
@@ -90,17 +94,19 @@ def serve(
         fail(f"cannot serve on {settings.web_host}:{settings.web_port}: {exc}")
 
 
-def _stop_on_signals() -> asyncio.Event:
-    """An event set by SIGINT/SIGTERM (Ctrl-C), for a clean, ordered shutdown."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    return stop
+def _check_secrets(settings) -> None:  # type: ignore[no-untyped-def]
+    from cobro.settings import InsecureSettings, check_secrets
+
+    try:
+        check_secrets(settings)
+    except InsecureSettings as exc:
+        fail(str(exc))
 
 
 def _configure_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    from cobro.settings import get_settings
+
+    configure_logging(get_settings().log_format)
     logging.getLogger("temporalio").setLevel(logging.WARNING)
     for noisy in ("httpx", "alembic", "twilio", "mail.log"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -1,4 +1,4 @@
-"""`cobro dunning plan|preview|show|pause|resume|promise [cancel]|dispute|resolve|sync`: see
+"""`cobro dunning plan|preview|show|pause|resume|promise [cancel]|dispute|resolve|settle|sync`: see
 and steer dunning. The actions are `cobro.dunning.collector`'s, as in the web."""
 
 from __future__ import annotations
@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Coroutine
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -20,6 +21,7 @@ from cobro.cli.common import (
     wait_for_foreign_threads,
 )
 from cobro.formatting import money
+from cobro.i18n import gettext
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -161,7 +163,10 @@ def preview_command(
         typer.echo(json.dumps(preview.to_json(), indent=2, default=str))
         return
     if not preview.contacts:
-        typer.echo(f"{customer}: no contact planned (policy {preview.policy or 'none applies'})")
+        typer.echo(
+            gettext("%(customer)s: no contact planned (policy %(policy)s)")
+            % {"customer": customer, "policy": preview.policy or gettext("none applies")}
+        )
         return
     for c in preview.contacts:
         typer.echo(f"== {c.channel} {c.template} (step {c.step_at}) to {c.recipient} at {c.at}")
@@ -204,6 +209,7 @@ def show(customer: str = CUSTOMER, as_json: bool = JSON) -> None:
             for e in events
         ]
         held = [h.to_json() for h in holds(session, facts.customer.id)]
+        currencies = sorted({i.currency for i in facts.invoices if i.open_amount > 0})
     workflow = _workflow_state(customer)
     data = {
         "workflow": workflow,
@@ -214,7 +220,8 @@ def show(customer: str = CUSTOMER, as_json: bool = JSON) -> None:
     if as_json:
         typer.echo(json.dumps(data, indent=2, default=str))
         return
-    console.print(f"workflow: {workflow}")
+    for line in workflow_lines(workflow, currencies[0] if len(currencies) == 1 else None):
+        console.print(line, markup=False)
     for h in held:
         console.print(h["sentence"], markup=False)
     _print_plan(data["plan"])
@@ -222,6 +229,34 @@ def show(customer: str = CUSTOMER, as_json: bool = JSON) -> None:
     for e in timeline:
         table.add_row(e["at"], e["title"], e["actor"], e["summary"])
     console.print(table)
+
+
+def workflow_lines(state: dict[str, Any], currency: str | None) -> list[str]:
+    """The workflow's state as sentences (not a dict): id, status, run, and what its
+    `status` query says when it runs. `currency`: the one of the customer's open invoices
+    (the workflow's overdue amount carries none)."""
+    from cobro.formatting import money_or_dash
+
+    run = f" (run {state['run_id']})" if state.get("run_id") else ""
+    status = str(state.get("status"))
+    status = status.lower() if status.isupper() else status  # RUNNING -> running
+    lines = [f"workflow {state.get('workflow_id')}: {status}{run}"]
+    query = state.get("query")
+    if isinstance(query, dict):
+        overdue = query.get("overdue_amount")
+        parts = [f"stage {query.get('stage') or '—'}"]
+        if query.get("next_at"):
+            parts.append(f"next step at {query['next_at']}")
+        if overdue is not None:
+            shown = money_or_dash(Decimal(str(overdue)).quantize(Decimal("0.01")), currency)
+            parts.append(f"overdue {shown}")
+        if query.get("risk_class"):
+            parts.append(f"risk class {query['risk_class']}")
+        parts.append(f"{query.get('actions_done', 0)} action(s) done")
+        lines.append("  " + "; ".join(parts))
+        for outcome in query.get("last_outcomes") or []:
+            lines.append(f"  last: {outcome}")
+    return lines
 
 
 def _workflow_state(account: str) -> dict[str, Any]:
@@ -360,6 +395,27 @@ def resolve(
     from cobro.dunning.collector import resolve_dunning
 
     _act(lambda e, s: resolve_dunning(e, s, invoice, actor, reason))
+
+
+@dunning_app.command("settle")
+def settle(
+    contact: str = typer.Option(
+        ..., "--contact", help="the uncertain contact's key or Message-ID (see its task)"
+    ),
+    sent: bool = typer.Option(False, "--sent", help="it went out: never resend it"),
+    resend: bool = typer.Option(False, "--resend", help="it did not go out: send it now"),
+    reason: str = typer.Option("", "--reason", help="how you know (kept on the timeline)"),
+    actor: str = typer.Option("cli", "--by", help="who decides"),
+) -> None:
+    """Settle an `uncertain` contact (claimed, maybe accepted, the relay could not say):
+    `--sent` records it as sent, `--resend` sends it now with the same Message-ID (not if
+    its invoices were paid or disputed since)."""
+    from cobro.dunning.settle import settle_contact
+
+    if sent == resend:
+        fail("give exactly one of --sent or --resend")
+    decision = "sent" if sent else "resend"
+    _act(lambda e, s: settle_contact(e, contact, decision, actor, reason))
 
 
 @dunning_app.command("resume")

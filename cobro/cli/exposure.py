@@ -22,12 +22,14 @@ from typing import Any
 import typer
 
 from cobro.cli.common import describe, fail
-from cobro.formatting import amount
+from cobro.formatting import money_or_dash
+from cobro.i18n import gettext
 
 CSV_COLUMNS = (
     "account",
     "name",
     "segment",
+    "currency",
     "insured",
     "insured_basis",
     "insured_policies",
@@ -38,6 +40,7 @@ CSV_COLUMNS = (
     "available",
     "usage_pct",
     "over_limit",
+    "excess",
 )
 WIDE_TABLE = 120  # console columns needed for the name and insured-basis columns
 PART_LABELS = {
@@ -50,8 +53,8 @@ PART_LABELS = {
 }
 
 
-def _money(value: Decimal | None) -> str:
-    return "—" if value is None else amount(value)
+def _money(value: Decimal | None, currency: str | None) -> str:
+    return money_or_dash(value, currency)
 
 
 def _ruleset(directory: Path | None):  # type: ignore[no-untyped-def]
@@ -205,16 +208,17 @@ def _print_one(e: Any, day: date, ruleset: Any, rules: Any) -> None:
         f"{e.account} {e.name}"
         + (f" (segment {e.segment})" if e.segment else "")
         + f" as of {day}",
-        f"  insured        {_money(e.insured):>16}  {_insured_text(e)}",
-        f"  discretionary  {_money(e.discretionary):>16}  {_discretionary_text(e)}",
-        f"  authorised     {_money(e.authorised):>16}",
-        f"  used           {_money(e.used):>16}",
+        f"  insured        {_money(e.insured, e.currency):>16}  {_insured_text(e)}",
+        f"  discretionary  {_money(e.discretionary, e.currency):>16}  {_discretionary_text(e)}",
+        f"  authorised     {_money(e.authorised, e.currency):>16}",
+        f"  used           {_money(e.used, e.currency):>16}",
     ]
     for key, value in e.used_parts.items():
-        lines.append(f"    {PART_LABELS.get(key, key):<22} {_money(value):>14}")
+        lines.append(f"    {PART_LABELS.get(key, key):<22} {_money(value, e.currency):>14}")
     usage = "— (nothing authorised)" if e.usage_pct is None else f"{e.usage_pct} %"
     lines += [
-        f"  available      {_money(e.available):>16}" + ("  OVER LIMIT" if e.over_limit else ""),
+        f"  available      {_money(e.available, e.currency):>16}"
+        + ("  OVER LIMIT" if e.over_limit else ""),
         f"  usage          {usage:>16}",
     ]
     lines += [f"  {note}" for note in e.notes]
@@ -255,27 +259,36 @@ def _print_table(rows: list[Any], day: date, ruleset: Any, over: bool, rules: An
         cells: list[Any] = [Text(e.account)]
         if wide:
             cells.append(Text(e.name))
-        cells.append(_money(e.insured))
+        cells.append(_money(e.insured, e.currency))
         if wide:
             cells.append(basis[e.insured_basis])
         cells += [
-            _money(e.discretionary),
-            _money(e.authorised),
-            _money(e.used),
-            Text(_money(e.available), style="red" if e.over_limit else ""),
+            _money(e.discretionary, e.currency),
+            _money(e.authorised, e.currency),
+            _money(e.used, e.currency),
+            Text(_money(e.available, e.currency), style="red" if e.over_limit else ""),
             "—" if e.usage_pct is None else str(e.usage_pct),
         ]
         table.add_row(*cells)
     if rows:
         console.print(table)
-    authorised = sum((e.authorised for e in rows), Decimal(0))
-    used = sum((e.used for e in rows), Decimal(0))
     n_over = sum(1 for e in rows if e.over_limit)
     console.print(
-        f"{len(rows)} customer(s), {n_over} over limit; authorised {_money(authorised)}, "
-        f"used {_money(used)}",
+        gettext("%(num)s customer(s), %(over)s over limit") % {"num": len(rows), "over": n_over},
         markup=False,
     )
+    for currency in sorted({e.currency for e in rows}, key=lambda c: c or ""):
+        of = [e for e in rows if e.currency == currency]
+        authorised = sum((e.authorised for e in of), Decimal(0))
+        used = sum((e.used for e in of), Decimal(0))
+        excess = sum((e.excess for e in of), Decimal(0))
+        over = sum(1 for e in of if e.over_limit)
+        console.print(
+            f"  {currency or 'no currency'}: {len(of)} customer(s), authorised "
+            f"{_money(authorised, currency)}, used {_money(used, currency)}; {over} over limit "
+            f"by {_money(excess, currency)}",
+            markup=False,
+        )
     for note in _notes(ruleset, rules):
         console.print(note, markup=False)
 

@@ -9,6 +9,8 @@ from typing import Any
 
 import typer
 
+from cobro.i18n import gettext
+
 rules_app = typer.Typer(help="YAML rules: risk classes and alerts.", no_args_is_help=True)
 
 DIR_ARG = typer.Argument(Path("rules"), help="rules directory (default ./rules)")
@@ -175,9 +177,15 @@ def test(directory: Path = DIR_ARG) -> None:
     for f in failures:
         typer.echo(str(f))
     if failures:
-        typer.echo(f"FAILED {len(failures)} of {count} example(s)", err=True)
+        typer.echo(
+            gettext("FAILED %(failed)s of %(num)s example(s)")
+            % {"failed": len(failures), "num": count},
+            err=True,
+        )
         raise typer.Exit(1)
-    typer.echo(f"OK {count} example(s) passed hash={ruleset.hash}")
+    typer.echo(
+        gettext("OK %(num)s example(s) passed hash=%(hash)s") % {"num": count, "hash": ruleset.hash}
+    )
 
 
 @rules_app.command("facts")
@@ -240,7 +248,7 @@ def diff(
         typer.echo(f"  {'from':<{width}}    to")
         for (a, b), n in d.transitions.items():
             typer.echo(f"  {a:<{width}} -> {b}: {n}")
-    typer.echo(f"{len(d.alerts)} alert(s) would fire")
+    typer.echo(gettext("%(num)s alert(s) would fire") % {"num": len(d.alerts)})
     for a in d.alerts:
         typer.echo(f"  [{a.severity}] {a.account} {a.name}: {a.message}")
     if dunning is not None:
@@ -300,7 +308,11 @@ def apply(
     except ApplyRefused as exc:
         for line in exc.lines:
             typer.echo(line)
-        typer.echo(f"refused: {directory} fails check or test; active version unchanged", err=True)
+        typer.echo(
+            gettext("refused: %(directory)s fails check or test; active version unchanged")
+            % {"directory": directory},
+            err=True,
+        )
         raise typer.Exit(1) from None
     except Exception as exc:
         fail(f"rules apply failed: {describe(exc)}")

@@ -44,7 +44,7 @@ def sync_now(
             DailySync.run,
             DailySyncInput(full=full, classify=not no_classify),
             id=workflow_id,
-            task_queue=settings.temporal_task_queue,
+            task_queue=settings.temporal_sync_queue,
         )
         if not wait:
             return {"workflow_id": workflow_id, "url": ui, "status": "started"}

@@ -1,4 +1,4 @@
-"""`cobro users add|list|passwd|role|deactivate|token|revoke-token`: dashboard logins and API
+"""`cobro users add|list|passwd|role|deactivate|unlock|token|revoke-token`: dashboard logins and API
 tokens for scripts."""
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ from rich.table import Table
 
 from cobro.cli.common import fail
 
-users_app = typer.Typer(help="Dashboard users (viewer, collector, admin) and API tokens.")
+users_app = typer.Typer(
+    help="Dashboard users (viewer, collector, credit_manager, admin) and API tokens."
+)
 console = Console(highlight=False)
 STDIN = typer.Option(False, "--password-stdin", help="read the password from standard input")
 
@@ -50,7 +52,7 @@ def _run(call, *args):  # type: ignore[no-untyped-def]
 @users_app.command("add")
 def add(
     username: str = typer.Argument(..., help="the login"),
-    role: str = typer.Option(..., "--role", help="viewer, collector or admin"),
+    role: str = typer.Option(..., "--role", help="viewer, collector, credit_manager or admin"),
     name: str = typer.Option("", "--name", help="display name"),
     password_stdin: bool = STDIN,
 ) -> None:
@@ -73,7 +75,7 @@ def list_(as_json: bool = typer.Option(False, "--json")) -> None:
         typer.echo(json.dumps(users, indent=2))
         return
     table = Table()
-    for col in ("user", "name", "role", "active", "last login", "API tokens"):
+    for col in ("user", "name", "role", "active", "locked", "last login", "API tokens"):
         table.add_column(col)
     for u in users:
         tokens = ", ".join(
@@ -84,6 +86,7 @@ def list_(as_json: bool = typer.Option(False, "--json")) -> None:
             u["display_name"],
             u["role"],
             "yes" if u["active"] else "no",
+            "LOCKED" if u["locked"] else "",
             u["last_login_at"] or "never",
             tokens,
         )
@@ -117,6 +120,17 @@ def deactivate(username: str) -> None:
 
     _run(deactivate_user, _engine(), username)
     typer.echo(f"{username} deactivated")
+
+
+@users_app.command("unlock")
+def unlock(username: str) -> None:
+    """Lift a login lockout (too many failed log-ins) and any delay of a user name."""
+    from cobro.login_limits import unlock as unlock_name
+
+    if unlock_name(_engine(), username):
+        typer.echo(f"{username} unlocked")
+    else:
+        typer.echo(f"{username} was not locked")
 
 
 @users_app.command("token")

@@ -98,6 +98,19 @@ NAME_SUFFIX = {
 DUE_OFFSETS = [35, 20, 6, 3, 0, -2, -10, -25, -40, -55, -75, -95, -110, -150, -200]
 
 
+def paid_share(days_past_due: int) -> float:
+    """How likely an invoice this many days past due has been paid: most customers pay
+    within a month or two of the due date, and only a few invoices are still open three
+    months later (a realistic risk mix: 5–15 % critical, most of it from insurer grades)."""
+    if days_past_due <= 30:
+        return 0.35
+    if days_past_due <= 60:
+        return 0.75
+    if days_past_due <= 90:
+        return 0.9
+    return 0.97
+
+
 def _siren(rng: random.Random) -> str:
     """Nine digits with a valid Luhn key, as French SIRENs have."""
     body = [rng.randint(0, 9) for _ in range(8)]
@@ -221,8 +234,10 @@ def generate(
                 }
             )
             paid_on = min(anchor, due + timedelta(days=rng.randint(-5, 20)))
-            if due < anchor and rng.random() < 0.35 and paid_on <= anchor:
-                share = Decimal(1) if rng.random() < 0.7 else Decimal("0.4")
+            late = (anchor - due).days
+            if due < anchor and rng.random() < paid_share(late) and paid_on <= anchor:
+                partly = rng.random() >= 0.7 and late <= 60  # old invoices are paid in full
+                share = Decimal("0.4") if partly else Decimal(1)
                 payment_rows.append(
                     {
                         "reference": f"PAY-{invoice_no:06d}",

@@ -227,13 +227,23 @@ async def running_stack(settings: Settings, demo: bool) -> AsyncIterator[StackUr
         await asyncio.to_thread(temporal.stop)
 
 
-DEMO_LOGINS = [("demo", "cobro-demo-2026", "admin"), ("viewer", "cobro-viewer-2026", "viewer")]
+DEMO_LOGINS = [
+    ("demo", "cobro-demo-2026", "admin"),
+    ("collector", "cobro-collector-2026", "collector"),
+    ("viewer", "cobro-viewer-2026", "viewer"),
+]
+DEMO_OWNED = 60  # the demo collector owns the first customers: "my customers", "my tasks"
 
 
 def demo_logins(settings: Settings) -> list[tuple[str, str, str]]:
-    """The demo's dashboard users (an admin and a viewer), created once. Demo only: their
-    passwords are printed and published in the README."""
+    """The demo's dashboard users (an admin, a collector and a viewer), created once, and
+    the collector's customers (set once, by the same action as the customer file's). Demo
+    only: their passwords are printed and published in the README."""
+    from sqlalchemy import select
+
     from cobro.db import make_engine
+    from cobro.models import Customer
+    from cobro.queues.actions import set_owner
     from cobro.users import UserError, create_user
 
     engine = make_engine(settings.resolved_database_url)
@@ -241,6 +251,14 @@ def demo_logins(settings: Settings) -> list[tuple[str, str, str]]:
         for user, password, role in DEMO_LOGINS:
             with contextlib.suppress(UserError):  # already there (second start)
                 create_user(engine, user, password, role, f"Demo {role}")
+        with engine.connect() as conn:
+            owned = conn.scalar(select(Customer.id).where(Customer.owner.is_not(None)).limit(1))
+            accounts = conn.scalars(
+                select(Customer.account).order_by(Customer.account).limit(DEMO_OWNED)
+            ).all()
+        if owned is None:  # a first start (an owner changed since is left alone)
+            for account in accounts:
+                set_owner(engine, account, "collector", "demo")
     finally:
         engine.dispose()
     return list(DEMO_LOGINS)
@@ -308,7 +326,7 @@ async def _first_sync(settings: Settings, timeout: float = 180) -> None:
             DailySync.run,
             DailySyncInput(),
             id=f"daily-sync-dev-{int(time.time())}",
-            task_queue=settings.temporal_task_queue,
+            task_queue=settings.temporal_sync_queue,
         ),
         timeout,
     )
@@ -353,7 +371,7 @@ async def _system_check(settings: Settings, timeout: float = 60) -> None:
         client.execute_workflow(
             SystemCheck.run,
             id=f"system-check-{int(time.time())}",
-            task_queue=settings.temporal_task_queue,
+            task_queue=settings.temporal_sync_queue,
         ),
         timeout,
     )

@@ -15,7 +15,7 @@ class ActionSpec:
     """One planned action as it crosses the Temporal boundary (JSON-friendly)."""
 
     account: str
-    kind: str  # email | sms | task | claim
+    kind: str  # email | sms | task | claim | declare
     step_index: int
     policy: str
     invoices: list[str]

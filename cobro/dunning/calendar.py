@@ -192,6 +192,12 @@ def window_opening(d: date, tz: ZoneInfo, window: SendWindow, calendar: Calendar
     raise ValueError("the send window has no allowed day within a year")
 
 
+def opening_on(d: date, tz: ZoneInfo, window: SendWindow) -> datetime:
+    """The window's opening time (UTC) on local date `d`, whatever day it is (a declaration
+    to the insurer keeps its calendar-day deadline: no send days, no holidays)."""
+    return _local_to_utc(d, window.start, tz)
+
+
 def next_send_instant(
     t: datetime, tz: ZoneInfo, window: SendWindow, calendar: Calendar
 ) -> datetime:

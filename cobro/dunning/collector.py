@@ -38,7 +38,9 @@ from cobro.dunning.store import (
     resume_customer,
 )
 from cobro.errors import describe
+from cobro.insurers.declarations_sql import extensions_for_promise
 from cobro.models import Customer, Invoice
+from cobro.notices import notice
 from cobro.settings import Settings
 from cobro.types import FIRST_DAY, LAST_DAY
 
@@ -196,7 +198,9 @@ def pause(
         customer = _customer(s, account)
         asked = check_pause(reason, until, local_today(customer))
         pause_customer(s, customer, "pause", asked.reason, check_actor(actor), asked.until)
-    return "dunning paused" + (f" until {asked.until}" if asked.until else "")
+    if asked.until:
+        return notice("paused_until", until=asked.until)
+    return notice("paused")
 
 
 def _open_currencies(s: Session, customer: Customer) -> list[str]:
@@ -233,8 +237,12 @@ def promise(
             asked.amount,
             asked.currency,
         )
-    money = formatting.amount(asked.amount)
-    return f"promise to pay {money} {asked.currency} by {asked.until} recorded"
+        # the insurer hears of it: an extension (EXP) within the maximum extension period
+        notes = extensions_for_promise(s, customer, asked.until, check_actor(actor))
+    keys = ["promised"] + (["insurer_notes"] if notes else [])
+    return notice(
+        *keys, amount=formatting.amount(asked.amount), currency=asked.currency, until=asked.until
+    )
 
 
 def cancel_promise(engine: Engine, account: str, actor: str, reason: str | None = "") -> str:
@@ -244,7 +252,7 @@ def cancel_promise(engine: Engine, account: str, actor: str, reason: str | None 
         if ended is None:
             raise ActionError(f"{account} has no promise to pay to cancel", 409)
         until = ended.until
-    return f"promise to pay by {until} cancelled"
+    return notice("promise_cancelled", until=until)
 
 
 def resume(engine: Engine, account: str, actor: str, reason: str | None = "") -> str:
@@ -253,15 +261,12 @@ def resume(engine: Engine, account: str, actor: str, reason: str | None = "") ->
     with transaction(engine) as s:
         customer = _customer(s, account)
         kept = active_promise(s, customer)
-        stays = (
-            f"; the promise to pay by {kept.until} stays (cancel it to resume reminders)"
-            if kept
-            else ""
-        )
+        stays = str(notice("promise_stays", until=kept.until)) if kept else ""
         lifted = resume_customer(s, customer, note, check_actor(actor))
         if not lifted:  # nothing written: the transaction rolls back
             raise ActionError(f"{account} has no manual pause to lift{stays}", 409)
-    return f"{lifted} pause(s) lifted{stays}"
+    keys = ["resumed"] + (["promise_stays"] if kept else [])
+    return notice(*keys, num=lifted, until=kept.until if kept else "")
 
 
 def _invoice(s: Session, number: str, account: str | None) -> tuple[Invoice, str]:
@@ -294,7 +299,7 @@ def dispute(
             )
             raise ActionError(f"invoice {number} is already disputed{since}", 409)
         open_dispute(s, invoice, text, check_actor(actor))
-    return f"invoice {number} disputed: it leaves dunning until resolved", owner
+    return notice("disputed", invoice=number), owner
 
 
 def resolve(
@@ -307,7 +312,7 @@ def resolve(
         if not invoice.disputed:
             raise ActionError(f"invoice {number} is not disputed", 409)
         resolve_dispute(s, invoice, note, check_actor(actor))
-    return f"invoice {number} dispute resolved: back in dunning", owner
+    return notice("resolved", invoice=number), owner
 
 
 # ------------------------------------------------------------------ waking the workflow

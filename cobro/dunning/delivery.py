@@ -33,7 +33,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Row, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -49,12 +49,13 @@ from cobro.dunning.store import (
     record_levels,
 )
 from cobro.faults import crash_point
-from cobro.models import Communication, Task
+from cobro.models import Communication
 from cobro.models import TimelineEvent as Event
+from cobro.queues.tasks import new_task
 from cobro.settings import get_settings
 
 if TYPE_CHECKING:
-    from cobro.dunning.messages import Message
+    from cobro.dunning.messages import Message, RulesInForce
 
 log = logging.getLogger("cobro.dunning")
 
@@ -128,106 +129,143 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+# Core statements on the tables (no ORM objects, no ORM statement overhead), built once
+_COMMUNICATIONS = Communication.__table__
+_EVENTS = Event.__table__
+_c = _COMMUNICATIONS.c
+# what a claim reads of an earlier attempt's row
+_CLAIM_ROW = select(
+    _c.id,
+    _c.status,
+    _c.attempts,
+    _c.lease_until,
+    _c.recipient,
+    _c.subject,
+    _c.body,
+    _c.body_html,
+).where(_c.idempotency_key == bindparam("key"))
+_NEW_CLAIM = insert(_COMMUNICATIONS).returning(_c.id)
+
+
 def claim(session: Session, action: ActionSpec, now: datetime, trace: Trace) -> Claim:
     """Re-read the facts, then claim the send (or say why there is nothing to send).
 
     Raises `ClaimInFlight` while another attempt holds the claim's lease. A claim whose
     holder is gone without confirming comes back with `resend=True`: resolve it first.
     """
-    from cobro.dunning.messages import render_reminder, rules_in_force
+    from cobro.dunning.messages import rules_in_force
 
-    # before the claim's transaction: one connection at a time
-    ruleset_hash, languages = rules_in_force()
-    with session.begin():
-        existing = session.scalar(
-            select(Communication).where(Communication.idempotency_key == action.idempotency_key)
-        )
-        if existing is not None and existing.status not in ("claimed", "delayed"):
-            return _nothing(existing.status, f"already {existing.status}", action.kind)
-        wall = _utcnow()
-        if existing is not None and existing.status == "claimed":
-            if existing.lease_until is not None and existing.lease_until > wall:
-                raise ClaimInFlight(
-                    f"{action.idempotency_key}: attempt {existing.attempts} holds the claim "
-                    f"until {existing.lease_until:%H:%M:%S}",
-                    lease_until=existing.lease_until,
-                )
-            # its holder is gone without confirming: it may have reached the provider, so
-            # take it over without looking at the facts; `resolve` says what happened
-            return _take_over(session, existing, action, wall, resend=True)
-        facts = load_customer_facts(session, action.account)
-        if facts is None:
-            return _nothing("skipped", "customer no longer exists", action.kind)
-        numbers = facts.open_numbers(action.invoices)
-        if sorted(numbers) != sorted(action.invoices):
-            if existing is not None:  # the facts moved after an earlier attempt claimed it
-                existing.status = "cancelled"
-                existing.lease_until = None
-                existing.error = "invoices paid, disputed or paused before the send"
-            summary = "cancelled: " + _why_not(facts, action.invoices)
-            _event(session, facts, "dunning.skipped", summary, trace, action)
-            return _nothing("stale", summary, action.kind, action.idempotency_key)
-        recipient = _recipient(facts, action.kind)
-        if recipient is None:
-            return _nothing("skipped", f"no {action.kind} recipient (or opted out)", action.kind)
-        if existing is not None:  # delayed: the last attempt was refused, nothing went out
-            return _take_over(session, existing, action, wall, resend=False)
-        message = render_reminder(action, facts, now, languages)
-        communication = Communication(
-            customer_id=facts.customer.id,
-            channel=action.kind,
-            template=action.template or "",
-            language=message.language,
-            recipient=recipient,
-            idempotency_key=action.idempotency_key,
-            status="claimed",
-            attempts=1,
-            lease_until=wall + LEASE,
-            subject=message.subject,
-            body=message.text,
-            body_html=message.html,
-            invoice_numbers={"invoices": numbers},
-            workflow_id=trace.workflow_id,
-            run_id=trace.run_id,
-            ruleset_hash=ruleset_hash,
-        )
-        try:
-            with session.begin_nested():
-                session.add(communication)
-                record_levels(session, facts, action, numbers, "sent", trace, now)
-        except IntegrityError:  # a concurrent attempt claimed it first: it holds the lease
+    try:
+        with session.begin():
+            # read once for the whole claim, in its transaction (the message's languages
+            # and labels, the levels' labels, the stored hash)
+            rules = rules_in_force(session.connection())
+            return _claim(session, action, now, trace, rules)
+    except IntegrityError:  # a concurrent attempt claimed it first: it holds the lease
+        raise ClaimInFlight(
+            f"{action.idempotency_key}: claimed by a concurrent attempt",
+            lease_until=_utcnow() + LEASE,
+        ) from None
+
+
+def _claim(
+    session: Session, action: ActionSpec, now: datetime, trace: Trace, rules: RulesInForce
+) -> Claim:
+    """The claim's transaction: the row's insert and the invoices' levels commit together;
+    a unique-key conflict (a concurrent claim) raises IntegrityError and rolls back both."""
+    from cobro.dunning.messages import render_reminder
+
+    existing = session.execute(_CLAIM_ROW, {"key": action.idempotency_key}).first()
+    if existing is not None and existing.status not in ("claimed", "delayed"):
+        return _nothing(existing.status, f"already {existing.status}", action.kind)
+    wall = _utcnow()
+    if existing is not None and existing.status == "claimed":
+        if existing.lease_until is not None and existing.lease_until > wall:
             raise ClaimInFlight(
-                f"{action.idempotency_key}: claimed by a concurrent attempt",
-                lease_until=wall + LEASE,
-            ) from None
-        if message.fell_back:
-            _event(
-                session,
-                facts,
-                "dunning.language_fallback",
-                _fallback_summary(message),
-                trace,
-                action,
-                language=message.language,
-                customer_language=message.requested,
-                communication_id=communication.id,
+                f"{action.idempotency_key}: attempt {existing.attempts} holds the claim "
+                f"until {existing.lease_until:%H:%M:%S}",
+                lease_until=existing.lease_until,
             )
-        return Claim(
-            communication.id,
-            action.kind,
-            recipient,
-            message.subject,
-            message.text,
-            message.html,
-            action.idempotency_key,
-            resend=False,
-            attempt=1,
-            lease_until=communication.lease_until,
+        # its holder is gone without confirming: it may have reached the provider, so
+        # take it over without looking at the facts; `resolve` says what happened
+        return _take_over(session, existing, action, wall, resend=True)
+    facts = load_customer_facts(session, action.account)
+    if facts is None:
+        return _nothing("skipped", "customer no longer exists", action.kind)
+    numbers = facts.open_numbers(action.invoices)
+    if sorted(numbers) != sorted(action.invoices):
+        if existing is not None:  # the facts moved after an earlier attempt claimed it
+            session.execute(
+                update(Communication)
+                .where(Communication.id == existing.id)
+                .values(
+                    status="cancelled",
+                    lease_until=None,
+                    error="invoices paid, disputed or paused before the send",
+                )
+                .execution_options(synchronize_session=False)
+            )
+        summary = "cancelled: " + _why_not(facts, action.invoices)
+        _event(session, facts, "dunning.skipped", summary, trace, action)
+        return _nothing("stale", summary, action.kind, action.idempotency_key)
+    recipient = _recipient(facts, action.kind)
+    if recipient is None:
+        return _nothing("skipped", f"no {action.kind} recipient (or opted out)", action.kind)
+    if existing is not None:  # delayed: the last attempt was refused, nothing went out
+        return _take_over(session, existing, action, wall, resend=False)
+    message = render_reminder(action, facts, now, rules.languages, rules.dunning)
+    lease_until = wall + LEASE
+    # one INSERT ... RETURNING id; the unique idempotency key is the claim
+    communication_id = session.execute(
+        _NEW_CLAIM,
+        {
+            "customer_id": facts.customer.id,
+            "channel": action.kind,
+            "template": action.template or "",
+            "language": message.language,
+            "recipient": recipient,
+            "idempotency_key": action.idempotency_key,
+            "status": "claimed",
+            "attempts": 1,
+            "lease_until": lease_until,
+            "subject": message.subject,
+            "body": message.text,
+            "body_html": message.html,
+            "invoice_numbers": {"invoices": numbers},
+            "workflow_id": trace.workflow_id,
+            "run_id": trace.run_id,
+            "ruleset_hash": rules.hash,
+        },
+    ).scalar_one()
+    record_levels(session, facts, action, numbers, "sent", trace, now, rules.dunning)
+    if message.fell_back:
+        _event(
+            session,
+            facts,
+            "dunning.language_fallback",
+            _fallback_summary(message),
+            trace,
+            action,
+            language=message.language,
+            customer_language=message.requested,
+            communication_id=communication_id,
         )
+    return Claim(
+        communication_id,
+        action.kind,
+        recipient,
+        message.subject,
+        message.text,
+        message.html,
+        action.idempotency_key,
+        resend=False,
+        attempt=1,
+        lease_until=lease_until,
+    )
 
 
 def _take_over(
-    session: Session, row: Communication, action: ActionSpec, wall: datetime, *, resend: bool
+    session: Session, row: Row[Any], action: ActionSpec, wall: datetime, *, resend: bool
 ) -> Claim:
     """Compare-and-set: this attempt holds the claim unless another one took it first."""
     seen = row.attempts
@@ -396,31 +434,50 @@ async def _find_sms(config: TwilioConfig, claim: Claim) -> str | None:
         ) from exc
 
 
+# the confirmation, built once: `sent` unless it is already
+_CONFIRM = (
+    update(_COMMUNICATIONS)
+    .where(_c.id == bindparam("communication"), _c.status != "sent")
+    .values(
+        status="sent",
+        provider_id=bindparam("provider"),
+        sent_at=bindparam("at"),
+        lease_until=None,
+        error=None,
+    )
+    .returning(_c.customer_id, _c.template)
+)
+_NEW_EVENT = insert(_EVENTS)
+
+
 def confirm(session: Session, claim: Claim, provider_id: str, trace: Trace) -> None:
-    """The provider accepted it: `sent`, whoever holds the claim now (idempotent)."""
+    """The provider accepted it: `sent`, whoever holds the claim now (idempotent).
+
+    One UPDATE ... RETURNING and one INSERT (the timeline event), committed together."""
     with session.begin():
-        communication = session.get(Communication, claim.communication_id)
-        assert communication is not None
-        if communication.status == "sent":
+        row = session.execute(
+            _CONFIRM,
+            {"communication": claim.communication_id, "provider": provider_id, "at": _utcnow()},
+        ).first()
+        if row is None:  # confirmed already (by this attempt's retry or another one)
+            status = session.scalar(
+                select(Communication.status).where(Communication.id == claim.communication_id)
+            )
+            assert status is not None, f"communication {claim.communication_id} is gone"
             return
-        communication.status = "sent"
-        communication.provider_id = provider_id
-        communication.sent_at = _utcnow()
-        communication.lease_until = None
-        communication.error = None
-        session.flush()
         crash_point("before_confirm")  # the update is written but not committed
-        session.add(
-            Event(
-                customer_id=communication.customer_id,
-                kind=f"dunning.{claim.channel}_sent",
-                summary=f"{communication.template} {claim.channel} sent to {claim.recipient}",
-                data=trace.data(
+        session.execute(
+            _NEW_EVENT,
+            {
+                "customer_id": row.customer_id,
+                "kind": f"dunning.{claim.channel}_sent",
+                "summary": f"{row.template} {claim.channel} sent to {claim.recipient}",
+                "data": trace.data(
                     idempotency_key=claim.idempotency_key,
                     provider_id=provider_id,
-                    communication_id=communication.id,
+                    communication_id=claim.communication_id,
                 ),
-            )
+            },
         )
 
 
@@ -508,12 +565,13 @@ def hold_uncertain(session: Session, claim: Claim, detail: str, trace: Trace) ->
         communication.error = f"uncertain: {detail}"
         what = f"{communication.template} {claim.channel} to {claim.recipient}"
         session.add(
-            Task(
-                customer_id=communication.customer_id,
+            new_task(
+                session,
+                communication.customer_id,
                 kind=f"{claim.channel}_uncertain",
                 note=f"{what} (Message-ID {claim.message_id}) may or may not have been "
                 f"accepted ({detail}): check with the relay, then mark it sent or resend it",
-                assignee_role="collector",
+                role="collector",
                 due_date=_utcnow().date(),
                 source_key=f"uncertain:{claim.idempotency_key}",
             )

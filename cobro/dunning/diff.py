@@ -73,7 +73,7 @@ def planned_contacts(
     policy = policy_for(facts, rules)
     if policy is None:
         return []
-    ensure_insurance(facts, policy)
+    ensure_insurance(facts, policy, now)
     customer, invoices, pauses = facts.planner_inputs(policy)
     result = plan(customer, invoices, policy, now, pauses, history=facts.contacts)
     return [(a.kind, a.template or a.note or "") for a in result.actions if a.at < until]

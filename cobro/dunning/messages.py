@@ -13,10 +13,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
+from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import Connection
+
 from cobro.dunning.languages import LanguageRules
-from cobro.dunning.store import ActionSpec, CustomerFacts, policies
+from cobro.dunning.store import ActionSpec, CustomerFacts, policies, step_labels
 from cobro.rules.classify import load_active_ruleset
 from cobro.settings import get_settings
 from cobro.templating import Templates, build_context
@@ -44,14 +47,13 @@ def templates() -> Templates:
     return _templates(str(get_settings().templates_path.resolve()))
 
 
-def statement_levels(action: ActionSpec, facts: CustomerFacts) -> dict[str, str | None]:
-    """Invoice number -> the level (template or action) it has reached once `action` is done."""
-    labels: dict[int, str] = {}
-    try:
-        policy = policies().rules.get(action.policy)
-        labels = {i: step.template or step.kind for i, step in enumerate(policy.steps)}
-    except Exception:  # rules unreadable or policy gone: the recorded labels only
-        pass
+def statement_levels(
+    action: ActionSpec, facts: CustomerFacts, rules: Any = None
+) -> dict[str, str | None]:
+    """Invoice number -> the level (template or action) it has reached once `action` is done.
+
+    `rules`: the dunning rules in force (`policies()`), read once by the caller."""
+    labels = step_labels(action.policy, rules)
     out: dict[str, str | None] = {}
     for inv in facts.invoices:
         if inv.number in action.invoices:
@@ -64,17 +66,24 @@ def statement_levels(action: ActionSpec, facts: CustomerFacts) -> dict[str, str 
     return out
 
 
-def language_rules() -> LanguageRules:
-    """The `languages:` section of the dunning rules in force (the active version; reads
-    the database: call it outside a transaction that holds a connection)."""
-    return policies().rules.languages
+@dataclass(frozen=True)
+class RulesInForce:
+    """The rules version in force, read once for a claim: its content hash and its built
+    `dunning.yaml` (languages, step labels)."""
+
+    hash: str
+    dunning: Any
+
+    @property
+    def languages(self) -> LanguageRules:
+        return self.dunning.rules.languages
 
 
-def rules_in_force() -> tuple[str, LanguageRules]:
-    """The content hash of the rules version in force and its `languages:` section, read
-    together (outside a transaction that holds a connection)."""
-    ruleset = load_active_ruleset()
-    return ruleset.hash, ruleset.built("dunning.yaml").rules.languages
+def rules_in_force(connection: Connection | None = None) -> RulesInForce:
+    """The content hash of the rules version in force and its dunning rules, read together
+    (on `connection`, inside the caller's transaction, when given)."""
+    ruleset = load_active_ruleset(connection=connection)
+    return RulesInForce(ruleset.hash, ruleset.built("dunning.yaml"))
 
 
 def render_reminder(
@@ -82,7 +91,10 @@ def render_reminder(
     facts: CustomerFacts,
     now: datetime,
     languages: LanguageRules | None = None,
+    rules: Any = None,
 ) -> Message:
+    """`rules`: the dunning rules in force (`policies()`), when the caller has read them;
+    `languages` defaults to their `languages:` section."""
     customer = facts.customer
     statement = [inv for inv in facts.invoices if inv.open_amount > 0 and not inv.disputed]
     local_day = now.astimezone(ZoneInfo(customer.timezone)).date()
@@ -95,11 +107,11 @@ def render_reminder(
         language=customer.language,
         company={"name": settings.company_name, "email": settings.company_email},
         step=action.template,
-        levels=statement_levels(action, facts),
+        levels=statement_levels(action, facts, rules),
         contact_invoices=action.invoices,
         previous_contacts=previous,
     )
-    fallback = (languages or language_rules()).chain(customer.language)[1:]
+    fallback = (languages or (rules or policies()).rules.languages).chain(customer.language)[1:]
     if action.kind == "email":
         email = templates().render_email(
             action.template or "", customer.language, context, fallback

@@ -12,21 +12,27 @@ policies:
     min_gap: 3d               # at least 3 (business) days between two contacts on a channel
     catch_up: first_unsent    # a late start begins at the first level not yet received
                               # (`latest`: jump to the latest level already due)
-    not_insured:              # what a `claim` step does for an invoice not insured
-      action: task            # (`skip`: nothing, the level is still recorded)
+    not_insured:              # what a `declare` (or `claim`) step does for an invoice not
+      at: +45d                # insured; `at`: when (a `declare` step; default: with the
+      action: task            # step before it); `skip`: nothing, the level is recorded
       note: "not insured: decide on legal action"
       assignee_role: credit_manager
     steps:                    # strictly increasing `at`, relative to each invoice's due date
       - {at: -5d, channel: email, template: pre_due}
       - {at: +1d, channel: [email, sms], template: due}
       - {at: +15d, action: task, note: call the customer, assignee_role: collector}
-      - {at: +45d, action: claim}
+      - {at: deadline - 5d, action: declare}   # 5 calendar days before the insurer's
+                                               # declare-by date (rules/insurance.yaml)
 languages:                    # a customer language without templates: the chain to follow
   fallback: {ca: es}          # (cobro.dunning.languages), ending at `default`
   default: en
 ```
 
-Offsets are `[+-]N d|w` (days, weeks). A week is 5 days when `business_days` is true
+Offsets are `[+-]N d|w` (days, weeks) after the due date, or `deadline [+-] N d`: calendar
+days (insurer deadlines count calendar days) around the invoice's overdue-declaration
+deadline, its declare-by date of `rules/insurance.yaml` (only for `action: declare`; such a
+step is not ordered against the others, its instant depends on each invoice's policy).
+A week is 5 days when `business_days` is true
 (`+1w` = 5 business days, `+2w` = 10), 7 otherwise; `step.label` is the offset as written
 (`+1w`), `policy.offset_days(step)` the days it counts. `load_policies(data)` validates and
 raises `PolicyError` (a `ValueError`) whose lines name the field path, e.g.
@@ -37,6 +43,7 @@ use `DunningRulesFile` directly as its schema (pydantic `loc`s map to YAML posit
 from __future__ import annotations
 
 import ast
+import itertools
 import re
 from collections.abc import Callable, Mapping
 from functools import cached_property
@@ -62,11 +69,13 @@ from cobro.dunning.languages import LanguageRules
 
 Channel = Literal["email", "sms"]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-StepKind = Literal["send", "task", "claim"]
+StepKind = Literal["send", "task", "claim", "declare"]
 CHANNELS: tuple[str, ...] = ("email", "sms")
 CUSTOMER_CALENDAR = "customer"
 
 _OFFSET_RE = re.compile(r"^\s*([+-]?)\s*(\d+)\s*([dw])\s*$")
+_DEADLINE_RE = re.compile(r"^\s*deadline\s*(?:([+-])\s*(\d+)\s*d)?\s*$")
+DEADLINE = "deadline"
 _NAME = r"^[a-z][a-z0-9_]*$"
 
 
@@ -85,18 +94,29 @@ class StepOffset(int):
     weeks: int
     extra_days: int
     written: str
+    anchor: str  # "due_date", or "deadline" (calendar days around the declare-by date)
 
-    def __new__(cls, weeks: int, days: int) -> StepOffset:
+    def __new__(cls, weeks: int, days: int, anchor: str = "due_date") -> StepOffset:
         self = super().__new__(cls, weeks * 7 + days)
-        self.weeks, self.extra_days = weeks, days
-        self.written = f"{weeks:+d}w" if weeks and not days else f"{weeks * 7 + days:+d}d"
+        self.weeks, self.extra_days, self.anchor = weeks, days, anchor
+        if anchor == DEADLINE:
+            n = weeks * 7 + days
+            self.written = DEADLINE + (f" {'-' if n < 0 else '+'} {abs(n)}d" if n else "")
+        else:
+            self.written = f"{weeks:+d}w" if weeks and not days else f"{weeks * 7 + days:+d}d"
         return self
 
+    @property
+    def from_deadline(self) -> bool:
+        return self.anchor == DEADLINE
+
     def days(self, business_days: bool) -> int:
+        if self.anchor == DEADLINE:
+            return self.extra_days  # insurer deadlines count calendar days
         return self.weeks * (5 if business_days else 7) + self.extra_days
 
     def __reduce__(self) -> Any:
-        return (StepOffset, (self.weeks, self.extra_days))
+        return (StepOffset, (self.weeks, self.extra_days, self.anchor))
 
     def __repr__(self) -> str:
         return f"StepOffset({self.written!r})"
@@ -110,11 +130,16 @@ def parse_step_offset(value: Any) -> StepOffset:
         raise ValueError(f"invalid offset {value!r}: expected e.g. -5d, +1d, +2w")
     if isinstance(value, int):
         return StepOffset(0, value)
+    d = _DEADLINE_RE.match(value) if isinstance(value, str) else None
+    if d:
+        n = int(d.group(2) or 0) * (-1 if d.group(1) == "-" else 1)
+        return StepOffset(0, n, DEADLINE)
     m = _OFFSET_RE.match(value) if isinstance(value, str) else None
     if not m:
         raise ValueError(
             f"invalid offset {value!r}: expected a signed whole number of days or weeks, "
-            "e.g. -5d, +1d, +2w"
+            "e.g. -5d, +1d, +2w, or `deadline - 5d` (calendar days before the insurer's "
+            "declaration deadline)"
         )
     n = int(m.group(2)) * (-1 if m.group(1) == "-" else 1)
     return StepOffset(n, 0) if m.group(3) == "w" else StepOffset(0, n)
@@ -125,8 +150,15 @@ def parse_offset(value: Any) -> int:
     return int(parse_step_offset(value))
 
 
+def _parse_due_offset(value: Any) -> StepOffset:
+    offset = parse_step_offset(value)
+    if offset.from_deadline:
+        raise ValueError(f"invalid offset {value!r}: days after the due date here, e.g. +45d")
+    return offset
+
+
 def _parse_gap(value: Any) -> StepOffset:
-    gap = parse_step_offset(value)
+    gap = _parse_due_offset(value)
     if gap < 0:
         raise ValueError(f"invalid min_gap {gap.written!r}: it cannot be negative")
     return gap
@@ -162,6 +194,11 @@ Offset = Annotated[
     PlainValidator(parse_step_offset),
     PlainSerializer(lambda v: v.written, return_type=str),
 ]
+DueOffset = Annotated[
+    StepOffset,
+    PlainValidator(_parse_due_offset),
+    PlainSerializer(lambda v: v.written, return_type=str),
+]
 Gap = Annotated[
     StepOffset, PlainValidator(_parse_gap), PlainSerializer(lambda v: v.written, return_type=str)
 ]
@@ -173,7 +210,8 @@ class _Frozen(BaseModel):
 
 
 class PolicyStep(_Frozen):
-    """One step: a message (`channel` + `template`), a `task` or a `claim`."""
+    """One step: a message (`channel` + `template`), a `task`, a `declare` (the insurer's
+    overdue declaration, `cobro.insurers.declarations`) or a `claim` (a task, older form)."""
 
     at: Offset
     channel: Annotated[tuple[Channel, ...] | None, BeforeValidator(_to_tuple)] = None
@@ -207,8 +245,10 @@ class PolicyStep(_Frozen):
                 raise ValueError(f"`action: {kind}` takes no `channel`/`template`")
             if kind == "task" and not (self.note and self.note.strip()):
                 raise ValueError("`action: task` needs a `note` saying what to do")
-            if kind == "claim" and self.assignee_role is not None:
+            if kind in ("claim", "declare") and self.assignee_role is not None:
                 raise ValueError("`assignee_role` belongs to `action: task` steps")
+        if self.at.from_deadline and kind != "declare":
+            raise ValueError("`at: deadline ...` is for `action: declare` steps only")
         return self
 
     @property
@@ -222,8 +262,11 @@ class PolicyStep(_Frozen):
 
 
 class NotInsured(_Frozen):
-    """What a `claim` step does for an invoice not insured at its due date."""
+    """What a `declare` or `claim` step does for an invoice not insured at its due date;
+    `at`: when such an invoice reaches a `declare` step whose `at` counts from the deadline
+    (it has none); default: with the step before it."""
 
+    at: DueOffset | None = None
     action: Literal["task", "skip"] = "task"
     note: str = "not insured: decide on legal action"
     assignee_role: str | None = "credit_manager"
@@ -274,15 +317,27 @@ class DunningPolicy(_Frozen):
         cls, steps: tuple[PolicyStep, ...], info: ValidationInfo
     ) -> tuple[PolicyStep, ...]:
         business = bool(info.data.get("business_days", True))
-        for i in range(1, len(steps)):
-            if steps[i].at.days(business) <= steps[i - 1].at.days(business):
+        # steps counted from the insurer's deadline are not ordered against the others
+        dated = [(i, s) for i, s in enumerate(steps) if not s.at.from_deadline]
+        for (j, before), (i, step) in itertools.pairwise(dated):
+            if step.at.days(business) <= before.at.days(business):
                 unit = " (in business days, a week is 5)" if business else ""
                 raise ValueError(
                     f"steps must be in strictly increasing `at` order: step {i} "
-                    f"({steps[i].label}) does not come after step {i - 1} ({steps[i - 1].label})"
-                    + unit
+                    f"({step.label}) does not come after step {j} ({before.label})" + unit
                 )
         return steps
+
+    def fallback_days(self, index: int) -> int:
+        """When an invoice with no declaration deadline reaches step `index` counted from the
+        deadline: `not_insured.at`, else with the nearest step before it counted from the
+        due date (0: the due date)."""
+        if self.not_insured.at is not None:
+            return self.not_insured.at.days(self.business_days)
+        for step in reversed(self.steps[:index]):
+            if not step.at.from_deadline:
+                return step.at.days(self.business_days)
+        return 0
 
     def offset_days(self, step: PolicyStep) -> int:
         """The days `step.at` counts: business days (a week is 5) or calendar days."""

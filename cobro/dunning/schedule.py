@@ -36,6 +36,14 @@ Planning rules
   member invoice reaches its own step (`levels`). The message's statement lists every open
   invoice (see `cobro.dunning.messages`). Invoices due later on the channel wait for their
   own day, `min_gap` after.
+* **Declarations** (`action: declare`) act only on insured invoices with a declaration
+  deadline (`InvoiceState.deadline`, the declare-by date of `rules/insurance.yaml`): one
+  `declare` action per customer and day. With `at: deadline - 5d` the step is due at the
+  send window's opening 5 calendar days before that date, whatever the day (no send days,
+  no holidays, no catch-up spacing: a deadline never moves later); insured invoices with no
+  deadline (below the minimum declarable, or no terms) pass the step with nothing to do
+  (`skipped`: `nothing_to_declare`); uninsured ones get what `not_insured` says, at
+  `not_insured.at` (default: with the step before).
 * **Tasks and claims** are one per customer per step and day: every invoice reaching a
   `task` step that day is one task. A `claim` acts only on invoices insured at their due date
   (`InvoiceState.insured`: a named cover in force or an unnamed-buyer ceiling that applies);
@@ -75,12 +83,13 @@ from cobro.dunning.calendar import (
     get_zone,
     local_start_of_day,
     next_send_instant,
+    opening_on,
     window_opening,
 )
 from cobro.dunning.policy import DunningPolicy
 
-ActionKind = Literal["email", "sms", "task", "claim"]
-KIND_ORDER = {"email": 0, "sms": 1, "task": 2, "claim": 3}
+ActionKind = Literal["email", "sms", "task", "claim", "declare"]
+KIND_ORDER = {"email": 0, "sms": 1, "task": 2, "claim": 3, "declare": 4}
 MESSAGE_CHANNELS = ("email", "sms")
 
 
@@ -121,6 +130,7 @@ class InvoiceState:
     partial: tuple[str, ...] = ()  # channels already done of a step not complete yet (the
     partial_step: int | None = None  # email of an email+sms step); None: the next step
     reached_at: datetime | None = None  # when the highest done step was reached (aware)
+    deadline: date | None = None  # the insurer's declare-by date (insured, declaration due)
 
     @property
     def next_step(self) -> int:
@@ -204,7 +214,7 @@ class SkippedStep:
     invoice: str
     step_index: int
     nominal_at: datetime
-    reason: Literal["superseded", "past_due"] = "superseded"
+    reason: Literal["superseded", "past_due", "nothing_to_declare"] = "superseded"
     superseded_by: int | None = None
 
     def to_json(self) -> dict[str, Any]:
@@ -327,6 +337,8 @@ def plan(
     steps = policy.steps
     business = policy.business_days
     offsets = [policy.offset_days(s) for s in steps]
+    from_deadline = [s.at.from_deadline for s in steps]
+    fallback = [policy.fallback_days(i) if d else 0 for i, d in enumerate(from_deadline)]
     first_unsent = policy.catch_up == "first_unsent"
     n_steps = len(steps)
 
@@ -360,6 +372,14 @@ def plan(
         if t is None:
             t = memo[key] = window_opening(add_days(d, offset, cal, business), tz, window, cal)
         return t
+
+    def nominal_of(inv: InvoiceState, i: int) -> datetime:
+        """The instant step `i` is due for `inv` by the policy alone."""
+        if not from_deadline[i]:
+            return opening_after(inv.due_date, offsets[i])
+        if inv.insured and inv.deadline is not None:
+            return opening_on(inv.deadline + timedelta(days=offsets[i]), tz, window)
+        return opening_after(inv.due_date, fallback[i])
 
     day_memo: dict[datetime, date] = {}
 
@@ -409,25 +429,33 @@ def plan(
                 i += 1
                 s.partial = set()
                 continue
-            nominal = opening_after(inv.due_date, offsets[i])
+            nominal = nominal_of(inv, i)
             t = max(nominal, s.release)
             if not first_unsent and not s.collapsed:
                 s.collapsed = True  # a late start jumps to the latest step already due
                 j = i
                 for k in range(i + 1, n_steps):
-                    if step_kinds[k] and opening_after(inv.due_date, offsets[k]) <= t:
+                    if step_kinds[k] and nominal_of(inv, k) <= t:
                         j = k
                 if j != i:
                     for k in range(i, j):
                         if step_kinds[k]:
-                            tk = opening_after(inv.due_date, offsets[k])
+                            tk = nominal_of(inv, k)
                             skipped.append(SkippedStep(inv.number, k, tk, "superseded", j))
                     i, s.partial = j, set()
                     continue
-            if first_unsent and s.reached is not None and s.prev is not None:
+            if (
+                first_unsent
+                and s.reached is not None
+                and s.prev is not None
+                and not from_deadline[i]
+                and not from_deadline[s.prev]
+            ):
                 t = max(t, opening_after(local_day(s.reached), offsets[i] - offsets[s.prev]))
+            elif from_deadline[i] and s.reached is not None:
+                t = max(t, s.reached)  # never before the step it follows
             day = local_day(t)
-            if offsets[i] < 0 and day >= inv.due_date:  # a pre-due step after the due date
+            if offsets[i] < 0 and not from_deadline[i] and day >= inv.due_date:  # pre-due, late
                 skipped.append(SkippedStep(inv.number, i, nominal, "past_due"))
                 i += 1
                 s.partial = set()
@@ -497,8 +525,15 @@ def plan(
             else:
                 insured = [m for m in members if m[0].inv.insured]
                 uninsured = [m for m in members if not m[0].inv.insured]
+                if kind == "declare":  # only what the policy's terms require is declared
+                    for m in insured:
+                        if m[0].inv.deadline is None:
+                            skipped.append(
+                                SkippedStep(m[0].inv.number, key, m[1][2], "nothing_to_declare")
+                            )
+                    insured = [m for m in insured if m[0].inv.deadline is not None]
                 if insured:
-                    actions.append(_task(customer, policy, key, t, insured, kind="claim"))
+                    actions.append(_task(customer, policy, key, t, insured, kind=kind))
                 if uninsured and not_insured.action == "task":
                     actions.append(
                         _task(
@@ -516,7 +551,7 @@ def plan(
             done.extend((s, c[0], kind, t) for s, c in members)
         for s, i, kind, t in done:
             s.partial.add(kind)
-            if kind in ("task", "claim") or not step_kinds[i] - s.partial:
+            if kind in ("task", "claim", "declare") or not step_kinds[i] - s.partial:
                 s.prev, s.reached, s.step, s.partial = i, t, i + 1, set()
             s.cand = None
 

@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, bindparam, func, insert, select
 from sqlalchemy.orm import Session
 
 from cobro import formatting
@@ -36,9 +36,9 @@ from cobro.models import (
     InvoiceStepReached,
     Payment,
     RiskAssessment,
-    Task,
 )
 from cobro.models import TimelineEvent as Event
+from cobro.queues.tasks import new_task
 from cobro.rules.classify import load_active_ruleset
 
 log = logging.getLogger("cobro.dunning")
@@ -85,6 +85,7 @@ class CustomerFacts:
     delivered: list[Contact] = field(default_factory=list)  # accepted by the provider
     session: Session | None = None  # the one the facts were read with (insurance look-ups)
     insured: dict[str, bool] | None = None  # invoice -> covered at its due date (lazy)
+    deadlines: dict[str, date] | None = None  # invoice -> the insurer's declare-by (lazy)
 
     def __post_init__(self) -> None:
         self.invoice_ids = {inv.number: inv.id for inv in self.invoices}
@@ -147,13 +148,14 @@ class CustomerFacts:
     ) -> tuple[int, ...]:
         """Steps whose every channel still open to this customer was executed (a step
         with its email sent but its SMS not yet is planned again for the SMS only). A claim
-        step is done by its claim or by the task that replaces it (`not_insured`)."""
+        (or declare) step is done by its claim (declaration) or by the task that replaces it
+        (`not_insured`)."""
         done = []
         for index, channels in self.channels_done(invoice_id, policy).items():
             if index >= len(policy.steps):
                 continue
             step = policy.steps[index]
-            if step.kind == "claim" and channels & {"claim", "task"}:
+            if step.kind in ("claim", "declare") and channels & {step.kind, "task"}:
                 done.append(index)
                 continue
             expected = set(step.channel or ()) if step.channel else {step.kind}
@@ -201,6 +203,7 @@ class CustomerFacts:
             opt_outs=opt_outs,
         )
         insured = self.insured or {}
+        deadlines = self.deadlines or {}
         invoices = []
         for inv in self.invoices:
             if inv.open_amount <= 0:
@@ -218,6 +221,7 @@ class CustomerFacts:
                     partial=partial,
                     partial_step=partial_step,
                     reached_at=reached_at,
+                    deadline=deadlines.get(inv.number),
                 )
             )
         pauses = [
@@ -230,26 +234,48 @@ class CustomerFacts:
         return customer, invoices, pauses
 
 
+# The fact queries, built once: the claim of every send reads them (bound per call)
+_CUSTOMER_BY_ACCOUNT = select(Customer).where(Customer.account == bindparam("account"))
+_OPEN_INVOICES = (
+    select(Invoice)
+    .where(Invoice.customer_id == bindparam("customer_id"), Invoice.open_amount > Decimal(0))
+    .order_by(Invoice.due_date, Invoice.number)
+)
+_STEPS_REACHED = (
+    select(InvoiceStepReached)
+    .where(InvoiceStepReached.customer_id == bindparam("customer_id"))
+    .order_by(InvoiceStepReached.id)
+)
+_PAUSES = (
+    select(DunningPause)
+    .where(DunningPause.customer_id == bindparam("customer_id"))
+    .where(DunningPause.status.in_(["active", "broken", "partly_kept"]))
+    .order_by(DunningPause.id)
+)
+_assessments = RiskAssessment.__table__.c
+_RISK_CLASS = (
+    select(_assessments.risk_class)
+    .where(_assessments.customer_id == bindparam("customer_id"))
+    .order_by(_assessments.assessed_at.desc(), _assessments.id.desc())
+    .limit(1)
+)
+_communications = Communication.__table__.c
+_CONTACT_STATUSES = select(_communications.idempotency_key, _communications.status).where(
+    _communications.customer_id == bindparam("customer_id")
+)
+
+
 def load_customer_facts(session: Session, account: str) -> CustomerFacts | None:
-    customer = session.scalar(select(Customer).where(Customer.account == account))
+    customer = session.scalar(_CUSTOMER_BY_ACCOUNT, {"account": account})
     if customer is None:
         return None
-    invoices = list(
-        session.scalars(
-            select(Invoice)
-            .where(Invoice.customer_id == customer.id, Invoice.open_amount > Decimal(0))
-            .order_by(Invoice.due_date, Invoice.number)
-        )
-    )
+    by_customer = {"customer_id": customer.id}
+    invoices = list(session.scalars(_OPEN_INVOICES, by_customer))
     done: dict[int, dict[int, set[str]]] = defaultdict(lambda: defaultdict(set))
     reached: dict[int, list[ReachedStep]] = defaultdict(list)
     by_key: dict[str, list[ReachedStep]] = defaultdict(list)
     last_step = None
-    for step in session.scalars(
-        select(InvoiceStepReached)
-        .where(InvoiceStepReached.customer_id == customer.id)
-        .order_by(InvoiceStepReached.id)
-    ):
+    for step in session.scalars(_STEPS_REACHED, by_customer):
         done[step.invoice_id][step.step_index].add(step.channel)
         row = ReachedStep(
             step.policy, step.step_index, step.channel, step.label, step.at, step.idempotency_key
@@ -259,25 +285,13 @@ def load_customer_facts(session: Session, account: str) -> CustomerFacts | None:
             by_key[step.idempotency_key].append(row)
         last_step = step
     contacts, delivered = _contacts(session, customer.id, by_key)
-    pauses = list(
-        session.scalars(
-            select(DunningPause)
-            .where(DunningPause.customer_id == customer.id)
-            .where(DunningPause.status.in_(["active", "broken", "partly_kept"]))
-            .order_by(DunningPause.id)
-        )
-    )
+    pauses = list(session.scalars(_PAUSES, by_customer))
     promise_paid = {
         p.id: paid_towards(session, p)
         for p in pauses
         if p.kind == "promise" and p.status == "active"
     }
-    risk_class = session.scalar(
-        select(RiskAssessment.risk_class)
-        .where(RiskAssessment.customer_id == customer.id)
-        .order_by(RiskAssessment.assessed_at.desc(), RiskAssessment.id.desc())
-        .limit(1)
-    )
+    risk_class = session.scalar(_RISK_CLASS, by_customer)
     return CustomerFacts(
         customer,
         invoices,
@@ -300,13 +314,7 @@ def _contacts(
     their status: (claimed or sent, accepted by the provider)."""
     if not by_key:
         return [], []
-    status = dict(
-        session.execute(
-            select(Communication.idempotency_key, Communication.status).where(
-                Communication.customer_id == customer_id
-            )
-        ).all()
-    )
+    status = dict(session.execute(_CONTACT_STATUSES, {"customer_id": customer_id}).all())
     contacts, delivered = [], []
     for key, rows in by_key.items():
         state = status.get(key)
@@ -374,31 +382,40 @@ def exposure_rules() -> Any:
 def load_insurance(session: Session, facts: CustomerFacts) -> dict[str, bool]:
     """Invoice number -> insured at its due date: a named cover in force on that day, or an
     unnamed-buyer ceiling of `exposure.yaml` that applies to the customer on that day (as
-    `cobro exposure` decides it). One exposure computation per distinct due date."""
-    from cobro.exposure.compute import insured_part
-    from cobro.exposure.sql import amounts_batch
+    `cobro exposure` decides it; the one decision, `cobro.exposure.insured`, that the
+    insurer obligations use too)."""
+    from cobro.exposure.insured import insured_on
 
-    rules = exposure_rules()
-    conn = session.connection()
-    by_day: dict[date, bool] = {}
-    out: dict[str, bool] = {}
-    for inv in facts.invoices:
-        if inv.open_amount <= 0:
-            continue
-        day = inv.due_date
-        if day not in by_day:
-            amounts = amounts_batch(conn, day, rules, ids=[facts.customer.id])
-            basis = insured_part(amounts[0], rules.unnamed_buyers)[1] if amounts else "none"
-            by_day[day] = basis != "none"
-        out[inv.number] = by_day[day]
-    return out
+    cid = facts.customer.id
+    open_invoices = [inv for inv in facts.invoices if inv.open_amount > 0]
+    decisions = insured_on(
+        session.connection(), exposure_rules(), [(cid, inv.due_date) for inv in open_invoices]
+    )
+    return {inv.number: decisions[(cid, inv.due_date)].insured for inv in open_invoices}
 
 
-def ensure_insurance(facts: CustomerFacts, policy: DunningPolicy) -> None:
-    """Look up which invoices are insured when `policy` has a claim step (once per facts)."""
-    claims = any(step.kind == "claim" for step in policy.steps)
-    if claims and facts.insured is None and facts.session is not None:
+def load_deadlines(session: Session, facts: CustomerFacts, today: date) -> dict[str, date]:
+    """Invoice number -> its overdue-declaration deadline (declare-by), for the insured open
+    invoices whose policy terms require a declaration (`cobro insurer obligations`)."""
+    from cobro.insurers.declarations_sql import obligations_of
+
+    found = obligations_of(session, facts.customer.id, today)
+    return {n: o.declare_by for n, o in found.items() if o.declaration_required and o.declare_by}
+
+
+def ensure_insurance(
+    facts: CustomerFacts, policy: DunningPolicy, now: datetime | None = None
+) -> None:
+    """Look up which invoices are insured when `policy` has a claim or declare step, and
+    their declaration deadlines for a declare step (once per facts)."""
+    kinds = {step.kind for step in policy.steps}
+    if facts.session is None:
+        return
+    if kinds & {"claim", "declare"} and facts.insured is None:
         facts.insured = load_insurance(facts.session, facts)
+    if "declare" in kinds and facts.deadlines is None:
+        today = (now or datetime.now(UTC)).date()
+        facts.deadlines = load_deadlines(facts.session, facts, today)
 
 
 def policy_selector(facts: CustomerFacts) -> dict[str, Any]:
@@ -427,7 +444,7 @@ def current_plan(facts: CustomerFacts, now: datetime) -> CurrentPlan:
     policy = policy_for(facts)
     if policy is None:
         return CurrentPlan(None, None, [], None)
-    ensure_insurance(facts, policy)
+    ensure_insurance(facts, policy, now)
     customer, invoices, pauses = facts.planner_inputs(policy)
     result = plan(customer, invoices, policy, now, pauses, history=facts.contacts)
     due = [ActionSpec.from_planned(customer.account, a) for a in result.due]
@@ -516,11 +533,12 @@ def housekeeping(session: Session, facts: CustomerFacts, now: datetime, trace: T
                 summary = f"promise to pay by {pause.until} {what}{_paid(pause, paid)}"
                 _end(session, facts, pause, status, now, summary, trace)
                 session.add(
-                    Task(
-                        customer_id=facts.customer.id,
+                    new_task(
+                        session,
+                        facts.customer.id,
                         kind="call",
                         note=f"{summary}: call the customer",
-                        assignee_role="collector",
+                        role="collector",
                         due_date=now.date(),
                         source_key=f"promise-broken:{pause.id}",
                     )
@@ -582,35 +600,44 @@ def record_levels(
     outcome: str,
     trace: Trace,
     at: datetime | None = None,
+    rules: Any = None,
 ) -> None:
     """Each invoice of the action reaches its own step (`action.levels`), labelled with
-    that step's template (or action)."""
-    labels = _step_labels(action.policy)
-    for number in numbers:
-        level = action.level_of(number)
-        session.add(
-            InvoiceStepReached(
-                customer_id=facts.customer.id,
-                invoice_id=facts.invoice_ids[number],
-                policy=action.policy,
-                step_index=level,
-                channel=action.kind,
-                outcome=outcome,
-                label=labels.get(level) or action.template or action.kind,
-                idempotency_key=action.idempotency_key,
-                workflow_id=trace.workflow_id,
-                run_id=trace.run_id,
-                at=at or datetime.now(UTC),
-            )
-        )
+    that step's template (or action); one INSERT for all of them. `rules`: the dunning
+    rules in force (`policies()`) when the caller has read them."""
+    if not numbers:
+        return
+    labels = step_labels(action.policy, rules)
+    when = at or datetime.now(UTC)
+    session.execute(
+        insert(InvoiceStepReached.__table__),
+        [
+            {
+                "customer_id": facts.customer.id,
+                "invoice_id": facts.invoice_ids[number],
+                "policy": action.policy,
+                "step_index": action.level_of(number),
+                "channel": action.kind,
+                "outcome": outcome,
+                "label": labels.get(action.level_of(number)) or action.template or action.kind,
+                "idempotency_key": action.idempotency_key,
+                "workflow_id": trace.workflow_id,
+                "run_id": trace.run_id,
+                "at": when,
+            }
+            for number in numbers
+        ],
+    )
 
 
-def _step_labels(policy_name: str) -> dict[int, str]:
+def step_labels(policy_name: str, rules: Any = None) -> dict[int, str]:
+    """Step index -> its template (or action) in the policy of the dunning rules in force
+    (`rules`, else read now); empty when the policy is gone or the rules cannot be read."""
     try:
-        policy = policies().rules.get(policy_name)
+        policy = (rules if rules is not None else policies()).rules.get(policy_name)
+        return {i: step.template or step.kind for i, step in enumerate(policy.steps)}
     except Exception:  # the policy is gone or the rules cannot be read: the action's label
         return {}
-    return {i: step.template or step.kind for i, step in enumerate(policy.steps)}
 
 
 def pause_customer(

@@ -7,7 +7,8 @@
                  (else 0)
     discretionary = the customer's own limit (`customers.discretionary_limit`) when set and
                  `customer_override` is on, else its segment's amount, else the default
-    used       = overdue open invoices (due_date < as_of)
+    used       = overdue open invoices (due_date < as_of; open as it was at as_of: the
+                 invoices issued by then, with the payments dated after it added back)
                  + not-yet-due open invoices      (if `used.not_yet_due`)
                  (disputed ones only if `used.disputed`)
                  + open credit notes (negative)   (if `used.credit_notes`)
@@ -15,7 +16,15 @@
                  never below 0
     available  = authorised − used (negative: over limit)
     usage %    = used ÷ authorised × 100, 2 places half-up; None when authorised is not > 0
-    over limit = used > authorised
+    over limit = used > authorised; excess = used − authorised when over limit, else 0
+    currency   = the customer's exposure currency (see `cobro.exposure.sql`): only the
+                 invoices, covers and own limit in that currency count; a customer without
+                 any cover and with nothing authorised is over limit as soon as it owes
+                 anything
+
+The rule facts `total_limit` (= authorised), `over_limit` and `limit_usage` (= used ÷
+authorised, 4 places, None when authorised is not > 0) are `limit_facts(exposure)`: the
+same figures, never computed anywhere else.
 
 A condition (`applies_to` / `when`) is three-valued like every rule: null counts as not met.
 """
@@ -32,6 +41,7 @@ from cobro.rules.expr import show_value
 ZERO = Decimal("0.0000")
 HUNDRED = Decimal(100)
 _PCT = Decimal("0.01")
+_RATIO = Decimal("0.0001")
 
 Predicate = Callable[[Mapping[str, Any]], bool | None]
 
@@ -110,7 +120,9 @@ class CustomerAmounts:
     account: str
     name: str = ""
     segment: str | None = None
-    own_limit: Decimal | None = None  # customers.discretionary_limit
+    currency: str | None = None  # the exposure currency: the amounts below are in it
+    other_currencies: tuple[str, ...] = ()  # open invoices / covers in others: not counted
+    own_limit: Decimal | None = None  # customers.discretionary_limit (in `currency`, or None)
     overdue: Decimal = ZERO  # open > 0, due_date < as_of, not disputed
     not_due: Decimal = ZERO  # open > 0, due_date ≥ as_of, not disputed
     disputed_overdue: Decimal = ZERO
@@ -129,6 +141,7 @@ class Exposure:
     account: str
     name: str
     segment: str | None
+    currency: str | None
     insured: Decimal
     insured_basis: str  # named | unnamed | none
     insured_policies: tuple[str, ...]
@@ -142,6 +155,18 @@ class Exposure:
     used_parts: dict[str, Decimal]  # the counted parts of `used`, before the floor at 0
     notes: tuple[str, ...] = ()  # how the insured part was decided
 
+    @property
+    def excess(self) -> Decimal:
+        """How much over its limit (used − authorised), 0 when within it."""
+        return self.used - self.authorised if self.over_limit else ZERO
+
+    @property
+    def usage(self) -> Decimal | None:
+        """used ÷ authorised, 4 places half-up (0.9 = 90 %); None when authorised is not > 0."""
+        if self.authorised <= 0:
+            return None
+        return (self.used / self.authorised).quantize(_RATIO, rounding=ROUND_HALF_UP)
+
     def as_json(self) -> dict[str, Any]:
         def money(v: Decimal | None) -> str | None:
             return None if v is None else str(v)
@@ -151,6 +176,7 @@ class Exposure:
             "account": self.account,
             "name": self.name,
             "segment": self.segment,
+            "currency": self.currency,
             "insured": money(self.insured),
             "insured_basis": self.insured_basis,
             "insured_policies": list(self.insured_policies),
@@ -161,6 +187,7 @@ class Exposure:
             "available": money(self.available),
             "usage_pct": money(self.usage_pct),
             "over_limit": self.over_limit,
+            "excess": money(self.excess),
             "used_parts": {k: money(v) for k, v in self.used_parts.items()},
             "notes": list(self.notes),
         }
@@ -231,6 +258,22 @@ def insured_part(
     return ZERO, "none", (), tuple(notes)
 
 
+LIMIT_FACTS = ("total_limit", "over_limit", "limit_usage", "currency")
+
+
+def limit_facts(e: Exposure | None) -> dict[str, Any]:
+    """The rule facts that describe the limit, from the customer's exposure: `currency` is
+    the exposure currency, the one `total_limit` and the amounts are in."""
+    if e is None:
+        return {"total_limit": None, "over_limit": False, "limit_usage": None, "currency": None}
+    return {
+        "total_limit": e.authorised,
+        "over_limit": e.over_limit,
+        "limit_usage": e.usage,
+        "currency": e.currency,
+    }
+
+
 def usage_pct(used: Decimal, authorised: Decimal) -> Decimal | None:
     if authorised <= 0:
         return None
@@ -243,6 +286,12 @@ def compute_exposure(
     parts = used_parts(a, rules.used)
     used = max(sum(parts.values(), ZERO), ZERO)
     insured, basis, policies, notes = insured_part(a, rules.unnamed_buyers, explain)
+    if explain and a.other_currencies:
+        notes = (
+            *notes,
+            f"amounts in {', '.join(a.other_currencies)} are not counted: the exposure is "
+            f"in {a.currency}",
+        )
     own, own_basis = discretionary_limit(a, rules.discretionary)
     authorised = insured + own
     return Exposure(
@@ -250,6 +299,7 @@ def compute_exposure(
         account=a.account,
         name=a.name,
         segment=a.segment,
+        currency=a.currency,
         insured=insured,
         insured_basis=basis,
         insured_policies=policies,

@@ -16,6 +16,7 @@ from pydantic import BeforeValidator, Field
 
 from cobro.exposure.compute import (
     DEFAULT_RULES,
+    LIMIT_FACTS,
     Condition,
     DiscretionaryRules,
     ExposureRules,
@@ -96,6 +97,18 @@ def _check(loaded: LoadedFile, ctx: FileContext) -> None:
                 "unnamed_buyers): list each policy once",
             )
         seen.setdefault(p.policy, i)
+    for i in range(len(model.unnamed_buyers)):
+        for key in ("applies_to", "when"):
+            checked = loaded.exprs.get(("unnamed_buyers", i, key))
+            read = [
+                n for n in (checked.names if checked else ()) if n.split(".")[-1] in LIMIT_FACTS
+            ]
+            if read:
+                ctx.error(
+                    ("unnamed_buyers", i, key),
+                    f"`{read[0]}` is computed from the exposure itself: an unnamed-buyer "
+                    "condition cannot read it",
+                )
     for segment in model.discretionary.segments:
         if not segment.strip():
             ctx.error(("discretionary", "segments", segment), "empty segment name", key=True)

@@ -5,9 +5,17 @@
     exposures_for(conn, as_of, rules, ids=[3, 7])        # a few customers
 
 A batch costs a fixed number of queries whatever its size: customers, open invoices grouped
-by customer (CASE sums per bucket), covers in force grouped by customer / named / policy,
-plus the rule facts (`cobro.rules.facts_sql`) only when an unnamed-buyer policy has a
-condition. The same SQL runs on SQLite and PostgreSQL.
+by customer and currency (CASE sums per bucket), covers in force grouped by customer /
+currency / named / policy, plus the rule facts (`cobro.rules.facts_sql`) only when an
+unnamed-buyer policy has a condition (and the caller did not pass them). The same SQL runs
+on SQLite and PostgreSQL. `fill_limit_facts` gives the rule facts their limit figures from
+here; `cobro.exposure.book` is the whole portfolio's exposure, read once per request.
+
+Currency: amounts of different currencies are never added. Each customer's exposure is in
+one currency (`exposure_currency`: the one of most of its open invoices, else of its covers
+in force, else its own limit's); its invoices and covers in other currencies are left out
+(and said so in the explanation), its own limit counts when given in that currency or
+without a currency.
 
 In force (as in `facts_sql`): status granted / partially granted / active / reduced,
 `valid_from` null or ≤ as_of, `valid_until` null or ≥ as_of. A cover with `nominative`
@@ -17,11 +25,13 @@ its policy covers the customer (see `rules/exposure.yaml`).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import date
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, and_, case, func, literal, select, type_coerce
+from sqlalchemy import Connection, and_, case, func, literal, select, type_coerce, union_all
+from sqlalchemy.orm import aliased
 
 from cobro.exposure.compute import (
     ZERO,
@@ -29,8 +39,9 @@ from cobro.exposure.compute import (
     Exposure,
     ExposureRules,
     compute_exposure,
+    limit_facts,
 )
-from cobro.models import Customer, InsurerCover, Invoice
+from cobro.models import Customer, InsurerCover, Invoice, PaymentAllocation
 from cobro.rules.facts_sql import BATCH_SIZE, cover_in_force, customer_id_pages, iter_facts
 from cobro.types import Money
 
@@ -41,10 +52,10 @@ def _in_batch(column: Any, ids: Sequence[int] | None, lo: int, hi: int) -> Any:
     return and_(column >= lo, column <= hi)
 
 
-def _sum_if(condition: Any) -> Any:
+def _sum_if(amount: Any, condition: Any) -> Any:
     zero = literal(ZERO, Money())
     return type_coerce(
-        func.coalesce(func.sum(case((condition, Invoice.open_amount), else_=zero)), zero), Money()
+        func.coalesce(func.sum(case((condition, amount), else_=zero)), zero), Money()
     )
 
 
@@ -55,16 +66,22 @@ def amounts_batch(
     ids: Sequence[int] | None = None,
     lo: int = 0,
     hi: int = 0,
+    facts: Mapping[int, Mapping[str, Any]] | None = None,
 ) -> list[CustomerAmounts]:
-    """The `CustomerAmounts` of the customers `ids` (or with id in [lo, hi]), by id."""
+    """The `CustomerAmounts` of the customers `ids` (or with id in [lo, hi]), by id.
+
+    `facts`: the rule facts of these customers when the caller has them already (the
+    classification does): the unnamed-buyer conditions read them instead of a new query."""
     rows: dict[int, dict[str, Any]] = {}
-    for cid, account, name, segment, own_limit in conn.execute(
+    own_currency: dict[int, str | None] = {}
+    for cid, account, name, segment, own_limit, limit_currency in conn.execute(
         select(
             Customer.id,
             Customer.account,
             Customer.name,
             Customer.segment,
             Customer.discretionary_limit,
+            Customer.discretionary_limit_currency,
         )
         .where(_in_batch(Customer.id, ids, lo, hi))
         .order_by(Customer.id)
@@ -76,61 +93,143 @@ def amounts_batch(
             "segment": segment,
             "own_limit": own_limit,
         }
+        own_currency[cid] = limit_currency
     if not rows:
         return []
 
-    due = Invoice.due_date < as_of
-    not_due = Invoice.due_date >= as_of
-    disputed = Invoice.disputed.is_(True)
-    undisputed = Invoice.disputed.is_(False)
-    positive = Invoice.open_amount > 0
-    for cid, overdue, current, d_overdue, d_current, credits in conn.execute(
+    # what was open at as_of (as `cobro.kpis` rebuilds it): the invoices issued by then and
+    # open now, plus the allocations of payments dated after as_of (with copies of their
+    # invoice's customer, currency and dates; the dispute flag is the invoice's)
+    alloc = PaymentAllocation
+    paid_to = aliased(Invoice, name="paid_to")
+    rows_at = union_all(
         select(
-            Invoice.customer_id,
-            _sum_if(and_(positive, due, undisputed)),
-            _sum_if(and_(positive, not_due, undisputed)),
-            _sum_if(and_(positive, due, disputed)),
-            _sum_if(and_(positive, not_due, disputed)),
-            _sum_if(Invoice.open_amount < 0),
-        )
-        .where(_in_batch(Invoice.customer_id, ids, lo, hi), Invoice.open_amount != 0)
-        .group_by(Invoice.customer_id)
+            Invoice.customer_id.label("cid"),
+            Invoice.currency.label("currency"),
+            Invoice.due_date.label("due"),
+            Invoice.disputed.label("disputed"),
+            Invoice.open_amount.label("amount"),
+        ).where(
+            _in_batch(Invoice.customer_id, ids, lo, hi),
+            Invoice.open_amount != 0,
+            Invoice.issue_date <= as_of,
+        ),
+        select(alloc.customer_id, alloc.currency, alloc.due_date, paid_to.disputed, alloc.amount)
+        .join(paid_to, paid_to.id == alloc.invoice_id)
+        .where(
+            _in_batch(alloc.customer_id, ids, lo, hi),
+            alloc.payment_date > as_of,
+            alloc.issue_date <= as_of,
+        ),
+    ).subquery("open_at")
+    o = rows_at.c
+    due = o.due < as_of
+    not_due = o.due >= as_of
+    disputed = o.disputed.is_(True)
+    undisputed = o.disputed.is_(False)
+    positive = o.amount > 0
+    open_by: dict[int, dict[str, dict[str, Decimal]]] = {}
+    for cid, currency, overdue, current, d_overdue, d_current, credits in conn.execute(
+        select(
+            o.cid,
+            o.currency,
+            _sum_if(o.amount, and_(positive, due, undisputed)),
+            _sum_if(o.amount, and_(positive, not_due, undisputed)),
+            _sum_if(o.amount, and_(positive, due, disputed)),
+            _sum_if(o.amount, and_(positive, not_due, disputed)),
+            _sum_if(o.amount, o.amount < 0),
+        ).group_by(o.cid, o.currency)
     ):
-        r = rows.get(cid)
-        if r is not None:
-            r.update(
-                overdue=overdue,
-                not_due=current,
-                disputed_overdue=d_overdue,
-                disputed_not_due=d_current,
-                credit_notes=credits,
-            )
+        open_by.setdefault(cid, {})[currency] = {
+            "overdue": overdue,
+            "not_due": current,
+            "disputed_overdue": d_overdue,
+            "disputed_not_due": d_current,
+            "credit_notes": credits,
+        }
 
     in_force = cover_in_force(InsurerCover, as_of)
     granted = type_coerce(
         func.coalesce(func.sum(InsurerCover.granted_amount), literal(ZERO, Money())), Money()
     )
-    for cid, nominative, policy, amount in conn.execute(
-        select(InsurerCover.customer_id, InsurerCover.nominative, InsurerCover.policy_id, granted)
+    covers_by: dict[int, list[tuple[str, bool, str, Decimal]]] = {}
+    for cid, currency, nominative, policy, amount in conn.execute(
+        select(
+            InsurerCover.customer_id,
+            InsurerCover.currency,
+            InsurerCover.nominative,
+            InsurerCover.policy_id,
+            granted,
+        )
         .where(_in_batch(InsurerCover.customer_id, ids, lo, hi), in_force)
-        .group_by(InsurerCover.customer_id, InsurerCover.nominative, InsurerCover.policy_id)
+        .group_by(
+            InsurerCover.customer_id,
+            InsurerCover.currency,
+            InsurerCover.nominative,
+            InsurerCover.policy_id,
+        )
         .order_by(InsurerCover.customer_id, InsurerCover.policy_id)
     ):
-        r = rows.get(cid)
-        if r is None:
-            continue
-        if nominative:
-            r["named_cover"] = r.get("named_cover", ZERO) + amount
-            r["named_policies"] = (*r.get("named_policies", ()), policy)
-        else:
-            r["unnamed_policies"] = r.get("unnamed_policies", frozenset()) | {policy}
+        covers_by.setdefault(cid, []).append((currency, bool(nominative), policy, amount))
+
+    for cid, r in rows.items():  # the exposure currency's amounts only
+        opened = open_by.get(cid, {})
+        covers = covers_by.get(cid, [])
+        currency = exposure_currency(opened, covers, own_currency[cid])
+        r["currency"] = currency
+        r["other_currencies"] = tuple(
+            sorted(({*opened} | {c for c, *_ in covers}) - {currency})  # type: ignore[arg-type]
+        )
+        if own_currency[cid] not in (None, currency) and currency is not None:
+            r["own_limit"] = None  # a limit in another currency does not apply
+        r.update(opened.get(currency, {}))  # type: ignore[arg-type]
+        for cur, nominative, policy, amount in covers:
+            if cur != currency:
+                continue
+            if nominative:
+                r["named_cover"] = r.get("named_cover", ZERO) + amount
+                r["named_policies"] = (*r.get("named_policies", ()), policy)
+            else:
+                r["unnamed_policies"] = r.get("unnamed_policies", frozenset()) | {policy}
 
     if rules.needs_facts and any("named_cover" not in r for r in rows.values()):
         wanted = sorted(cid for cid, r in rows.items() if "named_cover" not in r)
-        for batch in iter_facts(conn, as_of, ids=wanted, batch_size=max(len(wanted), 1)):
-            for cid, facts in batch:
-                rows[cid]["facts"] = facts
+        if facts is not None and all(cid in facts for cid in wanted):
+            for cid in wanted:
+                rows[cid]["facts"] = facts[cid]
+        else:
+            for batch in iter_facts(conn, as_of, ids=wanted, batch_size=max(len(wanted), 1)):
+                for cid, f in batch:
+                    rows[cid]["facts"] = f
     return [CustomerAmounts(**r) for r in rows.values()]
+
+
+def exposure_currency(
+    opened: Mapping[str, Mapping[str, Decimal]],
+    covers: Sequence[tuple[str, bool, str, Decimal]],
+    own_currency: str | None,
+) -> str | None:
+    """The customer's exposure currency: the one of most of its open invoices, else of most
+    of its covers in force, else its own limit's, else the one of its open credit notes
+    (ties: alphabetical); None when it has none of these."""
+
+    def largest(weights: dict[str, Decimal]) -> str | None:
+        best = sorted(weights.items(), key=lambda kv: (-kv[1], kv[0]))
+        return best[0][0] if best else None
+
+    owed = {
+        cur: sum((v for k, v in parts.items() if k != "credit_notes"), ZERO)
+        for cur, parts in opened.items()
+    }
+    found = largest({c: v for c, v in owed.items() if v > 0})
+    if found is None:
+        cover: dict[str, Decimal] = {}
+        for cur, _, _, amount in covers:
+            cover[cur] = cover.get(cur, ZERO) + amount
+        found = largest(cover)
+    if found is None:
+        found = own_currency or (min(opened) if opened else None)
+    return found
 
 
 def iter_exposures(
@@ -172,6 +271,28 @@ def exposures_for(
     return out
 
 
+def fill_limit_facts(
+    conn: Connection,
+    as_of: date,
+    rules: ExposureRules,
+    batch: Sequence[tuple[int, dict[str, Any]]],
+) -> None:
+    """Set the limit facts (`total_limit`, `over_limit`, `limit_usage`) of a batch of rule
+    facts from the customers' exposures: the rules read the exposure engine's figures."""
+    if not batch:
+        return
+    known = dict(batch)
+    found = {
+        e.customer_id: e
+        for e in (
+            compute_exposure(a, rules)
+            for a in amounts_batch(conn, as_of, rules, ids=sorted(known), facts=known)
+        )
+    }
+    for cid, facts in batch:
+        facts.update(limit_facts(found.get(cid)))
+
+
 def customer_ids_by_account(conn: Connection, accounts: Sequence[str]) -> dict[str, int]:
     rows = conn.execute(select(Customer.account, Customer.id).where(Customer.account.in_(accounts)))
     return {account: cid for account, cid in rows}
@@ -180,6 +301,8 @@ def customer_ids_by_account(conn: Connection, accounts: Sequence[str]) -> dict[s
 __all__ = [
     "amounts_batch",
     "customer_ids_by_account",
+    "exposure_currency",
     "exposures_for",
+    "fill_limit_facts",
     "iter_exposures",
 ]

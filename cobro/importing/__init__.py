@@ -29,7 +29,7 @@ from cobro.importing import customers, invoices, payments
 from cobro.importing.reader import MAX_ERRORS, CsvSource, Errors, Row, open_csv
 from cobro.importing.schemas import REQUIRED, ROW_MODELS, columns, validate_rows
 from cobro.importing.seen import SeenKeys
-from cobro.importing.upsert import BATCH_SIZE, Context, Counts, check_accounts
+from cobro.importing.upsert import BATCH_SIZE, Context, Counts, check_accounts, check_owners
 from cobro.models import ImportRun
 from cobro.types import utcnow
 
@@ -63,11 +63,21 @@ class ImportReport:
         return {**data, **extra}
 
     def summary(self) -> str:
-        how = " (';'-separated, decimal comma)" if self.separator == ";" else ""
-        return (
-            f"{self.kind}: {self.rows} rows from {self.file}{how}: {self.created} created,"
-            f" {self.updated} updated, {self.unchanged} unchanged"
-        )
+        from cobro.i18n import gettext as _
+
+        how = _(" (';'-separated, decimal comma)") if self.separator == ";" else ""
+        return _(
+            "%(kind)s: %(rows)s rows from %(file)s%(how)s: %(created)s created,"
+            " %(updated)s updated, %(unchanged)s unchanged"
+        ) % {
+            "kind": self.kind,
+            "rows": self.rows,
+            "file": self.file,
+            "how": how,
+            "created": self.created,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+        }
 
 
 def import_csv(
@@ -127,6 +137,7 @@ def _import(
         if repeated:
             good = [(row, m) for row, m in good if row.line not in repeated]
         if kind == "customers":
+            check_owners(conn, errors.file, good, pending)  # type: ignore[arg-type]
             if not errors:
                 counts.add(customers.write(ctx, good, header))  # type: ignore[arg-type]
         elif kind == "invoices":

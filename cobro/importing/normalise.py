@@ -8,6 +8,7 @@ value or raises `ValueError` with a message meant for the person who wrote the f
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from functools import cache
@@ -252,3 +253,35 @@ def integer(value: str) -> int:
     if not _INT_RE.fullmatch(value):
         raise ValueError(f"invalid whole number {value!r}")
     return int(value)
+
+
+ACCOUNT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+# bidirectional overrides and isolates, zero-width marks: they reorder what a page shows
+_INVISIBLE = dict.fromkeys(
+    [*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F, 0x061C, 0xFEFF]
+)
+
+
+def account(value: str) -> str:
+    """An account id: letters, digits, `.`, `_`, `-` (64 at most, not starting with `.` or
+    `-`, no `..`): it goes into URLs, file names and Temporal workflow ids as is."""
+    if not ACCOUNT.fullmatch(value) or ".." in value:
+        raise ValueError(
+            f"account {value!r} may only have letters, digits, '.', '_' and '-' (64 at "
+            "most, not starting with '.' or '-', no '..')"
+        )
+    return value
+
+
+def name(value: str) -> str:
+    """A display name without control characters: line breaks and tabs become spaces, the
+    other control and bidirectional formatting characters go, runs of spaces are one."""
+    cleaned = "".join(
+        " " if ch in "\r\n\t" else ch
+        for ch in value.translate(_INVISIBLE)
+        if ch in "\r\n\t" or unicodedata.category(ch) != "Cc"
+    )
+    cleaned = " ".join(cleaned.split())
+    if not cleaned:
+        raise ValueError("the name has nothing but control characters")
+    return cleaned

@@ -32,6 +32,10 @@ def _text(max_length: int) -> Any:
 
 
 Key = _text(64)
+Account = Annotated[str, PlainValidator(lambda v: normalise.account(_str(v)))]
+Name = Annotated[
+    str, PlainValidator(lambda v: normalise.name(_str(v))), StringConstraints(max_length=255)
+]
 Country = Annotated[str, PlainValidator(lambda v: normalise.country(_str(v)))]
 Language = Annotated[str, PlainValidator(lambda v: normalise.language(_str(v)))]
 Timezone = Annotated[str, PlainValidator(lambda v: normalise.timezone(_str(v)))]
@@ -63,8 +67,8 @@ class _RowModel(BaseModel):
 
 
 class CustomerRow(_RowModel):
-    account: Key
-    name: _text(255)
+    account: Account
+    name: Name
     country: Country
     siren: _text(14) | None = None
     vat: _text(20) | None = None
@@ -77,6 +81,7 @@ class CustomerRow(_RowModel):
     segment: _text(64) | None = None
     group: _text(64) | None = None
     payment_terms_days: WholeNumber | None = None
+    owner: _text(128) | None = None  # a collector's username (checked against the users)
 
     @field_validator("phone")
     @classmethod
@@ -98,7 +103,7 @@ class InvoiceRow(_RowModel):
     """`amount` < 0 is a credit note: its `open_amount` lies between `amount` and 0."""
 
     number: Key
-    account: Key
+    account: Account
     issue_date: IsoDate
     due_date: IsoDate
     currency: Currency
@@ -138,7 +143,7 @@ class InvoiceRow(_RowModel):
 
 class PaymentRow(_RowModel):
     reference: Key
-    account: Key
+    account: Account
     date: IsoDate
     currency: Currency
     amount: Money
@@ -211,6 +216,6 @@ def _message(err: Any) -> str:
         return "required value is missing"
     if kind == "value_error":
         return str(err["ctx"]["error"])
-    if kind == "string_too_long":
+    if kind in ("string_too_long", "too_long"):
         return f"too long ({err['ctx']['max_length']} characters at most)"
     return str(err["msg"])

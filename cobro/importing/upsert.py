@@ -30,6 +30,7 @@ from cobro.formatting import jsonable
 from cobro.importing.reader import Row as FileRow
 from cobro.importing.reader import error_line
 from cobro.models import Customer, TimelineEvent
+from cobro.queues.people import assignable, unknown_assignee
 
 BATCH_SIZE = 5_000
 T = TypeVar("T")
@@ -115,6 +116,23 @@ def check_accounts(
                 (row.line, error_line(file, row.line, "account", f"unknown account {account!r}"))
             )
     return ids
+
+
+def check_owners(
+    conn: Connection,
+    file: str,
+    rows: Sequence[tuple[FileRow, Any]],
+    errors: list[tuple[int, str]],
+) -> None:
+    """Every `owner` named must be a user who may own customers (collector or above)."""
+    named = {model.owner for _, model in rows if getattr(model, "owner", None)}
+    if not named:
+        return
+    ok = {p.username for p in assignable(conn) if p.username in named}
+    why = {name: unknown_assignee(conn, name) for name in sorted(named - ok)}
+    for row, model in rows:
+        if model.owner in why:
+            errors.append((row.line, error_line(file, row.line, "owner", str(why[model.owner]))))
 
 
 class BulkInsert:

@@ -1,7 +1,9 @@
 """What every insurer connector speaks: the `InsurerConnector` protocol, the validated
 payload models (camelCase on the wire, snake_case in Python) and the errors.
 
-Field names follow `cobro/insurers/CONTRACT.md`; what is an assumption is written there.
+These are Cobro's normalised shapes (camelCase aliases of their own, not the insurer's wire
+names): `allianz_wire.py` turns Allianz Trade's records into them, and `CONTRACT.md` says which
+wire names are public and which are assumed.
 Money is `Decimal`, never float. A record that fails validation is never turned into a
 model: connectors return it as a `QuarantinedRecord` (raw payload + reason + position).
 """
@@ -12,7 +14,7 @@ from collections.abc import AsyncIterator
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import (
     AwareDatetime,
@@ -20,6 +22,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    field_validator,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
@@ -198,16 +201,39 @@ class CoverFetch(BaseModel):
         return all(t.recovered for t in self.truncations)
 
 
-class CoverRequest(WireModel):
-    """A credit-limit request on a buyer; answered asynchronously through a job."""
+class CoverRequestType(StrEnum):
+    PRIMARY = "Primary"  # a credit limit on a buyer
+    GRADE_COVER = "GradeCover"  # the buyer's grade only, no limit
+
+
+class CoverRequest(BaseModel):
+    """A credit-limit (or grade) request on a buyer; answered asynchronously through a job.
+    `business_unit_code`/`extension_id` complete the policy; the connector fills the business
+    unit in from its configured policies when it is left out."""
+
+    model_config = ConfigDict(frozen=True)
 
     policy_id: str = Field(min_length=1)
     company_id: str = Field(min_length=1)
-    requested_amount: Money = Field(gt=0, allow_inf_nan=False, decimal_places=2)
-    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    requested_amount: Money | None = Field(None, gt=0, allow_inf_nan=False, decimal_places=2)
+    currency: str | None = Field(None, pattern=r"^[A-Z]{3}$")
+    request_type: CoverRequestType = CoverRequestType.PRIMARY
+    is_request_urgent: bool = False
     cover_type: CoverType = CoverType.PERMANENT
     expiry_date: date | None = None
+    business_unit_code: str | None = None
+    extension_id: str | None = None
     client_reference: str | None = Field(None, max_length=64)
+
+    @model_validator(mode="after")
+    def _coherent(self) -> CoverRequest:
+        if self.request_type is CoverRequestType.PRIMARY and (
+            self.requested_amount is None or self.currency is None
+        ):
+            raise ValueError("a Primary cover request needs requested_amount and currency")
+        if (self.cover_type is CoverType.TEMPORARY) != (self.expiry_date is not None):
+            raise ValueError("a TEMPORARY cover request needs an expiry_date, and only it")
+        return self
 
 
 class JobStatus(StrEnum):
@@ -215,67 +241,229 @@ class JobStatus(StrEnum):
     PROCESSED = "PROCESSED"
 
 
-class CoverDecision(WireModel):
-    decision: Decision
-    cover_id: str
-    requested_amount: Money = money_field()
-    granted_amount: Money = money_field()
-    currency: str = Field(pattern=r"^[A-Z]{3}$")
-    decision_date: date
-    effective_date: date | None = None
-    expiry_date: date | None = None
+class Job(BaseModel):
+    """An asynchronous POST's job (`GET /riskinfo/v3/jobs/{jobId}`): pending, then processed
+    with the URL of the resource it produced (the cover, the overdue declaration)."""
 
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
 
-class CoverJob(WireModel):
-    job_id: str
-    status: JobStatus
-    created_at: AwareDatetime
-    result: CoverDecision | None = None
+    job_id: str = Field(alias="jobId", min_length=1)
+    status: JobStatus = Field(alias="jobStatusCode")
+    resource_url: str | None = Field(None, alias="resourceUrl")
+
+    @field_validator("status", mode="before")
+    @classmethod
+    def _any_case(cls, value: Any) -> Any:  # the guidelines write 'pending' / 'processed'
+        return value.upper() if isinstance(value, str) else value
 
     @model_validator(mode="after")
-    def _result_when_processed(self) -> CoverJob:
-        if self.status is JobStatus.PROCESSED and self.result is None:
-            raise ValueError("a PROCESSED job must carry its result")
+    def _resource_when_processed(self) -> Job:
+        if self.status is JobStatus.PROCESSED and not self.resource_url:
+            raise ValueError("a PROCESSED job must carry its resourceUrl")
         return self
 
 
-# --- overdue / claim declarations ------------------------------------------------------
+CoverJob = Job
 
 
-class DeclarationType(StrEnum):
-    OVERDUE = "OVERDUE"
-    CLAIM = "CLAIM"
+class CoverRequestState(BaseModel):
+    """A cover request as `coverRequests/search` lists it (pending ones: `InProgress`)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+    request_id: str = Field(alias="requestId", min_length=1)
+    status_code: str | None = Field(None, alias="requestStatusCode")
+    company_id: str | None = Field(None, alias="companyId")
+    requested_amount: Money | None = None
+    currency: str | None = None
+    creation_date: date = Field(alias="creationDate")
+    last_update_date: date = Field(alias="lastUpdateDate")
+    cover_id: str | None = Field(None, alias="coverId")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flatten(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        out = dict(data)
+        details = data.get("creditLimitDetails")
+        if isinstance(details, dict):
+            out.setdefault("requested_amount", details.get("requestedAmount"))
+            out.setdefault("currency", details.get("currencyCode"))
+        for key in ("creationDate", "lastUpdateDate"):  # a date, or an instant: its date
+            if isinstance(out.get(key), str):
+                out[key] = out[key][:10]
+        return out
+
+
+class CompanyMatch(BaseModel):
+    """Find a buyer by name and address (`POST /search/v2/companies/matching`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    company_name: str = Field(min_length=1)
+    country_code: str = Field(pattern=r"^[A-Z]{2}$")
+    street_name: str | None = None
+    street_number: str | None = None
+    town: str | None = None
+    postal_code: str | None = None
+    identifiers: tuple[NationalId, ...] = ()
+    requested_size: int = Field(5, ge=1, le=100)
+    minimum_score: int = Field(0, ge=0, le=100)
+
+
+class CompanyMatchResult(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    company: Company
+    score: int | None = None
+
+
+# --- payment overdues: OVD, EXP, RES -----------------------------------------------------
+
+
+class OverdueCategory(StrEnum):
+    OVD = "OVD"  # report an overdue (the buyer's state of default)
+    EXP = "EXP"  # request an extension period: a single invoice's due date moves
+    RES = "RES"  # request a rescheduling: a repayment plan was agreed
 
 
 class DeclaredInvoice(WireModel):
     number: str = Field(min_length=1)
     due_date: date
-    amount: Money = Field(gt=0, allow_inf_nan=False, decimal_places=2)
+    amount: Money = Field(gt=0, allow_inf_nan=False, decimal_places=2)  # open (unpaid) amount
     issue_date: date | None = None
 
 
-class OverdueDeclaration(WireModel):
-    """An overdue (payment default) or claim declared to the insurer for one buyer.
-    `client_reference` makes the call idempotent: the same reference is one declaration."""
+class Installment(WireModel):
+    due_date: date
+    amount: Money = Field(gt=0, allow_inf_nan=False, decimal_places=2)
+
+
+class _Declaration(BaseModel):
+    """What every payment-overdue declaration carries. `client_reference` makes filing it
+    idempotent: the same reference is one declaration at the insurer, however often sent."""
+
+    model_config = ConfigDict(frozen=True)
 
     client_reference: str = Field(min_length=1, max_length=64)
-    type: DeclarationType = DeclarationType.OVERDUE
     policy_id: str = Field(min_length=1)
     company_id: str = Field(min_length=1)
     currency: str = Field(pattern=r"^[A-Z]{3}$")
     invoices: tuple[DeclaredInvoice, ...] = Field(min_length=1)
+    business_unit_code: str | None = None
+    extension_id: str | None = None
+    comment: str | None = Field(None, max_length=500)
 
     @property
     def amount(self) -> Decimal:
         return sum((i.amount for i in self.invoices), Decimal(0))
 
 
-class DeclarationReceipt(WireModel):
-    declaration_id: str
+class OverdueReport(_Declaration):
+    """OVD: the buyer is in a state of default since `default_date`."""
+
+    category: Literal[OverdueCategory.OVD] = OverdueCategory.OVD
+    default_date: date
+
+
+class ExtensionRequest(_Declaration):
+    """EXP: one invoice's due date moves to `new_due_date`."""
+
+    category: Literal[OverdueCategory.EXP] = OverdueCategory.EXP
+    new_due_date: date
+
+    @model_validator(mode="after")
+    def _one_later_date(self) -> ExtensionRequest:
+        if len(self.invoices) != 1:
+            raise ValueError("an extension (EXP) is for a single invoice")
+        if self.new_due_date <= self.invoices[0].due_date:
+            raise ValueError("new_due_date must be after the invoice's due date")
+        return self
+
+
+class ReschedulingRequest(_Declaration):
+    """RES: a repayment plan; its installments add up to the declared amount."""
+
+    category: Literal[OverdueCategory.RES] = OverdueCategory.RES
+    installments: tuple[Installment, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _plan_covers_the_debt(self) -> ReschedulingRequest:
+        planned = sum((i.amount for i in self.installments), Decimal(0))
+        if planned != self.amount:
+            raise ValueError(f"the installments add up to {planned}, the invoices to {self.amount}")
+        dates = [i.due_date for i in self.installments]
+        if dates != sorted(dates):
+            raise ValueError("installments must be in due-date order")
+        return self
+
+
+Declaration = OverdueReport | ExtensionRequest | ReschedulingRequest
+
+
+class DeclarationReceipt(BaseModel):
+    """What filing a declaration returns: the job that will answer it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    job_id: str
     client_reference: str
-    status: str
-    received_at: AwareDatetime
+    category: OverdueCategory
+
+
+class OverdueRecord(WireModel):
+    """A declaration as the insurer holds it (the resource its job points to)."""
+
+    overdue_id: str
+    overdue_category_type_code: OverdueCategory
+    client_reference: str | None = None
+    company_id: str
+    status_code: str
     amount: Money = money_field()
+    currency_code: str = Field(pattern=r"^[A-Z]{3}$")
+    received_at: AwareDatetime
+
+
+# --- claims -----------------------------------------------------------------------------
+
+
+class ClaimRequest(BaseModel):
+    """A claim (hand-over of a declared debt) for indemnity. `client_reference` makes
+    filing it idempotent: the same reference is one claim at the insurer."""
+
+    model_config = ConfigDict(frozen=True)
+
+    client_reference: str = Field(min_length=1, max_length=64)
+    policy_id: str = Field(min_length=1)
+    company_id: str = Field(min_length=1)
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    invoice: DeclaredInvoice
+    claim_amount: Money = Field(gt=0, allow_inf_nan=False, decimal_places=2)
+    loss_date: date  # the default date declared by the OVD (the due date)
+    overdue_id: str | None = None  # the OVD the insurer registered
+    business_unit_code: str | None = None
+    extension_id: str | None = None
+
+
+class ClaimStatus(StrEnum):
+    ACKNOWLEDGED = "Acknowledged"  # received and opened by the insurer
+    INDEMNIFIED = "Indemnified"
+    REFUSED = "Refused"
+
+
+class ClaimRecord(WireModel):
+    """A claim as the insurer holds it (the resource its job points to)."""
+
+    claim_id: str
+    client_reference: str | None = None
+    status_code: ClaimStatus
+    claim_amount: Money = money_field()
+    indemnified_amount: Money | None = money_field(default=None)
+    currency_code: str = Field(pattern=r"^[A-Z]{3}$")
+    received_at: AwareDatetime
+    decision_date: date | None = None
+    refusal_reason: str | None = None
 
 
 # --- errors ----------------------------------------------------------------------------
@@ -310,14 +498,17 @@ class InsurerProtocolError(InsurerError):
 
 
 class JobTimeout(InsurerError):
-    """A cover job was still pending when the caller stopped waiting."""
+    """A job was still pending when the caller stopped waiting."""
 
 
-def describe_validation_error(exc: ValidationError, limit: int = 3) -> str:
-    """`amount: Input should be a valid decimal; grade: ...` without echoing input values."""
+def describe_validation_error(
+    exc: ValidationError, limit: int = 3, names: dict[str, str] | None = None
+) -> str:
+    """`amount: Input should be a valid decimal; grade: ...` without echoing input values;
+    `names` renames a location's parts (a normalised field → where the insurer sent it)."""
     parts = []
     for err in exc.errors(include_url=False, include_input=False)[:limit]:
-        loc = ".".join(str(p) for p in err["loc"]) or "record"
+        loc = ".".join(str((names or {}).get(str(p), p)) for p in err["loc"]) or "record"
         parts.append(f"{loc}: {err['msg']}")
     more = exc.error_count() - limit
     if more > 0:
@@ -364,14 +555,32 @@ class InsurerConnector(Protocol):
 
     async def request_cover(self, request: CoverRequest) -> str: ...
 
-    async def get_cover_job(self, job_id: str) -> CoverJob: ...
+    async def get_job(self, job_id: str) -> Job: ...
 
-    async def wait_for_cover_job(
+    async def wait_for_job(
         self, job_id: str, *, timeout: float = 60.0, poll_interval: float = 1.0
-    ) -> CoverJob: ...
+    ) -> Job: ...
+
+    async def get_cover(self, resource: str) -> Cover: ...
 
     async def search_companies(self, query: CompanySearch) -> list[Company]: ...
 
-    async def declare_overdue(self, declaration: OverdueDeclaration) -> DeclarationReceipt: ...
+    async def match_companies(self, query: CompanyMatch) -> list[CompanyMatchResult]: ...
+
+    async def declare(self, declaration: Declaration) -> DeclarationReceipt: ...
+
+    async def get_overdue(self, resource: str) -> OverdueRecord: ...
+
+    async def declaration_outcome(
+        self, job_id: str, *, timeout: float = 60.0, poll_interval: float = 1.0
+    ) -> OverdueRecord: ...
+
+    async def file_claim(self, claim: ClaimRequest) -> str: ...
+
+    async def get_claim(self, resource: str) -> ClaimRecord: ...
+
+    async def claim_outcome(
+        self, job_id: str, *, timeout: float = 60.0, poll_interval: float = 1.0
+    ) -> ClaimRecord: ...
 
     async def aclose(self) -> None: ...

@@ -4,7 +4,9 @@
   run's high-water mark, or earlier: never after the `refetch_since` of an open quarantine
   entry; without a mark, or with an open entry whose record's date is unknown, a full sync);
 * `apply_cover_page` writes one page in one transaction, set-based: covers matched to
-  customers (`cobro.insurers.matching`) and bulk inserted / updated, every change as a
+  customers (`cobro.insurers.matching`, on the page's identifiers looked up in the run's
+  `insurer_match_keys`, written on its first page: no customer list in memory) and bulk
+  inserted / updated, every change as a
   `cover_history` row and a customer timeline event ("limit EUR 200,000 → 50,000"), grade
   changes in `grade_history`, malformed records in `insurer_quarantine` (they touch nothing
   else); a valid version of a quarantined record closes its entry. A record repeated in the
@@ -22,13 +24,15 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Engine, func, insert, or_, select, update
+from sqlalchemy import Engine, Row, any_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from cobro import formatting
@@ -36,12 +40,21 @@ from cobro.bulk import bulk_insert
 from cobro.db import transaction
 from cobro.formatting import jsonable
 from cobro.insurers.base import Cover, CoverPage, IdType, QuarantinedRecord
-from cobro.insurers.matching import CustomerIds, Match, MatchIndex, normalise, siren_of
+from cobro.insurers.matching import (
+    CustomerIds,
+    Match,
+    MatchIndex,
+    company_keys,
+    customer_keys,
+    normalise,
+    siren_of,
+)
 from cobro.models import (
     CoverHistory,
     Customer,
     GradeHistory,
     InsurerCover,
+    InsurerMatchKey,
     InsurerQuarantine,
     SyncRun,
     TimelineEvent,
@@ -158,7 +171,9 @@ def refetch_since(raw: Any, run_since: datetime | None) -> datetime | None:
     instant with a zone); the earlier of the two. None when neither is known (a full sync and
     no readable `updatedAt`): only a full fetch is sure to find it again."""
     stated = None
-    value = raw.get("updatedAt") if isinstance(raw, dict) else None
+    value = None
+    if isinstance(raw, dict):  # Allianz Trade's `lastUpdateDate`, or a normalised `updatedAt`
+        value = raw.get("lastUpdateDate", raw.get("updatedAt"))
     if isinstance(value, str):
         try:
             parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -230,39 +245,80 @@ def money(amount: Decimal | None, currency: str) -> str:
     return formatting.money(amount, currency, whole=True)
 
 
-_INDEX_CACHE: dict[tuple[str, int], MatchIndex] = {}
+KEY_BATCH = 10_000
 
 
-def match_index(s: Session, run_id: int) -> MatchIndex:
-    """Every customer's identifiers, read once per sync run per process (not per page)."""
-    key = (str(s.get_bind().engine.url), run_id)
-    index = _INDEX_CACHE.get(key)
-    if index is None:
-        rows = s.execute(
-            select(
-                Customer.id,
-                Customer.account,
-                Customer.insurer_buyer_id,
-                Customer.siren,
-                Customer.vat,
-                Customer.duns,
-            ).where(
-                or_(
-                    Customer.insurer_buyer_id.is_not(None),
-                    Customer.siren.is_not(None),
-                    Customer.vat.is_not(None),
-                    Customer.duns.is_not(None),
-                )
+def write_match_keys(s: Session, run_id: int) -> int:
+    """Every customer's normalised identifiers into `insurer_match_keys` for this run,
+    streamed in batches (memory stays flat whatever the number of customers); keys left by
+    runs that are over are removed first. Returns how many keys were written."""
+    over = select(SyncRun.id).where(SyncRun.status != "running")
+    s.execute(delete(InsurerMatchKey).where(InsurerMatchKey.sync_run_id.in_(over)))
+    rows = s.execute(
+        select(
+            Customer.id,
+            Customer.account,
+            Customer.insurer_buyer_id,
+            Customer.siren,
+            Customer.vat,
+            Customer.duns,
+        )
+        .where(
+            or_(
+                Customer.insurer_buyer_id.is_not(None),
+                Customer.siren.is_not(None),
+                Customer.vat.is_not(None),
+                Customer.duns.is_not(None),
             )
         )
-        index = MatchIndex(CustomerIds(*row) for row in rows)
-        _INDEX_CACHE.clear()  # one run at a time per process is the normal case
-        _INDEX_CACHE[key] = index
-    return index
+        .execution_options(yield_per=KEY_BATCH)
+    )
+    written = 0
+    batch: list[dict[str, Any]] = []
+    for row in rows:
+        for kind, value in customer_keys(CustomerIds(*row)):
+            batch.append(
+                {"sync_run_id": run_id, "kind": kind, "value": value[:64], "customer_id": row[0]}
+            )
+        if len(batch) >= KEY_BATCH:
+            bulk_insert(s, InsurerMatchKey, batch)
+            written += len(batch)
+            batch = []
+    if batch:
+        bulk_insert(s, InsurerMatchKey, batch)
+        written += len(batch)
+    return written
 
 
-def forget_match_index() -> None:
-    _INDEX_CACHE.clear()
+def page_match_index(s: Session, run: SyncRun, wanted: list[dict[str, str | None]]) -> MatchIndex:
+    """The customers this page's covers can match (`wanted`: each cover's `company_keys`),
+    read from the run's keys (written on the run's first page that needs them) with their
+    accounts: one indexed query per page."""
+    counts = run.counts or {}
+    if "match_keys" not in counts:
+        run.counts = {**counts, "match_keys": write_match_keys(s, run.id)}
+    values = sorted({v for keys in wanted for v in keys.values() if v})
+    k = InsurerMatchKey
+    keys: list[tuple[str, str, int]] = []
+    accounts: dict[int, str] = {}
+    for start in range(0, len(values), 5_000):
+        for kind, value, customer_id, account in s.execute(
+            select(k.kind, k.value, k.customer_id, Customer.account)
+            .join(Customer, Customer.id == k.customer_id)
+            .where(k.sync_run_id == run.id, one_of(s, k.value, values[start : start + 5_000]))
+        ):
+            keys.append((kind, value, customer_id))
+            accounts[customer_id] = account
+    return MatchIndex.from_keys(keys, accounts)
+
+
+def one_of(s: Session, column: Any, values: Sequence[Any]) -> Any:
+    """`column IN (values)`; on PostgreSQL `column = ANY(:values)`, one array parameter: a
+    page's thousand values in an IN list cost more to render and parse (a cast per
+    placeholder, psycopg's placeholder split) than the query takes to run."""
+    if s.get_bind().dialect.name == "postgresql":
+        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
+    return column.in_(values)
 
 
 def _latest_grades(s: Session, insurer: str, customer_ids: set[int]) -> dict[int, tuple[int, date]]:
@@ -280,7 +336,10 @@ def _latest_grades(s: Session, insurer: str, customer_ids: set[int]) -> dict[int
             )
             .label("rn"),
         )
-        .where(GradeHistory.customer_id.in_(customer_ids), GradeHistory.insurer == insurer)
+        .where(
+            one_of(s, GradeHistory.customer_id, sorted(customer_ids)),
+            GradeHistory.insurer == insurer,
+        )
         .subquery()
     )
     return {
@@ -289,6 +348,21 @@ def _latest_grades(s: Session, insurer: str, customer_ids: set[int]) -> dict[int
             select(ranked.c.customer_id, ranked.c.grade, ranked.c.graded_on).where(ranked.c.rn == 1)
         )
     }
+
+
+# what a page reads of its stored covers (rows, not ORM objects: no `raw`, no identity map)
+_STORED = tuple(
+    InsurerCover.__table__.c[k]
+    for k in (
+        "id",
+        "cover_id",
+        "customer_id",
+        "match_method",
+        "last_sync_run_id",
+        "insurer_updated_at",
+        *TRACKED,
+    )
+)
 
 
 def apply_cover_page(
@@ -318,11 +392,11 @@ def _apply(s: Session, run: SyncRun, insurer: str, page: CoverPage, today: date)
     counts["quarantined"] = len(malformed)
     existing = (
         {
-            c.cover_id: c
-            for c in s.scalars(
-                select(InsurerCover).where(
+            row.cover_id: row
+            for row in s.execute(
+                select(*_STORED).where(
                     InsurerCover.insurer == insurer,
-                    InsurerCover.cover_id.in_([c.cover_id for c in covers]),
+                    one_of(s, InsurerCover.cover_id, [c.cover_id for c in covers]),
                 )
             )
         }
@@ -337,7 +411,7 @@ def _apply(s: Session, run: SyncRun, insurer: str, page: CoverPage, today: date)
             .where(
                 InsurerQuarantine.insurer == insurer,
                 InsurerQuarantine.resolved_at.is_(None),
-                InsurerQuarantine.record_id.in_([c.cover_id for c in current]),
+                one_of(s, InsurerQuarantine.record_id, [c.cover_id for c in current]),
             )
             .values(resolved_at=now, resolved_by_run_id=run_id, resolution="applied")
         )
@@ -361,13 +435,14 @@ def _apply(s: Session, run: SyncRun, insurer: str, page: CoverPage, today: date)
         )
     if not covers:
         return counts
-    index = match_index(s, run_id)
+    keys = [company_keys(c.company) for c in covers]
+    index = page_match_index(s, run, keys)
     inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
     history: list[dict[str, Any]] = []  # insurer_cover_id filled after inserts
     events: list[dict[str, Any]] = []
     grades: dict[int, int] = {}
-    for cover in covers:
+    for cover, company in zip(covers, keys, strict=True):
         old = existing.get(cover.cover_id)
         if old is not None and old.last_sync_run_id == run_id and not _newer(cover, old):
             counts["repeated"] += 1  # applied by an earlier page of this run: a no-op
@@ -380,7 +455,7 @@ def _apply(s: Session, run: SyncRun, insurer: str, page: CoverPage, today: date)
         if old is not None and old.match_method == "manual":
             match = Match(old.customer_id, "manual")
         else:
-            match = index.match(cover.company)
+            match = index.match_keys(company)
         customer_id = match.customer_id
         if customer_id is None:
             counts["unmatched"] += 1
@@ -491,7 +566,7 @@ def _apply(s: Session, run: SyncRun, insurer: str, page: CoverPage, today: date)
             s.execute(
                 select(InsurerCover.cover_id, InsurerCover.id).where(
                     InsurerCover.insurer == insurer,
-                    InsurerCover.cover_id.in_([r["cover_id"] for r in inserts]),
+                    one_of(s, InsurerCover.cover_id, [r["cover_id"] for r in inserts]),
                 )
             ).all()
         )
@@ -514,12 +589,12 @@ def _apply(s: Session, run: SyncRun, insurer: str, page: CoverPage, today: date)
     return counts
 
 
-def _older(cover: Cover, old: InsurerCover | None) -> bool:
+def _older(cover: Cover, old: Row[Any] | None) -> bool:
     stored = old.insurer_updated_at if old is not None else None
     return stored is not None and cover.updated_at < stored
 
 
-def _newer(cover: Cover, old: InsurerCover) -> bool:
+def _newer(cover: Cover, old: Row[Any]) -> bool:
     stored = old.insurer_updated_at
     return stored is None or cover.updated_at > stored
 
@@ -544,7 +619,7 @@ _FIELDS = {
 
 
 def _changes(
-    old: InsurerCover, new: dict[str, Any], changed: dict[str, tuple[Any, Any]], label: str
+    old: Row[Any], new: dict[str, Any], changed: dict[str, tuple[Any, Any]], label: str
 ) -> list[tuple[str, str]]:
     out = []
     if "granted_amount" in changed or "currency" in changed:
@@ -773,7 +848,7 @@ def finish_sync_run(
         run.finished_at = finished
         run.high_water = high_water if status == "succeeded" else None
         run.error = error
-        forget_match_index()
+        s.execute(delete(InsurerMatchKey).where(InsurerMatchKey.sync_run_id == run_id))
         return summary_of(run)
 
 

@@ -18,7 +18,10 @@ changes are written with bulk INSERTs in the same transaction:
   its condition is no longer true it is marked `resolved` and the episode ends.
 
 Facts: the stored `risk_class` (latest assessment) is the `previous.risk_class` of this
-classification, and `risk_class` is the class just computed (alerts only).
+classification, and `risk_class` is the class just computed (alerts only). A customer's
+first classification is a change from `unclassified` (`cobro.rules.facts.UNCLASSIFIED`):
+its `previous.risk_class` is "unclassified", so `became_critical` and every other alert on
+`previous.risk_class` fire on it; the stored assessment has no previous class (null).
 
 Rules: the active `RulesetVersion` of the database when there is one (its files are
 materialised once per content hash), else the rules directory (`COBRO_RULES_DIR`).
@@ -35,11 +38,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, case, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, case, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from cobro.db import transaction
+from cobro.db import default_engine, transaction
 from cobro.formatting import jsonable
+from cobro.i18n import using
 from cobro.models import (
     Alert,
     Customer,
@@ -48,7 +52,9 @@ from cobro.models import (
     RulesetVersion,
     TimelineEvent,
 )
+from cobro.queues.tasks import route_alert_rows
 from cobro.rules.engine import ConditionTrace, EpisodeState, Explanation, decide_episode
+from cobro.rules.facts import OBLIGATION_DEFAULTS, UNCLASSIFIED, on_stop_supply_list
 from cobro.rules.facts_sql import (
     BATCH_SIZE,
     Facts,
@@ -135,6 +141,9 @@ def explanation_json(expl: Explanation, facts: Facts) -> dict[str, Any]:
 # ---------------------------------------------------------------------------- rulesets
 
 _CACHE_LOCK = threading.Lock()
+# one thread loads a changed rules directory while the others wait for its result (a fresh
+# worker's 32 activity threads would otherwise each compile the same files at once)
+_DIRECTORY_LOAD_LOCK = threading.Lock()
 _VERSION_CACHE: dict[str, Ruleset] = {}
 
 
@@ -164,18 +173,52 @@ def ruleset_from_files(files: dict[str, str]) -> Ruleset:
         return ruleset
 
 
-def load_active_ruleset(engine: Engine | None = None, directory: Path | None = None) -> Ruleset:
+def load_active_ruleset(
+    engine: Engine | None = None,
+    directory: Path | None = None,
+    *,
+    connection: Connection | None = None,
+) -> Ruleset:
     """The active database version if any (what `cobro rules apply` activated: every rules
     file, dunning and exposure included), else the rules directory. Read at every run, so a
-    newly applied version takes effect at the next run without a restart."""
+    newly applied version takes effect at the next run without a restart.
+
+    `connection`: read on it (inside the caller's transaction) rather than on a connection
+    of its own."""
+    if connection is not None:
+        return _active_ruleset(connection, directory)
+    with (engine or default_engine()).connect() as conn:
+        return _active_ruleset(conn, directory)
+
+
+def _active_ruleset(conn: Connection, directory: Path | None) -> Ruleset:
     from cobro.settings import get_settings
 
-    with transaction(engine) as session:
-        version = active_version(session)
-        files = dict(version.files) if version is not None else None
-    if files is not None:
-        return ruleset_from_files(files)
-    return ruleset_from_directory(directory or get_settings().rules_path)
+    # one small query per call (id and hash, no ORM object); the files are read and
+    # compiled once per stored version
+    row = conn.execute(_ACTIVE_VERSION).first()
+    if row is None:
+        return ruleset_from_directory(directory or get_settings().rules_path)
+    cached = _STORED_CACHE.get((row.id, row.content_hash))
+    if cached is not None:
+        return cached
+    files = conn.execute(
+        select(RulesetVersion.files).where(RulesetVersion.id == row.id)
+    ).scalar_one()
+    ruleset = ruleset_from_files(dict(files))
+    with _CACHE_LOCK:
+        _STORED_CACHE[(row.id, row.content_hash)] = ruleset
+    return ruleset
+
+
+_ACTIVE_VERSION = (
+    select(RulesetVersion.id, RulesetVersion.content_hash)
+    .where(RulesetVersion.active.is_(True))
+    .order_by(RulesetVersion.id.desc())
+    .limit(1)
+)
+# (version id, content hash) -> its ruleset: a stored version never changes
+_STORED_CACHE: dict[tuple[int, str], Ruleset] = {}
 
 
 _DIRECTORY_CACHE: dict[Path, tuple[tuple[tuple[str, float], ...], Ruleset]] = {}
@@ -191,6 +234,19 @@ def ruleset_from_directory(directory: Path) -> Ruleset:
         cached = _DIRECTORY_CACHE.get(directory)
     if cached and cached[0] == stamp:
         return cached[1]
+    with _DIRECTORY_LOAD_LOCK:
+        with _CACHE_LOCK:
+            cached = _DIRECTORY_CACHE.get(directory)
+        if cached and cached[0] == stamp:  # loaded by another thread meanwhile
+            return cached[1]
+        return _load_directory(directory, stamp, cached)
+
+
+def _load_directory(
+    directory: Path,
+    stamp: tuple[tuple[str, float], ...],
+    cached: tuple[tuple[tuple[str, float], ...], Ruleset] | None,
+) -> Ruleset:
     try:
         ruleset = Ruleset.load(directory)
     except Exception:
@@ -211,8 +267,10 @@ def ruleset_texts(ruleset: Ruleset) -> dict[str, str]:
 
 
 def evaluation_facts(stored: Facts) -> Facts:
-    """The stored class becomes the previous one; the class is computed."""
-    return {**stored, "previous.risk_class": stored.get("risk_class"), "risk_class": None}
+    """The stored class becomes the previous one (`unclassified` before the first
+    classification); the class is computed."""
+    previous = stored.get("risk_class") or UNCLASSIFIED
+    return {**stored, "previous.risk_class": previous, "risk_class": None}
 
 
 def _episode_states(
@@ -234,6 +292,20 @@ def _episode_states(
     return out
 
 
+def add_obligation_facts(
+    session: Session, ruleset: Ruleset, batch: Sequence[tuple[int, Facts]], now: datetime
+) -> None:
+    """Fill in the insurer-obligation facts of `batch` (in place) under `ruleset`'s
+    insurance.yaml and exposure.yaml (`Ruleset.obligation_facts`)."""
+    ids = [cid for cid, _ in batch]
+    found = ruleset.obligation_facts(session.connection(), now.date(), ids)
+    if not found:
+        return
+    for cid, facts in batch:
+        facts.update(found.get(cid, OBLIGATION_DEFAULTS))
+        facts["stop_supply_list"] = on_stop_supply_list(facts)
+
+
 def classify_facts(
     session: Session,
     ruleset: Ruleset,
@@ -242,7 +314,9 @@ def classify_facts(
     write: bool = True,
 ) -> ClassifyReport:
     """Classify one batch of customers (their stored facts) and write the changes."""
+    add_obligation_facts(session, ruleset, batch, now)
     report = ClassifyReport(ruleset.hash)
+    team_language = _team_language()
     classifier = ruleset.classifier
     index, names = classifier.index, classifier.names
     alerts = ruleset.alerts
@@ -263,7 +337,7 @@ def classify_facts(
         previous = stored.get("risk_class")
         if risk_class != previous:
             expl = classifier.explain(facts, i)
-            summary = f"risk class {previous or '(none)'} → {risk_class}: {expl.lines()[0]}"
+            summary = f"risk class {previous or UNCLASSIFIED} → {risk_class}: {expl.lines()[0]}"
             report.changes.append(
                 ClassChange(cid, stored["account"], previous, risk_class, summary)
             )
@@ -309,7 +383,8 @@ def classify_facts(
             decision = decide_episode(state, True, now, rule.cooldown)
             if not decision.fire:
                 continue
-            message = alerts.render(rule, facts, thresholds)
+            with using(team_language):  # the team reads them: its numbers and money
+                message = alerts.render(rule, facts, thresholds)
             key = f"{cid}:{rule.name}:{episodes + 1}"
             report.alerts.append(
                 FiredAlertRecord(cid, stored["account"], rule.name, rule.severity, message, key)
@@ -356,6 +431,7 @@ def classify_facts(
         if assessments:
             session.execute(insert(RiskAssessment), assessments)
         if alert_rows:
+            route_alert_rows(session, alert_rows)  # to the customer's owner
             session.execute(insert(Alert), alert_rows)
         if events:
             session.execute(insert(TimelineEvent), events)
@@ -386,6 +462,13 @@ def _changed_snapshots(
 # ---------------------------------------------------------------------------- the portfolio
 
 
+def _team_language() -> str:
+    """The language of the stored alert messages: the team's (`COBRO_TEAM_LANGUAGE`)."""
+    from cobro.settings import get_settings
+
+    return get_settings().team_language
+
+
 def _now(now: datetime | None) -> datetime:
     return now or datetime.now(UTC)
 
@@ -401,8 +484,27 @@ def classify_page(
     """One page of customers (ids in [lo, hi]) in one transaction: facts, rules, changes."""
     now = _now(now)
     with transaction(engine) as session:
-        batch = facts_for_range(session.connection(), now.date(), lo, hi)
+        batch = rule_facts(session, ruleset, now.date(), lo=lo, hi=hi)
         return classify_facts(session, ruleset, batch, now, write)
+
+
+def rule_facts(
+    session: Session,
+    ruleset: Ruleset,
+    day: Any,
+    ids: Sequence[int] | None = None,
+    lo: int = 0,
+    hi: int = 0,
+) -> list[tuple[int, Facts]]:
+    """The rule facts of the customers `ids` (or with id in [lo, hi]), their limit facts
+    from the exposure engine under the ruleset's exposure.yaml."""
+    conn = session.connection()
+    if ids is not None:
+        batch = [item for part in iter_facts(conn, day, ids, max(len(ids), 1)) for item in part]
+    else:
+        batch = facts_for_range(conn, day, lo, hi)
+    ruleset.fill_limit_facts(conn, day, batch)
+    return batch
 
 
 def pages(engine: Engine | None, batch_size: int = BATCH_SIZE) -> list[tuple[int, int]]:
@@ -428,12 +530,23 @@ def classify_portfolio(
         for start in range(0, len(wanted), batch_size):
             with transaction(engine) as session:
                 chunk = wanted[start : start + batch_size]
-                (batch,) = iter_facts(session.connection(), now.date(), chunk, batch_size)
+                batch = rule_facts(session, ruleset, now.date(), ids=chunk)
                 report.merge(classify_facts(session, ruleset, batch, now, write))
         return report
     for lo, hi in pages(engine, batch_size):
         report.merge(classify_page(engine, ruleset, lo, hi, now, write))
     return report
+
+
+def customer_ids(engine: Engine | None, accounts: Sequence[str]) -> list[int]:
+    """The ids of these accounts (unknown ones left out), ascending."""
+    out: list[int] = []
+    with transaction(engine) as session:
+        wanted = sorted(set(accounts))
+        for start in range(0, len(wanted), BATCH_SIZE):
+            chunk = wanted[start : start + BATCH_SIZE]
+            out += session.scalars(select(Customer.id).where(Customer.account.in_(chunk)))
+    return sorted(out)
 
 
 def customer_id(engine: Engine | None, account: str) -> int | None:
@@ -453,7 +566,7 @@ class CustomerExplanation:
     def lines(self) -> list[str]:
         out = [f"{self.account}: {self.explanation.lines()[0]}"]
         out += self.explanation.lines()[1:]
-        out.append(f"  previous class: {self.previous or '(none)'}")
+        out.append(f"  previous class: {self.previous or UNCLASSIFIED}")
         for a in self.alerts:
             out.append(
                 f"  alert `{a['name']}`: {a['describe']}" + (" -- FIRED" if a["fired"] else "")
@@ -484,7 +597,7 @@ def explain_customer(
     if cid is None:
         return None
     with transaction(engine) as session:
-        (batch,) = iter_facts(session.connection(), now.date(), [cid])
+        batch = rule_facts(session, ruleset, now.date(), ids=[cid])
         report = classify_facts(session, ruleset, batch, now, write)
     stored = batch[0][1]
     facts = evaluation_facts(stored)
@@ -600,13 +713,17 @@ def diff_rulesets(
     new_index, new_names = proposed.classifier.index, proposed.classifier.names
     for lo, hi in pages(engine, batch_size):
         with transaction(engine) as session:
-            batch = facts_for_range(session.connection(), now.date(), lo, hi)
+            batch = rule_facts(session, proposed, now.date(), lo=lo, hi=hi)
             preview = classify_facts(session, proposed, batch, now, write=False)
+            # the current classes with the current exposure.yaml's limit facts
+            current_batch = [(cid, dict(f)) for cid, f in batch]
+            current.fill_limit_facts(session.connection(), now.date(), current_batch)
         diff.evaluated += len(batch)
         diff.alerts.extend(preview.alerts)
-        for _, stored in batch:
+        for (_, stored), (_, stored_now) in zip(batch, current_batch, strict=True):
             facts = evaluation_facts(stored)
-            before, after = cur_names[cur_index(facts)], new_names[new_index(facts)]
+            before = cur_names[cur_index(evaluation_facts(stored_now))]
+            after = new_names[new_index(facts)]
             if before != after:
                 diff.changed.append((stored["account"], before, after))
                 diff.transitions[(before, after)] = diff.transitions.get((before, after), 0) + 1

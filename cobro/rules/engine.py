@@ -116,9 +116,17 @@ class ConditionTrace:
         return text
 
 
-def _trace(name: str, c: Checked, fn: Any, facts: Mapping[str, Any]) -> ConditionTrace:
-    read = {n: facts.get(n) for n in c.names if n not in c.fixed}
-    read.update({n: "(threshold)" for n in c.names if n in c.fixed})
+def _trace(
+    name: str,
+    c: Checked,
+    fn: Any,
+    facts: Mapping[str, Any],
+    thresholds: Mapping[str, Any] | None = None,
+) -> ConditionTrace:
+    """The condition's value and what it read: facts, and thresholds with the value in force
+    (the customer's segment's)."""
+    known = thresholds or {}
+    read = {n: (known.get(n) if n in c.fixed else facts.get(n)) for n in c.names}
     return ConditionTrace(name, c.text, fn(facts), read)
 
 
@@ -289,8 +297,10 @@ class AlertEvaluator:
 
     def trace(self, facts: Mapping[str, Any]) -> list[ConditionTrace]:
         bound = self._bound(facts.get("segment"))
+        thresholds = self.thresholds_for(facts.get("segment"))
         return [
-            _trace(r.name, r.condition, bound.exact[i], facts) for i, r in enumerate(self.rules)
+            _trace(r.name, r.condition, bound.exact[i], facts, thresholds)
+            for i, r in enumerate(self.rules)
         ]
 
 

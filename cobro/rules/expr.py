@@ -76,6 +76,11 @@ def show_value(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, str):
         return repr(value)
+    if isinstance(value, Decimal):  # money is stored with 4 places: 151615.9400 -> 151615.94
+        short = value.normalize()
+        if short.as_tuple().exponent > -2:  # type: ignore[operator]
+            short = value.quantize(Decimal("0.01"))
+        return format(short, "f")
     return str(value)
 
 

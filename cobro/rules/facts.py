@@ -42,6 +42,11 @@ class Fact:
     values: tuple[str, ...] = ()  # the closed set of values of a string fact, if any
 
 
+# `previous.risk_class` of a customer's first classification: the first assessment is a
+# change from "unclassified", so `previous.risk_class != "critical"` holds and alerts such as
+# `became_critical` fire on it. No risk class may take this name.
+UNCLASSIFIED = "unclassified"
+
 COVER_STATUSES = ("none", "requested", "active", "reduced", "cancelled", "refused", "expired")
 
 _FACTS: tuple[Fact, ...] = (
@@ -121,6 +126,14 @@ _FACTS: tuple[Fact, ...] = (
     ),
     Fact("over_limit", "bool", False, "outstanding exceeds total_limit", False),
     Fact(
+        "currency",
+        "string",
+        True,
+        "ISO 4217 code of the customer's exposure currency, that of total_limit and the "
+        "amounts (`money` writes it); null without open invoices, cover or own limit",
+        "EUR",
+    ),
+    Fact(
         "limit_usage",
         "number",
         True,
@@ -147,8 +160,91 @@ _FACTS: tuple[Fact, ...] = (
         "risk class computed by rules/risk_classes.yaml (alerts only)",
         "medium",
     ),
-    Fact("previous.risk_class", "string", True, "risk class at the previous classification", "low"),
+    Fact(
+        "previous.risk_class",
+        "string",
+        True,
+        f"risk class at the previous classification; '{UNCLASSIFIED}' at the customer's first",
+        "low",
+    ),
+    # insurer obligations (rules/insurance.yaml; `cobro insurer obligations`), calendar days
+    Fact(
+        "days_to_declaration_deadline",
+        "number",
+        True,
+        "calendar days to the nearest overdue-declaration deadline (declare-by) not passed yet"
+        " of an insured open invoice; null if none",
+        12,
+    ),
+    Fact(
+        "days_to_claim_deadline",
+        "number",
+        True,
+        "calendar days to the nearest claim / hand-over deadline not passed yet; null if none",
+        40,
+    ),
+    Fact(
+        "days_to_stop_supply",
+        "number",
+        True,
+        "calendar days to the stop-supply date of the policy (negative once passed); null if"
+        " the policy has no stop-supply rule or nothing is insured",
+        20,
+    ),
+    Fact(
+        "stop_supply",
+        "bool",
+        False,
+        "the policy's stop-supply date has come for an insured open invoice",
+        False,
+    ),
+    Fact(
+        "declarations_missed",
+        "number",
+        False,
+        "insured open invoices whose declaration deadline passed without a declaration",
+        0,
+    ),
+    Fact(
+        "stop_supply_list",
+        "bool",
+        False,
+        "on the stop-supply list of the sales and order desk: cover withdrawn (cancelled),"
+        " refused or suspended, or the policy's stop-supply date has come",
+        False,
+    ),
+    Fact(
+        "amount_at_risk",
+        "money",
+        False,
+        "insured amount whose declaration deadline falls within insurance.yaml's"
+        " at_risk_within_days",
+        Decimal("0"),
+    ),
 )
+
+#: the facts computed from the insurer obligations, with their value for a customer without
+#: an insured open invoice (null in exposure.yaml conditions: insurance depends on them)
+OBLIGATION_DEFAULTS: dict[str, Any] = {
+    "days_to_declaration_deadline": None,
+    "days_to_claim_deadline": None,
+    "days_to_stop_supply": None,
+    "stop_supply": False,
+    "declarations_missed": 0,
+    "amount_at_risk": Decimal("0.0000"),
+}
+
+#: `cover_status` values that put a customer on the stop-supply list
+STOP_SUPPLY_COVER_STATUSES = ("cancelled", "refused")
+
+
+def on_stop_supply_list(facts: dict[str, Any]) -> bool:
+    """The one definition of the stop-supply list (the `stop_supply_list` fact, the list's
+    page, API and CSV): cover withdrawn / refused / suspended, or stop-supply date come."""
+    return bool(facts.get("stop_supply")) or facts.get("cover_status") in (
+        STOP_SUPPLY_COVER_STATUSES
+    )
+
 
 FACTS: dict[str, Fact] = {f.name: f for f in _FACTS}
 

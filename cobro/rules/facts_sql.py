@@ -23,9 +23,9 @@ Definitions (as of the date `as_of`, the evaluation day):
 * `cover_status`: `active` (`reduced` if an active cover is partially granted or reduced),
   otherwise the state of the customer's latest cover (requested, refused, cancelled,
   expired), `none` without any cover;
-* `total_limit` = cover_amount + discretionary_limit (null if both are null);
-  `over_limit` = outstanding > total_limit (false without a limit); `limit_usage` =
-  outstanding / total_limit rounded to 4 places (null without a positive limit);
+* `total_limit`, `over_limit`, `limit_usage` are the exposure engine's (authorised, used >
+  authorised, used / authorised: `rules/exposure.yaml`, `cobro.exposure`), set by
+  `cobro.exposure.sql.fill_limit_facts` over these facts; here they stay null / false;
 * `grade` / `previous.grade`: the latest two rows of grade_history graded on or before
   as_of (any insurer);
 * `avg_days_late`: over the payment allocations of payments dated in the 12 months up to
@@ -36,7 +36,12 @@ Definitions (as of the date `as_of`, the evaluation day):
   classification service shifts them: see `cobro.rules.classify`);
 * `previous.cover_amount`, `previous.overdue_amount`, `previous.max_days_overdue`: the
   values at the customer's last classification run (`customer_fact_snapshots`, written by
-  `cobro.rules.classify` when they change); null before the first run.
+  `cobro.rules.classify` when they change); null before the first run;
+* the insurer-obligation facts (`days_to_declaration_deadline`, `stop_supply`, ...;
+  `OBLIGATION_DEFAULTS`) start at their no-obligation value here, `stop_supply_list` at
+  what the covers say (`cobro.rules.facts.on_stop_supply_list`); `cobro.rules.classify`
+  fills them in from `cobro.insurers.obligations_sql.obligation_facts` (they depend on the
+  insurance decision, which reads these facts: computing them here would be circular).
 
 Amounts are summed whatever their currency (one currency per account is assumed).
 """
@@ -73,6 +78,7 @@ from cobro.models import (
     PaymentAllocation,
     RiskAssessment,
 )
+from cobro.rules.facts import OBLIGATION_DEFAULTS, on_stop_supply_list
 from cobro.types import Money
 
 BATCH_SIZE = 5000
@@ -80,7 +86,6 @@ PAYMENT_WINDOW_DAYS = 365
 PROMISE_WINDOW_DAYS = 90
 
 ZERO = Decimal("0.0000")
-_RATIO = Decimal("0.0001")
 _DAYS = Decimal("0.01")
 
 #: insurer cover status -> cover_status fact, for covers that are in force
@@ -98,6 +103,7 @@ INACTIVE_STATUSES = {
     "declined": "refused",
     "cancelled": "cancelled",
     "withdrawn": "cancelled",
+    "suspended": "cancelled",  # no cover while suspended: counted as withdrawn
     "terminated": "cancelled",
     "expired": "expired",
 }
@@ -158,7 +164,6 @@ def _batch_facts(
     conn: Connection, as_of: date, ids: Sequence[int] | None, lo: int, hi: int
 ) -> list[tuple[int, Facts]]:
     facts: dict[int, Facts] = {}
-    limits: dict[int, Decimal | None] = {}
     customers = conn.execute(
         select(
             Customer.id,
@@ -166,13 +171,11 @@ def _batch_facts(
             Customer.name,
             Customer.country,
             Customer.segment,
-            Customer.discretionary_limit,
         )
         .where(_in_batch(Customer.id, ids, lo, hi))
         .order_by(Customer.id)
     )
-    for cid, account, name, country, segment, own_limit in customers:
-        limits[cid] = own_limit
+    for cid, account, name, country, segment in customers:
         facts[cid] = {
             "name": name,
             "account": account,
@@ -193,6 +196,7 @@ def _batch_facts(
             "previous.max_days_overdue": None,
             "over_limit": False,
             "limit_usage": None,
+            "currency": None,
             "avg_days_late": None,
             "broken_promises": 0,
             "open_invoices": 0,
@@ -200,6 +204,8 @@ def _batch_facts(
             "today": as_of,
             "risk_class": None,
             "previous.risk_class": None,
+            **OBLIGATION_DEFAULTS,
+            "stop_supply_list": False,
         }
     if not facts:
         return []
@@ -274,6 +280,7 @@ def _batch_facts(
         if f is None:
             continue
         f["cover_status"] = st["status"]
+        f["stop_supply_list"] = on_stop_supply_list(f)
         f["cover_amount"] = st["amount"]
         if st["amount"] is not None and st["expires"] is not None:
             f["cover_expires_in_days"] = (st["expires"] - as_of).days
@@ -377,15 +384,6 @@ def _batch_facts(
         if cid in facts:
             facts[cid].update(previous_from_snapshot(stored))
 
-    # derived limits
-    for cid, f in facts.items():
-        own = limits[cid]
-        cover = f["cover_amount"]
-        total = None if cover is None and own is None else (cover or ZERO) + (own or ZERO)
-        f["total_limit"] = total
-        f["over_limit"] = total is not None and f["outstanding"] > total
-        if total is not None and total > 0:
-            f["limit_usage"] = (f["outstanding"] / total).quantize(_RATIO)
     return list(facts.items())
 
 

@@ -6,23 +6,28 @@
     fired = rs.alerts.evaluate(facts)         # [FiredAlert(name, severity, cooldown, message)]
     rs.built("dunning.yaml")                  # what a file's spec built (None: file absent)
     rs.hash                                   # sha256 of the files' names and bytes
+    rs.obligation_facts(conn, as_of, ids)     # insurer-obligation facts (insurance.yaml)
+    rs.fill_limit_facts(conn, day, batch)     # limit facts from the exposure (exposure.yaml)
 
 `Ruleset.SPECS` is the one list of the files a rules directory may hold. Each spec is a plain
 `RuleFileSpec` defined next to the code that runs the file and imported here like any other
 name; to add a file, define its spec and add it to the tuple after the files it reads from
 (`FileContext.shared`: every file after `risk_classes.yaml` knows the class names). The rules
 core (`expr`, `loader`, `engine`, `schemas`) imports none of the packages below: this module
-is the only place where `cobro.rules` meets `cobro.exposure` and `cobro.dunning`.
+is the only place where `cobro.rules` meets `cobro.exposure`, `cobro.dunning` and
+`cobro.insurers` (policy terms).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from datetime import date
 from pathlib import Path
 from typing import Any, ClassVar
 
 from cobro.dunning.rulefile import DUNNING
 from cobro.exposure.rulefile import EXPOSURE
+from cobro.insurers.terms_rulefile import INSURANCE
 from cobro.rules.engine import AlertEvaluator, Classification, FiredAlert, RiskClassifier
 from cobro.rules.errors import RuleError
 from cobro.rules.loader import LoadedFile, RuleFileSpec, content_hash, load_directory, unknown_file
@@ -33,7 +38,7 @@ from cobro.rules.schemas import ALERTS, RISK_CLASSES
 class Ruleset:
     """All rules files of a directory, loaded, validated and compiled, with a content hash."""
 
-    SPECS: ClassVar[tuple[RuleFileSpec, ...]] = (RISK_CLASSES, ALERTS, EXPOSURE, DUNNING)
+    SPECS: ClassVar[tuple[RuleFileSpec, ...]] = (RISK_CLASSES, ALERTS, EXPOSURE, DUNNING, INSURANCE)
 
     def __init__(self, directory: Path, files: dict[str, LoadedFile]) -> None:
         self.directory = directory
@@ -61,6 +66,28 @@ class Ruleset:
     @property
     def alerts(self) -> AlertEvaluator | None:
         return self.built(ALERTS.filename)
+
+    def obligation_facts(
+        self, conn: Any, as_of: date, ids: Sequence[int]
+    ) -> dict[int, dict[str, Any]]:
+        """The insurer-obligation facts (`days_to_declaration_deadline`, `stop_supply`...) of
+        the customers `ids` that have insured open invoices, under this ruleset's
+        insurance.yaml and exposure.yaml ({} without policy terms)."""
+        from cobro.insurers.obligations_sql import ObligationRules, obligation_facts
+
+        rules = ObligationRules.of(self)
+        if not rules.any_terms or not ids:
+            return {}
+        return obligation_facts(conn, as_of, rules, ids=ids)
+
+    def fill_limit_facts(self, conn: Any, day: date, batch: Any) -> None:
+        """Set `total_limit`, `over_limit` and `limit_usage` of each customer's facts in
+        `batch` from its exposure under this ruleset's exposure.yaml (`cobro exposure`'s
+        one definition)."""
+        from cobro.exposure.rulefile import rules_of
+        from cobro.exposure.sql import fill_limit_facts
+
+        fill_limit_facts(conn, day, rules_of(self), batch)
 
     def evaluate(self, facts: Mapping[str, Any]) -> tuple[Classification, list[FiredAlert]]:
         """Classify, then evaluate alerts with `risk_class` set to the computed class."""

@@ -26,7 +26,7 @@ from cobro.rules.engine import (
 )
 from cobro.rules.errors import did_you_mean
 from cobro.rules.expr import Env
-from cobro.rules.facts import FACTS
+from cobro.rules.facts import FACTS, UNCLASSIFIED
 from cobro.rules.loader import (
     Expression,
     FileContext,
@@ -116,6 +116,11 @@ def _check_risk_classes(loaded: LoadedFile, ctx: FileContext) -> None:
                 f"duplicate class `{c.name}` (also class {seen[c.name] + 1})",
             )
         seen.setdefault(c.name, i)
+        if c.name == UNCLASSIFIED:
+            ctx.error(
+                ("classes", i, "name"),
+                f"`{UNCLASSIFIED}` is reserved: it is the previous class of a first classification",
+            )
         if i < last and c.when is None:
             ctx.error(
                 ("classes", i),
@@ -162,9 +167,12 @@ RISK_CLASSES = RuleFileSpec(
 
 def risk_class_values(ctx: FileContext) -> dict[str, tuple[str, ...]]:
     """`risk_class` and `previous.risk_class` may only be compared with the classes of
-    `risk_classes.yaml` (when it loaded before this file; else any string)."""
+    `risk_classes.yaml` (when it loaded before this file; else any string); the previous
+    class may also be `unclassified` (a first classification)."""
     classes = ctx.shared.get(_SHARED_CLASSES)
-    return {} if classes is None else {n: classes for n in ("risk_class", "previous.risk_class")}
+    if classes is None:
+        return {}
+    return {"risk_class": classes, "previous.risk_class": (*classes, UNCLASSIFIED)}
 
 
 def facts_env(model: Any, ctx: FileContext) -> Env:

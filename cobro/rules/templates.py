@@ -3,7 +3,9 @@
 Templates are checked at load time: syntax, filters, and every variable must be a known fact,
 a threshold, or `previous.<fact>`; attribute access (other than `previous.x`), subscripts and
 method calls are refused. Available filters besides Jinja's: `percent` (0.42 -> "42 %"),
-`money` (12345.6 -> "12,345.60"), `days` (12 -> "12 days").
+`money` (12345.6 -> "€12,345.60", "12.345,60 €" in Spanish: in the customer's `currency`
+fact and the current language, the team's when the classification stores the message; a
+plain amount when the currency is unknown; `money(0)` drops the cents), `days` (12 -> "12 days").
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import jinja2
 from jinja2 import nodes
 from jinja2.sandbox import SandboxedEnvironment
 
-from cobro.formatting import amount
+from cobro.formatting import amount, money
 from cobro.rules.errors import RuleError, RuleMessage, did_you_mean
 from cobro.rules.expr import Env, TextPos
 
@@ -30,9 +32,14 @@ def _percent(value: Any, digits: int = 0) -> str:
     return f"{round(pct, digits):.{digits}f} %"
 
 
-def _money(value: Any, digits: int = 2) -> str:
+@jinja2.pass_context
+def _money(ctx: jinja2.runtime.Context, value: Any, digits: int = 2) -> str:
+    """An amount in the customer's currency (the `currency` fact) and the current language."""
     if value is None:
         return NULL_TEXT
+    currency = ctx.get("currency")
+    if currency:
+        return money(value, str(currency), whole=digits == 0)
     return amount(value, digits=digits)
 
 

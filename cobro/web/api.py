@@ -18,10 +18,12 @@ from pydantic import AfterValidator, BaseModel, Field
 from cobro.csv_export import CsvFormat, to_bytes
 from cobro.dunning import collector as dunning_actions
 from cobro.dunning.preview import NextContact
+from cobro.insurers import actions as insurer_actions
+from cobro.queues import actions
 from cobro.timeline import title
 from cobro.types import FIRST_DAY, LAST_DAY
 from cobro.users import CurrentUser
-from cobro.web import actions, queries
+from cobro.web import queries
 from cobro.web.auth import check_csrf, require
 
 
@@ -169,6 +171,49 @@ class CommunicationOut(BaseModel):
     error: str | None = None  # e.g. "delayed: SMTP refused (451), attempt 4"
 
 
+class ObligationOut(BaseModel):
+    """One insured open invoice's insurer obligations (calendar days, rules/insurance.yaml)."""
+
+    account: str
+    invoice: str
+    due_date: date
+    currency: str
+    open_amount: Decimal
+    insured_basis: str
+    policy: str | None
+    declarations: str | None
+    may_extend_until: date | None
+    declare_by: date | None
+    days_to_declaration_deadline: int | None
+    claim_by: date | None
+    stop_supplies_from: date | None
+    expected_indemnity_on: date | None
+    eligible: Decimal
+    expected_indemnity: Decimal
+    declaration_required: bool
+    status: str
+    stop_supply: bool
+    disputed: bool
+
+
+class ObligationTotalsOut(BaseModel):
+    invoices: int
+    deadlines_missed: int
+    missed_amount: Decimal
+    at_risk: int
+    amount_at_risk_of_losing_cover: Decimal
+    expected_indemnity: Decimal
+    stop_supply_customers: int
+
+
+class ObligationsOut(BaseModel):
+    as_of: date
+    within_days: int | None
+    rules_hash: str
+    totals: dict[str, ObligationTotalsOut]
+    obligations: list[ObligationOut]
+
+
 class CustomerFileOut(BaseModel):
     account: str
     name: str
@@ -182,8 +227,19 @@ class CustomerFileOut(BaseModel):
     communications: list[CommunicationOut]
     timeline: list[EventOut]
     dunning_paused: bool
+    owner: str | None = None
     holds: list[HoldOut]
     workflows_url: str
+    obligations: list[ObligationOut] = Field(
+        default_factory=list, description="insurer obligations of its insured open invoices"
+    )
+    declarations: list[dict[str, Any]] = Field(
+        default_factory=list, description="its overdue declarations (OVD, EXP, RES)"
+    )
+    claims: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="its claims to the insurer: claimed, indemnified, recovered",
+    )
 
 
 class AlertPage(BaseModel):
@@ -194,9 +250,15 @@ class AlertPage(BaseModel):
 class ForecastOut(BaseModel):
     as_of: date
     week_starts: list[date]
-    by_currency: dict[str, list[Decimal]]
-    later: dict[str, Decimal]
-    disputed: dict[str, Decimal]
+    by_currency: dict[str, list[Decimal]] = Field(
+        description="expected cash-in per currency, one amount per week (never summed "
+        "across currencies)"
+    )
+    later: dict[str, Decimal] = Field(description="expected after the last week")
+    not_expected: dict[str, Decimal] = Field(
+        description="what the payment history says is not paid within two years"
+    )
+    disputed: dict[str, Decimal] = Field(description="disputed: not forecast")
 
 
 class Done(BaseModel):
@@ -243,7 +305,26 @@ class PromiseIn(BaseModel):
 
 
 class AssignIn(BaseModel):
-    assignee: Text = Field(min_length=1, max_length=128)
+    """A user who may be given work (collector or above); null or empty: nobody."""
+
+    assignee: Text | None = Field(None, max_length=128)
+
+
+AlertIds = Annotated[list[Annotated[int, Field(ge=1, le=2**31 - 1)]], Field(min_length=1)]
+
+
+class AlertsIn(BaseModel):
+    ids: AlertIds
+
+
+class AssignManyIn(AssignIn):
+    ids: AlertIds
+
+
+class OwnerIn(BaseModel):
+    """The owner's username (collector or above); null or empty: no owner."""
+
+    owner: Text | None = Field(None, max_length=128)
 
 
 # --- read --------------------------------------------------------------------------------
@@ -268,18 +349,31 @@ async def kpis(request: Request, _: Viewer, as_of: AsOf) -> dict[str, Any]:
     expired and expiring, customers over limit, top debtors; per currency."""
     from cobro.kpis import compute_kpis
 
-    result = await asyncio.to_thread(compute_kpis, _engine(request), as_of)
+    result = await asyncio.to_thread(compute_kpis, _engine(request), as_of, obligations=True)
     return result.to_json()
 
 
 def customer_filters(
-    q: Annotated[str, Query(max_length=200, description="name or account contains")] = "",
+    request: Request,
+    q: Annotated[
+        str,
+        Query(
+            max_length=200,
+            description="name, account, SIREN, VAT or email contains (case and accents ignored)",
+        ),
+    ] = "",
     risk_class: Annotated[str, Query(max_length=64)] = "",
     segment: Annotated[str, Query(max_length=64)] = "",
     country: Annotated[str, Query(max_length=2)] = "",
     over_limit: bool = False,
+    owner: Annotated[
+        str, Query(max_length=128, description="a username, `me` (my customers) or `none`")
+    ] = "",
 ) -> queries.CustomerFilters:
-    return queries.CustomerFilters(q.strip(), risk_class, segment, country, over_limit)
+    user = getattr(request.state, "user", None)
+    if owner == "me" and user is not None:
+        owner = user.username
+    return queries.CustomerFilters(q.strip(), risk_class, segment, country, over_limit, owner)
 
 
 Filters = Annotated[queries.CustomerFilters, Depends(customer_filters)]
@@ -305,8 +399,9 @@ async def customers(
     )
 
 
-CUSTOMER_CSV = ["account", "name", "country", "segment", "risk_class", "outstanding"]
-CUSTOMER_CSV += ["total_limit", "over_by"]
+# outstanding / total_limit / over_by: the exposure's used / authorised / excess, in currency
+CUSTOMER_CSV = ["account", "name", "country", "segment", "risk_class", "currency"]
+CUSTOMER_CSV += ["outstanding", "total_limit", "over_by"]
 
 
 @router.get("/customers.csv", tags=["customers"], response_class=Response)
@@ -339,6 +434,9 @@ async def customer(request: Request, account: str, _: Viewer) -> Any:
     if file is None:
         raise HTTPException(404, f"no customer {account!r}")
     risk = await asyncio.to_thread(queries.customer_risk, engine, file.customer.id)
+    obligations = await asyncio.to_thread(
+        queries.insurer_obligations, engine, date.today(), None, account
+    )
     c = file.customer
     return CustomerFileOut(
         account=c.account,
@@ -355,8 +453,12 @@ async def customer(request: Request, account: str, _: Viewer) -> Any:
         ],
         timeline=[event_out(e) for e in file.timeline],
         dunning_paused=bool(risk.pauses),
+        owner=c.owner,
         holds=[HoldOut.model_validate(h, from_attributes=True) for h in risk.holds],
         workflows_url=workflows_url(_settings(request), c.account),
+        obligations=obligations.as_json()["obligations"] if obligations else [],
+        declarations=await asyncio.to_thread(insurer_actions.declarations, engine, None, c.account),
+        claims=(await asyncio.to_thread(insurer_actions.claims_report, engine, c.account)).claims,
     )
 
 
@@ -370,16 +472,35 @@ async def next_contact(request: Request, account: str, _: Viewer) -> Any:
     return found
 
 
+def _person(raw: str, user: CurrentUser) -> str:
+    return user.username if raw == "me" else raw
+
+
+Person = Annotated[
+    str,
+    Query(max_length=128, description="a username, `me`, or `none` (nobody); empty: anyone"),
+]
+
+
 @router.get("/alerts", response_model=AlertPage, tags=["alerts"])
 async def alerts(
     request: Request,
-    _: Viewer,
+    user: Viewer,
     state: Annotated[str, Query(pattern=r"^(open|acknowledged|resolved|)$")] = "open",
+    severity: Annotated[str, Query(max_length=16)] = "",
+    name: Annotated[Text, Query(max_length=64, description="the alert's rule name")] = "",
+    risk_class: Annotated[Text, Query(max_length=64)] = "",
+    assignee: Person = "",
+    account: Annotated[Text, Query(max_length=64)] = "",
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> Any:
+    """The alerts inbox, filtered like the page: most severe and most recent first."""
+    filters = queries.AlertFilters(
+        state, severity, name, risk_class, _person(assignee, user), account
+    )
     rows, total = await asyncio.to_thread(
-        queries.alerts_inbox, _engine(request), state, limit, offset
+        queries.alerts_inbox, _engine(request), filters, limit, offset
     )
     return AlertPage(total=total, alerts=rows)
 
@@ -388,12 +509,30 @@ async def alerts(
 async def tasks(
     request: Request,
     user: Viewer,
+    view: Annotated[
+        str,
+        Query(
+            pattern=r"^(mine|queue|open|done|)$",
+            description="mine: yours; queue: waiting in a queue you may take from; open; done",
+        ),
+    ] = "",
     status: Annotated[str, Query(pattern=r"^(open|done|)$")] = "open",
     mine: bool = False,
+    assignee: Person = "",
+    queue: Annotated[Text, Query(max_length=64, description="the role queue")] = "",
+    account: Annotated[Text, Query(max_length=64)] = "",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> Any:
-    return await asyncio.to_thread(
-        queries.tasks_list, _engine(request), status, user.username if mine else None
+    """Tasks, the most urgent first (`mine=true` is `view=mine`, `status=done` `view=done`)."""
+    chosen = view or ("mine" if mine else "done" if status == "done" else "open")
+    filters = queries.TaskFilters(
+        chosen, user.username, user.role, _person(assignee, user), queue, account
     )
+    rows, _total = await asyncio.to_thread(
+        queries.tasks_list, _engine(request), filters, limit, offset
+    )
+    return rows
 
 
 @router.get("/reports/limit-review", response_model=list[queries.LimitReviewRow], tags=["reports"])
@@ -403,7 +542,8 @@ async def limit_review(request: Request, _: Viewer, as_of: AsOf) -> Any:
     return await asyncio.to_thread(queries.limit_review, _engine(request), as_of)
 
 
-REVIEW_CSV = ["account", "name", "segment", "outstanding", "total_limit", "usage"]
+REVIEW_CSV = ["account", "name", "segment", "currency", "outstanding", "total_limit", "usage"]
+REVIEW_CSV += ["over_by"]
 REVIEW_CSV += ["grade_from", "grade_to", "reasons"]
 
 
@@ -418,16 +558,155 @@ async def limit_review_csv(request: Request, _: Viewer, as_of: AsOf, fmt: Separa
     )
 
 
+@router.get("/insurer/obligations", response_model=ObligationsOut, tags=["insurer"])
+async def insurer_obligations(
+    request: Request,
+    _: Viewer,
+    as_of: AsOf,
+    within_days: Annotated[
+        int | None,
+        Query(ge=0, le=3650, description="only deadlines in the next N days, and missed ones"),
+    ] = None,
+    account: Annotated[Text | None, Query(max_length=64, description="one customer")] = None,
+) -> Any:
+    """Per insured open invoice: declare-by, may-extend-until, stop-supplies-from, claim-by,
+    expected indemnity date and amount, with totals per currency (deadlines missed, amount
+    at risk of losing cover): the same as `cobro insurer obligations --json`."""
+    view = await asyncio.to_thread(
+        queries.insurer_obligations, _engine(request), as_of, within_days, account
+    )
+    if view is None:
+        raise HTTPException(404, f"no customer {account!r}")
+    return view.as_json()
+
+
+class ClaimOut(BaseModel):
+    account: str
+    invoice: str
+    client_reference: str | None
+    status: str = Field(description="queued, filed, acknowledged, indemnified, refused")
+    policy: str
+    currency: str
+    claimed: Decimal
+    insured_percent: Decimal
+    indemnified: Decimal | None
+    recovered: Decimal = Field(description="paid by the buyer after the indemnity")
+    recovered_to_insurer: Decimal = Field(description="the recoveries' share owed the insurer")
+    insurer_reference: str | None
+    filed_on: date
+    claim_by: date | None
+    acknowledged_on: date | None
+    indemnified_on: date | None
+    refused_on: date | None
+    reason: str | None
+    filed_by: str
+
+
+class ClaimsOut(BaseModel):
+    totals: dict[str, dict[str, Decimal]]
+    claims: list[ClaimOut]
+
+
+@router.get("/insurer/claims", response_model=ClaimsOut, tags=["insurer"])
+async def insurer_claims(
+    request: Request,
+    _: Viewer,
+    account: Annotated[Text | None, Query(max_length=64, description="one customer")] = None,
+) -> Any:
+    """The claims report: status, claimed, indemnified and recovered amounts, totals per
+    currency: the same as `cobro insurer claims --json`."""
+    report = await _listed(
+        asyncio.to_thread(insurer_actions.claims_report, _engine(request), account)
+    )
+    return report.as_json()
+
+
+class DeclarationOut(BaseModel):
+    id: int
+    account: str
+    invoice: str
+    category: str = Field(description="OVD, EXP or RES")
+    client_reference: str
+    status: str
+    policy: str
+    currency: str
+    amount: Decimal
+    deadline: date | None
+    new_due_date: date | None
+    job_id: str | None
+    overdue_id: str | None
+    attempts: int
+    error: str | None
+    filed_at: datetime | None
+    requested_by: str
+    approved_by: str | None
+
+
+@router.get("/insurer/declarations", response_model=list[DeclarationOut], tags=["insurer"])
+async def insurer_declarations(
+    request: Request,
+    _: Viewer,
+    status: Annotated[
+        Text | None,
+        Query(max_length=32, description="pending (awaiting approval, queued, filed) or one"),
+    ] = None,
+    account: Annotated[Text | None, Query(max_length=64, description="one customer")] = None,
+) -> Any:
+    """The overdue declarations, newest first: the same as `cobro insurer declarations
+    --json`."""
+    return await _listed(
+        asyncio.to_thread(insurer_actions.declarations, _engine(request), status, account)
+    )
+
+
+async def _listed(work: Awaitable[Any]) -> Any:
+    try:
+        return await work
+    except actions.ActionError as exc:
+        raise HTTPException(exc.status, str(exc)) from exc
+
+
+class StopSupplyOut(BaseModel):
+    account: str
+    name: str
+    reasons: list[str]
+    since: date | None
+    cover_status: str | None
+    outstanding: Decimal
+    overdue_amount: Decimal
+
+
+@router.get("/insurer/stop-supply", response_model=list[StopSupplyOut], tags=["insurer"])
+async def stop_supply(request: Request, _: Viewer, as_of: AsOf) -> Any:
+    """The stop-supply list for the sales and order desk: customers whose cover is
+    withdrawn, refused or suspended, or whose policy's stop-supply date has come."""
+    entries = await asyncio.to_thread(queries.stop_supply_list, _engine(request), as_of)
+    return [e.as_json() for e in entries]
+
+
+@router.get("/insurer/stop-supply.csv", tags=["insurer"], response_class=Response)
+async def stop_supply_csv(request: Request, _: Viewer, as_of: AsOf, fmt: Separator) -> Response:
+    entries = await asyncio.to_thread(queries.stop_supply_list, _engine(request), as_of)
+    return csv_response(
+        f"stop-supply-{as_of}.csv",
+        queries.STOP_SUPPLY_CSV,
+        queries.stop_supply_rows(entries),
+        fmt,
+    )
+
+
 @router.get("/forecast", response_model=ForecastOut, tags=["reports"])
 async def forecast(request: Request, _: Viewer, as_of: AsOf) -> Any:
-    """Expected cash-in per week for the next 8 weeks (due date + the customer's average
-    days late)."""
+    """Expected cash-in per currency for the next 8 weeks (week n: the days as_of + 7n + 1
+    to as_of + 7n + 7), each open invoice spread by its customer's distribution of days late
+    given how late it already is (see `cobro.forecast.model`)."""
     f = await asyncio.to_thread(queries.collection_forecast, _engine(request), as_of)
     return ForecastOut(
         as_of=f.as_of,
         week_starts=f.week_starts(),
         by_currency=f.by_currency,
         later=f.later,
+        not_expected=f.not_expected,
         disputed=f.disputed,
     )
 
@@ -505,6 +784,46 @@ async def resolve(request: Request, number: str, body: ResumeIn, user: Collector
     )
 
 
+class SettleIn(BaseModel):
+    """`sent`: it went out, never resend it; `resend`: send it now (same Message-ID)."""
+
+    decision: str
+    reason: str = ""
+
+
+@router.post("/invoices/{number}/claim", response_model=Done, tags=["insurer"])
+async def claim(request: Request, number: str, user: Collector) -> Any:
+    """Hand an insured invoice whose OVD the insurer registered over to the insurer: the
+    customer's workflow files the claim once and follows it (`cobro insurer claim`)."""
+    return await _done(
+        insurer_actions.file_claim_dunning(_engine(request), _settings(request), number,
+                                           user.username)
+    )  # fmt: skip
+
+
+@router.post(
+    "/insurer/declarations/{declaration_id}/approve", response_model=Done, tags=["insurer"]
+)
+async def approve_declaration(request: Request, declaration_id: RowId, user: Collector) -> Any:
+    """Approve an overdue declaration waiting for approval (`cobro insurer declarations
+    approve`): the customer's workflow files it."""
+    return await _done(
+        insurer_actions.approve_declaration_dunning(
+            _engine(request), _settings(request), user.username, declaration_id=declaration_id
+        )
+    )
+
+
+@router.post("/communications/{key}/settle", response_model=Done, tags=["customers"])
+async def settle(request: Request, key: str, body: SettleIn, user: Collector) -> Any:
+    """Settle an `uncertain` contact (by its idempotency key or Message-ID)."""
+    from cobro.dunning.settle import settle_contact
+
+    return await _done(
+        settle_contact(_engine(request), key, body.decision, user.username, body.reason)
+    )
+
+
 @router.post("/alerts/{alert_id}/acknowledge", response_model=Done, tags=["alerts"])
 async def acknowledge(request: Request, alert_id: RowId, user: Collector) -> Any:
     return await _done(
@@ -518,6 +837,39 @@ async def assign(request: Request, alert_id: RowId, body: AssignIn, user: Collec
         asyncio.to_thread(
             actions.assign_alert, _engine(request), alert_id, body.assignee, user.username
         )
+    )
+
+
+@router.post("/alerts/acknowledge", response_model=Done, tags=["alerts"])
+async def acknowledge_many(request: Request, body: AlertsIn, user: Collector) -> Any:
+    """Acknowledge many alerts at once (those not open are left as they are, and named)."""
+    return await _done(
+        asyncio.to_thread(actions.acknowledge_alerts, _engine(request), body.ids, user.username)
+    )
+
+
+@router.post("/alerts/assign", response_model=Done, tags=["alerts"])
+async def assign_many(request: Request, body: AssignManyIn, user: Collector) -> Any:
+    return await _done(
+        asyncio.to_thread(
+            actions.assign_alerts, _engine(request), body.ids, body.assignee, user.username
+        )
+    )
+
+
+@router.post("/tasks/{task_id}/take", response_model=Done, tags=["tasks"])
+async def task_take(request: Request, task_id: RowId, user: Collector) -> Any:
+    """Take a task waiting in a queue you may work: it becomes yours."""
+    return await _done(
+        asyncio.to_thread(actions.take_task, _engine(request), task_id, user.username)
+    )
+
+
+@router.post("/customers/{account}/owner", response_model=Done, tags=["customers"])
+async def set_owner(request: Request, account: str, body: OwnerIn, user: Collector) -> Any:
+    """Set or clear the customer's owner; its open tasks and alerts follow."""
+    return await _done(
+        asyncio.to_thread(actions.set_owner, _engine(request), account, body.owner, user.username)
     )
 
 

@@ -10,7 +10,7 @@ import secrets
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import uvicorn
 from fastapi import FastAPI, Request
@@ -21,22 +21,43 @@ from sqlalchemy import Engine
 from starlette.exceptions import HTTPException
 from starlette.staticfiles import StaticFiles
 
-from cobro import formatting
+from cobro import formatting, notices
 from cobro.db import make_engine
-from cobro.settings import Settings, get_settings
+from cobro.i18n import LOCALES, N_, NAMES, current_locale, gettext, ngettext, normalise
+from cobro.i18n.codes import label
+from cobro.login_limits import attempt_succeeded, begin_attempt
+from cobro.settings import Settings, check_secrets, get_settings
 from cobro.timeline import title
-from cobro.users import authenticate, end_session, open_session
+from cobro.users import authenticate, end_session, open_session, set_language
 from cobro.web import api, pages
-from cobro.web.auth import AuthMiddleware, check_csrf, clear_session, set_session
+from cobro.web.auth import (
+    LANGUAGE_COOKIE,
+    AuthMiddleware,
+    LocaleMiddleware,
+    check_csrf,
+    clear_session,
+    set_session,
+)
+from cobro.web.codec import codec_router
+from cobro.web.headers import SecurityHeaders
+from cobro.web.metrics import RequestMetrics, metrics_endpoint
 from cobro.web.webhooks import twilio_status_endpoint
 
 HERE = Path(__file__).parent
 LOGIN_CSRF_COOKIE = "cobro_login_csrf"
-TITLES = {401: "Please log in", 403: "Not allowed", 404: "Not found", 422: "Not understood"}
+TITLES = {
+    401: N_("Please log in"),
+    403: N_("Not allowed"),
+    404: N_("Not found"),
+    422: N_("Not understood"),
+}
+
+# The filters of the pages: every amount, number and date in the user's language
+# (`cobro.formatting`, with the request's locale set by `LocaleMiddleware`).
 
 
 def money(value: Decimal | None, currency: str | None) -> str:
-    return formatting.money(value or Decimal(0), currency or "EUR")
+    return formatting.money_or_dash(value or Decimal(0), currency)
 
 
 def amount(value: Decimal | None) -> str:
@@ -44,18 +65,39 @@ def amount(value: Decimal | None) -> str:
 
 
 def pct(value: Decimal | None) -> str:
-    return "—" if value is None else f"{value:.1f} %"
+    return "—" if value is None else formatting.percent(value)
 
 
 def days(value: Decimal | None) -> str:
-    return "—" if value is None else f"{value:.0f} days"
+    if value is None:
+        return "—"
+    n = int(Decimal(value).quantize(Decimal(1)))
+    return ngettext("%(num)s day", "%(num)s days", n) % {"num": formatting.amount(n, digits=0)}
+
+
+def number(value: int | None) -> str:
+    return "—" if value is None else formatting.amount(value, digits=0)
 
 
 def template_environment() -> Environment:
     env = Environment(
-        loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"])
+        loader=FileSystemLoader(HERE / "templates"),
+        autoescape=select_autoescape(["html"]),
+        extensions=["jinja2.ext.i18n"],
     )
-    env.filters.update(money=money, amount=amount, pct=pct, days=days, event_title=title)
+    env.install_gettext_callables(gettext, ngettext, newstyle=True)  # type: ignore[attr-defined]
+    env.filters.update(
+        money=money,
+        amount=amount,
+        pct=pct,
+        days=days,
+        number=number,
+        day=formatting.day,
+        currency_name=formatting.currency_name,
+        moment=formatting.moment,
+        label=lambda code, context: label(context, code),
+        event_title=lambda kind: gettext(title(kind)),
+    )
     return env
 
 
@@ -66,8 +108,18 @@ def _safe_next(raw: str | None) -> str:
     return "/"
 
 
+def _referrer(request: Request) -> str | None:
+    """The dashboard page a refused form was posted from (a "back" link), if any."""
+    referer = urlsplit(request.headers.get("referer", ""))
+    if referer.netloc != request.url.netloc or request.method == "GET":
+        return None
+    path = referer.path + (f"?{referer.query}" if referer.query else "")
+    return path if _safe_next(path) == path else None
+
+
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
     settings = settings or get_settings()
+    check_secrets(settings)  # before anything is served
     engine = engine or make_engine(settings.resolved_database_url)
     env = template_environment()
     ui_host = settings.temporal_address.rpartition(":")[0] or "127.0.0.1"
@@ -88,7 +140,11 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         context.setdefault("temporal_ui", temporal_ui)
         context.setdefault("user", getattr(request.state, "user", None))
         context.setdefault("csrf", getattr(request.state, "csrf", None))
-        context.setdefault("notice", request.query_params.get("notice", "")[:300])
+        context.setdefault("notice", notices.from_query(request.query_params))
+        context.setdefault("locale", current_locale())
+        context.setdefault("languages", [(code, NAMES[code]) for code in LOCALES])
+        here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        context.setdefault("here", here if request.method == "GET" else "/")
         return HTMLResponse(env.get_template(name).render(**context), status_code=status_code)
 
     app.state.render = render
@@ -101,7 +157,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         if exc.status_code == 401:
             target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
             return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
-        title = TITLES.get(exc.status_code, "Error")
+        title = gettext(TITLES.get(exc.status_code, N_("Error")))
         return render(
             request,
             "error.html",
@@ -109,6 +165,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             code=exc.status_code,
             title=title,
             detail=exc.detail,
+            back=_referrer(request),
         )
 
     @app.exception_handler(RequestValidationError)
@@ -120,7 +177,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         if request.url.path.startswith("/api/"):
             return JSONResponse({"detail": detail}, 422)
         text = "; ".join(f"{'.'.join(map(str, d['loc']))}: {d['msg']}" for d in detail)
-        return render(request, "error.html", 422, code=422, title=TITLES[422], detail=text)
+        title = gettext(TITLES[422])
+        return render(request, "error.html", 422, code=422, title=title, detail=text)
 
     @app.get("/login", response_class=HTMLResponse, include_in_schema=False)
     async def login_page(request: Request) -> Response:
@@ -144,11 +202,38 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         sent = str(form.get("csrf_token", ""))
         expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
         if not expected or not hmac.compare_digest(sent, expected):
-            raise HTTPException(403, "CSRF token missing or wrong: reload the login page")
+            raise HTTPException(403, gettext("CSRF token missing or wrong: reload the login page"))
         username = str(form.get("username", "")).replace("\x00", "")[:128]
         password = str(form.get("password", ""))[:1024]
         target = _safe_next(str(form.get("next", "/")))
+        address = request.client.host if request.client else "unknown"
+        refusal = await asyncio.to_thread(begin_attempt, engine, username, address)
+        if refusal is not None:  # refused before any argon2 check
+            if refusal.reason == "locked":
+                error = gettext(
+                    "Too many failed log-ins: this user is locked. An administrator can "
+                    "unlock it (cobro users unlock)."
+                )
+                headers = {}
+            else:
+                error = gettext("Too many failed log-ins: try again in %(num)s s.") % {
+                    "num": refusal.retry_after_s
+                }
+                headers = {"Retry-After": str(refusal.retry_after_s)}
+            response = render(
+                request,
+                "login.html",
+                429,
+                login_csrf=expected,
+                next=target,
+                username=username,
+                error=error,
+            )
+            response.headers.update(headers)
+            return response
         user = await asyncio.to_thread(authenticate, engine, username, password)
+        if user is not None:
+            await asyncio.to_thread(attempt_succeeded, engine, username, address)
         if user is None:
             response = render(
                 request,
@@ -157,7 +242,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
                 login_csrf=expected,
                 next=target,
                 username=username,
-                error="Wrong user name or password.",
+                error=gettext("Wrong user name or password."),
             )
             return response
         key = await asyncio.to_thread(open_session, engine, user.id, settings.web_session_hours)
@@ -176,12 +261,49 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         clear_session(response)
         return response
 
+    @app.post("/language", include_in_schema=False)
+    async def language(request: Request) -> Response:
+        """The language switch of the page header: stored on the user when logged in, and
+        in a cookie (the login page and the next visit speak it too)."""
+        user = getattr(request.state, "user", None)
+        if user is not None:
+            await check_csrf(request)
+        form = await request.form()
+        chosen = normalise(str(form.get("language", "")))
+        if chosen is None:
+            raise HTTPException(422, gettext("Unknown language: choose one of the list."))
+        if user is not None and request.state.via == "session":
+            await asyncio.to_thread(set_language, engine, user.id, chosen)
+        response = RedirectResponse(_safe_next(str(form.get("next", "/"))), status_code=303)
+        response.set_cookie(
+            LANGUAGE_COOKIE, chosen, max_age=365 * 86400, samesite="lax", httponly=True
+        )
+        return response
+
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> JSONResponse:
+        """Ready when the database answers (Temporal is not needed to read the pages)."""
+        try:
+            await asyncio.to_thread(_ping, engine)
+        except Exception as exc:
+            why = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            return JSONResponse({"ready": False, "checks": {"database": why[:300]}}, 503)
+        return JSONResponse({"ready": True, "checks": {"database": True}})
+
+    app.add_route(
+        "/metrics",
+        metrics_endpoint(settings.metrics_token),
+        methods=["GET"],
+        include_in_schema=False,
+    )
+
     app.include_router(api.router)
     app.include_router(pages.router)
+    app.include_router(codec_router(settings))
     app.add_route(
         "/webhooks/twilio/status",
         twilio_status_endpoint(settings, engine),
@@ -189,9 +311,19 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         include_in_schema=False,
     )
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    app.add_middleware(LocaleMiddleware)  # inside AuthMiddleware: it knows the user
     app.add_middleware(AuthMiddleware, engine=engine, settings=settings)
     app.add_middleware(RejectNul)
+    app.add_middleware(SecurityHeaders, https=settings.public_base_url.startswith("https://"))
+    app.add_middleware(RequestMetrics)  # outermost: counts every answer, refusals too
     return app
+
+
+def _ping(engine: Engine) -> None:
+    from sqlalchemy import text
+
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
 
 
 class RejectNul:

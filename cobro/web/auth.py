@@ -22,10 +22,13 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from cobro.i18n import DEFAULT_LOCALE, gettext, negotiate, normalise, using
+from cobro.i18n.codes import label
 from cobro.settings import Settings
 from cobro.users import ROLE_RANK, CurrentUser, user_for_session, user_for_token
 
 SESSION_COOKIE = "cobro_session"
+LANGUAGE_COOKIE = "cobro_lang"
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
 
@@ -118,6 +121,32 @@ class AuthMiddleware:
         await self.app(scope, receive, send)
 
 
+class LocaleMiddleware:
+    """The request's language (`cobro.i18n.using`, `request.state.locale`): the user's own
+    choice, else the language cookie of the header's switch, else the browser's
+    `Accept-Language` (Babel's negotiation), else English."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        conn = HTTPConnection(scope)
+        state = scope.setdefault("state", {})
+        user = state.get("user")
+        locale = (
+            normalise(getattr(user, "language", None))
+            or normalise(conn.cookies.get(LANGUAGE_COOKIE))
+            or negotiate(conn.headers.get("accept-language"))
+            or DEFAULT_LOCALE
+        )
+        state["locale"] = locale
+        with using(locale):
+            await self.app(scope, receive, send)
+
+
 async def check_csrf(request: Request) -> None:
     if request.method not in WRITE_METHODS or getattr(request.state, "via", None) == "token":
         return
@@ -133,13 +162,17 @@ async def check_csrf(request: Request) -> None:
         or not sent
         or not hmac.compare_digest(str(sent).encode(), str(expected).encode())
     ):
-        raise HTTPException(403, "CSRF token missing or wrong")
+        raise HTTPException(403, gettext("CSRF token missing or wrong"))
 
 
 def require(request: Request, role: str = "viewer") -> CurrentUser:
     user: CurrentUser | None = getattr(request.state, "user", None)
     if user is None:
-        raise HTTPException(401, "log in first (or send an API token)")
+        raise HTTPException(401, gettext("log in first (or send an API token)"))
     if ROLE_RANK.get(user.role, -1) < ROLE_RANK[role]:
-        raise HTTPException(403, f"needs the {role} role (you are {user.role})")
+        raise HTTPException(
+            403,
+            gettext("needs the %(role)s role (you are %(current)s)")
+            % {"role": label("role", role), "current": label("role", user.role)},
+        )
     return user

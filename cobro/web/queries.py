@@ -9,10 +9,15 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Engine, Float, and_, case, cast, func, literal_column, or_, select
+from sqlalchemy import Engine, case, func, select
 
 from cobro.dunning.store import Hold, holds
-from cobro.forecast import Forecast, OpenGroup, forecast_groups
+from cobro.exposure.book import active_rules, exposures_of
+from cobro.exposure.compute import ExposureRules
+from cobro.forecast import run as forecast_run
+from cobro.forecast.model import Forecast
+from cobro.formatting import money_or_dash, percent
+from cobro.i18n import gettext as _
 from cobro.models import (
     Alert,
     Communication,
@@ -21,12 +26,24 @@ from cobro.models import (
     GradeHistory,
     InsurerCover,
     Invoice,
-    PaymentAllocation,
     RiskAssessment,
     Task,
     TimelineEvent,
 )
-from cobro.rules.facts_sql import cover_in_force, days_between
+from cobro.queues.lists import (  # noqa: F401 (the pages and the API read them from here)
+    PER_PAGE,
+    AlertFilters,
+    InboxAlert,
+    ListedTask,
+    TaskFilters,
+    alert_choices,
+    alerts_inbox,
+    latest_risk_classes,
+    task_counts,
+    tasks_list,
+)
+from cobro.queues.people import Person, assignable
+from cobro.search import matches
 
 AGING_BUCKETS = [("not due", None), ("1-30", 30), ("31-60", 60), ("61-90", 90), ("91-120", 120)]
 OVER_LAST = ">120"
@@ -53,7 +70,7 @@ class Portfolio:
 
     @property
     def bucket_labels(self) -> list[str]:
-        return [label for label, _ in AGING_BUCKETS] + [OVER_LAST]
+        return [label for label, _limit in AGING_BUCKETS] + [OVER_LAST]
 
 
 def portfolio(engine: Engine, as_of: date) -> Portfolio:
@@ -93,11 +110,8 @@ def customers_page(
 ) -> tuple[list[CustomerRow], int]:
     query = select(Customer.id, Customer.account, Customer.name, Customer.country, Customer.segment)
     count_query = select(func.count()).select_from(Customer)
-    if search:
-        pattern = f"%{search.lower()}%"
-        cond = or_(
-            func.lower(Customer.name).like(pattern), func.lower(Customer.account).like(pattern)
-        )
+    cond = matches(Customer.search_text, search)
+    if cond is not None:
         query = query.where(cond)
         count_query = count_query.where(cond)
     query = query.order_by(Customer.account).limit(per_page).offset((page - 1) * per_page)
@@ -166,55 +180,6 @@ def customer_file(engine: Engine, account: str) -> CustomerFile | None:
 # --- customers list with filters ---------------------------------------------------------
 
 
-def latest_risk_classes():  # type: ignore[no-untyped-def]
-    """customer_id → its latest risk class (a subquery)."""
-    latest = (
-        select(RiskAssessment.customer_id, func.max(RiskAssessment.id).label("id"))
-        .group_by(RiskAssessment.customer_id)
-        .subquery()
-    )
-    return (
-        select(RiskAssessment.customer_id, RiskAssessment.risk_class)
-        .join(latest, latest.c.id == RiskAssessment.id)
-        .subquery()
-    )
-
-
-def _limits_subqueries(as_of: date, ids: list[int] | None = None):  # type: ignore[no-untyped-def]
-    """Per customer: the open invoices' sum (`outstanding`) and the in-force covers' granted
-    sum (`cover`); of every customer, or only of `ids`."""
-    owed_where = [Invoice.open_amount > literal_column("0")]  # inlined: the partial index
-    cover_where = [InsurerCover.customer_id.is_not(None), cover_in_force(InsurerCover, as_of)]
-    if ids is not None:
-        owed_where.append(Invoice.customer_id.in_(ids))
-        cover_where.append(InsurerCover.customer_id.in_(ids))
-    outstanding = (
-        select(Invoice.customer_id, func.sum(Invoice.open_amount).label("outstanding"))
-        .where(*owed_where)
-        .group_by(Invoice.customer_id)
-        .subquery()
-    )
-    covers = (
-        select(InsurerCover.customer_id, func.sum(InsurerCover.granted_amount).label("cover"))
-        .where(*cover_where)
-        .group_by(InsurerCover.customer_id)
-        .subquery()
-    )
-    return outstanding, covers
-
-
-def _limit_columns(as_of: date):  # type: ignore[no-untyped-def]
-    """The two subqueries, and over them: owed, whether there is a limit, the limit
-    (active covers + discretionary limit: the rule facts' definitions)."""
-    outstanding, covers = _limits_subqueries(as_of)
-    owed = func.coalesce(outstanding.c.outstanding, Decimal(0))
-    has_limit = or_(covers.c.cover.is_not(None), Customer.discretionary_limit.is_not(None))
-    limit = func.coalesce(covers.c.cover, Decimal(0)) + func.coalesce(
-        Customer.discretionary_limit, Decimal(0)
-    )
-    return outstanding, covers, owed, has_limit, limit
-
-
 @dataclass
 class CustomerFilters:
     q: str = ""
@@ -222,27 +187,40 @@ class CustomerFilters:
     segment: str = ""
     country: str = ""
     over_limit: bool = False
+    owner: str = ""  # a username, or `none`: customers without owner
 
 
 @dataclass
 class ListedCustomer:
+    """A row of the customers list: the amounts are the customer's exposure (`used`,
+    `authorised`, `used − authorised` when over limit) in its exposure currency."""
+
     account: str
     name: str
     country: str
     segment: str | None
     risk_class: str | None
-    outstanding: Decimal
-    total_limit: Decimal | None
-    over_by: Decimal | None
+    currency: str | None
+    outstanding: Decimal  # the exposure's `used`
+    total_limit: Decimal  # the exposure's `authorised`
+    over_by: Decimal | None  # the exposure's excess, None when within the limit
+    owner: str | None = None
 
 
 def list_customers(
-    engine: Engine, as_of: date, filters: CustomerFilters, page: int = 1, per_page: int = 50
+    engine: Engine,
+    as_of: date,
+    filters: CustomerFilters,
+    page: int = 1,
+    per_page: int = 50,
+    exposure_rules: ExposureRules | None = None,
 ) -> tuple[list[ListedCustomer], int]:
-    """One page of customers, filtered in SQL. Limit = active covers + discretionary limit,
-    over limit = outstanding above it (the rule facts' definitions). Without the over-limit
-    filter the page is chosen first and only its customers' sums are computed, so a page
-    costs the same on 300 or 100k customers; with it, the sums cover everyone."""
+    """One page of customers, filtered in SQL; limits and "over limit" are the exposure
+    engine's (`cobro.exposure.book`). Without the over-limit filter the page is chosen first
+    and only its customers' exposures are computed, so a page costs the same on 300 or 100k
+    customers; with it, the portfolio's exposure is computed once and the page chosen from
+    the customers over limit (the filtered ids come back in account order, ids only)."""
+    rules = exposure_rules if exposure_rules is not None else active_rules(engine)
     risk = latest_risk_classes()
     columns = [
         Customer.id,
@@ -250,48 +228,44 @@ def list_customers(
         Customer.name,
         Customer.country,
         Customer.segment,
-        Customer.discretionary_limit,
         risk.c.risk_class,
+        Customer.owner,
     ]
     base = select(*columns).outerjoin(risk, risk.c.customer_id == Customer.id)
-    if filters.q:
-        pattern = f"%{filters.q.lower()}%"
-        base = base.where(
-            or_(func.lower(Customer.name).like(pattern), func.lower(Customer.account).like(pattern))
-        )
+    found = matches(Customer.search_text, filters.q)
+    if found is not None:  # case and accents ignored: "nunez" finds "Núñez" (cobro.search)
+        base = base.where(found)
     if filters.risk_class:
         base = base.where(risk.c.risk_class == filters.risk_class)
     if filters.segment:
         base = base.where(Customer.segment == filters.segment)
     if filters.country:
         base = base.where(Customer.country == filters.country.upper())
-    if filters.over_limit:
-        outstanding, covers, owed, has_limit, limit = _limit_columns(as_of)
-        base = (
-            base.outerjoin(outstanding, outstanding.c.customer_id == Customer.id)
-            .outerjoin(covers, covers.c.customer_id == Customer.id)
-            .where(has_limit, owed > limit)
+    if filters.owner:
+        base = base.where(
+            Customer.owner.is_(None) if filters.owner == "none" else Customer.owner == filters.owner
         )
-
-    def page_of(stmt: Any) -> Any:
-        return stmt.order_by(Customer.account).limit(per_page).offset((page - 1) * per_page)
-
+    start = (page - 1) * per_page
     with engine.connect() as conn:
-        if filters.over_limit:  # the sums are the cost: count with the page, in one pass
-            rows = conn.execute(page_of(base.add_columns(func.count().over().label("n")))).all()
-            total = rows[0].n if rows else None
+        if filters.over_limit:
+            over = exposures_of(conn, as_of, rules).over_limit_ids()
+            matching = base.subquery()
+            ids_in_order = [
+                cid
+                for cid in conn.scalars(select(matching.c.id).order_by(matching.c.account))
+                if cid in over
+            ]
+            total = len(ids_in_order)
+            chosen = ids_in_order[start : start + per_page]
+            found = {r.id: r for r in conn.execute(base.where(Customer.id.in_(chosen))).all()}
+            rows = [found[cid] for cid in chosen]
         else:
-            rows, total = conn.execute(page_of(base)).all(), None
-        if total is None:
+            rows = conn.execute(base.order_by(Customer.account).limit(per_page).offset(start)).all()
             total = conn.scalar(select(func.count()).select_from(base.subquery())) or 0
-        sums = _sums_for(conn, as_of, [r.id for r in rows])
+        book = exposures_of(conn, as_of, rules, [r.id for r in rows])
     out = []
     for r in rows:
-        owed_amount, cover = sums.get(r.id, (Decimal(0), None))
-        total_limit = None
-        if cover is not None or r.discretionary_limit is not None:
-            total_limit = (cover or Decimal(0)) + (r.discretionary_limit or Decimal(0))
-        over = owed_amount - total_limit if total_limit is not None else None
+        e = book.get(r.id)
         out.append(
             ListedCustomer(
                 r.account,
@@ -299,21 +273,14 @@ def list_customers(
                 r.country,
                 r.segment,
                 r.risk_class,
-                owed_amount,
-                total_limit,
-                over if over is not None and over > 0 else None,
+                e.currency if e else None,
+                e.used if e else Decimal(0),
+                e.authorised if e else Decimal(0),
+                e.excess if e and e.over_limit else None,
+                r.owner,
             )
         )
     return out, total
-
-
-def _sums_for(conn, as_of: date, ids: list[int]) -> dict[int, tuple[Decimal, Decimal | None]]:  # type: ignore[no-untyped-def]
-    if not ids:
-        return {}
-    outstanding, covers = _limits_subqueries(as_of, ids)
-    owed = dict(conn.execute(select(outstanding)).all())
-    granted = dict(conn.execute(select(covers)).all())
-    return {cid: (Decimal(owed.get(cid) or 0), granted.get(cid)) for cid in ids}
 
 
 def filter_choices(engine: Engine) -> dict[str, list[str]]:
@@ -328,6 +295,12 @@ def filter_choices(engine: Engine) -> dict[str, list[str]]:
         "countries": sorted(countries),
         "risk_classes": sorted(classes),
     }
+
+
+def assignable_people(engine: Engine) -> list[Person]:
+    """The user picker: everyone work can go to."""
+    with engine.connect() as conn:
+        return assignable(conn)
 
 
 # --- the customer file, beyond invoices and messages ---------------------------------------
@@ -412,130 +385,12 @@ def communication(engine: Engine, account: str, message_id: int) -> Communicatio
     return found
 
 
-# --- alerts inbox and tasks ----------------------------------------------------------------
-
-
-@dataclass
-class InboxAlert:
-    id: int
-    account: str
-    customer: str
-    name: str
-    severity: str
-    message: str
-    state: str
-    fired_at: datetime
-    assigned_to: str | None
-    acknowledged_by: str | None
-
-
-def alerts_inbox(
-    engine: Engine, state: str = "open", limit: int = 200, offset: int = 0
-) -> tuple[list[InboxAlert], int]:
-    query = select(
-        Alert.id,
-        Customer.account,
-        Customer.name,
-        Alert.name,
-        Alert.severity,
-        Alert.message,
-        Alert.state,
-        Alert.fired_at,
-        Alert.assigned_to,
-        Alert.acknowledged_by,
-    ).join(Customer, Customer.id == Alert.customer_id)
-    if state:
-        query = query.where(Alert.state == state)
-    severity_order = case(
-        (Alert.severity == "critical", 0), (Alert.severity == "warning", 1), else_=2
-    )
-    with engine.connect() as conn:
-        total = conn.scalar(select(func.count()).select_from(query.subquery())) or 0
-        rows = conn.execute(
-            query.order_by(severity_order, Alert.fired_at.desc(), Alert.id.desc())
-            .limit(limit)
-            .offset(offset)
-        ).all()
-    return [InboxAlert(*r) for r in rows], total
-
-
-@dataclass
-class ListedTask:
-    id: int
-    account: str
-    customer: str
-    kind: str
-    note: str
-    assignee: str | None
-    assignee_role: str | None
-    due_date: date | None
-    status: str
-
-
-def tasks_list(
-    engine: Engine, status: str = "open", assignee: str | None = None, limit: int = 200
-) -> list[ListedTask]:
-    query = select(
-        Task.id,
-        Customer.account,
-        Customer.name,
-        Task.kind,
-        Task.note,
-        Task.assignee,
-        Task.assignee_role,
-        Task.due_date,
-        Task.status,
-    ).join(Customer, Customer.id == Task.customer_id)
-    if status:
-        query = query.where(Task.status == status)
-    if assignee:
-        query = query.where(Task.assignee == assignee)
-    with engine.connect() as conn:
-        rows = conn.execute(query.order_by(Task.due_date, Task.id).limit(limit)).all()
-    return [ListedTask(*r) for r in rows]
-
-
 # --- collection forecast -------------------------------------------------------------------
 
 
 def collection_forecast(engine: Engine, as_of: date, weeks: int = 8) -> Forecast:
-    """Each customer's average days late over the last 12 months of payment allocations
-    (rounded to whole days), joined to its open invoices, summed in SQL by due date,
-    currency, disputed and days late: a few thousand rows whatever the portfolio size,
-    bucketed by `cobro.forecast`. Customers without history: the average of the others."""
-
-    with engine.connect() as conn:
-        a = PaymentAllocation  # with copies of its payment's date and invoice's due date
-        late = days_between(conn, a.payment_date, a.due_date)
-        per_customer = (
-            select(
-                a.customer_id.label("customer_id"),
-                func.round(
-                    cast(func.sum(case((late > 0, late), else_=0)), Float) / func.count()
-                ).label("late"),
-            )
-            .where(a.payment_date > as_of - timedelta(days=365), a.payment_date <= as_of)
-            .group_by(a.customer_id)
-            .subquery()
-        )
-        default = conn.scalar(select(func.avg(per_customer.c.late)))
-        rows = conn.execute(
-            select(
-                Invoice.due_date,
-                Invoice.currency,
-                Invoice.disputed,
-                per_customer.c.late,
-                func.sum(Invoice.open_amount),
-            )
-            .outerjoin(per_customer, per_customer.c.customer_id == Invoice.customer_id)
-            .where(Invoice.open_amount > Decimal(0))
-            .group_by(Invoice.due_date, Invoice.currency, Invoice.disputed, per_customer.c.late)
-        ).all()
-    groups = (
-        OpenGroup(due, currency, bool(disputed), None if lt is None else int(lt), Decimal(total))
-        for due, currency, disputed, lt, total in rows
-    )
-    return forecast_groups(groups, Decimal(str(default or 0)), as_of, weeks)
+    """The collection forecast (`cobro.forecast.run`): one implementation for pages and API."""
+    return forecast_run.collection_forecast(engine, as_of, weeks)
 
 
 # --- report: accounts needing a limit or terms change ----------------------------------------
@@ -543,46 +398,38 @@ def collection_forecast(engine: Engine, as_of: date, weeks: int = 8) -> Forecast
 
 @dataclass
 class LimitReviewRow:
+    """A customer to review; the amounts are its exposure (in `currency`)."""
+
     account: str
     name: str
     segment: str | None
-    outstanding: Decimal
-    total_limit: Decimal | None
-    usage: Decimal | None  # 0.9 = 90 %
+    currency: str | None
+    outstanding: Decimal  # the exposure's `used`
+    total_limit: Decimal  # the exposure's `authorised`
+    usage: Decimal | None  # used ÷ authorised (0.9 = 90 %); None when nothing is authorised
+    over_by: Decimal | None  # used − authorised when over limit
     grade_from: int | None
     grade_to: int | None
     reasons: list[str]
 
 
 def limit_review(
-    engine: Engine, as_of: date, usage_threshold: Decimal = Decimal("0.9"), grade_days: int = 90
+    engine: Engine,
+    as_of: date,
+    usage_threshold: Decimal = Decimal("0.9"),
+    grade_days: int = 90,
+    exposure_rules: ExposureRules | None = None,
 ) -> list[LimitReviewRow]:
     """Customers over their limit, using more than `usage_threshold` of it, or whose insurer
-    grade worsened in the last `grade_days` days: candidates for a new limit or new terms."""
-    outstanding, covers, owed, has_limit, limit = _limit_columns(as_of)
+    grade worsened in the last `grade_days` days (and who owe something): candidates for a
+    new limit or new terms. Limit, usage and over limit are the exposure engine's."""
+    rules = exposure_rules if exposure_rules is not None else active_rules(engine)
     since = as_of - timedelta(days=grade_days)
-    # candidates only, decided below: near or over their limit, or graded recently. The
-    # ratio is compared as floats with a margin (the usage is rounded before it is
-    # compared; both sides are in the same scale on either database)
     regraded = select(GradeHistory.customer_id).where(
         GradeHistory.graded_on >= since, GradeHistory.graded_on <= as_of
     )
-    margin = float(usage_threshold) - 0.0002
-    near = cast(owed, Float) >= cast(limit, Float) * literal_column(repr(margin))
     with engine.connect() as conn:
-        rows = conn.execute(
-            select(
-                Customer.id,
-                Customer.account,
-                Customer.name,
-                Customer.segment,
-                owed.label("owed"),
-                case((has_limit, limit), else_=None).label("total_limit"),
-            )
-            .outerjoin(outstanding, outstanding.c.customer_id == Customer.id)
-            .outerjoin(covers, covers.c.customer_id == Customer.id)
-            .where(owed > 0, or_(and_(has_limit, near), Customer.id.in_(regraded)))
-        ).all()
+        book = exposures_of(conn, as_of, rules)
         grades = conn.execute(
             select(GradeHistory.customer_id, GradeHistory.graded_on, GradeHistory.grade)
             .where(GradeHistory.graded_on <= as_of, GradeHistory.customer_id.in_(regraded))
@@ -591,37 +438,46 @@ def limit_review(
     history: dict[int, list[tuple[date, int]]] = defaultdict(list)
     for cid, on, grade in grades:
         history[cid].append((on, grade))
+    candidates = {e.customer_id: e for e in book.usage_at_least(usage_threshold)}
+    candidates.update((cid, book.rows[cid]) for cid in history if cid in book.rows)
     out = []
-    for r in rows:
+    for cid, e in candidates.items():
+        if e.used <= 0:
+            continue
         reasons = []
-        total_limit = r.total_limit
-        usage = None
-        if total_limit is not None and total_limit > 0:
-            usage = (Decimal(r.owed) / Decimal(total_limit)).quantize(Decimal("0.0001"))
-        if total_limit is not None and r.owed > total_limit:
-            reasons.append(f"over limit by {Decimal(r.owed) - Decimal(total_limit):.2f}")
-        elif usage is not None and usage > usage_threshold:
-            reasons.append(f"uses {usage * 100:.0f} % of its limit")
+        if e.over_limit:
+            reasons.append(
+                _("over limit by %(amount)s") % {"amount": money_or_dash(e.excess, e.currency)}
+            )
+        elif e.usage is not None and e.usage > usage_threshold:
+            usage = percent(e.usage * 100, digits=0)
+            reasons.append(_("uses %(usage)s of its limit") % {"usage": usage})
         grade_from = grade_to = None
-        past = history.get(r.id, [])
+        past = history.get(cid, [])
         if len(past) >= 2 and past[-1][0] >= since and past[-1][1] > past[-2][1]:
             grade_from, grade_to = past[-2][1], past[-1][1]
-            reasons.append(f"insurer grade worsened {grade_from} → {grade_to}")
+            reasons.append(
+                _("insurer grade worsened %(before)s → %(after)s")
+                % {"before": grade_from, "after": grade_to}
+            )
         if reasons:
             out.append(
                 LimitReviewRow(
-                    r.account,
-                    r.name,
-                    r.segment,
-                    Decimal(r.owed),
-                    total_limit,
-                    usage,
+                    e.account,
+                    e.name,
+                    e.segment,
+                    e.currency,
+                    e.used,
+                    e.authorised,
+                    e.usage,
+                    e.excess if e.over_limit else None,
                     grade_from,
                     grade_to,
                     reasons,
                 )
             )
-    out.sort(key=lambda x: (-(x.usage or Decimal(0)), x.account))
+    # over limit first (most over first), then by usage, highest first
+    out.sort(key=lambda x: (x.over_by is None, -(x.over_by or 0), -(x.usage or 0), x.account))
     return out
 
 
@@ -644,16 +500,98 @@ def next_contact(engine: Engine, account: str, now: datetime | None = None):  # 
 
 
 def customer_exposure(engine: Engine, customer_id: int, as_of: date):  # type: ignore[no-untyped-def]
-    """The customer's exposure under the active rules/exposure.yaml (None if it fails: the
-    page still shows everything else)."""
-    from cobro.exposure.rulefile import rules_of
+    """The customer's exposure under the active rules/exposure.yaml, explained (None if it
+    fails: the page still shows everything else)."""
     from cobro.exposure.sql import exposures_for
-    from cobro.rules.classify import load_active_ruleset
 
     try:
-        rules = rules_of(load_active_ruleset(engine))
+        rules = active_rules(engine)
         with engine.connect() as conn:
             found = exposures_for(conn, as_of, rules, ids=[customer_id], explain=True)
     except Exception:
+        log.exception("exposure of customer %s", customer_id)
         return None
     return found[0] if found else None
+
+
+# ---------------------------------------------------------------------- insurer obligations
+
+
+@dataclass
+class ObligationsView:
+    """What `cobro insurer obligations`, the page and `GET /api/insurer/obligations` show."""
+
+    as_of: date
+    within_days: int | None
+    rules_hash: str
+    any_terms: bool
+    obligations: list[Any]  # cobro.insurers.obligations.Obligation
+    totals: dict[str, Any]  # currency -> ObligationTotals
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "as_of": self.as_of.isoformat(),
+            "within_days": self.within_days,
+            "rules_hash": self.rules_hash,
+            "totals": {c: t.as_json() for c, t in sorted(self.totals.items())},
+            "obligations": [o.as_json(self.as_of) for o in self.obligations],
+        }
+
+
+def insurer_obligations(
+    engine: Engine,
+    as_of: date,
+    within_days: int | None = None,
+    account: str | None = None,
+    ruleset: Any = None,
+) -> ObligationsView | None:
+    """The insured open invoices' obligations under the active rules (None: no such
+    customer)."""
+    from cobro.insurers.obligations import totals_by_currency
+    from cobro.insurers.obligations_sql import ObligationRules, select_obligations
+    from cobro.rules.classify import load_active_ruleset
+
+    ruleset = ruleset or load_active_ruleset(engine)
+    rules = ObligationRules.of(ruleset)
+    with engine.connect() as conn:
+        ids = None
+        if account is not None:
+            cid = conn.scalar(select(Customer.id).where(Customer.account == account))
+            if cid is None:
+                return None
+            ids = [cid]
+        rows = list(select_obligations(conn, as_of, rules, within_days, ids))
+    return ObligationsView(
+        as_of, within_days, ruleset.hash, rules.any_terms, rows, totals_by_currency(rows, as_of)
+    )
+
+
+STOP_SUPPLY_CSV = ["account", "name", "reasons", "since", "cover_status", "outstanding"]
+STOP_SUPPLY_CSV += ["overdue_amount"]
+
+
+def stop_supply_list(engine: Engine, as_of: date, ruleset: Any = None) -> list[Any]:
+    """The stop-supply list (`cobro.insurers.stop_supply`) under the active rules: the page,
+    the API and its CSV."""
+    from cobro.insurers.obligations_sql import ObligationRules
+    from cobro.insurers.stop_supply_sql import iter_stop_supply
+    from cobro.rules.classify import load_active_ruleset
+
+    rules = ObligationRules.of(ruleset or load_active_ruleset(engine))
+    with engine.connect() as conn:
+        return list(iter_stop_supply(conn, as_of, rules))
+
+
+def stop_supply_rows(entries: list[Any]) -> list[list[Any]]:
+    return [
+        [
+            e.account,
+            e.name,
+            "; ".join(e.reasons),
+            e.since,
+            e.cover_status,
+            e.outstanding,
+            e.overdue_amount,
+        ]
+        for e in entries
+    ]

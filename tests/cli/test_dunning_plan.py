@@ -1,7 +1,7 @@
 """`cobro dunning plan --customer K1 --as-of 2026-12-02 --json` on both databases, with the
-shipped rules: one grouped contact per channel and window, steps as written (`+1w`), claims
-only for the invoices covered at their due date (a named cover, or the unnamed-buyer ceiling
-of exposure.yaml, which covers FR customers but not GB ones)."""
+shipped rules: one grouped contact per channel and window, steps as written (`+1w`),
+declarations only for the invoices covered at their due date (a named cover, or the
+unnamed-buyer ceiling of exposure.yaml, which covers FR customers but not GB ones)."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def _k1(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, country: str, zone: str
                 "issue_date": (AS_OF - timedelta(days=late + 30)).isoformat(),
                 "due_date": (AS_OF - timedelta(days=late)).isoformat(),
                 "currency": "EUR",
-                "amount": "100.00",
+                "amount": "300.00",  # 4 x 300 insured: above the EUR policy's minimum
             }
             for number, late in AGES.items()
         ],
@@ -100,11 +100,15 @@ def test_plan_json_one_grouped_contact_per_channel_steps_as_written() -> None:
     per_day = Counter((a["kind"], day(a)) for a in actions if a["kind"] in ("email", "sms"))
     assert max(per_day.values()) == 1
     # the steps as the policy writes them
-    assert {a["step_at"] for a in actions} <= {"-5d", "+1d", "+1w", "+3w", "+30d", "+45d"}
+    assert {a["step_at"] for a in actions} <= {"-5d", "+1d", "+1w", "+3w", "+30d", "deadline - 5d"}
     assert any(a["step_at"] == "+1w" and a["template"] == "reminder" for a in actions)
-    # claims for the covered invoices only, a task for the other
-    claims = [a for a in actions if a["kind"] == "claim"]
+    # declarations for the covered invoices only, 5 calendar days before each declare-by
+    # date (the EUR policy: 30 days after a 60-day MEP), a task for the other at +45d
+    claims = [a for a in actions if a["kind"] == "declare"]
     assert claims and all("K1-U" not in a["invoices"] for a in claims)
+    a_due = AS_OF - timedelta(days=AGES["K1-A"])
+    [declare_a] = [a for a in claims if "K1-A" in a["invoices"]]
+    assert day(declare_a) == a_due + timedelta(days=85)
     uninsured = [a for a in actions if a["reason"] == "not_insured"]
     assert [a["invoices"] for a in uninsured] == [["K1-U"]]
     assert uninsured[0]["note"] == "not insured: decide on legal action"
@@ -126,6 +130,6 @@ def test_unnamed_buyer_ceiling_covers_the_invoice_without_named_cover(
 ) -> None:
     _k1(tmp_path, monkeypatch, "FR", "Europe/Paris")
     actions = _plan()["actions"]
-    claimed = {n for a in actions if a["kind"] == "claim" for n in a["invoices"]}
+    claimed = {n for a in actions if a["kind"] == "declare" for n in a["invoices"]}
     assert claimed == set(AGES)  # K1-U too: exposure.yaml's unnamed-buyer ceiling applied
     assert not [a for a in actions if a["reason"] == "not_insured"]

@@ -128,6 +128,10 @@ DB_OTHERS = [
     ["dunning", "dispute", "--invoice", "F1", "--reason", "wrong price"],
     ["dunning", "resolve", "--invoice", "F1"],
     ["users", "add", "maria", "--role", "viewer"],
+    ["insurer", "claims"],
+    ["insurer", "claim", "--invoice", "F1", "--by", "carol"],
+    ["insurer", "declarations", "--status", "pending"],
+    ["insurer", "declarations", "approve", "--invoice", "F1", "--by", "carol"],
 ]
 
 

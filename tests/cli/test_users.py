@@ -105,12 +105,12 @@ def test_passwd_role_deactivate(runner: CliRunner) -> None:
         (
             ["users", "add", "x", "--role", "boss", "--password-stdin"],
             "",
-            "error: unknown role 'boss'; one of viewer, collector, admin",
+            "error: unknown role 'boss'; one of viewer, collector, credit_manager, admin",
         ),
         (
             ["users", "add", "x", "--role", "colector", "--password-stdin"],
             "",
-            "error: unknown role 'colector'; one of viewer, collector, admin"
+            "error: unknown role 'colector'; one of viewer, collector, credit_manager, admin"
             " (did you mean `collector`?)",
         ),
         (

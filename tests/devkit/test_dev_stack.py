@@ -40,6 +40,7 @@ def _wait_until_running(proc: subprocess.Popen, log: Path, timeout: float = 150)
             pytest.fail(f"cobro dev exited with {proc.returncode}:\n{text}")
         time.sleep(0.5)
     proc.kill()
+    proc.wait()  # reaped: the test's clean-up does not mistake it for a running stack
     pytest.fail(f"cobro dev did not come up in {timeout}s:\n{log.read_text(errors='replace')}")
 
 
@@ -116,6 +117,7 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.slow
+@pytest.mark.serial
 @pytest.mark.temporal
 def test_dev_demo_runs_stops_cleanly_and_restarts(tmp_path: Path) -> None:
     ports = {name: free_port() for name in ("grpc", "ui", "smtp", "capture", "web", "insurer")}

@@ -97,7 +97,7 @@ async def test_token_endpoint_and_bearer_rules_over_http() -> None:
         no_total = {"pagination": {"page": 1, "pageSize": 5}}
         page = await http.post("/riskinfo/v3/covers/search", json=no_total, headers=auth)
         assert "totalItems" not in page.json()["pagination"]
-        too_big = {"pagination": {"page": 1, "pageSize": 5000}}
+        too_big = {"pagination": {"page": 1, "pageSize": 10_001}}
         page = await http.post("/riskinfo/v3/covers/search", json=too_big, headers=auth)
         assert page.status_code == 400
         sim.expire_tokens()
@@ -158,7 +158,8 @@ async def test_sync_loss_faults_over_raw_http() -> None:
         first = [r.get("coverId") for r in (await page(1)).json()["items"]]
         assert first == [order[0], bad, twice, twice, order[3], across]
         served = (await page(1)).json()["items"]
-        assert served[1]["amount"] == sim.portfolio.covers[bad].amount  # valid the 2nd time
+        limit = served[1]["creditLimitsAggregation"]["creditLimits"][0]
+        assert limit["amount"] == sim.portfolio.covers[bad].amount  # valid the 2nd time
         second = [r["coverId"] for r in (await page(2)).json()["items"]]
         assert second == [across, *order[5:10]]
         with pytest.raises(ValueError, match="unknown corruption"):

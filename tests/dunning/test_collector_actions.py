@@ -26,6 +26,7 @@ from cobro.models import Customer, DunningPause, Invoice, TimelineEvent
 from cobro.settings import Settings, get_settings
 from cobro.users import create_api_token, create_user
 from cobro.web.app import create_app
+from tests.helpers.web import said
 
 pytestmark = pytest.mark.usefixtures("cheap_password_hashing")
 
@@ -175,10 +176,7 @@ def _web(engine: Engine) -> tuple[TestClient, str, TestClient]:
 
 
 def _notice(response: Any) -> str:
-    from urllib.parse import parse_qs, urlsplit
-
-    assert response.status_code == 303, response.text
-    return parse_qs(urlsplit(response.headers["location"]).query)["notice"][0]
+    return said(response)
 
 
 def _pauses(engine: Engine) -> int:

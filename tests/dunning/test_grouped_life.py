@@ -23,7 +23,15 @@ from cobro.devkit.capture import CaptureServers
 from cobro.dunning.calendar import add_days, get_calendar
 from cobro.dunning.notify import notify
 from cobro.dunning.signals import FactsChanged, workflow_id
-from cobro.models import Communication, Customer, InsurerCover, Invoice, InvoiceStepReached, Task
+from cobro.models import (
+    Communication,
+    Customer,
+    InsurerCover,
+    InsurerDeclaration,
+    Invoice,
+    InvoiceStepReached,
+    Task,
+)
 from tests.helpers import RULES, eventually
 from tests.helpers.dunning import import_rows, point_settings_at, pydantic_client, running_worker
 
@@ -42,6 +50,7 @@ async def test_five_invoices_one_contact_per_channel_gentle_catch_up_and_claims(
     env = time_skipping_env
     shipped = (RULES / "dunning.yaml").read_text(encoding="utf-8")
     queue = point_settings_at(monkeypatch, capture_servers, tmp_path, policy=shipped)
+    (tmp_path / "rules" / "insurance.yaml").write_bytes((RULES / "insurance.yaml").read_bytes())
     client = pydantic_client(env)
     start = await env.get_current_time()
     day0 = start.astimezone(PARIS).date()
@@ -58,6 +67,7 @@ async def test_five_invoices_one_contact_per_channel_gentle_catch_up_and_claims(
                 "timezone": "Europe/Paris",
                 "email": "compta@martin.example",
                 "phone": "06 98 76 54 32",
+                "insurer_buyer_id": "84512679",  # the insurer's company id: declarable
             }
         ],
     )
@@ -146,12 +156,30 @@ async def test_five_invoices_one_contact_per_channel_gentle_catch_up_and_claims(
     assert levels["K1-N"][:6] == [0, 1, 2, 3, 4, 5]
     for number in ("K1-J", "K1-A", "K1-B", "K1-U"):
         assert levels[number] == [1, 2, 3, 4, 5], number
-    # the claim for the covered invoices only; a task for the uncovered one
+    # ...and never reached a level before the one below it (every channel of it)
+    with transaction() as s:
+        reached = s.execute(
+            select(
+                InvoiceStepReached.invoice_id, InvoiceStepReached.step_index, InvoiceStepReached.at
+            )
+        ).all()
+    spans: dict[tuple[int, int], list[datetime]] = defaultdict(list)
+    for invoice, index, at in reached:
+        spans[invoice, index].append(at)
+    for (invoice, index), ats in spans.items():
+        if (invoice, index + 1) in spans:
+            assert max(ats) <= min(spans[invoice, index + 1]), (invoice, index)
+    # the overdue declarations for the covered invoices only (the EUR policy waits for a
+    # collector's approval: a task each); a task for the uncovered one, never a declaration
     with transaction() as s:
         tasks = s.execute(select(Task.kind, Task.note)).all()
-    claims = [note for kind, note in tasks if kind == "claim"]
-    assert claims and all("K1-U" not in note for note in claims)
-    assert any("K1-A" in note for note in claims)
+        declared = dict(
+            s.execute(select(InsurerDeclaration.invoice_number, InsurerDeclaration.status)).all()
+        )
+    assert declared == {n: "awaiting_approval" for n in ("K1-N", "K1-J", "K1-A", "K1-B")}
+    approvals = [note for kind, note in tasks if kind == "declaration"]
+    assert len(approvals) == 4 and all("K1-U" not in note for note in approvals)
+    assert any("approve the overdue declaration (OVD) of K1-A" in note for note in approvals)
     not_insured = [note for kind, note in tasks if "not insured" in note]
     assert len(not_insured) == 1 and "K1-U" in not_insured[0]
 
@@ -184,7 +212,9 @@ def _levels() -> dict[str, list[int]]:
         rows = s.execute(
             select(Invoice.number, InvoiceStepReached.step_index)
             .join(Invoice, Invoice.id == InvoiceStepReached.invoice_id)
-            .order_by(InvoiceStepReached.at, InvoiceStepReached.id)
+            # levels reached at one instant (the final notice and the "not insured" task
+            # that comes with it) in step order
+            .order_by(InvoiceStepReached.at, InvoiceStepReached.step_index)
         ).all()
     out: dict[str, list[int]] = defaultdict(list)
     for number, index in rows:

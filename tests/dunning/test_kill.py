@@ -16,7 +16,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import holidays
 import pytest
 from sqlalchemy import select, update
 from temporalio.testing import WorkflowEnvironment
@@ -28,9 +27,9 @@ from cobro.dunning.notify import notify
 from cobro.dunning.signals import FactsChanged
 from cobro.models import Communication, Customer, Invoice
 from tests.helpers import ROOT
-from tests.helpers.dunning import import_rows, point_settings_at, pydantic_client
+from tests.helpers.dunning import import_rows, midday_zone, point_settings_at, pydantic_client
 
-pytestmark = [pytest.mark.temporal, pytest.mark.slow]
+pytestmark = [pytest.mark.temporal, pytest.mark.slow, pytest.mark.serial]
 
 REMINDERS = 400
 # counters are per worker process, so each process crashes at the first point it reaches
@@ -41,14 +40,7 @@ PAID_EARLY = 20  # invoices paid after the workflows started, without any signal
 
 def _policy_for_now() -> tuple[str, str]:
     """A zone where it is midday now and a calendar where today is no holiday."""
-    now = datetime.now(UTC)
-    offset = (12 - now.hour) % 24
-    offset = offset - 24 if offset > 12 else offset
-    zone = f"Etc/GMT{-offset:+d}" if offset else "UTC"  # Etc/GMT signs are inverted
-    today = now.astimezone(ZoneInfo(zone)).date()
-    for country in ("FR", "DE", "GB", "US", "ES"):
-        if today not in holidays.country_holidays(country, years=today.year):
-            break
+    zone, country = midday_zone()
     policy = f"""\
 policies:
   - name: kill

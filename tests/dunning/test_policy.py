@@ -152,10 +152,12 @@ def test_shipped_policies() -> None:
         ("+1w", "send", "reminder"),
         ("+3w", "task", None),
         ("+30d", "send", "final_notice"),
-        ("+45d", "claim", None),
+        ("deadline - 5d", "declare", None),
     ]
-    # business days: a week is five of them; the customer's own calendar by default
-    assert [standard.offset_days(s) for s in standard.steps] == [-5, 1, 5, 15, 30, 45]
+    # business days: a week is five of them (the deadline counts calendar days); the
+    # customer's own calendar by default
+    assert [standard.offset_days(s) for s in standard.steps] == [-5, 1, 5, 15, 30, -5]
+    assert standard.steps[-1].at.from_deadline and standard.fallback_days(5) == 45
     assert all(p.calendar == "customer" for p in rules.policies)
     assert standard.min_gap_days == 3 and standard.catch_up == "first_unsent"
     assert standard.not_insured.action == "task"

@@ -14,7 +14,6 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -41,6 +40,7 @@ from cobro.settings import Settings, get_settings
 from cobro.users import create_api_token, create_user
 from cobro.web.app import create_app
 from tests.helpers.dunning import import_rows
+from tests.helpers.web import said
 
 pytestmark = pytest.mark.usefixtures("cheap_password_hashing")
 
@@ -136,8 +136,7 @@ def _web(engine: Engine, account: str) -> tuple[TestClient, str, TestClient]:
 
 
 def _notice(response: Any) -> str:
-    assert response.status_code == 303, response.text
-    return parse_qs(urlsplit(response.headers["location"]).query)["notice"][0]
+    return said(response)
 
 
 async def _signal_kinds(env: WorkflowEnvironment, account: str) -> list[str]:

@@ -46,7 +46,10 @@ def test_table_of_every_customer(seeded: str) -> None:
     for account in "ABCDEF":
         assert f"Name {account}" in out
     assert "23,849.50" in out and "20.50" in out  # A: available, usage %
-    assert "6 customer(s), 2 over limit; authorised 90,500.00, used 8,350.50" in out
+    assert "6 customer(s), 2 over limit" in out
+    assert (
+        "EUR: 6 customer(s), authorised €90,500.00, used €8,350.50; 2 over limit by €400.00" in out
+    )
 
 
 def test_over_limit_most_over_first(seeded: str) -> None:
@@ -62,8 +65,8 @@ def test_one_customer_explained(seeded: str) -> None:
     assert result.exit_code == 0, result.output
     out = result.output
     assert out.startswith("B Name B as of 2026-06-30")
-    assert "20,000.00  unnamed-buyer ceiling of policy 5012001" in out
-    assert "500.00  the customer's own limit" in out
+    assert "€20,000.00  unnamed-buyer ceiling of policy 5012001" in out
+    assert "€500.00  the customer's own limit" in out
     assert "3.90 %" in out
     assert "policy 5012001: unnamed-buyer ceiling 20000" in out
     assert "grade=4" in out
@@ -145,7 +148,7 @@ def test_narrow_terminal_drops_name_and_basis(seeded: str, monkeypatch: pytest.M
     assert result.exit_code == 0, result.output
     assert "Name A" not in result.output and "discr." in result.output
     assert max(len(x) for x in result.output.splitlines()) <= 80
-    assert "23,849.50" in result.output and "-300.00" in result.output
+    assert "€23,849.50" in result.output and "-€300.00" in result.output
 
 
 def test_the_active_applied_version_is_used(seeded: str, tmp_path: Path) -> None:
@@ -168,7 +171,8 @@ def test_notes_on_missing_file_and_orders(seeded: str, tmp_path: Path) -> None:
     out = run(*AS_OF, "--rules", str(bare)).output
     assert "no exposure.yaml in the rules used: defaults" in out
     # A: named 25000; B: its own 500; C, D, E, F: 0 (no segments, no unnamed cover)
-    assert "6 customer(s), 4 over limit; authorised 25,500.00" in out
+    assert "6 customer(s), 4 over limit" in out
+    assert "EUR: 6 customer(s), authorised €25,500.00" in out
 
     orders = tmp_path / "orders"
     shutil.copytree(RULES, orders)
@@ -176,4 +180,4 @@ def test_notes_on_missing_file_and_orders(seeded: str, tmp_path: Path) -> None:
     f.write_text(f.read_text().replace("unbilled_orders: false", "unbilled_orders: true"))
     one = run(*AS_OF, "--rules", str(orders), "--customer", "A").output
     assert "unbilled orders: none imported yet, counted as 0" in one
-    assert re.search(r"^    unbilled orders +0.00$", one, re.M)
+    assert re.search(r"^    unbilled orders +€0.00$", one, re.M)

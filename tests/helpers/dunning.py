@@ -10,7 +10,9 @@ import uuid
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from temporalio.client import Client
@@ -22,7 +24,7 @@ from cobro.importing import import_csv
 from cobro.settings import get_settings
 from tests.helpers import RULES
 from tests.helpers.capture import CAPTURE_ACCOUNT_SID, CAPTURE_AUTH_TOKEN
-from worker import build_worker
+from worker import build_sync_worker, build_worker
 
 SHIPPED_RULES = RULES
 TEST_POLICY = """\
@@ -75,8 +77,12 @@ def pydantic_client(env: WorkflowEnvironment) -> Client:
 
 @asynccontextmanager
 async def running_worker(client: Client, queue: str) -> AsyncIterator[None]:
-    with ThreadPoolExecutor(32) as executor:
-        async with build_worker(client, queue, executor):
+    """The worker of `queue` and of its sync queue, as `cobro worker` runs them."""
+    with ThreadPoolExecutor(32) as executor, ThreadPoolExecutor(8) as sync_executor:
+        async with (
+            build_worker(client, queue, executor),
+            build_sync_worker(client, queue, sync_executor),
+        ):
             yield
 
 
@@ -108,3 +114,19 @@ async def signals(client: Client, account: str) -> list[dict[str, str]]:
 
 async def signal_counts(client: Client, accounts: list[str]) -> dict[str, int]:
     return {a: len(await signals(client, a)) for a in accounts}
+
+
+def midday_zone(countries: tuple[str, ...] = ("FR", "DE", "GB", "US", "ES")) -> tuple[str, str]:
+    """A time zone where it is about midday now (`Etc/GMT±N`) and the first of `countries`
+    where today is no holiday: a policy on that calendar may send right away."""
+    import holidays
+
+    now = datetime.now(UTC)
+    offset = (12 - now.hour) % 24
+    offset = offset - 24 if offset > 12 else offset
+    zone = f"Etc/GMT{-offset:+d}" if offset else "UTC"  # Etc/GMT signs are inverted
+    today = now.astimezone(ZoneInfo(zone)).date()
+    country = next(
+        c for c in countries if today not in holidays.country_holidays(c, years=today.year)
+    )
+    return zone, country

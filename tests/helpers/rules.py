@@ -59,6 +59,10 @@ def seed(engine: Engine, today: date = DAY1.date()) -> dict[str, int]:
                 country="FR",
                 language="fr",
                 timezone="Europe/Paris",
+                # a limit of their own: what they owe here stays within it (without any
+                # cover or limit, anything owed is over limit)
+                discretionary_limit=Decimal(10000),
+                discretionary_limit_currency="EUR",
             )
             s.add(c)
             s.flush()

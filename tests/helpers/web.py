@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import html
 import re
+from typing import Any
 
 from sqlalchemy import Engine
 from starlette.testclient import TestClient
@@ -34,3 +36,19 @@ def csrf_of(client: TestClient, path: str = "/customers") -> str:
     match = re.search(r'name="csrf_token" value="([^"]+)"', client.get(path).text)
     assert match
     return match.group(1)
+
+
+def said(response: Any) -> str:
+    """What the dashboard says after a form: the banner the page it redirects to shows (its
+    `?notice=` keys, translated as the page does), or the reason on the refusal page."""
+    from urllib.parse import urlsplit
+
+    from starlette.datastructures import QueryParams
+
+    from cobro.notices import from_query
+
+    if response.status_code == 303:
+        return from_query(QueryParams(urlsplit(response.headers["location"]).query))
+    match = re.search(r"<h1>\d+ — .*?</h1>\s*<p>(.*?)</p>", response.text, re.S)
+    assert match, response.text
+    return html.unescape(match.group(1))

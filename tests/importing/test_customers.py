@@ -141,3 +141,46 @@ def test_small_batches_give_the_same_result(engine: Engine, tmp_path: Path) -> N
     again = import_csv("customers", path, engine, batch_size=4)
     assert (again.created, again.updated, again.unchanged) == (0, 0, 23)
     assert count(engine, TimelineEvent) == 23
+
+
+def test_owner_column_names_a_collector(
+    engine: Engine, tmp_path: Path, cheap_password_hashing: None
+) -> None:
+    from cobro.db import transaction
+    from cobro.models import Task
+    from cobro.queues.tasks import new_task
+    from cobro.users import create_user
+
+    create_user(engine, "maria", "correct horse battery", "collector")
+    create_user(engine, "luc", "correct horse battery", "collector")
+    create_user(engine, "vic", "correct horse battery", "viewer")
+    header = "account,name,country,owner\n"
+    good = write(tmp_path / "c.csv", header + "O1,One,FR,maria\nO2,Two,FR,\n")
+    assert import_csv("customers", good, engine).created == 2
+    got = customers(engine)
+    assert (got["O1"].owner, got["O2"].owner) == ("maria", None)
+
+    before = dump(engine)
+    bad = write(tmp_path / "bad.csv", header + "O1,One,FR,mario\nO3,Three,FR,vic\nO4,Four,FR,luc\n")
+    with pytest.raises(ImportFailed) as failed:
+        import_csv("customers", bad, engine)
+    assert failed.value.errors == [
+        f"{bad}:2: owner: no user 'mario' (did you mean `maria`?)",
+        f"{bad}:3: owner: user 'vic' is a viewer: work goes to collector, credit_manager, admin"
+        " users",
+    ]
+    assert dump(engine) == before, "nothing written"
+
+    # a new owner by import: the customer's open task waiting in the queue follows
+    with transaction(engine) as s:
+        s.add(new_task(s, got["O2"].id, "call", "call them", "collector"))
+    moved = write(tmp_path / "m.csv", header + "O1,One,FR,\nO2,Two,FR,luc\n")
+    assert import_csv("customers", moved, engine).updated == 2
+    got = customers(engine)
+    assert (got["O1"].owner, got["O2"].owner) == (None, "luc")
+    with Session(engine) as s:
+        assert s.scalar(select(Task.assignee)) == "luc"
+    assert events(engine, "customer.updated")[-1].data["changes"]["owner"] == {
+        "old": None,
+        "new": "luc",
+    }

@@ -15,6 +15,7 @@ from pydantic import SecretStr
 from cobro.devkit.insurer.faults import Faults, corrupt
 from cobro.devkit.insurer.server import InsurerSimulator
 from cobro.insurers.allianz_trade import AllianzTradeConnector, HttpRetries, parse_retry_after
+from cobro.insurers.allianz_wire import cover_fields
 from cobro.insurers.base import (
     CompanySearch,
     Cover,
@@ -32,7 +33,8 @@ from cobro.insurers.base import (
     InsurerUnavailable,
     JobStatus,
     JobTimeout,
-    OverdueDeclaration,
+    OverdueCategory,
+    OverdueReport,
 )
 
 FAST = HttpRetries(max_attempts=4, base_delay=0.01, max_delay=0.05)
@@ -57,7 +59,7 @@ def connect(sim: InsurerSimulator, **kw) -> AllianzTradeConnector:
 
 
 def expected(sim: InsurerSimulator) -> list[Cover]:
-    return [Cover.model_validate(raw) for raw in sim.expected_covers()]
+    return [Cover.model_validate(cover_fields(raw)) for raw in sim.expected_covers()]
 
 
 # --- full and incremental fetch ----------------------------------------------------------
@@ -312,9 +314,11 @@ async def test_malformed_records_are_quarantined_and_the_good_ones_come_through(
     assert len(result.quarantined) == 12
     reasons = {q.record_id: q.reason for q in result.quarantined}
     by_kind = {kind: cid for cid, kind in bad.items()}
-    assert reasons[by_kind["amount"]].startswith("amount: Input should be a valid decimal")
+    assert reasons[by_kind["amount"]].startswith(
+        "creditLimits[].amount: Input should be a valid decimal"
+    )
     assert reasons[by_kind["grade"]].startswith("grade: Input should be less than or equal to 10")
-    assert reasons[by_kind["date"]].startswith("expiryDate: ")
+    assert reasons[by_kind["date"]].startswith("creditLimits[].endDate: ")
     assert reasons[by_kind["company"]] == "company: Field required"
     assert reasons[None] == "coverId: Field required"  # its id is the missing field
     ids_ok = sorted(q.record_id for q in result.quarantined if q.record_id)
@@ -439,28 +443,27 @@ async def test_cover_requests_are_decided_through_jobs(small: InsurerSimulator) 
                 currency="USD",
             )
         )
-        pending = await insurer.get_cover_job(granted_job)
-        assert pending.status is JobStatus.PENDING and pending.result is None
-        granted = await insurer.wait_for_cover_job(granted_job, timeout=5, poll_interval=0.05)
-        partial = await insurer.wait_for_cover_job(partial_job, timeout=5, poll_interval=0.05)
-        refused = await insurer.wait_for_cover_job(refused_job, timeout=5, poll_interval=0.05)
-        assert granted.result.decision is Decision.GRANTED
-        assert granted.result.granted_amount == Decimal(10_000)
-        assert partial.result.decision is Decision.PARTIALLY_GRANTED
-        assert partial.result.granted_amount == Decimal(bigger.capacity)
-        assert partial.result.expiry_date == date(2025, 6, 30)
-        assert refused.result.decision is Decision.REFUSED
-        assert refused.result.granted_amount == 0
-        assert granted.result.decision_date == small.today
-        # the next incremental sync picks the decisions up as covers
+        pending = await insurer.get_job(granted_job)
+        assert pending.status is JobStatus.PENDING and pending.resource_url is None
+        granted = await insurer.cover_decision(granted_job, timeout=5, poll_interval=0.05)
+        partial = await insurer.cover_decision(partial_job, timeout=5, poll_interval=0.05)
+        refused = await insurer.cover_decision(refused_job, timeout=5, poll_interval=0.05)
+        assert granted.decision is Decision.GRANTED
+        assert granted.amount == Decimal(10_000)
+        assert partial.decision is Decision.PARTIALLY_GRANTED
+        assert partial.amount == Decimal(bigger.capacity)
+        assert partial.expiry_date == date(2025, 6, 30)
+        assert partial.cover_type is CoverType.TEMPORARY
+        assert refused.decision is Decision.REFUSED and refused.amount == 0
+        assert granted.decision_date == small.today
+        # the next incremental sync picks the decisions up as covers, the same records
         delta = await insurer.fetch_covers(updated_since=since)
         by_id = {c.cover_id: c for c in delta.covers}
-        for job in (granted, partial, refused):
-            assert job.result.cover_id in by_id
-        assert by_id[granted.result.cover_id].amount == Decimal(10_000)
-        assert by_id[partial.result.cover_id].cover_type is CoverType.TEMPORARY
+        for cover in (granted, partial, refused):
+            assert by_id[cover.cover_id] == cover
     polls = small.requests_to("job")
     assert len(polls) >= 4 and polls[0].status == 200
+    assert [r.status for r in small.requests_to("cover")] == [200, 200, 200]
 
 
 async def test_waiting_for_a_job_times_out(small: InsurerSimulator) -> None:
@@ -476,7 +479,7 @@ async def test_waiting_for_a_job_times_out(small: InsurerSimulator) -> None:
             )
         )
         with pytest.raises(JobTimeout, match="still pending"):
-            await insurer.wait_for_cover_job(job, timeout=0.2, poll_interval=0.05)
+            await insurer.wait_for_job(job, timeout=0.2, poll_interval=0.05)
 
 
 async def test_a_retried_cover_request_files_one_job(small: InsurerSimulator) -> None:
@@ -559,28 +562,36 @@ async def test_company_search_by_siren_siret_vat_and_duns(small: InsurerSimulato
 
 
 async def test_overdue_declaration_is_idempotent_by_reference(small: InsurerSimulator) -> None:
-    small.inject("declaration", 503, retry_after=0.01)
+    small.inject("overdues", 503, retry_after=0.01)
     buyer = small.portfolio.buyers[2]
-    declaration = OverdueDeclaration(
-        client_reference="cobro-overdue-ACME-2025-01",
+    report = OverdueReport(
+        client_reference="cobro-ovd-ACME-2025-01",
         policy_id="5012001",
         company_id=buyer.company_id,
         currency="EUR",
+        default_date=date(2024, 12, 1),
         invoices=(
             DeclaredInvoice(number="F-1", due_date=date(2024, 11, 1), amount=Decimal("1200.50")),
             DeclaredInvoice(number="F-2", due_date=date(2024, 11, 15), amount=Decimal("300")),
         ),
     )
     async with connect(small) as insurer:
-        receipt = await insurer.declare_overdue(declaration)
-        again = await insurer.declare_overdue(declaration)
-    assert receipt == again
-    assert receipt.status == "RECEIVED" and receipt.amount == Decimal("1500.50")
-    assert declaration.amount == Decimal("1500.50")
-    assert len(small.declarations) == 1
-    stored = small.declarations[declaration.client_reference]["request"]
-    assert stored["type"] == "OVERDUE" and stored["invoices"][0]["dueDate"] == "2024-11-01"
-    assert [r.status for r in small.requests_to("declaration")] == [503, 201, 200]
+        receipt = await insurer.report_overdue(report)
+        again = await insurer.declare(report)
+        outcome = await insurer.declaration_outcome(receipt.job_id, timeout=5, poll_interval=0.05)
+    assert receipt == again and receipt.category is OverdueCategory.OVD
+    assert outcome.status_code == "Registered" and outcome.amount == Decimal("1500.50")
+    assert outcome.client_reference == report.client_reference
+    assert report.amount == Decimal("1500.50")
+    assert small.declaration_counts()["declarations"] == {"OVD": 1, "EXP": 0, "RES": 0}
+    assert small.declaration_counts()["received"]["OVD"] == 2  # the 503 never got that far
+    stored = small.declarations[report.client_reference]["request"]
+    assert stored["overdueCategoryTypeCode"] == "OVD"
+    assert stored["invoices"][0]["dueDate"] == "2024-11-01"
+    assert stored["policy"] == {"businessUnitCode": "EHFR", "policyId": "5012001"} or stored[
+        "policy"
+    ] == {"policyId": "5012001"}
+    assert [r.status for r in small.requests_to("overdues")] == [503, 202, 200]
 
 
 # --- configuration -----------------------------------------------------------------------

@@ -21,7 +21,7 @@ from cobro.insurers.base import (
     IdType,
     InsurerAuthError,
     InsurerError,
-    OverdueDeclaration,
+    OverdueReport,
 )
 
 API_KEY = "sk-live-7f3a9c0d-TOP-SECRET-do-not-log"
@@ -61,13 +61,14 @@ async def test_secrets_never_logged_during_a_faulty_run(caplog: pytest.LogCaptur
                     currency="EUR",
                 )
             )
-            await insurer.wait_for_cover_job(job, timeout=5, poll_interval=0.05)
-            await insurer.declare_overdue(
-                OverdueDeclaration(
+            await insurer.cover_decision(job, timeout=5, poll_interval=0.05)
+            await insurer.declare(
+                OverdueReport(
                     client_reference="ref-1",
                     policy_id="5012001",
                     company_id=buyer.company_id,
                     currency="EUR",
+                    default_date=date(2024, 12, 20),
                     invoices=(
                         DeclaredInvoice(number="F1", due_date=date(2024, 12, 1), amount=Decimal(1)),
                     ),

@@ -30,7 +30,7 @@ from tests.helpers.dunning import pydantic_client
 from tests.helpers.insurers import digest, forget_sync, seed_customers
 from workflows.daily_sync import DailySync, DailySyncInput
 
-pytestmark = [pytest.mark.temporal, pytest.mark.slow]
+pytestmark = [pytest.mark.temporal, pytest.mark.slow, pytest.mark.serial]
 
 PAGE_SIZE = 20
 KILL_AFTER_PAGES = 4  # pages served before the kill

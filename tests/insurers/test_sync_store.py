@@ -21,6 +21,7 @@ from cobro.models import (
     Customer,
     GradeHistory,
     InsurerCover,
+    InsurerMatchKey,
     InsurerQuarantine,
     SyncRun,
     TimelineEvent,
@@ -186,7 +187,7 @@ async def test_cover_request_granted_on_a_later_sync(engine: Engine) -> None:
             await run_sync(engine, insurer, full=True, today=sim.today)
             assert list_covers(engine, account) == []
             job = await request_cover(engine, insurer, account, Decimal(50_000), "EUR")
-            await insurer.wait_for_cover_job(job, poll_interval=0.01, timeout=5)
+            await insurer.wait_for_job(job, poll_interval=0.01, timeout=5)
             summary = await run_sync(engine, insurer, today=sim.today)
             assert summary["created"] == 1
     [new] = list_covers(engine, account)
@@ -303,3 +304,34 @@ async def test_faults_give_the_same_data_and_quarantine_exactly_the_malformed(
     assert (
         good_data(engine, malformed, skip) == clean_data
     )  # the good data equals a fault-free run's
+
+
+async def test_each_page_is_matched_from_the_runs_keys_which_go_when_it_ends(
+    engine: Engine,
+) -> None:
+    from cobro.insurers.sync_store import (
+        apply_cover_page,
+        begin_sync_run,
+        finish_sync_run,
+    )
+
+    async with InsurerSimulator(buyers=BUYERS, seed=6, start_date=date(2026, 3, 2)) as sim:
+        known = seed_customers(engine, sim)
+        async with connector(sim) as insurer:
+            start = begin_sync_run(engine, "allianz_trade", "full", None)
+            page = await insurer.get_cover_page(1, page_size=40)
+            apply_cover_page(engine, start.run_id, "allianz_trade", page, sim.today)
+            # one key per identifier of every customer that has one, for this run only
+            keys = count(engine, InsurerMatchKey, InsurerMatchKey.sync_run_id == start.run_id)
+            assert keys >= len(known) and count(engine, InsurerMatchKey) == keys
+            # the same page again (an activity retry) writes nothing more
+            apply_cover_page(engine, start.run_id, "allianz_trade", page, sim.today)
+            assert count(engine, InsurerMatchKey) == keys
+            matched = {c.cover_id for c in page.covers if c.company.company_id in known}
+            with engine.connect() as conn:
+                stored = dict(
+                    conn.execute(select(InsurerCover.cover_id, InsurerCover.customer_id)).all()
+                )
+            assert {cid for cid, customer in stored.items() if customer} == matched
+            finish_sync_run(engine, start.run_id, "failed", None, sim.today, "stopped")
+    assert count(engine, InsurerMatchKey) == 0

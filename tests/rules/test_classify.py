@@ -41,7 +41,7 @@ def test_only_changes_are_written_and_alerts_follow_episodes(
     assert [(a.account, a.name, a.dedup_key) for a in r1.alerts] == [
         ("B", "overdue", f"{ids['B']}:overdue:1")
     ]
-    assert r1.alerts[0].message == "Name B has 100.00 overdue"
+    assert r1.alerts[0].message == "Name B has €100.00 overdue"  # in the currency fact
     assert counts(engine) == (3, 1, 4)
 
     # same day again: nothing changed, nothing fires, nothing is written
@@ -149,3 +149,60 @@ def test_cli_classify(use_database: str, tmp_path: Path, monkeypatch: pytest.Mon
     assert "alert `overdue`: `overdue_amount > 0` is true" in one.output
     missing = runner.invoke(app, ["classify", "--customer", "nobody"])
     assert missing.exit_code == 1 and "unknown customer" in missing.output
+
+
+def test_a_first_classification_is_a_change_from_unclassified(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """previous.risk_class is "unclassified" at a customer's first classification, so
+    became_critical (`previous.risk_class != "critical"`) and an alert written on the first
+    classification itself fire; the stored assessment has no previous class."""
+    alerts = """\
+alerts:
+  - name: became_critical
+    when: risk_class == "critical" and previous.risk_class != "critical"
+    severity: critical
+    cooldown: 1d
+    message: "{{ name }} is now critical (was {{ previous.risk_class }})"
+  - name: newly_classified
+    when: previous.risk_class == "unclassified"
+    severity: info
+    cooldown: 1d
+    message: "{{ name }} classified {{ risk_class }}"
+"""
+    rs = Ruleset.load(write_rules(tmp_path / "rules", alerts=alerts))
+    ids = seed(engine)
+    with transaction(engine) as s:
+        s.add(GradeHistory(customer_id=ids["A"], insurer="x", grade=9, graded_on=DAY1.date()))
+    first = classify_portfolio(engine, rs, now=DAY1)
+    assert sorted((a.account, a.name) for a in first.alerts) == [
+        ("A", "became_critical"),
+        ("A", "newly_classified"),
+        ("B", "newly_classified"),
+        ("C", "newly_classified"),
+    ]
+    assert next(a for a in first.alerts if a.name == "became_critical").message == (
+        "Name A is now critical (was unclassified)"
+    )
+    a = next(c for c in first.changes if c.account == "A")
+    assert (a.previous, a.risk_class) == (None, "critical")
+    assert a.summary.startswith("risk class unclassified → critical")
+    with engine.connect() as conn:
+        assert conn.scalar(select(RiskAssessment.previous_class).limit(1)) is None
+    # the second run compares with the stored class: nothing new
+    again = classify_portfolio(engine, rs, now=DAY1 + timedelta(days=2))
+    assert (again.changes, again.alerts) == ([], [])
+
+
+def test_unclassified_is_reserved(tmp_path: Path) -> None:
+    from cobro.rules import RuleError
+
+    classes = """\
+classes:
+  - name: unclassified
+    when: grade >= 8
+  - name: low
+"""
+    with pytest.raises(RuleError) as exc:
+        Ruleset.load(write_rules(tmp_path / "rules", classes=classes))
+    assert any("`unclassified` is reserved" in str(m) for m in exc.value.messages)

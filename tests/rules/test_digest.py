@@ -3,6 +3,8 @@ collections team through the real capture SMTP server, never twice."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -11,12 +13,12 @@ from sqlalchemy import update
 from activities.classify import DigestInput, send_classification_digest
 from cobro.db import default_engine, transaction
 from cobro.devkit.capture import CaptureServers
-from cobro.models import TeamNotification
+from cobro.models import Customer, GradeHistory, TeamNotification
 from cobro.rules.classify import classify_portfolio
 from cobro.rules.digest import build_digest
 from cobro.rules.ruleset import Ruleset
 from cobro.settings import get_settings
-from tests.helpers.rules import DAY1, seed, write_rules
+from tests.helpers.rules import DAY1, add_invoice, seed, write_rules
 
 
 @pytest.fixture
@@ -73,7 +75,73 @@ def test_a_run_that_changed_nothing_has_nothing_to_say(use_database: str, tmp_pa
 
     assert build_digest(None, later, rs.hash, "http://x").empty
     digest = build_digest(None, DAY1, rs.hash, "http://x")
-    assert [(t.before, t.after, t.count) for t in digest.transitions] == [(None, "low", 3)]
-    assert [(sev, [a.account for a in items]) for sev, items in digest.alerts] == [
-        ("warning", ["B"])
-    ]
+    # the first run classified everyone: counted per class, not listed as changes
+    assert digest.first == [("low", 3)] and digest.transitions == []
+    assert [(g.severity, [a.account for a in g.top]) for g in digest.alerts] == [("warning", ["B"])]
+
+
+def _portfolio(engine, n: int) -> None:  # type: ignore[no-untyped-def]
+    """n customers: every 5th graded 9 (critical), every one with an overdue invoice whose
+    amount grows with its number (the largest balances last)."""
+    with transaction(engine) as s:
+        for i in range(1, n + 1):
+            c = Customer(
+                account=f"K{i:03d}", name=f"Kunde {i}", country="DE", language="de",
+                timezone="Europe/Berlin",
+                # within a limit of their own (without one, all they owe is over limit)
+                discretionary_limit=Decimal(10000), discretionary_limit_currency="EUR",
+            )  # fmt: skip
+            s.add(c)
+            s.flush()
+            if i % 5 == 0:
+                s.add(GradeHistory(customer_id=c.id, insurer="x", grade=9, graded_on=DAY1.date()))
+            add_invoice(s, c.id, f"K{i:03d}-1", DAY1.date() - timedelta(days=10), f"{100 * i}")
+
+
+def test_the_digest_of_a_first_run_is_a_summary(use_database: str, tmp_path: Path) -> None:
+    engine = default_engine()
+    _portfolio(engine, 60)
+    rs = Ruleset.load(write_rules(tmp_path / "rules"))
+    report = classify_portfolio(engine, rs, now=DAY1)
+    # the first classification is a change from "unclassified": became_critical fires
+    assert report.classes == {"critical": 12, "low": 48}
+    assert sum(a.name == "became_critical" for a in report.alerts) == 12
+
+    digest = build_digest(None, DAY1, rs.hash, "http://x", rs.classifier.names)
+    text = digest.text()
+    # counts per class (in the rules' order), no list of 60 "changes"
+    assert digest.first == [("critical", 12), ("low", 48)] and digest.transitions == []
+    assert "First classification: 60 customer(s) classified" in text
+    assert "  critical: 12\n  low: 48\n" in text
+    assert "Risk class changes" not in text and "(none)" not in text
+    # counts per severity and per alert, the top 10 of each severity (largest balance first)
+    assert "  critical (12): became_critical 12\n" in text
+    assert "  warning (60): overdue 60\n" in text
+    critical = next(g for g in digest.alerts if g.severity == "critical")
+    assert [a.account for a in critical.top] == [f"K{i:03d}" for i in range(60, 10, -5)]
+    assert critical.top[0].message == "Kunde 60 is now critical (was unclassified)"
+    assert "    ... and 2 more on the dashboard" in text
+    assert "    ... and 50 more on the dashboard" in text
+    assert text.count("    - [") == 20
+    assert digest.subject == (
+        "Cobro classification: 60 customer(s) classified (12 critical), "
+        "12 critical alert(s), 60 warning alert(s)"
+    )
+
+
+def test_a_later_run_lists_its_changes(use_database: str, tmp_path: Path) -> None:
+    engine = default_engine()
+    ids = seed(engine)
+    rs = Ruleset.load(write_rules(tmp_path / "rules"))
+    classify_portfolio(engine, rs, now=DAY1)
+    with transaction(engine) as s:
+        s.add(GradeHistory(customer_id=ids["A"], insurer="x", grade=9, graded_on=DAY1.date()))
+    later = DAY1.replace(hour=9)
+    classify_portfolio(engine, rs, now=later)
+    digest = build_digest(None, later, rs.hash, "http://x")
+    text = digest.text()
+    assert digest.first == [] and "First classification" not in text
+    assert "Risk class changes: 1 customer(s)\n  low -> critical: 1\n    - A Name A\n" in text
+    assert "  critical (1): became_critical 1\n" in text
+    assert "- [became_critical] A Name A: Name A is now critical (was low)" in text
+    assert digest.subject == ("Cobro classification: 1 risk class change(s), 1 critical alert(s)")

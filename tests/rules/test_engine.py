@@ -148,7 +148,7 @@ def test_shipped_rules_pass_check_and_test(tmp_path: Path, monkeypatch: pytest.M
     try:
         result = runner.invoke(app, ["rules", "check", str(RULES)])
         assert result.exit_code == 0, result.output
-        assert result.output.startswith("OK 4 file(s)") and "hash=" in result.output
+        assert result.output.startswith("OK 5 file(s)") and "hash=" in result.output
         result = runner.invoke(app, ["rules", "test", str(RULES)])
         assert result.exit_code == 0, result.output
         assert "example(s) passed" in result.output

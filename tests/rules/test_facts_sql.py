@@ -8,6 +8,8 @@ from decimal import Decimal
 from sqlalchemy import Engine
 
 from cobro.db import transaction
+from cobro.exposure import DEFAULT_RULES, ExposureRules
+from cobro.exposure.sql import fill_limit_facts
 from cobro.models import (
     Customer,
     DunningPause,
@@ -18,7 +20,7 @@ from cobro.models import (
     PaymentAllocation,
     RiskAssessment,
 )
-from cobro.rules.facts import FACTS
+from cobro.rules.facts import FACTS, OBLIGATION_DEFAULTS
 from cobro.rules.facts_sql import facts_by_customer, iter_facts
 from tests.helpers import RULES
 
@@ -155,10 +157,17 @@ def _portfolio(engine: Engine) -> dict[str, int]:
         return {"A": a.id, "B": b.id, "C": c.id, "D": d.id}
 
 
+def _with_limits(conn, rules: ExposureRules = DEFAULT_RULES):  # type: ignore[no-untyped-def]
+    """The facts as the rules see them: the limit facts from the exposure engine."""
+    facts = facts_by_customer(conn, AS_OF)
+    fill_limit_facts(conn, AS_OF, rules, list(facts.items()))
+    return facts
+
+
 def test_facts_are_computed_in_bulk_as_hand_computed(engine: Engine) -> None:
     ids = _portfolio(engine)
     with engine.connect() as conn:
-        facts = facts_by_customer(conn, AS_OF)
+        facts = _with_limits(conn)
     assert set(facts) == set(ids.values())
     a = facts[ids["A"]]
     assert a == {
@@ -180,6 +189,7 @@ def test_facts_are_computed_in_bulk_as_hand_computed(engine: Engine) -> None:
         "max_days_overdue": 121,
         "previous.max_days_overdue": None,
         "over_limit": False,
+        "currency": "EUR",  # the exposure currency: total_limit and the amounts are in it
         "limit_usage": D("0.1714"),
         "avg_days_late": D("4.50"),
         "broken_promises": 2,
@@ -188,16 +198,20 @@ def test_facts_are_computed_in_bulk_as_hand_computed(engine: Engine) -> None:
         "today": AS_OF,
         "risk_class": "medium",
         "previous.risk_class": "watch",
+        **OBLIGATION_DEFAULTS,  # filled in by the classifier (tests/insurers)
+        "stop_supply_list": False,
     }
     assert set(a) == set(FACTS)  # every documented fact, nothing else
     assert all(type(a[k]) is Decimal for k in ("cover_amount", "outstanding", "avg_days_late"))
 
     b = facts[ids["B"]]
     assert (b["country"], b["segment"], b["grade"], b["previous.grade"]) == ("BE", None, None, None)
-    assert (b["cover_status"], b["cover_amount"], b["total_limit"]) == ("none", None, None)
+    # no cover, no limit of its own, nothing owed: nothing authorised, not over it
+    assert (b["cover_status"], b["cover_amount"], b["total_limit"]) == ("none", None, 0)
     assert (b["outstanding"], b["overdue_amount"], b["max_days_overdue"]) == (0, 0, 0)
     assert (b["over_limit"], b["limit_usage"], b["avg_days_late"]) == (False, None, None)
     assert (b["broken_promises"], b["risk_class"], b["last_payment_date"]) == (0, None, None)
+    assert b["currency"] is None  # nothing in any currency: `money` writes a plain amount
 
     c = facts[ids["C"]]
     assert (c["cover_status"], c["cover_amount"], c["cover_expires_in_days"]) == (
@@ -211,7 +225,7 @@ def test_facts_are_computed_in_bulk_as_hand_computed(engine: Engine) -> None:
     assert (c["grade"], c["previous.grade"]) == (3, None)
 
     d = facts[ids["D"]]
-    assert (d["cover_status"], d["cover_amount"], d["total_limit"]) == ("cancelled", None, None)
+    assert (d["cover_status"], d["cover_amount"], d["total_limit"]) == ("cancelled", None, 0)
     assert d["segment"] == "public_sector"
 
 
@@ -228,12 +242,16 @@ def test_batches_and_id_lists_give_the_same_facts(engine: Engine) -> None:
 
 def test_facts_feed_the_shipped_rules(engine: Engine) -> None:
 
+    from cobro.exposure.rulefile import rules_of
     from cobro.rules.ruleset import Ruleset
 
     ids = _portfolio(engine)
     rs = Ruleset.load(RULES)
     with engine.connect() as conn:
-        facts = facts_by_customer(conn, AS_OF)
+        facts = _with_limits(conn, rules_of(rs))
     classes = {k: rs.classifier.classify(facts[v]).risk_class for k, v in ids.items()}
-    # A: 121 days late; B: nothing; C: over limit; D: cancelled cover but nothing owed
-    assert classes == {"A": "critical", "B": "low", "C": "high", "D": "low"}
+    # A: 121 days late; B: nothing; C: over its own limit, but within the unnamed-buyer
+    # ceiling of policy 5012001 (FR, cover expired, grade 3) that the shipped exposure.yaml
+    # adds; D: cancelled cover but nothing owed
+    assert classes == {"A": "critical", "B": "low", "C": "medium", "D": "low"}
+    assert facts[ids["C"]]["total_limit"] == D(20500) and not facts[ids["C"]]["over_limit"]

@@ -64,7 +64,7 @@ def test_previous_facts_are_the_last_runs_values(engine: Engine, tmp_path: Path)
         add_invoice(s, b, "B2", day2.date() - timedelta(days=3), "250")
     second = classify_portfolio(engine, rs, now=day2)
     assert [(a.account, a.name) for a in second.alerts] == [("B", "overdue_grew")]
-    assert second.alerts[0].message == "Name B: 100.00 -> 350.00"
+    assert second.alerts[0].message == "Name B: €100.00 -> €350.00"
     assert previous(engine, b, day2.date())["previous.overdue_amount"] == Decimal("350")
     assert previous(engine, b, day2.date())["previous.max_days_overdue"] == 6
 

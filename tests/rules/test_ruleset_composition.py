@@ -13,14 +13,21 @@ import pytest
 
 from cobro.dunning.rulefile import DUNNING
 from cobro.exposure.rulefile import EXPOSURE
+from cobro.insurers.terms_rulefile import INSURANCE
 from cobro.rules import ALERTS, RISK_CLASSES, RuleError
 from cobro.rules.loader import load_directory
 from cobro.rules.ruleset import Ruleset
 from tests.helpers import ROOT, RULES
 
-DOCUMENTED = ("risk_classes.yaml", "alerts.yaml", "exposure.yaml", "dunning.yaml")
+DOCUMENTED = (
+    "risk_classes.yaml",
+    "alerts.yaml",
+    "exposure.yaml",
+    "dunning.yaml",
+    "insurance.yaml",
+)
 CORE = ("errors", "expr", "facts", "loader", "engine", "schemas", "templates")
-PACKAGES = ("cobro.rules", "cobro.dunning", "cobro.exposure")
+PACKAGES = ("cobro.rules", "cobro.dunning", "cobro.exposure", "cobro.insurers")
 
 
 def _python(code: str) -> str:
@@ -39,7 +46,7 @@ def _python(code: str) -> str:
 
 def test_specs_are_listed_once_in_the_documented_order() -> None:
     assert tuple(s.filename for s in Ruleset.SPECS) == DOCUMENTED
-    assert Ruleset.SPECS == (RISK_CLASSES, ALERTS, EXPOSURE, DUNNING)
+    assert Ruleset.SPECS == (RISK_CLASSES, ALERTS, EXPOSURE, DUNNING, INSURANCE)
     assert Ruleset.spec("exposure.yaml") is EXPOSURE and Ruleset.spec("x.yaml") is None
 
 
@@ -53,7 +60,14 @@ def test_the_rules_core_imports_neither_its_plugins_nor_the_database() -> None:
         "print(json.dumps([before, after]))"
     )
     before, after = json.loads(_python(code))
-    outside = ("cobro.dunning", "cobro.exposure", "cobro.models", "cobro.db", "cobro.rules.ruleset")
+    outside = (
+        "cobro.dunning",
+        "cobro.exposure",
+        "cobro.insurers",
+        "cobro.models",
+        "cobro.db",
+        "cobro.rules.ruleset",
+    )
     assert [m for m in before if m.startswith(outside)] == []
     assert {"cobro.dunning.rulefile", "cobro.exposure.rulefile"} <= set(after)
 

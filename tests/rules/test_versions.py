@@ -114,11 +114,12 @@ def test_diff_shows_what_would_change_and_writes_nothing(dirs: dict[str, Path]) 
     assert out.exit_code == 0, out.output
     assert "1 of 3 customer(s) would change class" in out.output
     assert "low -> critical: 1" in out.output
-    assert "[critical] A became_critical" not in out.output  # no stored class yet: null
+    # no stored class yet: A's first classification is a change from "unclassified"
+    assert "[critical] A became_critical" in out.output
     assert "[warning] B overdue" in out.output
     data = json.loads(runner.invoke(app, ["rules", "diff", str(dirs["stricter"]), "--json"]).output)
     assert data["transitions"] == [{"from": "low", "to": "critical", "customers": 1}]
-    assert {a["name"] for a in data["alerts"]} == {"overdue"}
+    assert {a["name"] for a in data["alerts"]} == {"overdue", "became_critical"}
     assert counts(default_engine()) == (0, 0, 0)
     assert _versions() == []
     broken = runner.invoke(app, ["rules", "diff", str(dirs["broken"])])

@@ -87,13 +87,14 @@ def test_reads_and_csv(demo: Engine) -> None:
         "country",
         "segment",
         "risk_class",
+        "currency",
         "outstanding",
         "total_limit",
         "over_by",
     ]
     review = client.get("/api/reports/limit-review.csv")
     header = review.content.decode("utf-8-sig").splitlines()[0]
-    assert header.startswith("account,name,segment,outstanding")
+    assert header.startswith("account,name,segment,currency,outstanding,total_limit,usage,over_by")
 
 
 def test_actions_with_who_did_them(demo: Engine) -> None:
@@ -109,7 +110,7 @@ def test_actions_with_who_did_them(demo: Engine) -> None:
     alert_id = client.get("/api/alerts").json()["alerts"][0]["id"]
     assert client.post(f"/api/alerts/{alert_id}/acknowledge").status_code == 200
     assert client.post(f"/api/alerts/{alert_id}/acknowledge").status_code == 409
-    assigned = client.post(f"/api/alerts/{alert_id}/assign", json={"assignee": "maria"})
+    assigned = client.post(f"/api/alerts/{alert_id}/assign", json={"assignee": "admin"})
     assert assigned.status_code == 200
     task_id = client.get("/api/tasks").json()[0]["id"]
     assert client.post(f"/api/tasks/{task_id}/done").status_code == 200

@@ -139,8 +139,11 @@ def test_pause_from_the_customer_file_is_on_the_timeline(engine: Engine, db_url:
         data={"reason": "dispute <call> Monday", "csrf_token": token},
         follow_redirects=False,
     )
-    assert done.status_code == 303 and "dunning%20paused" in done.headers["location"]
+    assert done.status_code == 303
+    assert "?notice=paused&notice=unreachable&n.address=" in done.headers["location"]
+    assert "dispute" not in done.headers["location"], "keys in the URL, never the text"
     page = client.get(done.headers["location"])
+    assert '<p class="notice" role="status">dunning paused (recorded; the' in page.text
     assert "Paused" in page.text and "dispute &lt;call&gt; Monday" in page.text
     with engine.connect() as conn:
         actor = conn.scalar(
@@ -220,8 +223,13 @@ def test_customer_list_filters(engine: Engine) -> None:
                 )
             )
 
+    from cobro.exposure import DEFAULT_RULES  # covers in force + the customer's own limit
+
+    def listed(filters: CustomerFilters, page: int = 1, per_page: int = 50):  # type: ignore[no-untyped-def]
+        return list_customers(engine, AS_OF, filters, page, per_page, DEFAULT_RULES)
+
     def accounts(**kw: object) -> list[str]:
-        found, total = list_customers(engine, AS_OF, CustomerFilters(**kw))  # type: ignore[arg-type]
+        found, total = listed(CustomerFilters(**kw))  # type: ignore[arg-type]
         assert total == len(found)
         return [r.account for r in found]
 
@@ -230,66 +238,55 @@ def test_customer_list_filters(engine: Engine) -> None:
     assert accounts(segment="retail") == ["A", "B"]
     assert accounts(risk_class="high") == ["A"]
     assert accounts(risk_class="low") == []
-    assert accounts(over_limit=True) == ["A"]
-    # paged: the total comes with the page (over limit) or from a count; past the end, empty
-    found, total = list_customers(engine, AS_OF, CustomerFilters(over_limit=True), 2, 1)
-    assert (found, total) == ([], 1)
-    found, total = list_customers(engine, AS_OF, CustomerFilters(), 2, 2)
+    # over limit: A (300 used, own limit 100) and C (no cover, no limit: 300 over nothing)
+    assert accounts(over_limit=True) == ["A", "C"]
+    assert accounts(over_limit=True, country="fr", segment="industry") == ["C"]
+    # paged: the total counts every match; past the end, empty
+    found, total = listed(CustomerFilters(over_limit=True), 2, 1)
+    assert ([r.account for r in found], total) == (["C"], 2)
+    assert listed(CustomerFilters(over_limit=True), 3, 1) == ([], 2)
+    found, total = listed(CustomerFilters(), 2, 2)
     assert ([r.account for r in found], total) == (["C"], 3)
     assert accounts(q="name b") == ["B"]
-    a, b, c = list_customers(engine, AS_OF, CustomerFilters())[0]
-    assert (a.outstanding, a.total_limit, a.over_by) == (
+    a, b, c = listed(CustomerFilters())[0]
+    assert (a.currency, a.outstanding, a.total_limit, a.over_by) == (
+        "EUR",
         Decimal("300.0000"),
         Decimal("100.0000"),
         Decimal("200.0000"),
     )
-    assert (b.total_limit, b.over_by, c.total_limit) == (Decimal("1000.0000"), None, None)
+    assert (b.total_limit, b.over_by) == (Decimal("1000.0000"), None)
+    assert (c.total_limit, c.over_by) == (Decimal(0), Decimal("300.0000"))
 
 
-def test_collection_forecast_in_sql(engine: Engine) -> None:
-    from cobro.models import Payment, PaymentAllocation
-    from cobro.web.queries import collection_forecast
-
-    def invoice(s, number, cid, due_in, amount, open_amount, disputed=False):  # type: ignore[no-untyped-def]
-        inv = Invoice(
-            number=number,
-            customer_id=cid,
-            issue_date=AS_OF - timedelta(days=60),
-            due_date=AS_OF + timedelta(days=due_in),
-            currency="EUR",
-            amount=Decimal(amount),
-            open_amount=Decimal(open_amount),
-            disputed=disputed,
-        )
-        s.add(inv)
-        s.flush()
-        return inv
-
+def test_forecast_one_chart_per_currency(engine: Engine, db_url: str) -> None:
+    """The reports page draws one forecast chart per currency (EUR and USD never share an
+    axis) and spreads an overdue invoice over the weeks (no history: the portfolio's)."""
     with transaction(engine) as s:
-        ids = []
-        for account in ("A", "B"):
+        for account, currency in (("E1", "EUR"), ("U1", "USD")):
             c = Customer(account=account, name=account, country="FR", language="fr", timezone="UTC")
             s.add(c)
             s.flush()
-            ids.append(c.id)
-        a, b = ids
-        paid = invoice(s, "P1", a, -50, "80.00", "0.00")
-        pay = Payment(
-            reference="PAY1",
-            customer_id=a,
-            date=AS_OF - timedelta(days=40),  # 10 days late
-            currency="EUR",
-            amount=Decimal("80.00"),
-            unallocated_amount=Decimal("0.00"),
-        )
-        s.add(pay)
-        s.flush()
-        s.add(PaymentAllocation(payment_id=pay.id, invoice_id=paid.id, amount=Decimal("80.00")))
-        invoice(s, "O1", a, 3, "100.00", "100.00")  # +10 late: day 13 -> week 1
-        invoice(s, "O2", b, 1, "50.00", "50.00")  # no history: the average, 10 -> week 1
-        invoice(s, "O3", b, -30, "20.00", "20.00")  # expected in the past -> week 0
-        invoice(s, "O4", b, 1, "40.00", "40.00", disputed=True)
-        invoice(s, "O5", a, 200, "7.00", "7.00")  # after 8 weeks
-    f = collection_forecast(engine, AS_OF)
-    assert f.by_currency["EUR"][:3] == [Decimal("20"), Decimal("150"), Decimal("0")]
-    assert f.disputed == {"EUR": Decimal("40")} and f.later == {"EUR": Decimal("7")}
+            for k, due_in in enumerate((-40, 5, 20)):
+                s.add(
+                    Invoice(
+                        number=f"{account}-{k}",
+                        customer_id=c.id,
+                        issue_date=AS_OF - timedelta(days=70),
+                        due_date=AS_OF + timedelta(days=due_in),
+                        currency=currency,
+                        amount=Decimal("100.00"),
+                        open_amount=Decimal("100.00"),
+                    )
+                )
+    client = logged_in(engine, db_url)
+    page = client.get(f"/reports?as_of={AS_OF}")
+    assert page.status_code == 200
+    assert 'id="forecast-EUR"' in page.text and 'id="forecast-USD"' in page.text
+    assert "Expected cash-in, EUR" in page.text and "not expected" in page.text
+    data = client.get("/api/forecast", params={"as_of": AS_OF}).json()
+    assert set(data["by_currency"]) == {"EUR", "USD"} and set(data["not_expected"]) == {
+        "EUR",
+        "USD",
+    }
+    assert data["week_starts"][0] == (AS_OF + timedelta(days=1)).isoformat()

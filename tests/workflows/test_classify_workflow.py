@@ -92,10 +92,11 @@ async def test_classify_workflow_over_days(
         # day 1: everyone classified; B (open, overdue) alerted and its dunning signalled
         r1 = await _run(client, queue)
         assert (r1.pages, r1.evaluated, r1.changes) == (2, 3, 3)
-        assert r1.transitions == {"none -> low": 3}
+        assert r1.transitions == {"unclassified -> low": 3}
         assert (r1.alerts, r1.alert_counts, r1.notified) == (1, {"overdue": 1}, 1)
         assert any(
-            "risk_class_changed" in s and "none -> low" in s for s in await _signals(client, "B")
+            "risk_class_changed" in s and "unclassified -> low" in s
+            for s in await _signals(client, "B")
         )
         # (a sleeping dunning workflow would let the test server skip time to its timers)
         await client.get_workflow_handle("dunning-B").terminate("checked")
@@ -105,13 +106,11 @@ async def test_classify_workflow_over_days(
         assert len(digests) == 1
         assert digests[0].to == ("team@example.com",)
         assert digests[0].subject == (
-            "Cobro classification: 3 risk class change(s), 1 warning alert(s)"
+            "Cobro classification: 3 customer(s) classified (3 low), 1 warning alert(s)"
         )
         text = capture_servers.mail.get(digests[0].id).text or ""
-        assert "Risk class changes: 3 customer(s)" in text
-        assert "(none) -> low: 3" in text
-        assert "- A Name A" in text and "- C Name C" in text
-        assert "warning (1)" in text
+        assert "First classification: 3 customer(s) classified\n  low: 3\n" in text
+        assert "warning (1): overdue 1" in text
         assert "- [overdue] B Name B: Name B has" in text
         assert "Dashboard: https://cobro.example.com/alerts" in text
 

@@ -1,8 +1,11 @@
 """A loopback simulator of the Allianz Trade API (Starlette + uvicorn), for `cobro dev` and tests.
 
-It speaks the contract in `cobro/insurers/CONTRACT.md` over real HTTP: API key → bearer token,
-paginated cover search with `updatedSince`, cover requests decided after a delay through jobs,
-company search by national identifier, overdue/claim declarations. Its portfolio is generated
+It speaks the contract in `cobro/insurers/CONTRACT.md` over real HTTP, on the production and
+the UAT paths: API key → bearer token, paginated cover search by policies with a last-update
+window, cover requests (Primary, GradeCover) decided after a delay through jobs whose
+`resourceUrl` is the cover (and, on request, a job-result webhook to a loopback URL), company
+matching and search, and the Payment Overdues declarations (OVD, EXP, RES), counted as they
+arrive (`declaration_counts()`, `GET /_sim/declarations`). Its portfolio is generated
 from a seed (same seed, same portfolio), and moves "day to day" with `advance_day()`:
 temporary covers expire, some limits are reduced or withdrawn, some grades move.
 

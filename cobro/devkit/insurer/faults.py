@@ -51,35 +51,46 @@ class Injected:
 
 
 MALFORMATIONS = (
-    ("amount", "amount is not a number"),
+    ("amount", "the credit limit's amount is not a number"),
     ("missing_id", "coverId missing"),
     ("grade", "grade out of 1-10"),
-    ("date", "expiryDate not a date"),
+    ("date", "the credit limit's endDate not a date"),
     ("company", "company missing"),
 )
 # only by name (`Faults.malformed_ids`): a field that matters left out
 OMISSIONS = (
-    ("no_expiry", "expiryDate missing (invalid for a TEMPORARY cover)"),
-    ("no_identifiers", "company.identifiers empty (valid: matched by companyId only)"),
+    ("no_expiry", "the credit limit's endDate missing (invalid for a Temporary limit)"),
+    ("no_identifiers", "company.companyIdentifiers empty (valid: matched by companyId only)"),
 )
+
+
+def _with_limit(record: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    """The record with its (first) credit limit changed; `None` removes a field."""
+    limits = [dict(x) for x in record["creditLimitsAggregation"]["creditLimits"]]
+    for key, value in changes.items():
+        if value is None:
+            limits[0].pop(key, None)
+        else:
+            limits[0][key] = value
+    return {**record, "creditLimitsAggregation": {"creditLimits": limits}}
 
 
 def corrupt(record: dict[str, Any], kind: str) -> dict[str, Any]:
     bad = dict(record)
     if kind == "amount":
-        bad["amount"] = "abc"
+        bad = _with_limit(bad, amount="abc")
     elif kind == "missing_id":
         bad.pop("coverId")
     elif kind == "grade":
         bad["grade"] = 42
     elif kind == "date":
-        bad["expiryDate"] = "2025-13-45"
+        bad = _with_limit(bad, endDate="2025-13-45")
     elif kind == "company":
         bad.pop("company")
     elif kind == "no_expiry":
-        bad.pop("expiryDate", None)
+        bad = _with_limit(bad, endDate=None)
     elif kind == "no_identifiers":
-        bad["company"] = {**bad["company"], "identifiers": []}
+        bad["company"] = {**bad["company"], "companyIdentifiers": []}
     return bad
 
 

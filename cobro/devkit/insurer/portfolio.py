@@ -52,6 +52,15 @@ class SimPolicy:
     policy_id: str
     currency: str
     unnamed_ceiling: int  # the policy's non-nominative (unnamed buyer) ceiling
+    business_unit_code: str = "EHFR"
+    extension_id: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "businessUnitCode": self.business_unit_code,
+            "policyId": self.policy_id,
+            "extensionId": self.extension_id,
+        }
 
 
 @dataclass
@@ -68,18 +77,18 @@ class SimBuyer:
     def identifiers(self) -> list[dict[str, str]]:
         ids = []
         if self.siren:
-            ids.append({"type": "SIREN", "value": self.siren})
-        ids.append({"type": "VAT", "value": self.vat})
+            ids.append({"idTypeCode": "SIREN", "idValue": self.siren})
+        ids.append({"idTypeCode": "VAT", "idValue": self.vat})
         if self.duns:
-            ids.append({"type": "DUNS", "value": self.duns})
+            ids.append({"idTypeCode": "DUNS", "idValue": self.duns})
         return ids
 
     def to_json(self, with_grade: bool = False) -> dict[str, Any]:
         data: dict[str, Any] = {
             "companyId": self.company_id,
-            "companyName": self.name,
-            "countryCode": self.country,
-            "identifiers": self.identifiers(),
+            "legalData": {"companyName": self.name},
+            "address": {"countryCode": self.country},
+            "companyIdentifiers": self.identifiers(),
         }
         if with_grade:
             data["grade"] = self.grade
@@ -102,40 +111,72 @@ class SimCover:
     effective_date: date
     expiry_date: date | None
     updated_at: datetime
+    already_agreed: bool = False  # the last request asked for the amount already agreed
 
     def to_json(self) -> dict[str, Any]:
+        """The record as the covers search and `GET covers/{coverId}` serve it."""
+        decision = "AlreadyAgreed" if self.already_agreed else DECISION_CODES[self.decision]
+        currency = self.policy.currency
         return {
             "coverId": self.cover_id,
-            "policyId": self.policy.policy_id,
+            "coverTypeCode": "CreditLimit" if self.nominative else "UnnamedBuyer",
+            "coverStatusCode": STATUS_CODES[self.status],
+            "policy": self.policy.to_json(),
             "company": self.buyer.to_json(),
-            "coverType": self.cover_type,
-            "status": self.status,
-            "decision": self.decision,
-            "nominative": self.nominative,
-            "requestedAmount": self.requested_amount,
-            "amount": self.amount,
-            "currency": self.policy.currency,
             "grade": self.buyer.grade,
-            "requestDate": self.request_date.isoformat(),
-            "decisionDate": self.decision_date.isoformat(),
-            "effectiveDate": self.effective_date.isoformat(),
-            "expiryDate": self.expiry_date.isoformat() if self.expiry_date else None,
-            "updatedAt": iso(self.updated_at),
+            "creationDate": self.request_date.isoformat(),
+            "creditLimitDetails": {
+                "requestedAmount": self.requested_amount,
+                "currencyCode": currency,
+            },
+            "creditLimitsAggregation": {
+                "creditLimits": [
+                    {
+                        "creditLimitTypeCode": LIMIT_TYPES[self.cover_type],
+                        "technicalDecisionStatusCode": decision,
+                        "amount": self.amount,
+                        "currencyCode": currency,
+                        "decisionDate": self.decision_date.isoformat(),
+                        "startDate": self.effective_date.isoformat(),
+                        "endDate": self.expiry_date.isoformat() if self.expiry_date else None,
+                    }
+                ]
+            },
+            "lastUpdateDate": iso(self.updated_at),
         }
+
+
+DECISION_CODES = {"GRANTED": "Agreed", "PARTIALLY_GRANTED": "PartiallyAgreed", "REFUSED": "Refused"}
+STATUS_CODES = {
+    "ACTIVE": "Active",
+    "REDUCED": "Reduced",
+    "WITHDRAWN": "Withdrawn",
+    "EXPIRED": "Expired",
+    "REFUSED": "Refused",
+}
+LIMIT_TYPES = {"PERMANENT": "Permanent", "TEMPORARY": "Temporary"}
 
 
 @dataclass
 class SimJob:
+    """An asynchronous request: a cover request (`kind="cover"`) or a payment-overdue
+    declaration (`kind="overdue"`), processed once `ready_at` has passed."""
+
     job_id: str
+    kind: str
     created_at: datetime
     ready_at: float  # monotonic
-    policy: SimPolicy
-    buyer: SimBuyer
-    requested_amount: int
-    cover_type: str
-    expiry_date: date | None
     client_reference: str | None
-    result: dict[str, Any] | None = None
+    uat: bool = False  # asked on the UAT paths: its resourceUrl is a UAT one too
+    policy: SimPolicy | None = None
+    buyer: SimBuyer | None = None
+    request_type: str = "Primary"
+    requested_amount: int | None = None
+    cover_type: str = "PERMANENT"
+    expiry_date: date | None = None
+    overdue_id: str | None = None
+    callback: dict[str, Any] | None = None
+    resource: str | None = None  # the path of what it produced, once processed
 
 
 @dataclass
@@ -174,8 +215,8 @@ class GeneratedPortfolio:
     def generate(cls, buyers: int, seed: int, today: date) -> GeneratedPortfolio:
         rng = random.Random(f"cobro-insurer-portfolio:{seed}")
         policies = [
-            SimPolicy("5012001", "EUR", unnamed_ceiling=20_000),
-            SimPolicy("5012002", "USD", unnamed_ceiling=15_000),
+            SimPolicy("5012001", "EUR", unnamed_ceiling=20_000, business_unit_code="EHFR"),
+            SimPolicy("5012002", "USD", unnamed_ceiling=15_000, business_unit_code="ACI"),
         ]
         sirens: set[str] = set()
         dunses: set[str] = set()
