@@ -47,13 +47,18 @@ def templates() -> Templates:
     return _templates(str(get_settings().templates_path.resolve()))
 
 
+def _connection_of(facts: CustomerFacts) -> Connection | None:
+    """The connection the facts were read on: the rules in force are those of its database."""
+    return facts.session.connection() if facts.session is not None else None
+
+
 def statement_levels(
     action: ActionSpec, facts: CustomerFacts, rules: Any = None
 ) -> dict[str, str | None]:
     """Invoice number -> the level (template or action) it has reached once `action` is done.
 
     `rules`: the dunning rules in force (`policies()`), read once by the caller."""
-    labels = step_labels(action.policy, rules)
+    labels = step_labels(action.policy, rules, _connection_of(facts))
     out: dict[str, str | None] = {}
     for inv in facts.invoices:
         if inv.number in action.invoices:
@@ -111,7 +116,10 @@ def render_reminder(
         contact_invoices=action.invoices,
         previous_contacts=previous,
     )
-    fallback = (languages or (rules or policies()).rules.languages).chain(customer.language)[1:]
+    if languages is None:
+        in_force = rules if rules is not None else policies(connection=_connection_of(facts))
+        languages = in_force.rules.languages
+    fallback = languages.chain(customer.language)[1:]
     if action.kind == "email":
         email = templates().render_email(
             action.template or "", customer.language, context, fallback

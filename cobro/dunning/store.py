@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, func, insert, select
+from sqlalchemy import Connection, Engine, bindparam, func, insert, select
 from sqlalchemy.orm import Session
 
 from cobro import formatting
@@ -365,18 +365,19 @@ def _reachable(customer: DunningCustomer, channel: str) -> bool:
 # ------------------------------------------------------------------ policies (hot reloaded)
 
 
-def policies(engine: Engine | None = None) -> Any:
+def policies(engine: Engine | None = None, connection: Connection | None = None) -> Any:
     """The active rules version's `dunning.yaml` (the one `cobro rules apply` activated; the
     rules directory until a version is applied), read at every plan: a newly applied version
-    changes what a running worker plans and sends, without a restart."""
-    return load_active_ruleset(engine).built("dunning.yaml")
+    changes what a running worker plans and sends, without a restart. `connection`: read in
+    the caller's transaction, on its database."""
+    return load_active_ruleset(engine, connection=connection).built("dunning.yaml")
 
 
-def exposure_rules() -> Any:
+def exposure_rules(connection: Connection | None = None) -> Any:
     """The active rules version's `exposure.yaml` (its defaults when absent)."""
     from cobro.exposure.rulefile import rules_of
 
-    return rules_of(load_active_ruleset())
+    return rules_of(load_active_ruleset(connection=connection))
 
 
 def load_insurance(session: Session, facts: CustomerFacts) -> dict[str, bool]:
@@ -389,7 +390,9 @@ def load_insurance(session: Session, facts: CustomerFacts) -> dict[str, bool]:
     cid = facts.customer.id
     open_invoices = [inv for inv in facts.invoices if inv.open_amount > 0]
     decisions = insured_on(
-        session.connection(), exposure_rules(), [(cid, inv.due_date) for inv in open_invoices]
+        session.connection(),
+        exposure_rules(session.connection()),
+        [(cid, inv.due_date) for inv in open_invoices],
     )
     return {inv.number: decisions[(cid, inv.due_date)].insured for inv in open_invoices}
 
@@ -425,8 +428,11 @@ def policy_selector(facts: CustomerFacts) -> dict[str, Any]:
 
 
 def policy_for(facts: CustomerFacts, rules: Any = None) -> DunningPolicy | None:
-    """The customer's policy under `rules` (a compiled `dunning.yaml`; default: the active)."""
-    return (rules if rules is not None else policies()).select(policy_selector(facts))
+    """The customer's policy under `rules` (a compiled `dunning.yaml`; default: the active
+    one of the facts' database)."""
+    if rules is None:
+        rules = policies(connection=facts.session.connection() if facts.session else None)
+    return rules.select(policy_selector(facts))
 
 
 # ------------------------------------------------------------------------------ planning
@@ -607,7 +613,7 @@ def record_levels(
     rules in force (`policies()`) when the caller has read them."""
     if not numbers:
         return
-    labels = step_labels(action.policy, rules)
+    labels = step_labels(action.policy, rules, session.connection())
     when = at or datetime.now(UTC)
     session.execute(
         insert(InvoiceStepReached.__table__),
@@ -630,11 +636,15 @@ def record_levels(
     )
 
 
-def step_labels(policy_name: str, rules: Any = None) -> dict[int, str]:
+def step_labels(
+    policy_name: str, rules: Any = None, connection: Connection | None = None
+) -> dict[int, str]:
     """Step index -> its template (or action) in the policy of the dunning rules in force
-    (`rules`, else read now); empty when the policy is gone or the rules cannot be read."""
+    (`rules`, else read now, on `connection`'s database); empty when the policy is gone or
+    the rules cannot be read."""
     try:
-        policy = (rules if rules is not None else policies()).rules.get(policy_name)
+        in_force = rules if rules is not None else policies(connection=connection)
+        policy = in_force.rules.get(policy_name)
         return {i: step.template or step.kind for i, step in enumerate(policy.steps)}
     except Exception:  # the policy is gone or the rules cannot be read: the action's label
         return {}

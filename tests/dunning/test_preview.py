@@ -93,3 +93,26 @@ def test_preview_as_of_a_date_and_errors(rules: Path, tmp_path: Path) -> None:
     assert bad.exit_code == 1 and "--as-of" in bad.output
     unknown = CliRunner().invoke(app, ["dunning", "preview", "--customer", "NOPE"])
     assert unknown.exit_code == 1 and "unknown customer" in unknown.output
+
+
+def test_preview_reads_the_rules_of_the_database_it_was_given(
+    rules: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, use_database: str
+) -> None:
+    """The dashboard's next-contact preview plans with the rules in force on the database it
+    reads the customer from, even when the process's default database is another one (the
+    web app created with its own engine, as `cobro dev` and the benches do)."""
+    from cobro.db import default_engine, make_engine
+    from cobro.settings import get_settings
+    from cobro.web.queries import next_contact as page_preview
+
+    seed(tmp_path, due_in_days=-1)
+    engine = make_engine(use_database)
+    monkeypatch.setenv("COBRO_DATABASE_URL", f"sqlite:///{tmp_path / 'unmigrated.db'}")
+    get_settings.cache_clear()
+    default_engine.cache_clear()
+    shown = page_preview(engine, "P1")
+    assert shown is not None, "the preview failed on the default database's missing tables"
+    assert [c.channel for c in shown.contacts] == ["email", "sms"]
+    engine.dispose()
+    default_engine().dispose()
+    default_engine.cache_clear()
