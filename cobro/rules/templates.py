@@ -1,11 +1,15 @@
 """Alert message templates: Jinja2 in a `SandboxedEnvironment` with `StrictUndefined`.
 
-Templates are checked at load time: syntax, filters, and every variable must be a known fact,
-a threshold, or `previous.<fact>`; attribute access (other than `previous.x`), subscripts and
-method calls are refused. Available filters besides Jinja's: `percent` (0.42 -> "42 %"),
-`money` (12345.6 -> "€12,345.60", "12.345,60 €" in Spanish: in the customer's `currency`
-fact and the current language, the team's when the classification stores the message; a
-plain amount when the currency is unknown; `money(0)` drops the cents), `days` (12 -> "12 days").
+Templates are checked at load time, on Jinja's AST (`cobro.rules.template_check`), so that
+`cobro rules check` refuses them and `cobro rules apply` never activates them: syntax, every
+variable a known fact, a threshold or `previous.<fact>`, and nothing whose cost is not
+bounded by the text (loops, `range`, `|attr`, `|format`, `%`, `**`, text repeated by a
+variable or a big number, statements, calls, subscripts, any filter or test outside a small
+allow-list). They render in a `SandboxedEnvironment`. Cobro's own filters: `percent`
+(0.42 -> "42 %"), `money` (12345.6 -> "€12,345.60", "12.345,60 €" in Spanish: in the
+customer's `currency` fact and the current language, the team's when the classification
+stores the message; a plain amount when the currency is unknown; `money(0)` drops the
+cents), `days` (12 -> "12 days").
 """
 
 from __future__ import annotations
@@ -15,12 +19,12 @@ from decimal import Decimal
 from typing import Any
 
 import jinja2
-from jinja2 import nodes
 from jinja2.sandbox import SandboxedEnvironment
 
 from cobro.formatting import amount, money
-from cobro.rules.errors import RuleError, RuleMessage, did_you_mean
+from cobro.rules.errors import RuleError, RuleMessage
 from cobro.rules.expr import Env, TextPos
+from cobro.rules.template_check import template_problems
 
 NULL_TEXT = "n/a"
 
@@ -73,67 +77,9 @@ def check_template(text: str, env: Env, where: TextPos) -> jinja2.Template:
         raise RuleError(
             [_msg(where, text, exc.lineno, None, f"template syntax error: {exc.message}")]
         ) from None
-    errors: list[RuleMessage] = []
-    plain = sorted(n for n in env.vars if "." not in n)
-    previous = sorted(n.split(".", 1)[1] for n in env.vars if n.startswith("previous."))
-    assigned = {n.name for n in tree.find_all(nodes.Name) if n.ctx in ("store", "param")}
-    for node in tree.find_all(nodes.Node):
-        if isinstance(node, nodes.Name) and node.ctx == "load":
-            if node.name == "previous" or node.name in assigned or node.name in env.vars:
-                continue
-            errors.append(
-                _msg(
-                    where,
-                    text,
-                    node.lineno,
-                    node.name,
-                    f"unknown variable `{node.name}` in message"
-                    f"{did_you_mean(node.name, [*plain, 'previous'])}",
-                )
-            )
-        elif isinstance(node, nodes.Getattr):
-            if isinstance(node.node, nodes.Name) and node.node.name == "previous":
-                if node.attr not in previous:
-                    errors.append(
-                        _msg(
-                            where,
-                            text,
-                            node.lineno,
-                            node.attr,
-                            f"unknown variable `previous.{node.attr}`"
-                            f"{did_you_mean(node.attr, previous)}",
-                        )
-                    )
-            else:
-                errors.append(
-                    _msg(
-                        where,
-                        text,
-                        node.lineno,
-                        node.attr,
-                        "attribute access is not allowed in messages",
-                    )
-                )
-        elif isinstance(node, nodes.Getitem):
-            errors.append(
-                _msg(where, text, node.lineno, "[", "indexing is not allowed in messages")
-            )
-        elif isinstance(node, nodes.Call):
-            errors.append(_msg(where, text, node.lineno, "(", "calls are not allowed in messages"))
-        elif isinstance(node, nodes.Filter) and node.name not in ENVIRONMENT.filters:
-            errors.append(
-                _msg(
-                    where,
-                    text,
-                    node.lineno,
-                    node.name,
-                    f"unknown filter `{node.name}`{did_you_mean(node.name, ENVIRONMENT.filters)}",
-                )
-            )
-        elif isinstance(node, nodes.Test) and node.name not in ENVIRONMENT.tests:
-            errors.append(_msg(where, text, node.lineno, node.name, f"unknown test `{node.name}`"))
-        elif isinstance(node, nodes.Extends | nodes.Include | nodes.Import | nodes.FromImport):
-            errors.append(_msg(where, text, node.lineno, None, "includes/imports are not allowed"))
+    errors: list[RuleMessage] = [
+        _msg(where, text, p.lineno, p.needle, p.message) for p in template_problems(tree, env)
+    ]
     if errors:
         raise RuleError(errors)
     try:
