@@ -39,6 +39,7 @@ figures (`add_obligation_kpis`): deadlines missed and the amount at risk of losi
 from __future__ import annotations
 
 import calendar
+import copy
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
@@ -271,12 +272,41 @@ def compute_kpis(
 ) -> Kpis:
     """The KPIs as of `as_of`; `obligations=True` adds the insurer-obligation figures under
     the active rules (`add_obligation_kpis`); limits from `exposure_rules` (default: the
-    active ones)."""
+    active ones). Computed once per state of the data and rules (`cobro.portfolio_cache`);
+    each caller gets its own copy."""
+    from cobro.exposure.rulefile import rules_of
+    from cobro.portfolio_cache import cached
+    from cobro.rules.classify import load_active_ruleset
+
     buckets = tuple(sorted(buckets))
     if not buckets or buckets[0] < 1 or len(set(buckets)) != len(buckets):
         raise ValueError("aging buckets must be distinct positive day counts")
     if period_days < 1:
         raise ValueError("the DSO period must be at least one day")
+    ruleset = load_active_ruleset(engine)
+    rules = exposure_rules if exposure_rules is not None else rules_of(ruleset)
+
+    def compute() -> Kpis:
+        return _compute_kpis(engine, as_of, buckets, currency, period_days, obligations, rules)
+
+    key = ("kpis", as_of, buckets, currency, period_days, obligations, rules, ruleset.hash)
+    try:
+        hash(key)
+    except TypeError:  # rules that cannot be told apart: computed at every read
+        return compute()
+    with engine.connect() as conn:
+        return copy.deepcopy(cached(conn, key, compute))
+
+
+def _compute_kpis(
+    engine: Engine,
+    as_of: date,
+    buckets: tuple[int, ...],
+    currency: str | None,
+    period_days: int,
+    obligations: bool,
+    exposure_rules: ExposureRules,
+) -> Kpis:
     labels = bucket_labels(buckets)
     start = as_of - timedelta(days=period_days)
     months = countback_months(as_of)

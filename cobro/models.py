@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     CheckConstraint,
     Date,
     ForeignKey,
@@ -734,6 +735,18 @@ class LoginThrottle(Base):
     failures: Mapped[int] = mapped_column(default=0)
     last_failure_at: Mapped[datetime] = mapped_column(index=True)
     locked_at: Mapped[datetime | None]
+
+
+class DataChange(Base):
+    """One committed statement that changed what the portfolio's figures read (invoices,
+    payments, covers, ...), written by a PostgreSQL statement trigger (migration 0023): the
+    sum of `weight` grows with every such commit, and `cobro.portfolio_cache` keeps a figure
+    computed under one sum until it grows. Old rows are folded into one (same sum)."""
+
+    __tablename__ = "data_changes"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    weight: Mapped[int] = mapped_column(BigInteger, default=1, server_default="1")
 
 
 class ImportRun(Base):

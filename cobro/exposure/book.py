@@ -88,14 +88,33 @@ def active_rules(engine: Engine | None = None) -> ExposureRules:
 def exposures_of(
     conn: Connection, as_of: date, rules: ExposureRules, ids: Iterable[int] | None = None
 ) -> ExposureBook:
-    """The exposures of every customer (or of `ids`) on one connection."""
-    wanted: Sequence[int] | None = None if ids is None else sorted(set(ids))
+    """The exposures of every customer (or of `ids`) on one connection. The whole
+    portfolio's is computed once per state of the data (`cobro.portfolio_cache`): the
+    book is shared, read-only."""
+    if ids is None and _hashable(rules):
+        from cobro.portfolio_cache import cached
+
+        return cached(conn, ("exposures", as_of, rules), lambda: _compute(conn, as_of, rules))
+    return _compute(conn, as_of, rules, None if ids is None else sorted(set(ids)))
+
+
+def _compute(
+    conn: Connection, as_of: date, rules: ExposureRules, wanted: Sequence[int] | None = None
+) -> ExposureBook:
     rows: dict[int, Exposure] = {}
     if wanted is not None and not wanted:
         return ExposureBook(as_of, rows)
     for batch in iter_exposures(conn, as_of, rules, wanted):
         rows.update((e.customer_id, e) for e in batch)
     return ExposureBook(as_of, rows)
+
+
+def _hashable(value: object) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
 
 
 def portfolio_exposures(
