@@ -77,11 +77,12 @@ def _existing(session: Session, reference: str) -> InsurerClaim | None:
     return session.scalar(select(InsurerClaim).where(InsurerClaim.client_reference == reference))
 
 
-def _insured_percent(policy: str) -> Decimal:
+def _insured_percent(session: Session, policy: str) -> Decimal:
     from cobro.insurers.obligations_sql import ObligationRules
     from cobro.rules.classify import load_active_ruleset
 
-    terms = ObligationRules.of(load_active_ruleset()).terms.policies.get(policy)
+    ruleset = load_active_ruleset(connection=session.connection())
+    terms = ObligationRules.of(ruleset).terms.policies.get(policy)
     return terms.insured_percent if terms is not None else Decimal(0)
 
 
@@ -123,7 +124,7 @@ def file_claim(
     company = company_id_of(session, customer, o.policy)
     if company is None:
         raise ClaimError(f"{customer.account} has no insurer company id (buyer id)", 409)
-    percent = _insured_percent(o.policy)
+    percent = _insured_percent(session, o.policy)
     row = InsurerClaim(
         customer_id=customer.id,
         invoice_id=invoice.id,

@@ -49,7 +49,7 @@ def obligations_of(session: Session, customer_id: int, today: date) -> dict[str,
     from cobro.insurers.obligations_sql import ObligationRules, obligations_for
     from cobro.rules.classify import load_active_ruleset
 
-    rules = ObligationRules.of(load_active_ruleset())
+    rules = ObligationRules.of(load_active_ruleset(connection=session.connection()))
     found = obligations_for(session.connection(), today, rules, ids=[customer_id], exact=True)
     return {o.number: o for o in found}
 
