@@ -9,7 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -30,6 +30,10 @@ class Settings(BaseSettings):
     temporal_namespace: str = "default"
     temporal_task_queue: str = "cobro"
     temporal_ui_port: int = 8233
+    temporal_http_port: int = Field(7243, description="`cobro dev`: the Temporal HTTP API")
+    temporal_metrics_port: int = Field(
+        7244, description="`cobro dev`: the Temporal dev server's Prometheus /metrics"
+    )
     # a secured cluster (self-hosted with TLS/mTLS) or Temporal Cloud (mTLS or an API key)
     temporal_tls: bool | None = Field(
         None,
@@ -139,7 +143,9 @@ class Settings(BaseSettings):
     twilio_account_sid: str = "ACcobro0000000000000000000000000000"
     twilio_auth_token: SecretStr = SecretStr("dev-token")
     twilio_base_url: str | None = Field(
-        "http://127.0.0.1:8026", description="Twilio API base URL; empty means real Twilio"
+        "http://127.0.0.1:8026",
+        description="Twilio API base URL; empty means real Twilio; unset: the capture "
+        "server, http://127.0.0.1:<capture_http_port>",
     )
     sms_from: str = "+15005550006"
 
@@ -170,7 +176,9 @@ class Settings(BaseSettings):
     )
 
     public_base_url: str = Field(
-        "http://127.0.0.1:8000", description="where providers reach our webhooks"
+        "http://127.0.0.1:8000",
+        description="where providers reach our webhooks; unset: http://<web_host>:<web_port> "
+        "(127.0.0.1 for a wildcard host)",
     )
     web_host: str = "127.0.0.1"
     web_port: int = 8000
@@ -179,6 +187,21 @@ class Settings(BaseSettings):
     )
     web_session_hours: int = 8
     capture_http_port: int = 8026
+
+    @model_validator(mode="after")
+    def follow_ports(self) -> Settings:
+        """The URLs left unset follow the port settings: the Twilio API is the capture
+        server's (`capture_http_port`), the public URL the dashboard's (`web_host`,
+        `web_port`). Call it again after `model_copy(update=...)` of a port."""
+        host = "127.0.0.1" if self.web_host in ("", "0.0.0.0", "::") else self.web_host
+        derived = {
+            "twilio_base_url": f"http://127.0.0.1:{self.capture_http_port}",
+            "public_base_url": f"http://{host}:{self.web_port}",
+        }
+        for name, url in derived.items():
+            if name not in self.model_fields_set:
+                object.__setattr__(self, name, url)  # still unset: follows the next copy too
+        return self
 
     @property
     def temporal_sync_queue(self) -> str:

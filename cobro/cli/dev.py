@@ -77,7 +77,7 @@ def serve(
     _configure_logging()
     settings = get_settings()
     updates = {k: v for k, v in (("web_host", host), ("web_port", port)) if v is not None}
-    settings = settings.model_copy(update=updates)
+    settings = settings.model_copy(update=updates).follow_ports()  # the public URL follows
     _check_secrets(settings)
 
     async def main() -> None:

@@ -62,12 +62,22 @@ def wait_for_port(host: str, port: int, timeout: float, process: subprocess.Pope
 
 @dataclass
 class TemporalDevServer:
-    """The `temporal server start-dev` child process, SQLite file under var/."""
+    """The `temporal server start-dev` child process, SQLite file under var/. `cobro dev`
+    sets every port from the settings (gRPC, UI, HTTP API, /metrics); a port left None is
+    one Temporal picks at random (tests that do not reach it)."""
 
     var_dir: Path
     address: str
     ui_port: int
+    http_port: int | None = None
+    metrics_port: int | None = None
     process: subprocess.Popen | None = field(default=None, init=False)
+
+    @property
+    def ports(self) -> list[int]:
+        _, port = host_port(self.address)
+        extra = (self.http_port, self.metrics_port)
+        return [port, self.ui_port, *(p for p in extra if p is not None)]
 
     def command(self) -> list[str]:
         host, port = host_port(self.address)
@@ -83,6 +93,8 @@ class TemporalDevServer:
             str(port),
             "--ui-port",
             str(self.ui_port),
+            *(["--http-port", str(self.http_port)] if self.http_port is not None else []),
+            *(["--metrics-port", str(self.metrics_port)] if self.metrics_port is not None else []),
             "--ui-disable-news-fetch",
             "--log-level",
             "warn",
@@ -95,7 +107,7 @@ class TemporalDevServer:
 
     def start(self, timeout: float = 60) -> None:
         host, port = host_port(self.address)
-        for p in (port, self.ui_port):
+        for p in self.ports:
             if not port_is_free(host, p):
                 raise StackError(f"port {host}:{p} is already in use (another `cobro dev`?)")
         logs = self.var_dir / "logs"
@@ -132,6 +144,8 @@ class StackUrls:
     smtp: str
     twilio_api: str
     insurer: str = ""
+    temporal_http: str = ""
+    temporal_metrics: str = ""
     logins: list[tuple[str, str, str]] = field(default_factory=list)  # user, password, role
 
     def lines(self) -> list[tuple[str, str]]:
@@ -139,6 +153,8 @@ class StackUrls:
             ("Dashboard", self.web),
             ("Temporal UI", self.temporal_ui),
             ("Temporal gRPC", self.temporal_grpc),
+            *([("Temporal HTTP API", self.temporal_http)] if self.temporal_http else []),
+            *([("Temporal metrics", self.temporal_metrics)] if self.temporal_metrics else []),
             ("Captured email + SMS", self.inbox),
             ("SMTP (capture)", self.smtp),
             ("Twilio API (capture)", self.twilio_api),
@@ -174,7 +190,13 @@ async def running_stack(settings: Settings, demo: bool) -> AsyncIterator[StackUr
     var_dir = settings.var_dir.resolve()
     var_dir.mkdir(parents=True, exist_ok=True)
     host, _ = host_port(settings.temporal_address)
-    temporal = TemporalDevServer(var_dir, settings.temporal_address, settings.temporal_ui_port)
+    temporal = TemporalDevServer(
+        var_dir,
+        settings.temporal_address,
+        settings.temporal_ui_port,
+        settings.temporal_http_port,
+        settings.temporal_metrics_port,
+    )
     stop = asyncio.Event()
     tasks: list[asyncio.Task[None]] = []
     logins: list[tuple[str, str, str]] = []
@@ -209,6 +231,8 @@ async def running_stack(settings: Settings, demo: bool) -> AsyncIterator[StackUr
             yield StackUrls(
                 temporal_ui=f"http://{host}:{settings.temporal_ui_port}",
                 temporal_grpc=settings.temporal_address,
+                temporal_http=f"http://{host}:{settings.temporal_http_port}",
+                temporal_metrics=f"http://{host}:{settings.temporal_metrics_port}/metrics",
                 web=f"http://{settings.web_host}:{settings.web_port}",
                 inbox=capture.base_url,
                 smtp=f"smtp://127.0.0.1:{capture.smtp_port}",

@@ -120,19 +120,22 @@ def _alive(pid: int) -> bool:
 @pytest.mark.serial
 @pytest.mark.temporal
 def test_dev_demo_runs_stops_cleanly_and_restarts(tmp_path: Path) -> None:
-    ports = {name: free_port() for name in ("grpc", "ui", "smtp", "capture", "web", "insurer")}
+    names = ("grpc", "ui", "http", "metrics", "smtp", "capture", "web", "insurer")
+    ports = {name: free_port() for name in names}
     env = {
         **os.environ,
         "COBRO_VAR_DIR": str(tmp_path / "var"),
         "COBRO_TEMPORAL_ADDRESS": f"127.0.0.1:{ports['grpc']}",
         "COBRO_TEMPORAL_UI_PORT": str(ports["ui"]),
+        "COBRO_TEMPORAL_HTTP_PORT": str(ports["http"]),
+        "COBRO_TEMPORAL_METRICS_PORT": str(ports["metrics"]),
         "COBRO_SMTP_PORT": str(ports["smtp"]),
         "COBRO_CAPTURE_HTTP_PORT": str(ports["capture"]),
-        "COBRO_TWILIO_BASE_URL": f"http://127.0.0.1:{ports['capture']}",
         "COBRO_WEB_PORT": str(ports["web"]),
         "COBRO_INSURER_BASE_URL": f"http://127.0.0.1:{ports['insurer']}",
     }
-    env.pop("COBRO_DATABASE_URL", None)
+    for unset in ("COBRO_DATABASE_URL", "COBRO_TWILIO_BASE_URL", "COBRO_PUBLIC_BASE_URL"):
+        env.pop(unset, None)  # the URLs follow the ports
     counts = []
     for run in (1, 2):
         proc, log = _start(tmp_path, env, run)
@@ -142,6 +145,12 @@ def test_dev_demo_runs_stops_cleanly_and_restarts(tmp_path: Path) -> None:
             assert "worker connected" in output
             ui = httpx.get(f"http://127.0.0.1:{ports['ui']}/", timeout=10)
             assert ui.status_code == 200
+            temporal_api = f"http://127.0.0.1:{ports['http']}"
+            assert temporal_api in output
+            assert httpx.get(f"{temporal_api}/api/v1/namespaces", timeout=10).status_code == 200
+            metrics = httpx.get(f"http://127.0.0.1:{ports['metrics']}/metrics", timeout=10)
+            assert metrics.status_code == 200
+            assert f"http://127.0.0.1:{ports['capture']}" in output  # the Twilio API follows
             assert "demo / cobro-demo-2026" in output, "the demo login is printed"
             with httpx.Client(base_url=f"http://127.0.0.1:{ports['web']}", timeout=30) as web:
                 assert web.get("/").status_code == 303, "the dashboard needs a login"
