@@ -290,10 +290,6 @@ def compute_kpis(
         return _compute_kpis(engine, as_of, buckets, currency, period_days, obligations, rules)
 
     key = ("kpis", as_of, buckets, currency, period_days, obligations, rules, ruleset.hash)
-    try:
-        hash(key)
-    except TypeError:  # rules that cannot be told apart: computed at every read
-        return compute()
     with engine.connect() as conn:
         return copy.deepcopy(cached(conn, key, compute))
 

@@ -62,9 +62,35 @@ def _fold(conn: Connection) -> None:
         )
 
 
-def cached(conn: Connection, key: Hashable, compute: Callable[[], T]) -> T:
+class _Same:
+    """A key part that is equal only to itself (rules holding unhashable conditions: the
+    active rules are one object per stored version, so reads of them still meet)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: object) -> None:
+        self.value = value
+
+    def __hash__(self) -> int:
+        return id(self.value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Same) and other.value is self.value
+
+
+def key_part(value: object) -> Hashable:
+    """`value` as a key part: itself when hashable, else by identity."""
+    try:
+        hash(value)
+    except TypeError:
+        return _Same(value)
+    return value  # type: ignore[return-value]
+
+
+def cached(conn: Connection, key: tuple[object, ...], compute: Callable[[], T]) -> T:
     """`compute()`, or what it returned under the same `key` and the same state of the data
     on this database. Concurrent reads of one key compute it once."""
+    key = tuple(key_part(part) for part in key)
     state = data_state(conn)
     if state is None:
         return compute()

@@ -91,7 +91,7 @@ def exposures_of(
     """The exposures of every customer (or of `ids`) on one connection. The whole
     portfolio's is computed once per state of the data (`cobro.portfolio_cache`): the
     book is shared, read-only."""
-    if ids is None and _hashable(rules):
+    if ids is None:
         from cobro.portfolio_cache import cached
 
         return cached(conn, ("exposures", as_of, rules), lambda: _compute(conn, as_of, rules))
@@ -107,14 +107,6 @@ def _compute(
     for batch in iter_exposures(conn, as_of, rules, wanted):
         rows.update((e.customer_id, e) for e in batch)
     return ExposureBook(as_of, rows)
-
-
-def _hashable(value: object) -> bool:
-    try:
-        hash(value)
-    except TypeError:
-        return False
-    return True
 
 
 def portfolio_exposures(

@@ -536,10 +536,20 @@ async def tasks(
 
 
 @router.get("/reports/limit-review", response_model=list[queries.LimitReviewRow], tags=["reports"])
-async def limit_review(request: Request, _: Viewer, as_of: AsOf) -> Any:
+async def limit_review(
+    request: Request,
+    _: Viewer,
+    as_of: AsOf,
+    limit: Annotated[
+        int | None, Query(ge=1, description="at most this many, most over first")
+    ] = None,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> Any:
     """Accounts needing a limit or terms change: over limit, usage above 90 %, or an insurer
-    grade that worsened in the last 90 days."""
-    return await asyncio.to_thread(queries.limit_review, _engine(request), as_of)
+    grade that worsened in the last 90 days; most over limit first. `limit`/`offset` page
+    through them (all by default)."""
+    rows = await asyncio.to_thread(queries.limit_review, _engine(request), as_of)
+    return rows[offset : None if limit is None else offset + limit]
 
 
 REVIEW_CSV = ["account", "name", "segment", "currency", "outstanding", "total_limit", "usage"]

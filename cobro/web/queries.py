@@ -9,7 +9,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Engine, case, func, select
+from sqlalchemy import Connection, Engine, case, func, select
 
 from cobro.dunning.store import Hold, holds
 from cobro.exposure.book import active_rules, exposures_of
@@ -422,19 +422,37 @@ def limit_review(
 ) -> list[LimitReviewRow]:
     """Customers over their limit, using more than `usage_threshold` of it, or whose insurer
     grade worsened in the last `grade_days` days (and who owe something): candidates for a
-    new limit or new terms. Limit, usage and over limit are the exposure engine's."""
+    new limit or new terms, most over first. Limit, usage and over limit are the exposure
+    engine's. Computed once per state of the data (`cobro.portfolio_cache`): the list is
+    shared, read-only."""
+    from cobro.i18n import current_locale
+    from cobro.portfolio_cache import cached
+
     rules = exposure_rules if exposure_rules is not None else active_rules(engine)
+    key = ("limit_review", as_of, usage_threshold, grade_days, rules, current_locale())
+    with engine.connect() as conn:  # the reasons are in the reader's language
+        return cached(
+            conn, key, lambda: _limit_review(conn, as_of, usage_threshold, grade_days, rules)
+        )
+
+
+def _limit_review(
+    conn: Connection,
+    as_of: date,
+    usage_threshold: Decimal,
+    grade_days: int,
+    rules: ExposureRules,
+) -> list[LimitReviewRow]:
     since = as_of - timedelta(days=grade_days)
     regraded = select(GradeHistory.customer_id).where(
         GradeHistory.graded_on >= since, GradeHistory.graded_on <= as_of
     )
-    with engine.connect() as conn:
-        book = exposures_of(conn, as_of, rules)
-        grades = conn.execute(
-            select(GradeHistory.customer_id, GradeHistory.graded_on, GradeHistory.grade)
-            .where(GradeHistory.graded_on <= as_of, GradeHistory.customer_id.in_(regraded))
-            .order_by(GradeHistory.customer_id, GradeHistory.graded_on)
-        ).all()
+    book = exposures_of(conn, as_of, rules)
+    grades = conn.execute(
+        select(GradeHistory.customer_id, GradeHistory.graded_on, GradeHistory.grade)
+        .where(GradeHistory.graded_on <= as_of, GradeHistory.customer_id.in_(regraded))
+        .order_by(GradeHistory.customer_id, GradeHistory.graded_on)
+    ).all()
     history: dict[int, list[tuple[date, int]]] = defaultdict(list)
     for cid, on, grade in grades:
         history[cid].append((on, grade))
