@@ -696,7 +696,9 @@ class User(Base):
 
 
 class ApiToken(Base):
-    """A token for scripts (`Authorization: Bearer ...`); only its SHA-256 is stored."""
+    """A token for scripts (`Authorization: Bearer ...`); only its SHA-256 is stored. Its
+    scope is `read` (GET calls only) or `act` (also the state-changing calls, within its
+    user's role); past `expires_at` (NULL: never) it is refused."""
 
     __tablename__ = "api_tokens"
 
@@ -704,7 +706,9 @@ class ApiToken(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     name: Mapped[str] = mapped_column(String(128))
     token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    scope: Mapped[str] = mapped_column(String(8))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime | None]
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
 

@@ -1,14 +1,17 @@
 """Dashboard users and API tokens: roles viewer < collector < credit_manager < admin, argon2
-password hashes, tokens stored as SHA-256 only (the plaintext is shown once). A role can do
+password hashes, tokens stored as SHA-256 only (the plaintext is shown once). A token has a
+scope (`read`: GET calls only, the default; `act`: also the state-changing calls its user's
+role allows) and an expiry (default 90 days; `never` only when asked for). A role can do
 everything the roles before it can; `credit_manager` is the role the dunning rules send
 decisions to (`assignee_role: credit_manager`, see `cobro.queues`)."""
 
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -26,6 +29,10 @@ ROLES = ("viewer", "collector", "credit_manager", "admin")
 ROLE_RANK = {role: rank for rank, role in enumerate(ROLES)}
 MIN_PASSWORD = 10
 TOKEN_PREFIX = "cobro_"
+TOKEN_SCOPES = ("read", "act")  # read: GET calls only; act: also every state-changing call
+DEFAULT_TOKEN_SCOPE = "read"  # the safe one: a leaked export token changes nothing
+DEFAULT_TOKEN_EXPIRY = "90d"
+MAX_TOKEN_DAYS = 3660
 _hasher = PasswordHasher()
 
 
@@ -47,6 +54,7 @@ class CurrentUser:
     display_name: str
     role: str
     language: str | None = None  # the dashboard's language, as the user chose it
+    scope: str | None = None  # an API token's scope ("read", "act"); None: a dashboard session
 
     def can(self, role: str) -> bool:
         return ROLE_RANK.get(self.role, -1) >= ROLE_RANK[role]
@@ -251,14 +259,69 @@ def _end(s: Any, which: Any) -> None:
     )
 
 
-def create_api_token(engine: Engine | None, username: str, name: str) -> str:
+def check_scope(scope: str) -> None:
+    if scope not in TOKEN_SCOPES:
+        hint = did_you_mean(scope, TOKEN_SCOPES)
+        raise UserError(f"unknown token scope {scope!r}; one of {', '.join(TOKEN_SCOPES)}{hint}")
+
+
+_EXPIRY_RE = re.compile(r"^(\d+)([dw])$")
+
+
+def parse_expiry(value: str, now: datetime | None = None) -> datetime | None:
+    """`90d`, `12w`, a date `2027-03-31` (the end of that day, UTC) or `never` (None): when
+    a new token stops working."""
+    now = now or utcnow()
+    text = value.strip().lower()
+    if text == "never":
+        return None
+    m = _EXPIRY_RE.match(text)
+    if m:
+        days = int(m.group(1)) * (7 if m.group(2) == "w" else 1)
+        if not 1 <= days <= MAX_TOKEN_DAYS:
+            raise UserError(f"a token lasts 1 to {MAX_TOKEN_DAYS} days (or `never`), not {value}")
+        return now + timedelta(days=days)
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        raise UserError(
+            f"invalid expiry {value!r}: a number of days or weeks (90d, 12w), a date "
+            "(2027-03-31) or `never`"
+        ) from None
+    end = datetime.combine(day + timedelta(days=1), time(), tzinfo=UTC)
+    if end <= now:
+        raise UserError(f"the expiry {value} is in the past")
+    if end - now > timedelta(days=MAX_TOKEN_DAYS):
+        raise UserError(f"a token lasts at most {MAX_TOKEN_DAYS} days (or `never`)")
+    return end
+
+
+def create_api_token(
+    engine: Engine | None,
+    username: str,
+    name: str,
+    scope: str = DEFAULT_TOKEN_SCOPE,
+    expires: str = DEFAULT_TOKEN_EXPIRY,
+) -> str:
+    """A new token of `username` (shown once): `scope` read or act, `expires` as
+    `parse_expiry` reads it."""
     name = _check_text("a token name", name, 128)
     if not name:
         raise UserError("a token needs a name (what it is for)")
+    check_scope(scope)
+    expires_at = parse_expiry(expires)
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     with transaction(engine) as s:
         user = _find(s, username)
-        s.add(ApiToken(user_id=user.id, name=name, token_sha256=_sha256(token)))
+        s.add(
+            ApiToken(
+                user_id=user.id,
+                name=name,
+                token_sha256=_sha256(token),
+                scope=scope,
+                expires_at=expires_at,
+            )
+        )
     return token
 
 
@@ -270,9 +333,19 @@ def revoke_api_token(engine: Engine | None, token_id: int) -> None:
         token.revoked_at = token.revoked_at or utcnow()
 
 
-def user_for_token(engine: Engine | None, token: str) -> CurrentUser | None:
+@dataclass(frozen=True)
+class TokenCheck:
+    """What a bearer token is worth: its user (None when refused) and, if refused for a
+    reason the holder should know (expired, revoked), that reason in one line."""
+
+    user: CurrentUser | None
+    refusal: str | None = None
+
+
+def check_token(engine: Engine | None, token: str) -> TokenCheck:
+    """The user of a live token (its `scope` set), recording its use; else why not."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
-        return None
+        return TokenCheck(None)
     with transaction(engine) as s:
         row = s.execute(
             select(ApiToken, User)
@@ -280,12 +353,57 @@ def user_for_token(engine: Engine | None, token: str) -> CurrentUser | None:
             .where(ApiToken.token_sha256 == _sha256(token))
         ).first()
         if row is None:
-            return None
+            return TokenCheck(None)
         api_token, user = row
-        if api_token.revoked_at is not None or not user.active:
-            return None
-        api_token.last_used_at = utcnow()
-        return _current(user)
+        if not user.active:
+            return TokenCheck(None)
+        if api_token.revoked_at is not None:
+            return TokenCheck(None, f"API token {api_token.id} ({api_token.name}) was revoked")
+        now = utcnow()
+        if api_token.expires_at is not None and api_token.expires_at <= now:
+            return TokenCheck(
+                None,
+                f"API token {api_token.id} ({api_token.name}) expired at "
+                f"{api_token.expires_at.isoformat(timespec='seconds')}: make a new one with "
+                "`cobro users token`",
+            )
+        api_token.last_used_at = now
+        return TokenCheck(replace(_current(user), scope=api_token.scope))
+
+
+def user_for_token(engine: Engine | None, token: str) -> CurrentUser | None:
+    return check_token(engine, token).user
+
+
+def _when(value: datetime | None) -> str | None:
+    return value.isoformat(timespec="seconds") if value else None
+
+
+def list_tokens(engine: Engine | None) -> list[dict[str, Any]]:
+    """Every API token (never its secret): id, user, name, scope, created, expires, last
+    used, revoked; `expired` when past its expiry."""
+    now = utcnow()
+    with transaction(engine) as s:
+        rows = s.execute(
+            select(ApiToken, User.username)
+            .join(User, User.id == ApiToken.user_id)
+            .order_by(ApiToken.id)
+        ).all()
+        return [
+            {
+                "id": t.id,
+                "user": username,
+                "name": t.name,
+                "scope": t.scope,
+                "created_at": _when(t.created_at),
+                "expires_at": _when(t.expires_at),
+                "expired": t.expires_at is not None and t.expires_at <= now,
+                "last_used_at": _when(t.last_used_at),
+                "revoked": t.revoked_at is not None,
+                "revoked_at": _when(t.revoked_at),
+            }
+            for t, username in rows
+        ]
 
 
 def list_users(engine: Engine | None) -> list[dict[str, Any]]:

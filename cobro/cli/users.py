@@ -1,5 +1,5 @@
-"""`cobro users add|list|passwd|role|deactivate|unlock|token|revoke-token`: dashboard logins and API
-tokens for scripts."""
+"""`cobro users add|list|passwd|role|deactivate|unlock|token|tokens|revoke-token`: dashboard
+logins and API tokens for scripts (a scope, read or act, and an expiry each)."""
 
 from __future__ import annotations
 
@@ -135,17 +135,59 @@ def unlock(username: str) -> None:
 
 @users_app.command("token")
 def token(
-    username: str, name: str = typer.Option(..., "--name", help="what the token is for")
+    username: str,
+    name: str = typer.Option(..., "--name", help="what the token is for"),
+    scope: str = typer.Option(
+        "read",
+        "--scope",
+        help="read: GET calls only (the default); act: also the state-changing calls "
+        "(pause, promise, acknowledge...) the user's role allows",
+    ),
+    expires: str = typer.Option(
+        "90d", "--expires", help="90d, 12w, a date (2027-03-31, end of day UTC) or never"
+    ),
 ) -> None:
-    """Create an API token for scripts (`Authorization: Bearer ...`). Shown once."""
-    from cobro.users import create_api_token
+    """Create an API token for scripts (`Authorization: Bearer ...`). Shown once, on
+    standard output; its scope and expiry go to standard error."""
+    from cobro.users import check_scope, create_api_token, parse_expiry
 
-    typer.echo(_run(create_api_token, _engine(), username, name))
+    _run(check_scope, scope)
+    expires_at = _run(parse_expiry, expires)
+    secret = _run(create_api_token, _engine(), username, name, scope, expires)
+    typer.echo(secret)
+    until = expires_at.isoformat(timespec="minutes") if expires_at else "never"
+    typer.echo(f"token {name} of {username}: scope {scope}, expires {until}", err=True)
+
+
+@users_app.command("tokens")
+def tokens(as_json: bool = typer.Option(False, "--json")) -> None:
+    """Every API token: id, user, name, scope, expiry, last use, revoked (never the secret)."""
+    from cobro.users import list_tokens
+
+    rows = list_tokens(_engine())
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    table = Table()
+    for col in ("id", "user", "name", "scope", "expires", "last used", "revoked"):
+        table.add_column(col)
+    for t in rows:
+        expires = t["expires_at"] or "never"
+        table.add_row(
+            str(t["id"]),
+            t["user"],
+            t["name"],
+            t["scope"],
+            expires + (" (EXPIRED)" if t["expired"] else ""),
+            t["last_used_at"] or "never",
+            t["revoked_at"] or "",
+        )
+    console.print(table)
 
 
 @users_app.command("revoke-token")
 def revoke_token(token_id: int) -> None:
-    """Revoke an API token (its id is in `cobro users list`)."""
+    """Revoke an API token (its id is in `cobro users tokens`)."""
     from cobro.users import revoke_api_token
 
     _run(revoke_api_token, _engine(), token_id)

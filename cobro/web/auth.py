@@ -4,7 +4,8 @@ the user id, the key of a session recorded on the server (`cobro.users.open_sess
 logging out, a new password or deactivating the user end it, so a copied cookie stops
 working) and a CSRF token that every form and cookie-authenticated API write must echo
 (`csrf_token` field or `X-CSRF-Token` header). Bearer requests are not CSRF-prone (a browser
-never adds that header by itself)."""
+never adds that header by itself), but a token of the `read` scope is refused (403) on every
+state-changing call, and an expired or revoked token gets a 401 saying so."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from cobro.i18n import DEFAULT_LOCALE, gettext, negotiate, normalise, using
 from cobro.i18n.codes import label
 from cobro.settings import Settings
-from cobro.users import ROLE_RANK, CurrentUser, user_for_session, user_for_token
+from cobro.users import ROLE_RANK, CurrentUser, check_token, user_for_session
 
 SESSION_COOKIE = "cobro_session"
 LANGUAGE_COOKIE = "cobro_lang"
@@ -88,7 +89,8 @@ def clear_session(response: Response) -> None:
 
 class AuthMiddleware:
     """Sets `request.state.user` (a CurrentUser or None), `.csrf`, `.session_key` and
-    `.via` ("session", "token" or None). It authenticates; routes authorise (`require`)."""
+    `.via` ("session", "token" or None), and `.auth_refusal` (why a bearer token was
+    refused, when its holder should know). It authenticates; routes authorise (`require`)."""
 
     def __init__(self, app: ASGIApp, engine: Engine, settings: Settings) -> None:
         self.app = app
@@ -103,11 +105,15 @@ class AuthMiddleware:
             return
         conn = HTTPConnection(scope)
         state = scope.setdefault("state", {})
-        state.update(user=None, csrf=None, via=None, session_key=None)
+        state.update(user=None, csrf=None, via=None, session_key=None, auth_refusal=None)
         header = conn.headers.get("authorization", "")
         if header[:7].lower() == "bearer ":
-            user = await asyncio.to_thread(user_for_token, self.engine, header[7:].strip())
-            state.update(user=user, via="token" if user else None)
+            checked = await asyncio.to_thread(check_token, self.engine, header[7:].strip())
+            state.update(
+                user=checked.user,
+                via="token" if checked.user else None,
+                auth_refusal=checked.refusal,
+            )
         elif SESSION_COOKIE in conn.cookies:
             data = read_session(self.secret, conn.cookies[SESSION_COOKIE], self.max_age)
             if data is not None:
@@ -148,7 +154,21 @@ class LocaleMiddleware:
 
 
 async def check_csrf(request: Request) -> None:
-    if request.method not in WRITE_METHODS or getattr(request.state, "via", None) == "token":
+    """Every state-changing call goes through here: an API token needs the `act` scope, a
+    session cookie the CSRF token."""
+    if request.method not in WRITE_METHODS:
+        return
+    if getattr(request.state, "via", None) == "token":
+        user: CurrentUser | None = getattr(request.state, "user", None)
+        if user is None or user.scope != "act":
+            # a script's error (a token never comes from a browser): in English, like the
+            # token refusals of `cobro.users.check_token`
+            scope = getattr(user, "scope", None) or "read"
+            raise HTTPException(
+                403,
+                f"this API token has the {scope} scope: this call needs a token with the act "
+                "scope (cobro users token USER --scope act)",
+            )
         return
     expected = getattr(request.state, "csrf", None)
     sent = request.headers.get("x-csrf-token")
@@ -168,7 +188,8 @@ async def check_csrf(request: Request) -> None:
 def require(request: Request, role: str = "viewer") -> CurrentUser:
     user: CurrentUser | None = getattr(request.state, "user", None)
     if user is None:
-        raise HTTPException(401, gettext("log in first (or send an API token)"))
+        refusal = getattr(request.state, "auth_refusal", None)
+        raise HTTPException(401, refusal or gettext("log in first (or send an API token)"))
     if ROLE_RANK.get(user.role, -1) < ROLE_RANK[role]:
         raise HTTPException(
             403,

@@ -50,8 +50,9 @@ def test_add_list_token(runner: CliRunner) -> None:
     ]
     made = runner.invoke(app, ["users", "token", "maria", "--name", "export"])
     assert made.exit_code == 0, made.output
-    token = made.output.strip()
-    assert token.startswith("cobro_") and len(lines(made.output)) == 1
+    token = made.stdout.strip()
+    assert token.startswith("cobro_") and len(lines(made.stdout)) == 1
+    assert "scope read, expires" in made.stderr  # the safe default, said aside
     assert user_for_token(default_engine(), token).username == "maria"  # type: ignore[union-attr]
     (tok,) = users(runner)[0]["tokens"]
     assert tok["name"] == "export" and tok["revoked"] is False

@@ -170,7 +170,7 @@ def _web(engine: Engine) -> tuple[TestClient, str, TestClient]:
         r'name="csrf_token" value="([^"]+)"', browser.get(f"/customers/{ACCOUNT}").text
     )
     assert match
-    token = create_api_token(engine, "maria", "tests")
+    token = create_api_token(engine, "maria", "tests", scope="act")
     api = TestClient(application, headers={"Authorization": f"Bearer {token}"})
     return browser, match.group(1), api
 

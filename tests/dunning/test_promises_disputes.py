@@ -127,7 +127,7 @@ def _web(engine: Engine, account: str) -> tuple[TestClient, str, TestClient]:
     page = browser.get(f"/customers/{account}").text
     match = re.search(r'name="csrf_token" value="([^"]+)"', page)
     assert match
-    token = create_api_token(engine, "maria", f"t-{uuid.uuid4().hex[:6]}")
+    token = create_api_token(engine, "maria", f"t-{uuid.uuid4().hex[:6]}", scope="act")
     return (
         browser,
         match.group(1),

@@ -184,7 +184,7 @@ async def test_customer_file_and_api_settle(
         follow_redirects=False,
     )
     assert wrong.status_code == 404 and "no uncertain contact" in said(wrong)
-    token = create_api_token(default_engine(), "collector1", "tests")
+    token = create_api_token(default_engine(), "collector1", "tests", scope="act")
     api = TestClient(browser.app, headers={"Authorization": f"Bearer {token}"})
     answer = await asyncio.to_thread(  # the capture SMTP server runs on this test's loop
         api.post,

@@ -53,7 +53,7 @@ def demo(use_database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def api(engine: Engine, role: str = "collector") -> TestClient:
-    token = create_api_token(engine, role, "tests")
+    token = create_api_token(engine, role, "tests", scope="act")
     app = create_app(Settings(database_url=str(engine.url), web_secret_key="k" * 32), engine)
     return TestClient(app, headers={"Authorization": f"Bearer {token}"})
 
@@ -168,7 +168,7 @@ def client_without_token(app: object) -> TestClient:
 
 @pytest.fixture
 def admin_token(demo: Engine) -> str:
-    return create_api_token(demo, "admin", "schemathesis")
+    return create_api_token(demo, "admin", "schemathesis", scope="act")
 
 
 @pytest.mark.parametrize("db_url", ["sqlite", "postgres"], indirect=True)

@@ -381,7 +381,7 @@ def test_csrf_of_another_session_is_refused(
 
 
 def test_bearer_token_works_without_csrf(client: TestClient, engine: Engine) -> None:
-    token = create_api_token(engine, "carl", "script")
+    token = create_api_token(engine, "carl", "script", scope="act")
     headers = {"Authorization": f"Bearer {token}"}
     assert client.get("/me", headers=headers).json()["username"] == "carl"
     assert client.get("/me", headers=headers).json()["csrf"] is None
@@ -393,7 +393,7 @@ def test_bearer_token_works_without_csrf(client: TestClient, engine: Engine) -> 
 
 
 def test_bad_or_revoked_bearer_is_401(client: TestClient, engine: Engine) -> None:
-    token = create_api_token(engine, "carl", "script")
+    token = create_api_token(engine, "carl", "script", scope="act")
     for bad in ("cobro_wrong", token + "x", "", token.upper()):
         assert client.get("/me", headers={"Authorization": f"Bearer {bad}"}).status_code == 401
     revoke_api_token(engine, 1)

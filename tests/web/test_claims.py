@@ -84,7 +84,7 @@ async def test_pages(engine: Engine, db_url: str, use_database: str) -> None:
 async def test_api(engine: Engine, db_url: str, use_database: str) -> None:
     await _seeded(engine)
     create_user(engine, "col", "correct horse battery", "collector")
-    token = create_api_token(engine, "col", "tests")
+    token = create_api_token(engine, "col", "tests", scope="act")
     client = TestClient(create_app(_settings(db_url), engine),
                         headers={"Authorization": f"Bearer {token}"})  # fmt: skip
     pending = client.get("/api/insurer/declarations", params={"status": "pending"}).json()

@@ -193,7 +193,8 @@ def test_the_same_actions_through_the_api(engine: Engine, db_url: str) -> None:
     _seed(engine, alerts=6)
     app = create_app(Settings(database_url=db_url, web_secret_key="k" * 32), engine)
     api = TestClient(
-        app, headers={"Authorization": f"Bearer {create_api_token(engine, 'ana', 't')}"}
+        app,
+        headers={"Authorization": f"Bearer {create_api_token(engine, 'ana', 't', scope='act')}"},
     )
     page = api.get("/api/alerts", params={"severity": "critical", "limit": 1}).json()
     assert page["total"] == 2 and len(page["alerts"]) == 1
