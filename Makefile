@@ -2,25 +2,39 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# Every install is constrained to the versions in the lock (pip freeze of a tested venv); the
+# floors in pyproject.toml say what Cobro needs, the lock what was tested. `make lock` after
+# a change of pyproject.toml.
+LOCK := requirements.lock
 
-.PHONY: demo test lint format install install-dev bench-quick clean browsers
+.PHONY: demo test lint format install install-dev lock bench-quick clean browsers
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# Stamps: a second `make demo` / `make test` installs nothing unless pyproject.toml changed.
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	PYTHONWARNINGS=ignore $(BIN)/pip install --quiet -e .
+# Stamps: a second `make demo` / `make test` installs nothing unless pyproject.toml or the
+# lock changed.
+$(VENV)/.installed: pyproject.toml $(LOCK) | $(BIN)/python
+	PYTHONWARNINGS=ignore $(BIN)/pip install --quiet -c $(LOCK) -e .
 	touch $@
 
-$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	PYTHONWARNINGS=ignore $(BIN)/pip install --quiet -e '.[dev]'
+$(VENV)/.installed-dev: pyproject.toml $(LOCK) | $(BIN)/python
+	PYTHONWARNINGS=ignore $(BIN)/pip install --quiet -c $(LOCK) -e '.[dev]'
 	touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed
 
 install-dev: $(VENV)/.installed-dev
+
+# Refresh the lock from this venv: install what pyproject.toml asks (without the old lock,
+# keeping every installed version that still fits), then freeze all but Cobro itself.
+lock: | $(BIN)/python
+	PYTHONWARNINGS=ignore $(BIN)/pip install --quiet -e '.[dev]'
+	{ echo "# pinned versions for every install (pip install -c $(LOCK) ...); refresh: make lock"; \
+	  $(BIN)/pip freeze --exclude-editable --disable-pip-version-check; } > $(LOCK).tmp
+	mv $(LOCK).tmp $(LOCK)
+	touch $(VENV)/.installed-dev $(VENV)/.installed
 
 demo: install
 	$(BIN)/cobro dev --demo
