@@ -117,3 +117,9 @@ def clear() -> None:
     """Forget every figure (tests; a process that changed the data without triggers)."""
     with _lock:
         _values.clear()
+
+
+def kept() -> list[tuple[Hashable, ...]]:
+    """The keys of the figures kept now (each without its database and state), oldest first."""
+    with _lock:
+        return [full[1] for full in _values]

@@ -182,6 +182,11 @@ class Settings(BaseSettings):
     )
     web_host: str = "127.0.0.1"
     web_port: int = 8000
+    web_warm_seconds: float = Field(
+        30,
+        description="how often the dashboard checks whether today's portfolio figures must be "
+        "computed again in the background (PostgreSQL; 0: only when someone asks)",
+    )
     web_secret_key: SecretStr | None = Field(
         None, description="signs session cookies; default: a random key kept in var/"
     )

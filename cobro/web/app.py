@@ -344,8 +344,11 @@ class RejectNul:
 
 
 async def serve_web(settings: Settings, stop: asyncio.Event) -> None:
+    from cobro.web.warm import keep_figures_warm
+
+    app = create_app(settings)
     config = uvicorn.Config(
-        create_app(settings),
+        app,
         host=settings.web_host,
         port=settings.web_port,
         log_level="warning",
@@ -354,7 +357,14 @@ async def serve_web(settings: Settings, stop: asyncio.Event) -> None:
     server = uvicorn.Server(config)
     server_task = asyncio.create_task(server.serve())
     stop_task = asyncio.create_task(stop.wait())
+    warming = None
+    if settings.web_warm_seconds > 0:
+        warming = asyncio.create_task(
+            keep_figures_warm(app.state.engine, stop, settings.web_warm_seconds)
+        )
     await asyncio.wait({server_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
     server.should_exit = True
     stop_task.cancel()
     await server_task
+    if warming is not None:
+        warming.cancel()
