@@ -33,7 +33,7 @@ aged trial balance). Every ratio and every figure derived from ratios (ADD) is c
 exact, unrounded values and rounded once, at the end, to 2 places (half up).
 
 `compute_kpis(..., obligations=True)` (the CLI, pages and API) adds the insurer-obligation
-figures (`add_obligation_kpis`): deadlines missed and the amount at risk of losing cover.
+figures (`obligation_totals`): deadlines missed and the amount at risk of losing cover.
 """
 
 from __future__ import annotations
@@ -271,7 +271,7 @@ def compute_kpis(
     exposure_rules: ExposureRules | None = None,
 ) -> Kpis:
     """The KPIs as of `as_of`; `obligations=True` adds the insurer-obligation figures under
-    the active rules (`add_obligation_kpis`); limits from `exposure_rules` (default: the
+    the active rules (`obligation_totals`); limits from `exposure_rules` (default: the
     active ones). Computed once per state of the data and rules (`cobro.portfolio_cache`);
     each caller gets its own copy."""
     from cobro.exposure.rulefile import rules_of
@@ -312,20 +312,21 @@ def _compute_kpis(
         _debtors_statement(as_of, currency),
         _covers_statement(as_of, currency),
     ]
-    with ThreadPoolExecutor(max_workers=1) as pool:
+    with ThreadPoolExecutor(max_workers=2) as pool:  # each waits on the database mostly
         book = pool.submit(portfolio_exposures, engine, as_of, exposure_rules)
+        owed = pool.submit(obligation_totals, engine, as_of) if obligations else None
         receivables, sales, debtors, cover_rows = run_concurrently(engine, statements)
         exposures = book.result()
+        totals = owed.result() if owed is not None else {}
     main_rows = [*receivables, *sales]
     kpis = assemble(
         as_of, period_days, buckets, labels, main_rows, debtors, cover_rows, months, exposures
     )
-    if obligations:
-        add_obligation_kpis(engine, kpis, currency)
+    apply_obligation_totals(kpis, totals, currency)
     return kpis
 
 
-def add_obligation_kpis(engine: Engine, kpis: Kpis, currency: str | None = None) -> None:
+def obligation_totals(engine: Engine, as_of: date) -> dict[str, Any]:
     """deadlines missed   = insured open invoices whose declaration deadline has passed with
                             no declaration recorded (the goal is zero)
     at risk of losing cover = Σ eligible amount whose declare-by falls within insurance.yaml's
@@ -336,9 +337,12 @@ def add_obligation_kpis(engine: Engine, kpis: Kpis, currency: str | None = None)
 
     rules = ObligationRules.of(load_active_ruleset(engine))
     if not rules.any_terms:
-        return
+        return {}
     with engine.connect() as conn:
-        totals = portfolio_totals(conn, kpis.as_of, rules)
+        return dict(portfolio_totals(conn, as_of, rules))
+
+
+def apply_obligation_totals(kpis: Kpis, totals: dict[str, Any], currency: str | None) -> None:
     for cur, t in totals.items():
         k = kpis.currencies.get(cur)
         if k is None or (currency is not None and cur != currency):

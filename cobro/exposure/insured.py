@@ -26,7 +26,7 @@ from sqlalchemy import Connection, select
 
 from cobro.exposure.compute import ZERO, CustomerAmounts, ExposureRules, insured_part
 from cobro.models import InsurerCover
-from cobro.rules.facts_sql import ACTIVE_STATUSES, iter_facts
+from cobro.rules.facts_sql import ACTIVE_STATUSES, facts_for_range, iter_facts
 
 CHUNK = 5000
 
@@ -47,10 +47,20 @@ NOT_INSURED = Insured("none", (), ZERO)
 _Cover = tuple[bool, str, Decimal | None, str, date | None, date | None]
 
 
-def _covers(conn: Connection, ids: list[int]) -> dict[int, list[_Cover]]:
+def _covers(
+    conn: Connection, ids: list[int], id_range: tuple[int, int] | None = None
+) -> dict[int, list[_Cover]]:
+    """The covers of `ids`; with `id_range`, those of every customer in it (one query)."""
     out: dict[int, list[_Cover]] = {}
-    for start in range(0, len(ids), CHUNK):
-        chunk = ids[start : start + CHUNK]
+    chunks = (
+        [InsurerCover.customer_id.between(*id_range)]
+        if id_range is not None
+        else [
+            InsurerCover.customer_id.in_(ids[start : start + CHUNK])
+            for start in range(0, len(ids), CHUNK)
+        ]
+    )
+    for where in chunks:
         for cid, *row in conn.execute(
             select(
                 InsurerCover.customer_id,
@@ -60,7 +70,7 @@ def _covers(conn: Connection, ids: list[int]) -> dict[int, list[_Cover]]:
                 InsurerCover.status,
                 InsurerCover.valid_from,
                 InsurerCover.valid_until,
-            ).where(InsurerCover.customer_id.in_(chunk))
+            ).where(where)
         ):
             out.setdefault(cid, []).append(tuple(row))  # type: ignore[arg-type]
     return out
@@ -100,15 +110,18 @@ def insured_on(
     rules: ExposureRules,
     pairs: Iterable[tuple[int, date]],
     facts_on: date | None = None,
+    id_range: tuple[int, int] | None = None,
 ) -> dict[tuple[int, date], Insured]:
     """(customer id, day) -> whether and how the customer is insured that day. The covers in
     force are those of that day; the unnamed-buyer conditions read the rule facts of that
     day, or, with `facts_on`, of that one day for every pair (one facts computation instead
-    of one per distinct day: the bulk obligations' choice)."""
+    of one per distinct day: the bulk obligations' choice). `id_range`: every customer of
+    the pairs has its id in it (a page of the portfolio): covers and facts are read by that
+    range rather than by lists of thousands of ids."""
     wanted = sorted(set(pairs))
     if not wanted:
         return {}
-    covers = _covers(conn, sorted({cid for cid, _ in wanted}))
+    covers = _covers(conn, sorted({cid for cid, _ in wanted}), id_range)
     # the covers in force change only at validity boundaries: one decision per customer and
     # set of covers in force, unless the conditions read the facts of each day
     per_day_facts = rules.needs_facts and bool(rules.unnamed_buyers) and facts_on is None
@@ -133,8 +146,11 @@ def insured_on(
         if facts_on is not None:
             wanted_ids = sorted({cid for ids in needing.values() for cid in ids})
             on_day: dict[int, Any] = {}
-            for batch in iter_facts(conn, facts_on, ids=wanted_ids, batch_size=CHUNK):
-                on_day.update(batch)
+            if id_range is not None and 4 * len(wanted_ids) > id_range[1] - id_range[0] + 1:
+                on_day.update(facts_for_range(conn, facts_on, *id_range))
+            else:
+                for batch in iter_facts(conn, facts_on, ids=wanted_ids, batch_size=CHUNK):
+                    on_day.update(batch)
             for a in {id(a): a for a in amounts.values()}.values():
                 if "named_cover" not in a:
                     a["facts"] = on_day.get(a["customer_id"], {})

@@ -90,7 +90,11 @@ def insured_invoices(
         if cid not in oldest or due < oldest[cid]:
             oldest[cid] = due
     decisions = insured_on(
-        conn, rules.exposure, {(r[0], r[3]) for r in rows}, facts_on=None if exact else as_of
+        conn,
+        rules.exposure,
+        {(r[0], r[3]) for r in rows},
+        facts_on=None if exact else as_of,
+        id_range=(lo, hi) if ids is None else None,
     )
     declared = _declared(conn, ids, lo, hi)
     out: list[InsuredInvoice] = []
