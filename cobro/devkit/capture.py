@@ -25,6 +25,8 @@ class CaptureServers:
     `twilio_account_sid`/`twilio_auth_token` settings). `smtp_auth` is an optional
     `(username, password)` the SMTP server then requires. `auto_deliver` moves accepted
     SMS to `sent` then `delivered` (see `cobro.devkit.capture_sms` for failure injection).
+    `incoming_url`: where a customer's SMS to us is POSTed (`customer_sends`), signed as
+    Twilio signs it.
     """
 
     def __init__(
@@ -37,6 +39,7 @@ class CaptureServers:
         auth_token: str | None = None,
         smtp_auth: tuple[str, str] | None = None,
         auto_deliver: bool = True,
+        incoming_url: str | None = None,
     ):
         if account_sid is None or auth_token is None:
             from cobro.settings import get_settings
@@ -58,6 +61,7 @@ class CaptureServers:
             port=http_port,
             mail_store=self.mail,
             auto_deliver=auto_deliver,
+            incoming_url=incoming_url,
         )
 
     @property
@@ -82,6 +86,10 @@ class CaptureServers:
     ) -> CapturedSms:
         """Failure injection: force an SMS status (fires its StatusCallback)."""
         return await self.http.set_status(sid, status, error_code)
+
+    async def customer_sends(self, sender: str, body: str) -> tuple[str, int]:
+        """A customer's SMS to our number (e.g. "STOP"): its sid and the webhook's status."""
+        return await self.http.twilio.receive(sender, body)
 
     async def start(self) -> None:
         await self.smtp.start()

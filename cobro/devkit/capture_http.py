@@ -19,9 +19,12 @@ def create_capture_app(
     auth_token: str,
     mail_store: MailStore | None = None,
     auto_deliver: bool = True,
+    incoming_url: str | None = None,
 ) -> tuple[Starlette, TwilioCapture]:
     """The capture HTTP app: Twilio API + inbox UI/JSON (mail included if `mail_store`)."""
-    twilio = TwilioCapture(sms_store, account_sid, auth_token, auto_deliver=auto_deliver)
+    twilio = TwilioCapture(
+        sms_store, account_sid, auth_token, auto_deliver=auto_deliver, incoming_url=incoming_url
+    )
     app = Starlette(routes=[*twilio.routes(), *inbox_routes(sms_store, mail_store)])
     return app, twilio
 
@@ -41,12 +44,13 @@ class CaptureSmsServer:
         port: int = 0,
         mail_store: MailStore | None = None,
         auto_deliver: bool = True,
+        incoming_url: str | None = None,
     ):
         self.store = storage_dir if isinstance(storage_dir, SmsStore) else SmsStore(storage_dir)
         self.host = host
         self.requested_port = port
         self.app, self.twilio = create_capture_app(
-            self.store, account_sid, auth_token, mail_store, auto_deliver
+            self.store, account_sid, auth_token, mail_store, auto_deliver, incoming_url
         )
         self._http = EmbeddedHttpServer(self.app, host, port, "capture HTTP")
         self.port: int | None = None

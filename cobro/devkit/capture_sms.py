@@ -272,11 +272,13 @@ class TwilioCapture:
         account_sid: str,
         auth_token: str,
         auto_deliver: bool = True,
+        incoming_url: str | None = None,
     ):
         self.store = store
         self.account_sid = account_sid
         self.auth_token = auth_token
         self.auto_deliver = auto_deliver
+        self.incoming_url = incoming_url  # the number's "a message comes in" webhook
 
     # -- auth ---------------------------------------------------------------------------
 
@@ -495,11 +497,57 @@ class TwilioCapture:
         except httpx.HTTPError as exc:
             log.warning("status callback %s failed: %s", url, exc)
 
+    # -- messages from customers -------------------------------------------------------
+
+    async def receive(self, sender: str, body: str, to: str = "") -> tuple[str, int]:
+        """A customer's SMS to our number: POSTed, signed as Twilio signs it, to the
+        incoming webhook. Returns the message sid and the webhook's HTTP status."""
+        if not self.incoming_url:
+            raise ValueError("no incoming-message webhook is configured (incoming_url)")
+        sid = new_sid()
+        params = {
+            "AccountSid": self.account_sid,
+            "ApiVersion": "2010-04-01",
+            "Body": body,
+            "From": sender,
+            "MessageSid": sid,
+            "NumMedia": "0",
+            "NumSegments": "1",
+            "SmsMessageSid": sid,
+            "SmsSid": sid,
+            "SmsStatus": "received",
+            "To": to,
+        }
+        signature = RequestValidator(self.auth_token).compute_signature(self.incoming_url, params)
+        async with httpx.AsyncClient(timeout=10, trust_env=False) as client:
+            response = await client.post(
+                self.incoming_url, data=params, headers={"X-Twilio-Signature": signature}
+            )
+        log.info("incoming sms %s -> %s", sid, response.status_code)
+        return sid, response.status_code
+
+    async def control_incoming(self, request: Request) -> Response:
+        """`POST /_capture/sms/incoming` (From, Body[, To]): a customer writes to us."""
+        if request.headers.get("content-type", "").startswith("application/json"):
+            data = await request.json()
+        else:
+            data = await read_form(request)
+        sender = str(data.get("From") or data.get("from") or "").strip()
+        body = str(data.get("Body") or data.get("body") or "")
+        if not valid_e164(sender):
+            return twilio_error(400, 21211, f"From {sender!r} is not an E.164 number")
+        try:
+            sid, status = await self.receive(sender, body, str(data.get("To") or ""))
+        except (ValueError, httpx.HTTPError) as exc:
+            return twilio_error(502, 11200, f"incoming-message webhook: {exc}")
+        return JSONResponse({"sid": sid, "webhook_status": status})
+
     def routes(self) -> list[BaseRoute]:
         base = f"{API}/Accounts/{{account_sid}}"
         return [
             Route(f"{base}/Messages.json", self.create, methods=["POST"]),
             Route(f"{base}/Messages.json", self.list, methods=["GET"]),
             Route(f"{base}/Messages/{{sid}}.json", self.fetch, methods=["GET"]),
+            Route("/_capture/sms/incoming", self.control_incoming, methods=["POST"]),
             Route("/_capture/sms/{sid}/status", self.control_status, methods=["POST"]),
         ]

@@ -218,6 +218,7 @@ async def running_stack(settings: Settings, demo: bool) -> AsyncIterator[StackUr
                 storage_dir=var_dir / "capture",
                 smtp_port=settings.smtp_port,
                 http_port=settings.capture_http_port,
+                incoming_url=settings.public_base_url.rstrip("/") + "/webhooks/twilio/incoming",
             ) as capture,
             insurer_simulator(settings, var_dir) as insurer,
         ):

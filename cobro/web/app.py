@@ -41,7 +41,7 @@ from cobro.web.auth import (
 from cobro.web.codec import codec_router
 from cobro.web.headers import SecurityHeaders
 from cobro.web.metrics import RequestMetrics, metrics_endpoint
-from cobro.web.webhooks import twilio_status_endpoint
+from cobro.web.webhooks import twilio_incoming_endpoint, twilio_status_endpoint
 
 HERE = Path(__file__).parent
 LOGIN_CSRF_COOKIE = "cobro_login_csrf"
@@ -307,6 +307,12 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.add_route(
         "/webhooks/twilio/status",
         twilio_status_endpoint(settings, engine),
+        methods=["POST"],
+        include_in_schema=False,
+    )
+    app.add_route(
+        "/webhooks/twilio/incoming",
+        twilio_incoming_endpoint(settings, engine),
         methods=["POST"],
         include_in_schema=False,
     )

@@ -1,5 +1,7 @@
-"""Provider callbacks: Twilio message status. A failed or undelivered SMS is recorded on the
-communication and on the customer timeline, never left as merely "sent"."""
+"""Provider callbacks: Twilio message status (a failed or undelivered SMS is recorded on
+the communication and on the customer timeline, never left as merely "sent") and incoming
+messages (`cobro.replies.incoming_sms`: STOP and its kin opt the number out). Both are
+refused without Twilio's signature over our public URL."""
 
 from __future__ import annotations
 
@@ -32,6 +34,32 @@ def twilio_status_endpoint(settings: Settings, engine: Engine):  # type: ignore[
         error = str(form.get("ErrorCode") or "") or None
         found = await asyncio.to_thread(record_sms_status, engine, sid, status, error)
         return PlainTextResponse("ok" if found else "unknown message", status_code=200)
+
+    return endpoint
+
+
+def twilio_incoming_endpoint(settings: Settings, engine: Engine):  # type: ignore[no-untyped-def]
+    """The number's "a message comes in" webhook: answered with empty TwiML (Twilio itself
+    confirms STOP and START to the sender)."""
+    from cobro.replies.incoming_sms import IncomingSms, record_incoming_sms
+
+    validator = RequestValidator(settings.twilio_auth_token.get_secret_value())
+
+    async def endpoint(request: Request) -> Response:
+        form = {k: str(v) for k, v in (await request.form()).items()}
+        signature = request.headers.get("X-Twilio-Signature", "")
+        url = settings.public_base_url.rstrip("/") + request.url.path
+        if not validator.validate(url, form, signature):
+            return PlainTextResponse("invalid signature", status_code=403)
+        sms = IncomingSms(
+            sid=form.get("MessageSid") or form.get("SmsSid") or "",
+            sender=form.get("From", "").strip(),
+            body=form.get("Body", ""),
+        )
+        if not sms.sid or not sms.sender:
+            return PlainTextResponse("MessageSid and From are required", status_code=400)
+        await asyncio.to_thread(record_incoming_sms, engine, sms)
+        return Response("<Response/>", media_type="text/xml")
 
     return endpoint
 

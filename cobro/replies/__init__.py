@@ -1,0 +1,1 @@
+"""What customers send back: SMS replies (opt-out and opt-in keywords, free replies)."""
