@@ -387,7 +387,10 @@ class Alert(Base):
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
     name: Mapped[str] = mapped_column(String(64))
     severity: Mapped[str] = mapped_column(String(16))
-    message: Mapped[str] = mapped_column(Text)
+    message: Mapped[str] = mapped_column(Text, doc="in the team's language")
+    messages: Mapped[dict[str, Any] | None] = mapped_column(
+        doc="language -> the message in it, when alerts.yaml gives one per language"
+    )
     dedup_key: Mapped[str] = mapped_column(String(255), unique=True)
     state: Mapped[str] = mapped_column(String(16), default="open", index=True)
     ruleset_hash: Mapped[str] = mapped_column(String(64))

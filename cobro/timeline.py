@@ -47,6 +47,9 @@ TITLES: dict[str, str] = {
     "promise.partly_kept": N_("Promise to pay partly kept"),
     "promise.cancelled": N_("Promise to pay cancelled"),
     "risk.class_changed": N_("Risk class changed"),
+    "sms.opted_out": N_("SMS opt-out by the customer"),
+    "sms.opted_in": N_("SMS opt-in by the customer"),
+    "sms.reply": N_("SMS from the customer"),
     "task.done": N_("Task completed"),
     "task.taken": N_("Task taken from its queue"),
 }

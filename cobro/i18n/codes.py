@@ -60,6 +60,7 @@ def _for_extraction(pgettext: Callable[[str, str], str]) -> None:  # pragma: no 
         pgettext("task kind", "email_uncertain"),
         pgettext("task kind", "sms_uncertain"),
         pgettext("task kind", "task"),
+        pgettext("task kind", "reply"),
         pgettext("message status", "claimed"),
         pgettext("message status", "delayed"),
         pgettext("message status", "sent"),

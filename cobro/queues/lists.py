@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, case, func, select
 
+from cobro.i18n import current_locale
 from cobro.models import Alert, Customer, RiskAssessment, Task
 from cobro.queues.people import Person, assignable
 from cobro.queues.routing import may_take
@@ -43,6 +44,12 @@ class AlertFilters:
     risk_class: str = ""
     assignee: str = ""
     account: str = ""
+
+
+def alert_text(message: str, messages: dict[str, Any] | None) -> str:
+    """An alert's message in the reader's language when its rule gave one in it, else in the
+    team's (as stored)."""
+    return str((messages or {}).get(current_locale()) or message)
 
 
 @dataclass
@@ -142,6 +149,7 @@ def alerts_inbox(
                 Alert.acknowledged_by,
                 Alert.customer_id,
                 Customer.owner,
+                Alert.messages,
             )
             .join(Customer, Customer.id == Alert.customer_id)
             .where(Alert.id.in_(ids))
@@ -151,7 +159,10 @@ def alerts_inbox(
     out = []
     for alert_id in ids:
         r = by_id[alert_id]
-        out.append(InboxAlert(*r[:10], classes.get(r.customer_id), r.owner))  # type: ignore[misc]
+        message = alert_text(r.message, r.messages)
+        out.append(
+            InboxAlert(*r[:5], message, *r[6:10], classes.get(r.customer_id), r.owner)  # type: ignore[misc]
+        )
     return out, total
 
 

@@ -384,7 +384,8 @@ def classify_facts(
             if not decision.fire:
                 continue
             with using(team_language):  # the team reads them: its numbers and money
-                message = alerts.render(rule, facts, thresholds)
+                message = alerts.render(rule, facts, thresholds, team_language)
+            messages = alerts.render_each(rule, facts, thresholds)
             key = f"{cid}:{rule.name}:{episodes + 1}"
             report.alerts.append(
                 FiredAlertRecord(cid, stored["account"], rule.name, rule.severity, message, key)
@@ -396,6 +397,7 @@ def classify_facts(
                         "name": rule.name,
                         "severity": rule.severity,
                         "message": message,
+                        "messages": messages,
                         "dedup_key": key,
                         "state": "open",
                         "ruleset_hash": ruleset.hash,

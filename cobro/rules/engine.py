@@ -221,7 +221,8 @@ class AlertRule:
     severity: str
     cooldown: timedelta
     condition: Checked
-    template: Any  # jinja2.Template
+    template: Any  # jinja2.Template: the message (English, else the first language given)
+    translations: Mapping[str, Any] = field(default_factory=dict)  # language -> template
 
 
 @dataclass(frozen=True)
@@ -286,14 +287,38 @@ class AlertEvaluator:
             out.append(FiredAlert(rule.name, rule.severity, rule.cooldown, message, segment, used))
         return out
 
-    def render(self, rule: AlertRule, facts: Mapping[str, Any], thresholds: Mapping) -> str:
+    def render(
+        self,
+        rule: AlertRule,
+        facts: Mapping[str, Any],
+        thresholds: Mapping,
+        language: str | None = None,
+    ) -> str:
+        """The message in `language` when the rule has one in it, else its default (render
+        inside `cobro.i18n.using(language)` for that language's numbers and money)."""
         from cobro.rules.templates import template_context
 
+        template = rule.translations.get(language or "", rule.template)
         ctx = template_context(dict(facts), dict(thresholds), self.env)
         try:
-            return rule.template.render(ctx)
+            return template.render(ctx)
         except Exception as exc:  # a message must never break the evaluation of alerts
             return f"{rule.name} (message could not be rendered: {type(exc).__name__}: {exc})"
+
+    def render_each(
+        self, rule: AlertRule, facts: Mapping[str, Any], thresholds: Mapping
+    ) -> dict[str, str] | None:
+        """language -> the message in it, for a rule with messages per language (else None),
+        each with its language's numbers and money."""
+        from cobro.i18n import using
+
+        if not rule.translations:
+            return None
+        out = {}
+        for language in rule.translations:
+            with using(language):
+                out[language] = self.render(rule, facts, thresholds, language)
+        return out
 
     def trace(self, facts: Mapping[str, Any]) -> list[ConditionTrace]:
         bound = self._bound(facts.get("segment"))

@@ -483,6 +483,10 @@ def _check_marked_fields(value: Any, loc: Loc, loaded: LoadedFile, ctx: FileCont
             marker = _field_marker(info)
             if marker is not None and isinstance(sub, str):
                 _check_one(marker, sub, (*loc, key), loaded, ctx)
+            elif marker is not None and isinstance(sub, dict):  # one per language, say
+                for name_, text in sub.items():
+                    if isinstance(text, str):
+                        _check_one(marker, text, (*loc, key, name_), loaded, ctx)
             else:
                 _check_marked_fields(sub, (*loc, key), loaded, ctx)
     elif isinstance(value, list):
@@ -504,6 +508,10 @@ def _check_raw_fields(
             if marker is not None:
                 if isinstance(data[key], str):
                     _check_one(marker, data[key], (*loc, key), loaded, ctx)
+                elif isinstance(data[key], dict):
+                    for name_, text in data[key].items():
+                        if isinstance(text, str):
+                            _check_one(marker, text, (*loc, key, name_), loaded, ctx)
             else:
                 _check_raw_fields(info.annotation, data[key], (*loc, key), loaded, ctx)
     elif isinstance(data, list):

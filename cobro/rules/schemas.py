@@ -62,6 +62,7 @@ def _threshold(value: Any) -> Any:
 
 Threshold = Annotated[Any, BeforeValidator(_threshold)]
 Identifier = Annotated[str, Field(pattern=_NAME, max_length=64)]
+LanguageCode = Annotated[str, Field(pattern=r"^[a-z]{2}$")]  # ISO 639-1, as customers have
 
 
 # ---------------------------------------------------------------------------- risk_classes.yaml
@@ -184,11 +185,15 @@ def facts_env(model: Any, ctx: FileContext) -> Env:
 
 
 class Alert(StrictModel):
+    """`message`: one template, or one per language (`{en: ..., es: ..., fr: ...}`): the
+    alert is stored in the team's language (`COBRO_TEAM_LANGUAGE`; English, else the first
+    given, when the team's is missing) and shown to each user in theirs when given."""
+
     name: Identifier
     when: Expression
     severity: Literal["info", "warning", "critical"]
     cooldown: Duration = timedelta(0)
-    message: MessageTemplate
+    message: MessageTemplate | Annotated[dict[LanguageCode, MessageTemplate], Field(min_length=1)]
 
 
 class Override(StrictModel):
@@ -251,16 +256,24 @@ def _check_alerts(loaded: LoadedFile, ctx: FileContext) -> None:
 
 def _build_alerts(loaded: LoadedFile, ctx: FileContext) -> AlertEvaluator:
     model: AlertsFile = loaded.model  # type: ignore[assignment]
-    rules = [
-        AlertRule(
-            a.name,
-            a.severity,
-            a.cooldown,
-            loaded.exprs[("alerts", i, "when")],
-            loaded.templates[("alerts", i, "message")],
+    rules = []
+    for i, a in enumerate(model.alerts):
+        at = ("alerts", i, "message")
+        if isinstance(a.message, str):
+            template, translations = loaded.templates[at], {}
+        else:
+            translations = {lang: loaded.templates[(*at, lang)] for lang in a.message}
+            template = translations.get("en") or next(iter(translations.values()))
+        rules.append(
+            AlertRule(
+                a.name,
+                a.severity,
+                a.cooldown,
+                loaded.exprs[("alerts", i, "when")],
+                template,
+                translations,
+            )
         )
-        for i, a in enumerate(model.alerts)
-    ]
     overrides = {o.segment: dict(o.thresholds) for o in model.overrides}
     return AlertEvaluator(rules, dict(model.thresholds), overrides, loaded.env)
 

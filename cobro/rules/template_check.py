@@ -28,6 +28,7 @@ ALLOWED_FILTERS = frozenset(
         "percent",
         "money",
         "days",
+        "label",
         "round",
         "abs",
         "int",

@@ -9,7 +9,9 @@ allow-list). They render in a `SandboxedEnvironment`. Cobro's own filters: `perc
 (0.42 -> "42 %"), `money` (12345.6 -> "€12,345.60", "12.345,60 €" in Spanish: in the
 customer's `currency` fact and the current language, the team's when the classification
 stores the message; a plain amount when the currency is unknown; `money(0)` drops the
-cents), `days` (12 -> "12 days").
+cents), `days` (12 -> "12 days", "12 días"), `label` (a stored code in words:
+`previous.risk_class | label("risk class")`). A message may be given per language (see
+`cobro.rules.schemas.Alert`): each is rendered in its own language.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ from typing import Any
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
-from cobro.formatting import amount, money
+from cobro.formatting import amount, money, percent
+from cobro.i18n import ngettext
+from cobro.i18n.codes import label
 from cobro.rules.errors import RuleError, RuleMessage
 from cobro.rules.expr import Env, TextPos
 from cobro.rules.template_check import template_problems
@@ -30,10 +34,10 @@ NULL_TEXT = "n/a"
 
 
 def _percent(value: Any, digits: int = 0) -> str:
+    """0.42 -> "42 %", with the current language's digits."""
     if value is None:
         return NULL_TEXT
-    pct = Decimal(str(value)) * 100
-    return f"{round(pct, digits):.{digits}f} %"
+    return percent(Decimal(str(value)) * 100, digits=digits)
 
 
 @jinja2.pass_context
@@ -51,7 +55,15 @@ def _days(value: Any) -> str:
     if value is None:
         return NULL_TEXT
     n = int(value)
-    return f"{n} day" if abs(n) == 1 else f"{n} days"
+    return ngettext("%(num)s day", "%(num)s days", abs(n)) % {"num": n}
+
+
+def _label(value: Any, kind: str) -> str:
+    """A stored code in words of the current language: `previous.risk_class | label("risk
+    class")` -> "alto" in Spanish (the codes of `cobro.i18n.codes`; others as they are)."""
+    if value is None:
+        return NULL_TEXT
+    return label(kind, value) or str(value)
 
 
 def _finalize(value: Any) -> Any:
@@ -62,7 +74,7 @@ def make_environment() -> SandboxedEnvironment:
     env = SandboxedEnvironment(
         undefined=jinja2.StrictUndefined, autoescape=False, finalize=_finalize
     )
-    env.filters.update({"percent": _percent, "money": _money, "days": _days})
+    env.filters.update({"percent": _percent, "money": _money, "days": _days, "label": _label})
     return env
 
 

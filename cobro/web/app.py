@@ -80,6 +80,8 @@ def number(value: int | None) -> str:
 
 
 def template_environment() -> Environment:
+    from cobro.queues.lists import alert_text
+
     env = Environment(
         loader=FileSystemLoader(HERE / "templates"),
         autoescape=select_autoescape(["html"]),
@@ -97,6 +99,7 @@ def template_environment() -> Environment:
         moment=formatting.moment,
         label=lambda code, context: label(context, code),
         event_title=lambda kind: gettext(title(kind)),
+        alert_text=lambda alert: alert_text(alert.message, alert.messages),
     )
     return env
 

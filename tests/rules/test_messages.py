@@ -86,5 +86,11 @@ def test_money_is_in_the_customers_currency_and_the_teams_language(
                 "currency": currency,
             },
             {},
+            locale,
         )
-    assert msg == f"N owes {written} overdue, oldest 60 days late"
+    assert msg == {
+        "en": f"N owes {written} overdue, oldest 60 days late",
+        "es": f"N debe {written} vencidos; la factura más antigua lleva 60 días de retraso",
+        "fr": f"N doit {written} échus ; la plus ancienne facture a 60 jours de retard",
+        "de": f"N schuldet {written} überfällig; die älteste Rechnung ist 60 Tage im Verzug",
+    }[locale]
