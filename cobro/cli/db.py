@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from cobro.cli.common import describe, fail, safe_url
+from cobro.i18n import gettext as _
 
 db_app = typer.Typer(help="Database schema (alembic migrations).", no_args_is_help=True)
 
@@ -21,7 +22,8 @@ def db_upgrade(
         upgrade(revision=revision)
     except Exception as exc:  # one clear line, no traceback
         fail(f"database upgrade failed: {describe(exc)}")
-    typer.echo(f"database at {revision}: {safe_url(get_settings().resolved_database_url)}")
+    url = safe_url(get_settings().resolved_database_url)
+    typer.echo(_("database at %(revision)s: %(url)s") % {"revision": revision, "url": url})
 
 
 def register(app: typer.Typer) -> None:

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cobro.cli.common import TemporalUnreachable, describe, fail
+from cobro.i18n import gettext as _
 from cobro.observability.logs import configure_logging
 from cobro.shutdown import stop_on_signals
 
@@ -31,14 +32,14 @@ def dev(
     async def main() -> None:
         stop = stop_on_signals()
         async with running_stack(settings, demo=demo) as urls:
-            table = Table(title="Cobro is running (Ctrl-C to stop)", show_header=False)
+            table = Table(title=_("Cobro is running (Ctrl-C to stop)"), show_header=False)
             for label, url in urls.lines():
                 table.add_row(label, url)
             console.print(table)
-            console.print(f"var dir: {settings.var_dir.resolve()}")
+            console.print(_("var dir: %(path)s") % {"path": settings.var_dir.resolve()})
             await stop.wait()
-            console.print("stopping...")
-        console.print("stopped.")
+            console.print(_("stopping..."))
+        console.print(_("stopped."))
 
     try:
         asyncio.run(main())

@@ -25,7 +25,11 @@ def _load(directory: Path):  # type: ignore[no-untyped-def]
     except RuleError as exc:
         for m in exc.messages:
             typer.echo(str(m))
-        typer.echo(f"{len(exc.messages)} error(s) in {directory}", err=True)
+        typer.echo(
+            gettext("%(num)s error(s) in %(directory)s")
+            % {"num": len(exc.messages), "directory": directory},
+            err=True,
+        )
         raise typer.Exit(1) from None
 
 
@@ -71,7 +75,11 @@ def check(
     for line in problems + warnings:
         typer.echo(line)
     if problems:
-        typer.echo(f"{len(problems)} error(s) in {directory} and {templates}", err=True)
+        typer.echo(
+            gettext("%(num)s error(s) in %(directory)s and %(templates)s")
+            % {"num": len(problems), "directory": directory, "templates": templates},
+            err=True,
+        )
         raise typer.Exit(1)
     assert ruleset is not None
     files = ", ".join(sorted(ruleset.files))
@@ -289,7 +297,9 @@ def _print_dunning_diff(d) -> None:  # type: ignore[no-untyped-def]
         now = ", ".join(f"{k} {t}" for k, t in after) or "nothing"
         typer.echo(f"  {account}: {was} -> {now}")
     if len(d.changed) > 20:
-        typer.echo(f"  ... and {len(d.changed) - 20} more (--json lists them all)")
+        typer.echo(
+            gettext("  ... and %(num)s more (--json lists them all)") % {"num": len(d.changed) - 20}
+        )
 
 
 @rules_app.command("apply")
@@ -345,7 +355,12 @@ def _tell_dunning(author: str, message: str) -> None:
     try:
         report = run_with_temporal(lambda client: notify_changed(client, engine, change))
     except TemporalUnreachable as exc:
-        typer.echo(f"warning: dunning workflows not told yet ({exc}); `cobro dunning sync` will")
+        typer.echo(
+            gettext(
+                "warning: dunning workflows not told yet (%(error)s); `cobro dunning sync` will"
+            )
+            % {"error": exc}
+        )
         return
     typer.echo(report.summary())
 

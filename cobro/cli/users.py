@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cobro.cli.common import fail
+from cobro.i18n import gettext as _
 
 users_app = typer.Typer(
     help="Dashboard users (viewer, collector, credit_manager, admin) and API tokens."
@@ -62,7 +63,7 @@ def add(
     _run(check_role, role)  # before asking a password for nothing
     engine = _engine()
     _run(create_user, engine, username, _password(password_stdin), role, name)
-    typer.echo(f"user {username} ({role}) created")
+    typer.echo(_("user %(name)s (%(role)s) created") % {"name": username, "role": role})
 
 
 @users_app.command("list")
@@ -101,7 +102,9 @@ def passwd(username: str, password_stdin: bool = STDIN) -> None:
     engine = _engine()
     _run(check_user, engine, username)  # before asking a password for nothing
     _run(set_password, engine, username, _password(password_stdin))
-    typer.echo(f"password of {username} changed; their open sessions are ended")
+    typer.echo(
+        _("password of %(name)s changed; their open sessions are ended") % {"name": username}
+    )
 
 
 @users_app.command("role")
@@ -110,7 +113,7 @@ def role(username: str, new_role: str = typer.Argument(..., metavar="ROLE")) -> 
     from cobro.users import set_role
 
     _run(set_role, _engine(), username, new_role)
-    typer.echo(f"{username} is now {new_role}")
+    typer.echo(_("%(name)s is now %(role)s") % {"name": username, "role": new_role})
 
 
 @users_app.command("deactivate")
@@ -119,7 +122,7 @@ def deactivate(username: str) -> None:
     from cobro.users import deactivate as deactivate_user
 
     _run(deactivate_user, _engine(), username)
-    typer.echo(f"{username} deactivated")
+    typer.echo(_("%(name)s deactivated") % {"name": username})
 
 
 @users_app.command("unlock")
@@ -128,9 +131,9 @@ def unlock(username: str) -> None:
     from cobro.login_limits import unlock as unlock_name
 
     if unlock_name(_engine(), username):
-        typer.echo(f"{username} unlocked")
+        typer.echo(_("%(name)s unlocked") % {"name": username})
     else:
-        typer.echo(f"{username} was not locked")
+        typer.echo(_("%(name)s was not locked") % {"name": username})
 
 
 @users_app.command("token")
@@ -191,7 +194,7 @@ def revoke_token(token_id: int) -> None:
     from cobro.users import revoke_api_token
 
     _run(revoke_api_token, _engine(), token_id)
-    typer.echo(f"token {token_id} revoked")
+    typer.echo(_("token %(id)s revoked") % {"id": token_id})
 
 
 def register(app: typer.Typer) -> None:
