@@ -88,9 +88,12 @@ def test_money_is_in_the_customers_currency_and_the_teams_language(
             {},
             locale,
         )
-    assert msg == {
-        "en": f"N owes {written} overdue, oldest 60 days late",
-        "es": f"N debe {written} vencidos; la factura más antigua lleva 60 días de retraso",
-        "fr": f"N doit {written} échus ; la plus ancienne facture a 60 jours de retard",
-        "de": f"N schuldet {written} überfällig; die älteste Rechnung ist 60 Tage im Verzug",
-    }[locale]
+    assert (
+        msg
+        == {
+            "en": f"N owes {written} overdue, oldest 60 days late",
+            "es": f"N debe {written} vencidos; la factura más antigua lleva 60 días de retraso",
+            "fr": f"N doit {written} échus ; la plus ancienne facture a 60 jours de retard",
+            "de": f"N schuldet {written} überfällig; die älteste Rechnung ist 60 Tage im Verzug",
+        }[locale]
+    )
