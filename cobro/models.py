@@ -871,3 +871,23 @@ def _follow_invoice_changes(_mapper: Any, connection: Any, target: Invoice) -> N
             .where(allocations.c.invoice_id == target.id)
             .values({name: getattr(target, name) for name in INVOICE_COPIES})
         )
+
+
+class PortalLink(Base):
+    """A signed self-service link for one customer (`cobro.portal.links`): the token carries
+    the row's id and `nonce` under an HMAC; the row says until when it works, whether it was
+    revoked, when it was last used, and counts its requests per minute (rate limit)."""
+
+    __tablename__ = "portal_links"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    nonce: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(128), default="system")
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]
+    uses: Mapped[int] = mapped_column(default=0)
+    window_start: Mapped[datetime | None]
+    window_hits: Mapped[int] = mapped_column(default=0)

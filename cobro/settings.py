@@ -191,6 +191,30 @@ class Settings(BaseSettings):
         None, description="signs session cookies; default: a random key kept in var/"
     )
     web_session_hours: int = 8
+    portal_secret_key: SecretStr | None = Field(
+        None,
+        description="signs the customers' self-service links; default: the web secret key",
+    )
+    portal_link_days: int = Field(
+        60, description="a self-service link works this many days (the one in messages too)"
+    )
+    portal_paid_wait_days: int = Field(
+        5,
+        description="after 'I have paid' on the self-service page, reminders wait this many "
+        "business days for the payment to arrive",
+    )
+    portal_promise_max_days: int = Field(
+        30, description="a promise to pay made on the self-service page: at most this far ahead"
+    )
+    portal_requests_per_minute: int = Field(
+        30, description="requests one self-service link may make per minute (then 429)"
+    )
+    portal_pay_url_template: str | None = Field(
+        None,
+        description="the 'pay online' button of the self-service page: the payment "
+        "provider's URL with {account}, {amount}, {currency} (e.g. "
+        "https://pay.example.com/c/{account}?amount={amount}); none: no button",
+    )
     capture_http_port: int = 8026
 
     @model_validator(mode="after")

@@ -21,10 +21,10 @@ Filters: `money(amount, currency, locale=None)`, `date(value, format="long", loc
 `number(value, locale=None)`; without `locale` they use the context's `locale`.
 
 Variables every language's templates may use (a contract: `build_context` documents each):
-`customer.{name, account}`, `company.{name, email, phone}`, `payment_url`, `step`, `as_of`,
-`locale`; the statement `invoices` (each: `number, due_date, days_overdue, days_to_due,
-currency, open_amount, level, in_contact`) split into `due_invoices` / `upcoming_invoices`
-(`due_count`, `upcoming_count`, `invoice_count`), `totals` / `due_totals` /
+`customer.{name, account}`, `company.{name, email, phone}`, `payment_url`, `portal_url`,
+`step`, `as_of`, `locale`; the statement `invoices` (each: `number, due_date, days_overdue,
+days_to_due, currency, open_amount, level, in_contact`) split into `due_invoices` /
+`upcoming_invoices` (`due_count`, `upcoming_count`, `invoice_count`), `totals` / `due_totals` /
 `upcoming_totals` (`currency, amount`), `max_days_overdue`, `first_due_date`; the earlier
 messages `previous_contacts` (`at, date, channel, level, template`), `last_contact`,
 `reminded_before` -- write "despite our reminders" only under `{% if reminded_before %}`.
@@ -312,6 +312,7 @@ def build_context(
     language: str | None = None,
     company: Mapping[str, Any] | None = None,
     payment_url: str | None = None,
+    portal_url: str | None = None,
     step: str | None = None,
     levels: Mapping[str, str | None] | None = None,
     contact_invoices: Iterable[str] | None = None,
@@ -330,7 +331,8 @@ def build_context(
 
     Context:
     * `customer.{name, account}`, `company.{name, email, phone}`, `payment_url` (may be
-      None), `step` (this contact's template), `as_of`, `locale`;
+      None), `portal_url` (the customer's signed self-service link; None in samples
+      without one), `step` (this contact's template), `as_of`, `locale`;
     * `invoices`: every statement line, sorted by due date: `number, due_date, days_overdue,
       days_to_due, currency, open_amount, level` (None: no reminder yet), `in_contact` (this
       contact advances it); `invoice_count`, `max_days_overdue`, `first_due_date`;
@@ -404,6 +406,7 @@ def build_context(
             "phone": company.get("phone", "+33 1 23 45 67 89"),
         },
         "payment_url": payment_url,
+        "portal_url": portal_url,
         "step": step,
         "locale": lang,
         "previous_contacts": previous,
@@ -445,6 +448,7 @@ def sample_context(
         language=language,
         company={"name": "Acme Industrie", "email": "credit@acme.example", "phone": "+33 1 00"},
         payment_url="https://pay.example.com/C-0042",
+        portal_url="https://cobro.example.com/p/1.SampleNonce123456.SampleSignature1234567",
         step="reminder",
         levels={"F-2025-0101": "reminder", "F-2025-0117": "due", "F-2025-0150": None},
         contact_invoices=["F-2025-0101"],

@@ -29,6 +29,7 @@ def _register_subcommands() -> None:
         importing,
         insurer,
         kpis,
+        portal,
         queues,
         rules,
         sync,
@@ -36,7 +37,7 @@ def _register_subcommands() -> None:
     )
 
     modules = (db, importing, dev, sync, covers, insurer, rules, classify, dunning)
-    for module in (*modules, kpis, forecast, exposure, queues, users):
+    for module in (*modules, kpis, forecast, exposure, queues, users, portal):
         module.register(app)
 
 

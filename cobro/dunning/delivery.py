@@ -174,6 +174,7 @@ def _claim(
     """The claim's transaction: the row's insert and the invoices' levels commit together;
     a unique-key conflict (a concurrent claim) raises IntegrityError and rolls back both."""
     from cobro.dunning.messages import render_reminder
+    from cobro.portal.links import link_for_message
 
     existing = session.execute(_CLAIM_ROW, {"key": action.idempotency_key}).first()
     if existing is not None and existing.status not in ("claimed", "delayed"):
@@ -213,7 +214,10 @@ def _claim(
         return _nothing("skipped", f"no {action.kind} recipient (or opted out)", action.kind)
     if existing is not None:  # delayed: the last attempt was refused, nothing went out
         return _take_over(session, existing, action, wall, resend=False)
-    message = render_reminder(action, facts, now, rules.languages, rules.dunning)
+    # the customer's self-service link, created (or reused) in the claim's transaction:
+    # it commits with the message that carries it, or not at all
+    portal_url = link_for_message(session, facts.customer.id)
+    message = render_reminder(action, facts, now, rules.languages, rules.dunning, portal_url)
     lease_until = wall + LEASE
     # one INSERT ... RETURNING id; the unique idempotency key is the claim
     communication_id = session.execute(

@@ -97,9 +97,11 @@ def render_reminder(
     now: datetime,
     languages: LanguageRules | None = None,
     rules: Any = None,
+    portal_url: str | None = None,
 ) -> Message:
     """`rules`: the dunning rules in force (`policies()`), when the caller has read them;
-    `languages` defaults to their `languages:` section."""
+    `languages` defaults to their `languages:` section; `portal_url`: the customer's
+    self-service link (`cobro.portal.links.link_for_message`)."""
     customer = facts.customer
     statement = [inv for inv in facts.invoices if inv.open_amount > 0 and not inv.disputed]
     local_day = now.astimezone(ZoneInfo(customer.timezone)).date()
@@ -115,6 +117,7 @@ def render_reminder(
         levels=statement_levels(action, facts, rules),
         contact_invoices=action.invoices,
         previous_contacts=previous,
+        portal_url=portal_url,
     )
     if languages is None:
         in_force = rules if rules is not None else policies(connection=_connection_of(facts))

@@ -70,8 +70,14 @@ def next_contact(facts: CustomerFacts, now: datetime) -> NextContact:
             (ActionSpec.from_planned(customer.account, a), a.at) for a in ahead if a.at == first
         ]
     steps = {a.idempotency_key: a.step_at for a in planned.plan.actions}
+    # the link a send would reuse; none yet: the send makes one (a preview writes nothing)
+    portal_url = None
+    if facts.session is not None:
+        from cobro.portal.links import existing_link_url
+
+        portal_url = existing_link_url(facts.session, customer.id)
     for action, at in batch:
-        message = render_reminder(action, facts, max(now, at))
+        message = render_reminder(action, facts, max(now, at), portal_url=portal_url)
         out.contacts.append(
             ContactPreview(
                 at=max(now, at),

@@ -26,6 +26,7 @@ from cobro.db import make_engine
 from cobro.i18n import LOCALES, N_, NAMES, current_locale, gettext, ngettext, normalise
 from cobro.i18n.codes import label
 from cobro.login_limits import attempt_succeeded, begin_attempt
+from cobro.portal.pages import portal_router
 from cobro.settings import Settings, check_secrets, get_settings
 from cobro.timeline import title
 from cobro.users import authenticate, end_session, open_session, set_language
@@ -307,6 +308,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(api.router)
     app.include_router(pages.router)
     app.include_router(codec_router(settings))
+    app.include_router(portal_router(settings, engine, env))
     app.add_route(
         "/webhooks/twilio/status",
         twilio_status_endpoint(settings, engine),
