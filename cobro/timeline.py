@@ -41,6 +41,7 @@ TITLES: dict[str, str] = {
     "invoice.created": N_("Invoice imported"),
     "invoice.updated": N_("Invoice updated"),
     "payment.received": N_("Payment received"),
+    "portal.visited": N_("Self-service page opened by the customer"),
     "portal.plan_requested": N_("Payment plan asked for on the self-service page"),
     "promise.recorded": N_("Promise to pay recorded"),
     "promise.kept": N_("Promise to pay kept"),

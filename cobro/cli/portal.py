@@ -1,4 +1,5 @@
-"""`cobro portal link|revoke`: the customers' signed self-service links."""
+"""`cobro portal link|revoke|activity`: the customers' signed self-service links, and what
+the customers did with them."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 import typer
 
 from cobro.cli.common import fail
+from cobro.i18n import gettext as _
 
 portal_app = typer.Typer(help="The customers' self-service page: signed links.")
 
@@ -68,6 +70,40 @@ def revoke(
     except LookupError as exc:
         fail(str(exc.args[0]))
     typer.echo(f"portal link {link_id} of {account} revoked")
+
+
+@portal_app.command("activity")
+def activity(
+    days: int = typer.Option(30, "--days", help="the days counted, ending --as-of"),
+    as_of: str | None = typer.Option(None, "--as-of", help="YYYY-MM-DD (default today)"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """What the customers did and wrote: visits, actions, replies, opt-outs, bounces."""
+    from datetime import date
+
+    from cobro.customer_activity import customer_activity
+
+    if not 1 <= days <= 366:
+        fail(f"--days must be between 1 and 366 (got {days})")
+    try:
+        day = date.fromisoformat(as_of) if as_of else date.today()
+    except ValueError:
+        fail(f"--as-of must be YYYY-MM-DD (got {as_of!r})")
+    counted = customer_activity(_engine(), day, days)
+    if as_json:
+        typer.echo(json.dumps(counted.to_json()))
+        return
+    lines = [
+        _("%(since)s to %(until)s") % {"since": counted.since, "until": counted.until},
+        _("self-service visits: %(num)s, by %(customers)s customers")
+        % {"num": counted.visits, "customers": counted.visitors},
+        _("customers' actions: %(num)s, by %(customers)s customers")
+        % {"num": counted.actions, "customers": counted.acting},
+        _("replies: %(num)s") % {"num": counted.replies},
+        _("SMS opt-outs: %(num)s") % {"num": counted.opt_outs},
+        _("bounced addresses: %(num)s") % {"num": counted.bounces},
+    ]
+    typer.echo("\n".join(lines))
 
 
 def register(app: typer.Typer) -> None:

@@ -2,7 +2,8 @@
 id and nonce under the portal key (`COBRO_PORTAL_SECRET_KEY`, else the web secret key),
 checked in constant time before the database is read. The row (`PortalLink`) is the rest
 of the truth: one customer, an expiry, a revocation, the last use and a per-minute count
-of requests (`open_link` refuses past `portal_requests_per_minute`).
+of requests (`open_link` refuses past `portal_requests_per_minute`). The first request of
+a link on a day puts a `portal.visited` event on the customer's timeline.
 
 A message carries `link_for_message`: the customer's newest live link when it still has
 more than half its life ahead, else a new one, written in the caller's transaction (the
@@ -23,12 +24,13 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from cobro.db import transaction
-from cobro.models import Customer, PortalLink
+from cobro.models import Customer, PortalLink, TimelineEvent
 from cobro.settings import Settings, get_settings
 from cobro.types import utcnow
 
 TOKEN = re.compile(r"^([1-9][0-9]{0,18})\.([A-Za-z0-9_-]{16,32})\.([A-Za-z0-9_-]{22})$")
 WINDOW = timedelta(minutes=1)
+VISITED = "portal.visited"  # the first request of a link on a day (UTC)
 
 
 class LinkRefused(Exception):
@@ -223,5 +225,16 @@ def open_link(
             raise LinkRefused("too many requests", 429, max(1, int(left + 0.999)))
         link.window_hits += 1
         link.uses += 1
+        if link.last_used_at is None or link.last_used_at.date() != now.date():
+            s.add(
+                TimelineEvent(
+                    customer_id=link.customer_id,
+                    at=now,
+                    kind=VISITED,
+                    actor=f"customer:{account}"[:128],
+                    summary="the customer opened the self-service page",
+                    data={"link": link.id},
+                )
+            )
         link.last_used_at = now
         return OpenedLink(link.id, link.customer_id, str(account), link.expires_at)

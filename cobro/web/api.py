@@ -353,6 +353,21 @@ async def kpis(request: Request, _: Viewer, as_of: AsOf) -> dict[str, Any]:
     return result.to_json()
 
 
+@router.get("/customer-activity", tags=["portfolio"])
+async def activity(
+    request: Request,
+    _: Viewer,
+    as_of: AsOf,
+    days: Annotated[int, Query(ge=1, le=366, description="the days counted, ending as_of")] = 30,
+) -> dict[str, Any]:
+    """What the customers did and wrote: self-service visits, actions, replies, SMS
+    opt-outs and bounced addresses (the portfolio page's figures)."""
+    from cobro.customer_activity import customer_activity
+
+    result = await asyncio.to_thread(customer_activity, _engine(request), as_of, days)
+    return result.to_json()
+
+
 def customer_filters(
     request: Request,
     q: Annotated[

@@ -15,6 +15,7 @@ from fastapi import APIRouter, HTTPException, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from cobro import formatting, notices
+from cobro.customer_activity import customer_activity
 from cobro.dunning import collector
 from cobro.i18n import gettext as _
 from cobro.insurers import actions as insurer_actions
@@ -60,9 +61,10 @@ async def portfolio(request: Request) -> Response:
     require(request)
     day = as_of(request)
     engine = _engine(request)
-    kpis, trend = await asyncio.gather(
+    kpis, trend, activity = await asyncio.gather(
         asyncio.to_thread(compute_kpis, engine, day, obligations=True),
         asyncio.to_thread(dso_trend, engine, day),
+        asyncio.to_thread(customer_activity, engine, day),
     )
     charts = {}
     for currency, k in sorted(kpis.shown().items()):
@@ -86,7 +88,7 @@ async def portfolio(request: Request) -> Response:
                 height=220,
             ),
         }
-    return render(request, "portfolio.html", k=kpis, charts=charts, as_of=day)
+    return render(request, "portfolio.html", k=kpis, charts=charts, as_of=day, activity=activity)
 
 
 @router.get("/customers", response_class=HTMLResponse)

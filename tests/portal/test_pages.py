@@ -206,6 +206,7 @@ def test_each_action_is_the_collectors_done_by_the_customer(seeded: Engine) -> N
         pauses = conn.execute(select(DunningPause.kind, DunningPause.until)).all()
         disputed = conn.scalar(select(Invoice.disputed).where(Invoice.number == "FA-1"))
     assert [tuple(e) for e in events] == [
+        ("portal.visited", "customer:A1"),  # once a day, however many requests
         ("dunning.paused", "customer:A1"),
         ("promise.recorded", "customer:A1"),
         ("dispute.opened", "customer:A1"),
