@@ -1,5 +1,5 @@
 """Kill tests for exactly-once email and SMS: three worker processes share one Temporal dev
-server and one PostgreSQL; every few seconds a random one (of those polling for 4 s at
+server and one PostgreSQL; every few seconds a random one (of those polling for 8 s at
 least, so a loaded machine still makes progress) is SIGKILLed and restarted,
 while each customer gets a reminder by email and by SMS. The customers are told in four
 waves 6 s apart once every worker polls, so the sends last long enough for the kills on a
@@ -59,8 +59,10 @@ pytestmark = [pytest.mark.temporal, pytest.mark.slow, pytest.mark.serial]
 
 CONTACTS = int(os.environ.get("COBRO_KILL_CONTACTS", "200"))
 WORKERS = 3
-KILL_EVERY = (2.0, 4.0)  # seconds between two SIGKILLs
-MIN_UP_S = 4.0  # a worker is killed only once it has polled this long: it works, then dies
+KILL_EVERY = (2.0, 5.0)  # seconds between two SIGKILLs
+MIN_UP_S = 8.0  # a worker is killed only once it has polled this long: it works, then dies
+KILLS_ENOUGH = 12  # then the kills stop however far the sends got: a loaded machine must
+# still finish (a worker killed every few seconds on it gets little done between kills)
 WAVES, WAVE_GAP_S = 4, 6.0  # the customers are told in waves: the sends last >= 18 s on any
 # machine, so the kills fall among sends however fast the machine is
 OUTAGE_S = 20.0
@@ -358,10 +360,9 @@ async def run_kill_test(
             outage_over = outage is None or (outage_task is not None and outage_task.done())
             if (
                 killing
-                and not waves
-                and captured >= expected * 0.8
                 and outage_over
                 and workers.kills >= min_kills
+                and ((not waves and captured >= expected * 0.8) or workers.kills >= KILLS_ENOUGH)
             ):
                 killing = False
                 stats["kills_stopped_at_captured"] = captured
