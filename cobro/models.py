@@ -86,6 +86,12 @@ class Customer(Timestamps, Base):
     phone: Mapped[str | None] = mapped_column(String(20), doc="E.164")
     opt_out_email: Mapped[bool] = mapped_column(default=False)
     opt_out_sms: Mapped[bool] = mapped_column(default=False)
+    whatsapp_opt_in_at: Mapped[datetime | None] = mapped_column(
+        doc="when the customer agreed to WhatsApp messages (None: no WhatsApp)"
+    )
+    whatsapp_opt_in_source: Mapped[str | None] = mapped_column(
+        String(128), doc="how the opt-in (or its withdrawal) was given: `cli:<who>`, `whatsapp`"
+    )
     segment: Mapped[str | None] = mapped_column(String(64), index=True)
     group: Mapped[str | None] = mapped_column("group_name", String(64), index=True)
     parent_account: Mapped[str | None] = mapped_column(String(64))
@@ -407,7 +413,7 @@ class Communication(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
-    channel: Mapped[str] = mapped_column(String(16), doc="email | sms")
+    channel: Mapped[str] = mapped_column(String(16), doc="email | sms | whatsapp")
     template: Mapped[str] = mapped_column(String(64))
     language: Mapped[str | None] = mapped_column(String(2))
     recipient: Mapped[str] = mapped_column(String(1024))
@@ -427,6 +433,9 @@ class Communication(Base):
     subject: Mapped[str | None] = mapped_column(String(998))
     body: Mapped[str | None] = mapped_column(Text)
     body_html: Mapped[str | None] = mapped_column(Text)
+    provider_template: Mapped[dict[str, Any] | None] = mapped_column(
+        doc="WhatsApp: the approved template it is sent as, `{sid, variables}` (None: the body)"
+    )
     error: Mapped[str | None] = mapped_column(Text)
     invoice_numbers: Mapped[dict[str, Any] | None]
     workflow_id: Mapped[str | None] = mapped_column(String(255))

@@ -148,6 +148,11 @@ class Settings(BaseSettings):
         "server, http://127.0.0.1:<capture_http_port>",
     )
     sms_from: str = "+15005550006"
+    whatsapp_from: str = Field(
+        "whatsapp:+14155238886",
+        description="the WhatsApp sender, `whatsapp:+<E.164>` (Twilio's sandbox number by "
+        "default; in production the business number approved for WhatsApp)",
+    )
 
     insurer_base_url: str = Field(
         "http://127.0.0.1:8027",

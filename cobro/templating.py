@@ -1,9 +1,11 @@
 """Message templates: Jinja2 (sandboxed, strict) over `templates/`, localised with Babel.
 
-Layout: `templates/email/<lang>/<name>.{subject,txt,html}.j2` and
-`templates/sms/<lang>/<name>.txt.j2`; files whose name starts with `_` are partials (included
-by the others, e.g. the statement of open invoices). A message is written in the first
-language that has every part of its template: the customer's own (`fr_BE` -> `fr`), then the
+Layout: `templates/email/<lang>/<name>.{subject,txt,html}.j2`,
+`templates/sms/<lang>/<name>.txt.j2` and `templates/whatsapp/<lang>/<name>.json` (an approved
+WhatsApp template and its variables, see `cobro.channels.whatsapp`); files whose name
+starts with `_` are partials (included by the others, e.g. the statement of open invoices).
+A message is written in the first language that has every part of its template: the
+customer's own (`fr_BE` -> `fr`), then the
 `fallback` languages given (the chain of `languages:` in `rules/dunning.yaml`, see
 `cobro.dunning.languages`), then `en`.
 
@@ -11,6 +13,7 @@ language that has every part of its template: the customer's own (`fr_BE` -> `fr
     ctx = build_context(customer, invoices, as_of=date.today(), language="fr")
     mail = t.render_email("reminder", "fr", ctx)           # .subject, .text, .html
     sms = t.render_sms("due", "fr", ctx)                   # .text
+    wa = t.render_whatsapp("due", "fr", ctx)               # .text, .content_sid, .variables
     mail = t.render_email("due", "ca", ctx, fallback=("es",))  # .language "es", .fell_back
     errors = render_all_samples()      # ["templates/email/fr/due.html.j2:12: ..."]
 
@@ -55,13 +58,14 @@ from jinja2 import (
 )
 from jinja2.sandbox import SandboxedEnvironment
 
+from cobro.channels.whatsapp import WhatsappTemplateError, fill, parse_template
 from cobro.formatting import money
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 DEFAULT_LANGUAGE = "en"
 LANGUAGES = ("en", "fr", "es", "de", "it", "nl", "pt")  # shipped: every template in each
 EMAIL_PARTS = ("subject", "txt", "html")
-CHANNELS = ("email", "sms")
+CHANNELS = ("email", "sms", "whatsapp")
 
 
 class TemplateRenderError(Exception):
@@ -81,6 +85,20 @@ class RenderedEmail:
     text: str
     html: str
     requested: str = DEFAULT_LANGUAGE  # the customer's language, normalised
+
+    @property
+    def fell_back(self) -> bool:
+        return self.language != self.requested
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedWhatsapp:
+    template: str
+    language: str
+    text: str  # the approved body with its placeholders filled
+    variables: dict[str, str]  # placeholder -> value (Twilio's ContentVariables)
+    content_sid: str | None = None  # None: send `text` as the body (sandbox, dev)
+    requested: str = DEFAULT_LANGUAGE
 
     @property
     def fell_back(self) -> bool:
@@ -169,6 +187,8 @@ class Templates:
         self.env = make_environment(self.directory)
 
     def path(self, channel: str, language: str, template: str, part: str) -> str:
+        if part == "json":  # WhatsApp: a JSON file, not a Jinja template
+            return f"{channel}/{language}/{template}.json"
         return f"{channel}/{language}/{template}.{part}.j2"
 
     def resolve(
@@ -197,7 +217,7 @@ class Templates:
         parts: Sequence[str] | None = None,
     ) -> str:
         """The language a message is written in: the first of the chain with every part."""
-        parts = parts or (EMAIL_PARTS if channel == "email" else ("txt",))
+        parts = parts or channel_parts(channel)
         chain = self.chain(language, fallback)
         for candidate in chain:
             if all(
@@ -247,6 +267,43 @@ class Templates:
             template=template, language=used, text=text, requested=normalise_language(language)
         )
 
+    def render_whatsapp(
+        self,
+        template: str,
+        language: str | None,
+        context: Mapping[str, Any],
+        fallback: Sequence[str] = (),
+    ) -> RenderedWhatsapp:
+        """The approved template of the chain's first language that has it, its variables
+        rendered (Jinja over `context`, `_macros.j2` imported, whitespace collapsed)."""
+        used = self.choose("whatsapp", template, language, fallback)
+        rel = self.path("whatsapp", used, template, "json")
+        try:
+            parsed = parse_template((self.directory / rel).read_text("utf-8"), rel)
+        except WhatsappTemplateError as exc:
+            location, _, message = str(exc).partition(": ")
+            raise TemplateRenderError(_display(str(self.directory / location)), message) from exc
+        ctx = _with_locale(context, used)
+        values = {}
+        for key, source in parsed.variables.items():
+            try:
+                text = self.env.from_string(WHATSAPP_PRELUDE + source).render(**ctx)
+            except TemplateError as exc:
+                where = f"{_display(str(self.directory / rel))}:1"
+                raise TemplateRenderError(where, f"variable {key}: {exc}") from exc
+            values[key] = " ".join(text.split())
+            if not values[key]:  # WhatsApp refuses an empty variable
+                where = f"{_display(str(self.directory / rel))}:1"
+                raise TemplateRenderError(where, f"variable {key} renders empty")
+        return RenderedWhatsapp(
+            template=template,
+            language=used,
+            text=" ".join(fill(parsed.body, values).split()),
+            variables=values,
+            content_sid=parsed.content_sid,
+            requested=normalise_language(language),
+        )
+
     def languages(self) -> set[str]:
         """The languages that have at least one template (partials aside)."""
         return {lang for _, lang, _ in self.catalogue()}
@@ -258,11 +315,21 @@ class Templates:
             root = self.directory / channel
             if not root.is_dir():
                 continue
-            for f in root.glob("*/*.j2"):
+            for f in root.glob("*/*.json" if channel == "whatsapp" else "*/*.j2"):
                 if f.name.startswith("_"):
                     continue
                 out.add((channel, f.parent.name, f.name.split(".")[0]))
         return sorted(out)
+
+
+WHATSAPP_PRELUDE = '{% from "_macros.j2" import totals_line with context %}'
+
+
+def channel_parts(channel: str) -> tuple[str, ...]:
+    """The files one template has on `channel` (`path()`'s parts)."""
+    if channel == "email":
+        return EMAIL_PARTS
+    return ("json",) if channel == "whatsapp" else ("txt",)
 
 
 def _with_locale(context: Mapping[str, Any], used: str) -> dict[str, Any]:
@@ -470,7 +537,7 @@ def render_all_samples(
     names = {(ch, name) for ch, _, name in catalogue}
     root = Path(directory)
     for channel, name in sorted(names):
-        parts = EMAIL_PARTS if channel == "email" else ("txt",)
+        parts = channel_parts(channel)
         for lang in languages:
             given = (contexts or {}).get(lang)
             # a first contact and a later one: both branches of `reminded_before` render
@@ -482,7 +549,13 @@ def render_all_samples(
                     continue
                 for ctx in ctxs:
                     try:
-                        t.env.get_template(rel).render(**ctx)
+                        if channel == "whatsapp":
+                            t.render_whatsapp(name, lang, ctx)
+                        else:
+                            t.env.get_template(rel).render(**ctx)
+                    except TemplateRenderError as exc:
+                        errors.append(str(exc))
+                        break
                     except TemplateError as exc:
                         errors.append(f"{error_location(exc, rel, root)}: {exc}")
                         break

@@ -1,4 +1,9 @@
-"""Send SMS through Twilio with the real `twilio` client.
+"""Send SMS and WhatsApp messages through Twilio's Messages API with the real `twilio` client.
+
+One implementation for both channels (`send_message(channel=...)`): a WhatsApp message is
+the same API call with `whatsapp:`-prefixed `To`/`From` (`COBRO_WHATSAPP_FROM`) and, for an
+approved template, `ContentSid` + `ContentVariables` instead of `Body`
+(`cobro.channels.whatsapp`). Status callbacks and errors are the same.
 
 When `twilio_base_url` is set (the default in development and tests) the client's `api`
 domain is pointed at that base URL, i.e. at the loopback capture server
@@ -13,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import json
 import logging
 from dataclasses import dataclass
 from typing import Literal
@@ -25,11 +31,13 @@ from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
+from cobro.channels import whatsapp
 from cobro.settings import Settings, get_settings
 
 log = logging.getLogger("cobro.channels.sms")
 
 Encoding = Literal["GSM-7", "UCS-2"]
+MessageChannel = Literal["sms", "whatsapp"]
 
 # GSM 03.38 default alphabet (the escape code 0x1B itself is not a character).
 GSM7_BASIC = frozenset(
@@ -148,6 +156,7 @@ class TwilioConfig:
     sms_from: str
     base_url: str | None = None
     timeout: float = 30.0
+    whatsapp_from: str = "whatsapp:+14155238886"
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> TwilioConfig:
@@ -157,6 +166,7 @@ class TwilioConfig:
             auth_token=settings.twilio_auth_token,
             sms_from=settings.sms_from,
             base_url=settings.twilio_base_url or None,
+            whatsapp_from=settings.whatsapp_from,
         )
 
 
@@ -236,26 +246,73 @@ def send_sms(
     `to` is validated (E.164) before anything is sent. `idempotency_key` is only logged:
     Twilio's Messages API has no idempotency, the caller records the send before it.
     """
+    return send_message(
+        channel="sms",
+        to=to,
+        body=body,
+        config=config,
+        from_=from_,
+        status_callback=status_callback,
+        messaging_service_sid=messaging_service_sid,
+        idempotency_key=idempotency_key,
+    )
+
+
+def send_message(
+    *,
+    channel: MessageChannel,
+    to: str,
+    body: str,
+    config: TwilioConfig | None = None,
+    from_: str | None = None,
+    status_callback: str | None = None,
+    messaging_service_sid: str | None = None,
+    idempotency_key: str | None = None,
+    content_sid: str | None = None,
+    content_variables: dict[str, str] | None = None,
+) -> str:
+    """Send one SMS or WhatsApp message; returns the provider message sid. Blocking.
+
+    WhatsApp: `to` may be given with or without its `whatsapp:` prefix, the sender is
+    `from_` or `config.whatsapp_from`; with `content_sid` the approved template is sent
+    with `content_variables` (and `body` is only logged), else `body` as text.
+    """
     config = config or TwilioConfig.from_settings()
-    number = normalize_e164(to)
-    if not body:
-        raise PermanentSmsError("the SMS body is empty", code=21602)
-    sender = from_ or (None if messaging_service_sid else config.sms_from)
-    encoding, segments = sms_segments(body)
+    number = normalize_e164(whatsapp.bare_number(to) if channel == "whatsapp" else to)
+    what = "SMS" if channel == "sms" else "WhatsApp message"
+    if not body and not content_sid:
+        raise PermanentSmsError(f"the {what} body is empty", code=21602)
+    fields: dict[str, str | None] = {"body": body, "messaging_service_sid": messaging_service_sid}
+    if channel == "whatsapp":
+        recipient = whatsapp.address(number)
+        sender = from_ or (None if messaging_service_sid else config.whatsapp_from)
+        if sender is not None and not whatsapp.is_whatsapp(sender):
+            raise PermanentSmsError(f"WhatsApp sender {sender!r} lacks `whatsapp:`", code=21212)
+        if content_sid:
+            fields = {
+                "content_sid": content_sid,
+                "content_variables": json.dumps(content_variables or {}, ensure_ascii=False),
+                "messaging_service_sid": messaging_service_sid,
+            }
+        encoding, segments = "UCS-2", 1  # not billed per segment
+    else:
+        recipient = number
+        sender = from_ or (None if messaging_service_sid else config.sms_from)
+        encoding, segments = sms_segments(body)
     client = make_client(config)
     try:
         message = client.messages.create(
-            to=number,
-            body=body,
+            to=recipient,
             from_=sender,  # None values are left out of the request
             status_callback=status_callback,
-            messaging_service_sid=messaging_service_sid,
+            **fields,
         )
     except Exception as exc:
         _close(client)
-        error = _classify(exc, f"SMS to {number}")
+        error = _classify(exc, f"{what} to {recipient}")
         log.warning(
-            "sms not sent: key=%s permanent=%s %s",
+            "%s not sent: key=%s permanent=%s %s",
+            channel,
             idempotency_key,
             error.permanent,
             error,
@@ -263,7 +320,8 @@ def send_sms(
         raise error from exc
     _close(client)
     log.info(
-        "sms sent: sid=%s key=%s encoding=%s segments=%d status=%s",
+        "%s sent: sid=%s key=%s encoding=%s segments=%d status=%s",
+        channel,
         message.sid,
         idempotency_key,
         encoding,
@@ -294,6 +352,11 @@ async def send_sms_async(
         messaging_service_sid=messaging_service_sid,
         idempotency_key=idempotency_key,
     )
+
+
+async def send_message_async(**kwargs: object) -> str:
+    """`send_message` in a worker thread (the twilio client is synchronous)."""
+    return await asyncio.to_thread(lambda: send_message(**kwargs))  # type: ignore[arg-type]
 
 
 def fetch_sms(sid: str, config: TwilioConfig | None = None) -> SmsStatus:

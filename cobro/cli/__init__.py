@@ -21,6 +21,7 @@ def _register_subcommands() -> None:
     from cobro.cli import (
         classify,
         covers,
+        customers,
         db,
         dev,
         dunning,
@@ -37,7 +38,7 @@ def _register_subcommands() -> None:
     )
 
     modules = (db, importing, dev, sync, covers, insurer, rules, classify, dunning)
-    for module in (*modules, kpis, forecast, exposure, queues, users, portal):
+    for module in (*modules, kpis, forecast, exposure, queues, users, portal, customers):
         module.register(app)
 
 

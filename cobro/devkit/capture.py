@@ -16,6 +16,7 @@ from pathlib import Path
 from cobro.devkit.capture_http import CaptureSmsServer
 from cobro.devkit.capture_sms import CapturedSms, SmsStore
 from cobro.devkit.capture_smtp import CaptureSmtpServer, MailStore
+from cobro.templating import TEMPLATES_DIR
 
 
 class CaptureServers:
@@ -26,7 +27,8 @@ class CaptureServers:
     `(username, password)` the SMTP server then requires. `auto_deliver` moves accepted
     SMS to `sent` then `delivered` (see `cobro.devkit.capture_sms` for failure injection).
     `incoming_url`: where a customer's SMS to us is POSTed (`customer_sends`), signed as
-    Twilio signs it.
+    Twilio signs it. `templates_dir`: where WhatsApp ContentSids are looked up to show a
+    template message as text (default the shipped templates tree).
     """
 
     def __init__(
@@ -40,6 +42,7 @@ class CaptureServers:
         smtp_auth: tuple[str, str] | None = None,
         auto_deliver: bool = True,
         incoming_url: str | None = None,
+        templates_dir: Path | None = None,
     ):
         if account_sid is None or auth_token is None:
             from cobro.settings import get_settings
@@ -62,6 +65,7 @@ class CaptureServers:
             mail_store=self.mail,
             auto_deliver=auto_deliver,
             incoming_url=incoming_url,
+            templates_dir=templates_dir or TEMPLATES_DIR,
         )
 
     @property

@@ -11,6 +11,7 @@ from cobro.devkit.capture_sms import CapturedSms, SmsStore, TwilioCapture
 from cobro.devkit.capture_smtp import MailStore
 from cobro.devkit.inbox import inbox_routes
 from cobro.devkit.loopback import EmbeddedHttpServer
+from cobro.templating import TEMPLATES_DIR
 
 
 def create_capture_app(
@@ -20,10 +21,17 @@ def create_capture_app(
     mail_store: MailStore | None = None,
     auto_deliver: bool = True,
     incoming_url: str | None = None,
+    templates_dir: Path | None = TEMPLATES_DIR,
 ) -> tuple[Starlette, TwilioCapture]:
-    """The capture HTTP app: Twilio API + inbox UI/JSON (mail included if `mail_store`)."""
+    """The capture HTTP app: Twilio API + inbox UI/JSON (mail included if `mail_store`);
+    WhatsApp ContentSids are looked up in `templates_dir`."""
     twilio = TwilioCapture(
-        sms_store, account_sid, auth_token, auto_deliver=auto_deliver, incoming_url=incoming_url
+        sms_store,
+        account_sid,
+        auth_token,
+        auto_deliver=auto_deliver,
+        incoming_url=incoming_url,
+        templates_dir=templates_dir,
     )
     app = Starlette(routes=[*twilio.routes(), *inbox_routes(sms_store, mail_store)])
     return app, twilio
@@ -45,12 +53,19 @@ class CaptureSmsServer:
         mail_store: MailStore | None = None,
         auto_deliver: bool = True,
         incoming_url: str | None = None,
+        templates_dir: Path | None = TEMPLATES_DIR,
     ):
         self.store = storage_dir if isinstance(storage_dir, SmsStore) else SmsStore(storage_dir)
         self.host = host
         self.requested_port = port
         self.app, self.twilio = create_capture_app(
-            self.store, account_sid, auth_token, mail_store, auto_deliver, incoming_url
+            self.store,
+            account_sid,
+            auth_token,
+            mail_store,
+            auto_deliver,
+            incoming_url,
+            templates_dir,
         )
         self._http = EmbeddedHttpServer(self.app, host, port, "capture HTTP")
         self.port: int | None = None

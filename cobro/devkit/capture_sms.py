@@ -4,7 +4,8 @@ It implements the part of Twilio's REST API that the real `twilio` client uses t
 read messages, so `cobro.channels.sms` talks to it unchanged (only the base URL differs):
 
     POST /2010-04-01/Accounts/{AccountSid}/Messages.json
-         create; form fields To, From, Body, StatusCallback, MessagingServiceSid
+         create; form fields To, From, Body, StatusCallback, MessagingServiceSid,
+         ContentSid, ContentVariables (WhatsApp templates)
     GET  /2010-04-01/Accounts/{AccountSid}/Messages.json
          list, newest first; query To, From, PageSize, Page
     GET  /2010-04-01/Accounts/{AccountSid}/Messages/{Sid}.json
@@ -29,6 +30,12 @@ Failure injection (Twilio's magic test numbers, plus a few of ours):
     To   +15005550010  201 queued, then status `failed`, error 30008       (Cobro)
     To   +15005550011  201 queued, then status `undelivered`, error 30003  (Cobro)
 
+WhatsApp messages (`To`/`From` `whatsapp:+<E.164>`, the prefix kept) are stored like SMS,
+the magic numbers apply to the number after the prefix. A message sent as an approved
+template (`ContentSid` + `ContentVariables` instead of `Body`) is stored with both, and its
+`body` is the template's text with the variables filled when the templates tree knows the
+ContentSid (`cobro.channels.whatsapp.content_catalogue`), as Twilio shows it.
+
 Any other valid number: 201 `queued`, then (when `auto_deliver`, the default) `sent` and
 `delivered`. Any message's status can also be forced, with the StatusCallback fired:
 `POST /_capture/sms/{Sid}/status` (form or JSON `Status`, optional `ErrorCode`) or
@@ -43,6 +50,7 @@ import base64
 import binascii
 import contextlib
 import hmac
+import json
 import logging
 import re
 import secrets
@@ -61,6 +69,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from twilio.request_validator import RequestValidator
 
+from cobro.channels import whatsapp
 from cobro.channels.sms import sms_segments
 from cobro.devkit.storage import atomic_write_json, read_json
 
@@ -273,7 +282,9 @@ class TwilioCapture:
         auth_token: str,
         auto_deliver: bool = True,
         incoming_url: str | None = None,
+        templates_dir: Path | None = None,
     ):
+        self.templates_dir = templates_dir  # where ContentSids are looked up (None: none)
         self.store = store
         self.account_sid = account_sid
         self.auth_token = auth_token
@@ -313,23 +324,41 @@ class TwilioCapture:
         body = str(form.get("Body") or "")
         service = str(form.get("MessagingServiceSid") or "").strip() or None
         callback = str(form.get("StatusCallback") or "").strip() or None
+        content_sid = str(form.get("ContentSid") or "").strip() or None
+        raw_variables = str(form.get("ContentVariables") or "").strip() or None
         if not to:
             return twilio_error(400, 21604, "A 'To' phone number is required.")
-        if to in MAGIC_TO:
-            status, code, text = MAGIC_TO[to]
+        channel = "whatsapp" if whatsapp.is_whatsapp(to) else "sms"
+        number, sender = whatsapp.bare_number(to), whatsapp.bare_number(from_ or "") or None
+        if number in MAGIC_TO:
+            status, code, text = MAGIC_TO[number]
             return twilio_error(status, code, text.format(to=to))
-        if not valid_e164(to):
+        if not valid_e164(number):
             return twilio_error(400, 21211, f"The 'To' number {to} is not a valid phone number.")
         if not from_ and not service:
             return twilio_error(400, 21603, "A 'From' phone number is required.")
-        if from_ in MAGIC_FROM:
-            status, code, text = MAGIC_FROM[from_]
+        if from_ and whatsapp.is_whatsapp(from_) != (channel == "whatsapp"):
+            return twilio_error(
+                400, 63007, f"'From' {from_} and 'To' {to} are not on the same channel."
+            )
+        if sender in MAGIC_FROM:
+            status, code, text = MAGIC_FROM[sender]
             return twilio_error(status, code, text.format(from_=from_))
-        if from_ and from_.startswith("+") and not valid_e164(from_):
+        if sender and sender.startswith("+") and not valid_e164(sender):
             return twilio_error(
                 400, 21212, f"The 'From' number {from_} is not a valid phone number."
             )
-        if not body:
+        variables: dict[str, str] | None = None
+        if content_sid:
+            try:
+                variables = json.loads(raw_variables or "{}")
+            except json.JSONDecodeError:
+                return twilio_error(400, 21656, "The ContentVariables parameter is invalid.")
+            if not isinstance(variables, dict):
+                return twilio_error(400, 21656, "The ContentVariables parameter is invalid.")
+            variables = {str(k): str(v) for k, v in variables.items()}
+            body = self._content_text(content_sid, variables) or body
+        if not body and not content_sid:
             return twilio_error(400, 21602, "Message body is required.")
         if len(body) > MAX_BODY:
             return twilio_error(
@@ -358,6 +387,8 @@ class TwilioCapture:
             "price_unit": "USD",
             "sid": sid,
             "status": status,
+            "content_sid": content_sid,
+            "content_variables": variables,
             "subresource_uris": {
                 "media": f"{API}/Accounts/{self.account_sid}/Messages/{sid}/Media.json",
                 "feedback": f"{API}/Accounts/{self.account_sid}/Messages/{sid}/Feedback.json",
@@ -372,7 +403,7 @@ class TwilioCapture:
             history=[{"status": status, "error_code": None, "at": now.isoformat()}],
         )
         self.store.save(sms)
-        log.info("captured sms %s to=%s segments=%d", sid, to, segments)
+        log.info("captured %s %s to=%s segments=%d", channel, sid, to, segments)
         background = None
         if to in MAGIC_OUTCOME:
             outcome, code = MAGIC_OUTCOME[to]
@@ -380,6 +411,13 @@ class TwilioCapture:
         elif self.auto_deliver:
             background = BackgroundTask(self._progress, sid, [("sent", None), ("delivered", None)])
         return JSONResponse(message, status_code=201, background=background)
+
+    def _content_text(self, content_sid: str, variables: dict[str, str]) -> str:
+        """The approved template's text with `variables` filled ("" if it is unknown)."""
+        if self.templates_dir is None:
+            return ""
+        approved = whatsapp.content_catalogue(self.templates_dir).get(content_sid)
+        return " ".join(whatsapp.fill(approved, variables).split()) if approved else ""
 
     async def fetch(self, request: Request) -> Response:
         if (denied := self._authenticate(request)) is not None:
@@ -534,7 +572,7 @@ class TwilioCapture:
             data = await read_form(request)
         sender = str(data.get("From") or data.get("from") or "").strip()
         body = str(data.get("Body") or data.get("body") or "")
-        if not valid_e164(sender):
+        if not valid_e164(whatsapp.bare_number(sender)):
             return twilio_error(400, 21211, f"From {sender!r} is not an E.164 number")
         try:
             sid, status = await self.receive(sender, body, str(data.get("To") or ""))

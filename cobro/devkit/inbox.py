@@ -1,4 +1,5 @@
-"""The capture inbox: captured emails and SMS for humans (HTML) and scripts (JSON).
+"""The capture inbox: captured emails, SMS and WhatsApp messages for humans (HTML) and
+scripts (JSON).
 
     GET /                 emails and SMS, newest first
     GET /mail/{id}        one email: headers, text part, HTML part in a sandboxed iframe
@@ -68,13 +69,17 @@ iframe { width: 100%; height: 32rem; border: 1px solid #ccc; background: #fff; }
 <td><a href="/mail/{{ m.id }}">{{ m.subject or "(no subject)" }}</a></td>
 </tr>{% endfor %}
 </table>{% else %}<p class="muted">No email captured yet.</p>{% endif %}
-<h2>SMS ({{ sms|length }})</h2>
+<h2>SMS and WhatsApp ({{ sms|length }})</h2>
 {% if sms %}<table>
-<tr><th>Created (UTC)</th><th>To</th><th>From</th><th>Body</th><th>Segments</th><th>Status</th></tr>
+<tr><th>Created (UTC)</th><th>Channel</th><th>To</th><th>From</th><th>Body</th>
+<th>Segments</th><th>Status</th></tr>
 {% for s in sms %}<tr>
-<td>{{ s.created_at.strftime("%Y-%m-%d %H:%M:%S") }}</td><td>{{ s.message.to }}</td>
+<td>{{ s.created_at.strftime("%Y-%m-%d %H:%M:%S") }}</td>
+<td class="channel">{{ "WhatsApp" if s.message.to.startswith("whatsapp:") else "SMS" }}</td>
+<td>{{ s.message.to }}</td>
 <td>{{ s.message["from"] or s.message.messaging_service_sid }}</td>
-<td><a href="/sms/{{ s.sid }}">{{ s.message.body|truncate(80) }}</a></td>
+<td><a href="/sms/{{ s.sid }}">
+{{- (s.message.body or "template " ~ s.message.content_sid)|truncate(80) }}</a></td>
 <td>{{ s.message.num_segments }}</td>
 <td class="status-{{ s.status }}">{{ s.status }}</td>
 </tr>{% endfor %}
@@ -100,8 +105,11 @@ iframe { width: 100%; height: 32rem; border: 1px solid #ccc; background: #fff; }
     "sms.html": """{% extends "base.html" %}
 {% block title %}SMS {{ sms.sid }} — Cobro capture inbox{% endblock %}
 {% block content %}
-<h1>SMS to {{ sms.message.to }}</h1>
-<pre>{{ sms.message.body }}</pre>
+<h1>{{ "WhatsApp" if sms.message.to.startswith("whatsapp:") else "SMS" }}
+to {{ sms.message.to }}</h1>
+<pre>{{ sms.message.body or "" }}</pre>
+{% if sms.message.content_sid %}<p>Sent as the approved template {{ sms.message.content_sid }}
+with the variables {{ sms.message.content_variables|tojson }}.</p>{% endif %}
 <table>
 {% for key in ["sid", "status", "error_code", "error_message", "from", "to",
   "messaging_service_sid", "num_segments", "date_created", "date_sent", "date_updated"] %}

@@ -39,7 +39,8 @@ from sqlalchemy.orm import Session
 
 from cobro.channels.email import EmailError, SmtpConfig, message_id_for, pool_for, send_email
 from cobro.channels.relay import RelayAnswer, RelayLookupError, relay_lookup_from_settings
-from cobro.channels.sms import SmsError, TwilioConfig, make_client, send_sms_async
+from cobro.channels.sms import SmsError, TwilioConfig, make_client, send_message_async
+from cobro.channels.whatsapp import address as whatsapp_address
 from cobro.dunning.languages import display_name
 from cobro.dunning.store import (
     ActionSpec,
@@ -109,6 +110,7 @@ class Claim:
     summary: str = ""
     attempt: int = 1  # which attempt holds the claim (the row's `attempts`)
     lease_until: datetime | None = None
+    provider_template: dict[str, Any] | None = None  # WhatsApp: {sid, variables}
 
     @property
     def message_id(self) -> str:
@@ -143,6 +145,7 @@ _CLAIM_ROW = select(
     _c.subject,
     _c.body,
     _c.body_html,
+    _c.provider_template,
 ).where(_c.idempotency_key == bindparam("key"))
 _NEW_CLAIM = insert(_COMMUNICATIONS).returning(_c.id)
 
@@ -212,6 +215,8 @@ def _claim(
     recipient = _recipient(facts, action.kind)
     if recipient is None:
         return _nothing("skipped", f"no {action.kind} recipient (or opted out)", action.kind)
+    if action.kind == "whatsapp" and facts.customer.whatsapp_opt_in_at is None:
+        return _no_opt_in(session, facts, action, recipient, numbers, now, trace, rules, existing)
     if existing is not None:  # delayed: the last attempt was refused, nothing went out
         return _take_over(session, existing, action, wall, resend=False)
     # the customer's self-service link, created (or reused) in the claim's transaction:
@@ -235,6 +240,7 @@ def _claim(
             "subject": message.subject,
             "body": message.text,
             "body_html": message.html,
+            "provider_template": message.provider_template,
             "invoice_numbers": {"invoices": numbers},
             "workflow_id": trace.workflow_id,
             "run_id": trace.run_id,
@@ -265,7 +271,53 @@ def _claim(
         resend=False,
         attempt=1,
         lease_until=lease_until,
+        provider_template=message.provider_template,
     )
+
+
+def _no_opt_in(
+    session: Session,
+    facts: CustomerFacts,
+    action: ActionSpec,
+    recipient: str,
+    numbers: list[str],
+    now: datetime,
+    trace: Trace,
+    rules: RulesInForce,
+    existing: Row[Any] | None,
+) -> Claim:
+    """WhatsApp needs the customer's opt-in: without one the contact is recorded as
+    `skipped` under its key (once), the invoices pass the step on this channel, and the
+    timeline says why. Nothing is sent instead (a policy that wants an SMS says so)."""
+    reason = f"no WhatsApp opt-in recorded for {recipient}; nothing sent on WhatsApp"
+    if existing is not None:  # delayed before the opt-in was withdrawn
+        session.execute(
+            update(Communication)
+            .where(Communication.id == existing.id)
+            .values(status="skipped", lease_until=None, error=reason)
+            .execution_options(synchronize_session=False)
+        )
+    else:
+        session.execute(
+            _NEW_CLAIM,
+            {
+                "customer_id": facts.customer.id,
+                "channel": action.kind,
+                "template": action.template or "",
+                "recipient": recipient,
+                "idempotency_key": action.idempotency_key,
+                "status": "skipped",
+                "attempts": 1,
+                "error": reason,
+                "invoice_numbers": {"invoices": numbers},
+                "workflow_id": trace.workflow_id,
+                "run_id": trace.run_id,
+                "ruleset_hash": rules.hash,
+            },
+        )
+        record_levels(session, facts, action, numbers, "skipped", trace, now, rules.dunning)
+    _event(session, facts, "dunning.whatsapp_skipped", f"skipped: {reason}", trace, action)
+    return _nothing("skipped", reason, action.kind, action.idempotency_key)
 
 
 def _take_over(
@@ -296,6 +348,7 @@ def _take_over(
         resend=resend,
         attempt=seen + 1,
         lease_until=lease_until,
+        provider_template=row.provider_template,
     )
 
 
@@ -329,11 +382,14 @@ def _recipient(facts: CustomerFacts, channel: str) -> str | None:
         return c.email
     if channel == "sms" and c.phone and not c.opt_out_sms:
         return c.phone
+    if channel == "whatsapp" and c.phone:  # the opt-in is checked by the claim
+        return whatsapp_address(c.phone)
     return None
 
 
 async def send(claim: Claim) -> str:
-    """Hand the message to the provider; returns the provider id (Message-ID or SMS sid).
+    """Hand the message to the provider; returns the provider id (Message-ID or Twilio's
+    message sid: SMS and WhatsApp go through the same Messages API).
 
     Never sends after the claim's send deadline (`lease_until - LEASE_MARGIN`); emails go
     over this event loop's pooled connections to the relay."""
@@ -361,12 +417,16 @@ async def send(claim: Claim) -> str:
             # keeps its request inside the lease too
             config = TwilioConfig.from_settings()
             config = replace(config, timeout=min(config.timeout, timeout))
-            return await send_sms_async(
+            content = claim.provider_template or {}
+            return await send_message_async(
+                channel=claim.channel,
                 to=claim.recipient,
                 body=claim.text,
                 config=config,
                 idempotency_key=claim.idempotency_key,
                 status_callback=callback,
+                content_sid=content.get("sid"),
+                content_variables=content.get("variables"),
             )
     except TimeoutError as exc:
         raise TemporarySendError(
@@ -385,7 +445,7 @@ async def send(claim: Claim) -> str:
 
 
 def _provider(claim: Claim) -> str:
-    return "SMTP" if claim.channel == "email" else "SMS provider"
+    return {"email": "SMTP", "whatsapp": "WhatsApp provider"}.get(claim.channel, "SMS provider")
 
 
 def _short_reason(claim: Claim, exc: EmailError | SmsError) -> str:
@@ -432,8 +492,8 @@ async def _find_sms(config: TwilioConfig, claim: Claim) -> str | None:
         return await asyncio.to_thread(lookup)
     except Exception as exc:  # the lookup itself failed: retry the whole activity later
         raise TemporarySendError(
-            f"cannot list SMS sent to {claim.recipient}: {exc}",
-            reason="SMS provider lookup unavailable",
+            f"cannot list messages sent to {claim.recipient}: {exc}",
+            reason=f"{_provider(claim)} lookup unavailable",
             maybe_accepted=True,
         ) from exc
 

@@ -32,6 +32,8 @@ class Message:
     text: str
     html: str | None
     requested: str = ""  # the customer's language (normalised)
+    # WhatsApp: the approved template it goes as, `{"sid": "HX...", "variables": {...}}`
+    provider_template: dict[str, Any] | None = None
 
     @property
     def fell_back(self) -> bool:
@@ -128,5 +130,11 @@ def render_reminder(
             action.template or "", customer.language, context, fallback
         )
         return Message(email.language, email.subject, email.text, email.html, email.requested)
+    if action.kind == "whatsapp":
+        wa = templates().render_whatsapp(
+            action.template or "", customer.language, context, fallback
+        )
+        content = {"sid": wa.content_sid, "variables": wa.variables} if wa.content_sid else None
+        return Message(wa.language, None, wa.text, None, wa.requested, content)
     sms = templates().render_sms(action.template or "", customer.language, context, fallback)
     return Message(sms.language, None, sms.text, None, sms.requested)

@@ -67,10 +67,10 @@ from pydantic import (
 from cobro.dunning.calendar import WEEKDAYS, SendWindow, parse_window, supported_countries
 from cobro.dunning.languages import LanguageRules
 
-Channel = Literal["email", "sms"]
+Channel = Literal["email", "sms", "whatsapp"]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 StepKind = Literal["send", "task", "claim", "declare"]
-CHANNELS: tuple[str, ...] = ("email", "sms")
+CHANNELS: tuple[str, ...] = ("email", "sms", "whatsapp")
 CUSTOMER_CALENDAR = "customer"
 
 _OFFSET_RE = re.compile(r"^\s*([+-]?)\s*(\d+)\s*([dw])\s*$")
@@ -225,7 +225,7 @@ class PolicyStep(_Frozen):
     def _channels(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
         if value is not None:
             if not value:
-                raise ValueError("at least one channel (email, sms) is required")
+                raise ValueError("at least one channel (email, sms, whatsapp) is required")
             if len(set(value)) != len(value):
                 raise ValueError(f"duplicate channel in {list(value)}")
         return value
@@ -235,7 +235,7 @@ class PolicyStep(_Frozen):
         kind = self.kind
         if kind == "send":
             if not self.channel:
-                raise ValueError("a message step needs `channel` (email, sms or a list)")
+                raise ValueError("a message step needs `channel` (email, sms, whatsapp or a list)")
             if not self.template:
                 raise ValueError("a message step needs `template`")
             if self.note is not None or self.assignee_role is not None:

@@ -9,17 +9,18 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
+from cobro.channels.whatsapp import address as whatsapp_address
 from cobro.dunning.actions import ActionSpec
 from cobro.dunning.messages import render_reminder
 from cobro.dunning.store import CustomerFacts, current_plan
 
-MESSAGE_KINDS = ("email", "sms")
+MESSAGE_KINDS = ("email", "sms", "whatsapp")
 
 
 @dataclass
 class ContactPreview:
     at: datetime  # when it goes out (UTC), inside the customer's send window
-    channel: str  # email | sms
+    channel: str  # email | sms | whatsapp
     template: str
     step_at: str  # the policy step as written, e.g. "+1w"
     invoices: list[str]
@@ -48,6 +49,14 @@ class NextContact:
         for c in out["contacts"]:
             c["at"] = c["at"].isoformat()
         return out
+
+
+def _recipient(customer: Any, kind: str) -> str | None:
+    if kind == "email":
+        return customer.email
+    if kind == "whatsapp" and customer.phone:
+        return whatsapp_address(customer.phone)
+    return customer.phone
 
 
 def next_contact(facts: CustomerFacts, now: datetime) -> NextContact:
@@ -85,7 +94,7 @@ def next_contact(facts: CustomerFacts, now: datetime) -> NextContact:
                 template=action.template or "",
                 step_at=steps.get(action.idempotency_key, str(action.step_index)),
                 invoices=list(action.invoices),
-                recipient=customer.email if action.kind == "email" else customer.phone,
+                recipient=_recipient(customer, action.kind),
                 language=message.language,
                 subject=message.subject,
                 text=message.text,

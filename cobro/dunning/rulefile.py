@@ -84,6 +84,7 @@ def _build(loaded: LoadedFile, ctx: FileContext) -> DunningPolicies:
 TEMPLATE_PARTS: dict[str, tuple[str, ...]] = {
     "email": ("subject", "txt", "html"),
     "sms": ("txt",),
+    "whatsapp": ("json",),  # an approved template and its variables (cobro.channels.whatsapp)
 }
 
 _TEMPLATES_DIR: ContextVar[Path | None] = ContextVar("cobro_dunning_templates_dir", default=None)
@@ -113,7 +114,7 @@ def template_files(directory: Path) -> dict[str, dict[str, set[str]]]:
         root = directory / channel
         langs: dict[str, set[str]] = {}
         if root.is_dir():
-            for f in root.glob("*/*.j2"):
+            for f in root.glob("*/*.json" if channel == "whatsapp" else "*/*.j2"):
                 if f.is_file() and not f.name.startswith("_"):
                     langs.setdefault(f.parent.name, set()).add(f.name)
         out[channel] = langs
@@ -131,7 +132,7 @@ def _template_problem(
     chain (None: it can)."""
     parts = TEMPLATE_PARTS[channel]
     en = files.get(channel, {}).get(language, set())
-    wanted = [f"{name}.{part}.j2" for part in parts]
+    wanted = [f"{name}.json" if part == "json" else f"{name}.{part}.j2" for part in parts]
     missing = [w for w in wanted if w not in en]
     if not missing:
         return None

@@ -28,7 +28,7 @@ Planning rules
   `calendar: customer` uses the customer's country (and its subdivision when known), a
   fixed country (`FR`) the same holidays for everyone.
 * **One contact per customer, channel and send window.** Everything due for a customer on a
-  channel (email, SMS) becomes one message: it goes at the earliest instant one of its
+  channel (email, SMS, WhatsApp) becomes one message: it goes at the earliest instant one of its
   invoices is due, but never sooner than `min_gap` (business) days after the previous contact
   on that channel (`history` and the contacts planned before it); it carries every invoice
   whose step on that channel is due by the end of that day's window. The most advanced
@@ -88,9 +88,9 @@ from cobro.dunning.calendar import (
 )
 from cobro.dunning.policy import DunningPolicy
 
-ActionKind = Literal["email", "sms", "task", "claim", "declare"]
-KIND_ORDER = {"email": 0, "sms": 1, "task": 2, "claim": 3, "declare": 4}
-MESSAGE_CHANNELS = ("email", "sms")
+ActionKind = Literal["email", "sms", "whatsapp", "task", "claim", "declare"]
+KIND_ORDER = {"email": 0, "sms": 1, "whatsapp": 2, "task": 3, "claim": 4, "declare": 5}
+MESSAGE_CHANNELS = ("email", "sms", "whatsapp")
 
 
 # ---------------------------------------------------------------------------- inputs
@@ -104,7 +104,7 @@ class DunningCustomer:
     language: str = "en"
     has_email: bool = True
     has_phone: bool = False
-    opt_outs: tuple[str, ...] = ()  # channels the customer refused: "email", "sms"
+    opt_outs: tuple[str, ...] = ()  # channels refused: "email", "sms", "whatsapp"
     subdivision: str | None = None  # ISO 3166-2 without the country (`BY`), when known
 
     def blocked(self, channel: str) -> str | None:
@@ -113,7 +113,7 @@ class DunningCustomer:
             return "opted_out"
         if channel == "email" and not self.has_email:
             return "no_address"
-        if channel == "sms" and not self.has_phone:
+        if channel in ("sms", "whatsapp") and not self.has_phone:
             return "no_address"
         return None
 
@@ -514,7 +514,9 @@ def plan(
             elif local_day(first[i]) == day:
                 groups.setdefault(i, []).append((s, c))
         done: list[tuple[_Invoice, int, str, datetime]] = []
-        for key in sorted(groups, key=lambda k: (first[k], KIND_ORDER.get(k, 2), str(k))):
+        for key in sorted(
+            groups, key=lambda k: (first[k], KIND_ORDER.get(k, KIND_ORDER["task"]), str(k))
+        ):
             members, t = groups[key], first[key]
             if isinstance(key, str):
                 actions.append(_message(customer, policy, key, t, members))

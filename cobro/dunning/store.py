@@ -20,6 +20,7 @@ from cobro import formatting
 from cobro.dunning.actions import ActionSpec
 from cobro.dunning.policy import DunningPolicy
 from cobro.dunning.schedule import (
+    MESSAGE_CHANNELS,
     Contact,
     DunningCustomer,
     DunningPlan,
@@ -281,7 +282,7 @@ def load_customer_facts(session: Session, account: str) -> CustomerFacts | None:
             step.policy, step.step_index, step.channel, step.label, step.at, step.idempotency_key
         )
         reached[step.invoice_id].append(row)
-        if step.channel in ("email", "sms") and step.idempotency_key:
+        if step.channel in MESSAGE_CHANNELS and step.idempotency_key:
             by_key[step.idempotency_key].append(row)
         last_step = step
     contacts, delivered = _contacts(session, customer.id, by_key)
@@ -357,7 +358,7 @@ def _reachable(customer: DunningCustomer, channel: str) -> bool:
         return False
     if channel == "email":
         return customer.has_email
-    if channel == "sms":
+    if channel in ("sms", "whatsapp"):
         return customer.has_phone
     return True
 

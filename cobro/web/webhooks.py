@@ -1,4 +1,5 @@
-"""Provider callbacks: Twilio message status (a failed or undelivered SMS is recorded on
+"""Provider callbacks: Twilio message status (a failed or undelivered SMS or WhatsApp
+message is recorded on
 the communication and on the customer timeline, never left as merely "sent") and incoming
 messages (`cobro.replies.incoming_sms`: STOP and its kin opt the number out). Both are
 refused without Twilio's signature over our public URL."""
@@ -68,7 +69,8 @@ def record_sms_status(engine: Engine, sid: str, status: str, error_code: str | N
     with Session(engine) as session, session.begin():
         communication = session.scalar(
             select(Communication).where(
-                Communication.channel == "sms", Communication.provider_id == sid
+                Communication.channel.in_(("sms", "whatsapp")),
+                Communication.provider_id == sid,
             )
         )
         if communication is None:
@@ -80,8 +82,9 @@ def record_sms_status(engine: Engine, sid: str, status: str, error_code: str | N
                 session.add(
                     TimelineEvent(
                         customer_id=communication.customer_id,
-                        kind="dunning.sms_failed",
-                        summary=f"{communication.template} SMS to {communication.recipient} "
+                        kind=f"dunning.{communication.channel}_failed",
+                        summary=f"{communication.template} {_label(communication.channel)} to "
+                        f"{communication.recipient} "
                         f"{status}: Twilio error {error_code or 'unknown'}",
                         data={"provider_id": sid, "idempotency_key": communication.idempotency_key},
                     )
@@ -89,3 +92,7 @@ def record_sms_status(engine: Engine, sid: str, status: str, error_code: str | N
         elif status == "delivered" and communication.status == "sent":
             communication.status = "delivered"
         return True
+
+
+def _label(channel: str) -> str:
+    return "WhatsApp message" if channel == "whatsapp" else "SMS"

@@ -94,7 +94,7 @@ def test_valid_policy_model() -> None:
         ),
         (
             {"steps": [{"at": "+1d", "channel": "fax", "template": "due"}]},
-            "policies[0].steps[0].channel[0]: Input should be 'email' or 'sms'",
+            "policies[0].steps[0].channel[0]: Input should be 'email', 'sms' or 'whatsapp'",
         ),
         (
             {"steps": [{"at": "+1d", "action": "task"}]},

@@ -217,8 +217,8 @@ def test_email_template_needs_all_three_parts(tree: tuple[Path, Path]) -> None:
 @pytest.mark.parametrize(
     ("anchor", "new", "message"),
     [
-        ("channel: email", "[]", "at least one channel (email, sms)"),
-        ("channel: email", "fax", "Input should be 'email' or 'sms'"),
+        ("channel: email", "[]", "at least one channel (email, sms, whatsapp)"),
+        ("channel: email", "fax", "Input should be 'email', 'sms' or 'whatsapp'"),
         ("channel: [email, sms]", "smss]", "did you mean `sms`?"),
         ("at: +10d", "+10x", "invalid offset '+10x'"),
         ("at: +1w", "7 days", "invalid offset '7 days'"),
@@ -304,3 +304,54 @@ def test_policies_hot_reload_keeps_the_last_good_version(
     assert [p.name for p in new.rules.policies] == ["public_sector", "strict_v2", "standard"]
     assert new.select({"risk_class": "high", "segment": "sme"}).name == "strict_v2"
     assert policies(rules) is new
+
+
+# ---------------------------------------------------------------- WhatsApp steps
+
+
+@pytest.mark.parametrize(
+    ("anchor", "new"),
+    [
+        ("channel: sms, template: due}", "channel: whatsapp, template: due}"),
+        (
+            "channel: [email, sms], template: reminder}",
+            "channel: [email, sms, whatsapp], template: reminder}",
+        ),
+    ],
+    ids=["alone", "in-a-list"],
+)
+def test_a_whatsapp_step_is_accepted(tree: tuple[Path, Path], anchor: str, new: str) -> None:
+    rules, templates = tree
+    f = rules / "dunning.yaml"
+    f.write_text(f.read_text(encoding="utf-8").replace(anchor, new, 1), encoding="utf-8")
+    code, out = check(rules, templates)
+    assert code == 0, out
+
+
+def test_an_unknown_whatsapp_channel_is_positioned(tree: tuple[Path, Path]) -> None:
+    rules, templates = tree
+    line, col = edit_dunning(rules, "channel: [email, sms]", "whatsap]")
+    code, out = check(rules, templates)
+    assert code == 1
+    [error] = [x for x in out.splitlines() if "dunning.yaml:" in x]
+    assert error.startswith(f"{rules}/dunning.yaml:{line}:{col}: ")
+    assert "did you mean `whatsapp`?" in error
+
+
+def test_a_whatsapp_step_needs_its_approved_template(tree: tuple[Path, Path]) -> None:
+    """`pre_due` has email templates only: a WhatsApp step naming it is refused, with the
+    file it lacks and the WhatsApp templates there are."""
+    rules, templates = tree
+    f = rules / "dunning.yaml"
+    text = f.read_text(encoding="utf-8").replace(
+        "channel: email, template: pre_due}", "channel: whatsapp, template: pre_due}", 1
+    )
+    f.write_text(text, encoding="utf-8")
+    code, out = check(rules, templates)
+    assert code == 1
+    [error] = [x for x in out.splitlines() if "dunning.yaml:" in x]
+    line, col = position(text, "pre_due}")
+    assert error.startswith(f"{rules}/dunning.yaml:{line}:{col}: ")
+    assert "unknown whatsapp template `pre_due`" in error
+    assert "whatsapp/en/pre_due.json" in error
+    assert "whatsapp templates: due, reminder" in error
