@@ -4,8 +4,9 @@ share.
 
 * a **visit** is a day a customer's self-service link was opened (`portal.visited`, at most
   one event per link and day);
-* an **action** is anything else done with the customer as actor (`customer` or
-  `customer:<account>`): "I have paid", a promise, a dispute, a payment-plan request;
+* an **action** is what a customer did on its page, with itself as actor
+  (`customer:<account>`): "I have paid" (a pause), a promise, a dispute, a payment-plan
+  request (what follows from one, e.g. an insurer declaration, is not another);
 * a **reply** is a message the customer wrote back (an SMS, an email), an **opt-out** an SMS
   STOP, a **bounce** an address the customer's mail server refused for good.
 """
@@ -18,7 +19,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, func, or_, select
+from sqlalchemy import Engine, select
 
 from cobro.db import transaction
 from cobro.models import TimelineEvent
@@ -28,7 +29,9 @@ VISIT = VISITED
 REPLIES = frozenset({"sms.reply", "email.reply"})
 OPT_OUTS = frozenset({"sms.opted_out"})
 BOUNCES = frozenset({"email.bounced"})
-NOT_ACTIONS = frozenset({VISIT, "sms.opted_in", "email.auto_reply"}) | REPLIES | OPT_OUTS
+ACTIONS = frozenset(
+    {"dunning.paused", "promise.recorded", "dispute.opened", "portal.plan_requested"}
+)
 CUSTOMER = "customer"
 
 
@@ -65,7 +68,7 @@ def count_activity(
             visitors.add(customer_id)
         elif kind in REPLIES or kind in OPT_OUTS or kind in BOUNCES:
             kinds[kind] += 1
-        elif is_customer(actor) and kind not in NOT_ACTIONS:
+        elif kind in ACTIONS and is_customer(actor):
             kinds["action"] += 1
             acting.add(customer_id)
     return CustomerActivity(
@@ -86,17 +89,13 @@ def customer_activity(engine: Engine | None, until: date, days: int = 30) -> Cus
     since = until - timedelta(days=days - 1)
     start = datetime.combine(since, time(), tzinfo=UTC)
     end = datetime.combine(until + timedelta(days=1), time(), tzinfo=UTC)
-    kinds = sorted({VISIT} | REPLIES | OPT_OUTS | BOUNCES)
+    kinds = sorted({VISIT} | REPLIES | OPT_OUTS | BOUNCES | ACTIONS)
     with transaction(engine) as s:
         rows = s.execute(
             select(TimelineEvent.customer_id, TimelineEvent.kind, TimelineEvent.actor).where(
                 TimelineEvent.at >= start,
                 TimelineEvent.at < end,
-                or_(
-                    TimelineEvent.kind.in_(kinds),
-                    TimelineEvent.actor == CUSTOMER,
-                    func.substr(TimelineEvent.actor, 1, len(CUSTOMER) + 1) == CUSTOMER + ":",
-                ),
+                TimelineEvent.kind.in_(kinds),
             )
         ).all()
     return count_activity(((r[0], r[1], r[2]) for r in rows), since, until)

@@ -34,6 +34,7 @@ def test_the_count_of_a_periods_events() -> None:
         (2, "portal.visited", "customer:B"),
         (1, "promise.recorded", "customer:A"),
         (1, "dunning.paused", "customer:A"),
+        (1, "declaration.beyond_mep", "customer:A"),  # what followed from the promise
         (3, "promise.recorded", "collector1"),  # a collector's, not the customer's
         (2, "sms.reply", "customer"),
         (2, "sms.opted_out", "customer"),

@@ -25,6 +25,7 @@ from cobro.settings import Settings
 from cobro.temporal_support import dev_server_path, search_attribute_flags
 
 if TYPE_CHECKING:
+    from cobro.devkit.capture import CaptureServers
     from cobro.dunning.notify import NotifyReport
 
 log = logging.getLogger("cobro.dev")
@@ -237,6 +238,8 @@ async def running_stack(settings: Settings, demo: bool) -> AsyncIterator[StackUr
             if demo:
                 await _first_sync(settings)
             await _wake_dunning(settings)
+            if demo:
+                await _demo_customers_act(settings, capture)
             yield StackUrls(
                 temporal_ui=f"http://{host}:{settings.temporal_ui_port}",
                 temporal_grpc=settings.temporal_address,
@@ -404,6 +407,18 @@ async def _wake_dunning(settings: Settings) -> NotifyReport:
         report.unchanged,
     )
     return report
+
+
+async def _demo_customers_act(settings: Settings, capture: CaptureServers) -> None:
+    import httpx
+
+    from cobro.db import default_engine
+    from cobro.devkit.demo_customers import customers_act
+
+    try:
+        await customers_act(default_engine(), web_url(settings), capture)
+    except (httpx.HTTPError, AssertionError) as exc:  # the demo runs without them
+        log.warning("demo customers could not act: %s", exc)
 
 
 async def _system_check(settings: Settings, timeout: float = 60) -> None:
