@@ -31,13 +31,14 @@ def _register_subcommands() -> None:
         kpis,
         portal,
         queues,
+        replies,
         rules,
         sync,
         users,
     )
 
     modules = (db, importing, dev, sync, covers, insurer, rules, classify, dunning)
-    for module in (*modules, kpis, forecast, exposure, queues, users, portal):
+    for module in (*modules, kpis, forecast, exposure, queues, users, portal, replies):
         module.register(app)
 
 

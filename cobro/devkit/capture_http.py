@@ -7,6 +7,7 @@ from pathlib import Path
 
 from starlette.applications import Starlette
 
+from cobro.devkit.capture_replies import CustomerMailbox
 from cobro.devkit.capture_sms import CapturedSms, SmsStore, TwilioCapture
 from cobro.devkit.capture_smtp import MailStore
 from cobro.devkit.inbox import inbox_routes
@@ -20,12 +21,17 @@ def create_capture_app(
     mail_store: MailStore | None = None,
     auto_deliver: bool = True,
     incoming_url: str | None = None,
+    mailbox: CustomerMailbox | None = None,
 ) -> tuple[Starlette, TwilioCapture]:
-    """The capture HTTP app: Twilio API + inbox UI/JSON (mail included if `mail_store`)."""
+    """The capture HTTP app: Twilio API + inbox UI/JSON (mail included if `mail_store`),
+    and the customer's answers to captured mail with `mailbox`."""
     twilio = TwilioCapture(
         sms_store, account_sid, auth_token, auto_deliver=auto_deliver, incoming_url=incoming_url
     )
-    app = Starlette(routes=[*twilio.routes(), *inbox_routes(sms_store, mail_store)])
+    routes = [*twilio.routes(), *inbox_routes(sms_store, mail_store)]
+    if mailbox is not None:
+        routes.extend(mailbox.routes())
+    app = Starlette(routes=routes)
     return app, twilio
 
 
@@ -45,12 +51,13 @@ class CaptureSmsServer:
         mail_store: MailStore | None = None,
         auto_deliver: bool = True,
         incoming_url: str | None = None,
+        mailbox: CustomerMailbox | None = None,
     ):
         self.store = storage_dir if isinstance(storage_dir, SmsStore) else SmsStore(storage_dir)
         self.host = host
         self.requested_port = port
         self.app, self.twilio = create_capture_app(
-            self.store, account_sid, auth_token, mail_store, auto_deliver, incoming_url
+            self.store, account_sid, auth_token, mail_store, auto_deliver, incoming_url, mailbox
         )
         self._http = EmbeddedHttpServer(self.app, host, port, "capture HTTP")
         self.port: int | None = None
