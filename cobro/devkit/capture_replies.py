@@ -148,15 +148,11 @@ async def deliver(outgoing: Outgoing, host: str, port: int) -> tuple[int, str]:
     import aiosmtplib
 
     try:
-        _refused, response = await aiosmtplib.send(
-            outgoing.message,
-            sender=outgoing.envelope_from,
-            recipients=[outgoing.envelope_to],
-            hostname=host,
-            port=port,
-            timeout=30,
-            start_tls=False,
-        )
+        async with aiosmtplib.SMTP(hostname=host, port=port, timeout=30, start_tls=False) as smtp:
+            # `sendmail`, not `send`: a bounce's envelope sender is empty (MAIL FROM:<>)
+            _refused, response = await smtp.sendmail(
+                outgoing.envelope_from, [outgoing.envelope_to], outgoing.message
+            )
     except aiosmtplib.SMTPRecipientsRefused as exc:
         refused = exc.recipients[0]
         return refused.code, refused.message

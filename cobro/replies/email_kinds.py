@@ -28,7 +28,7 @@ import email.policy
 import re
 import unicodedata
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from email.message import Message
 from email.parser import BytesParser, HeaderParser
 from email.utils import getaddresses, parseaddr
@@ -115,8 +115,8 @@ def header(message: Message, name: str) -> str:
     try:
         value = message.get(name)
     except Exception:  # a header the parser rejects: its raw text
-        values = message.get_all(name) or []
-        value = values[0] if values else None
+        raw = [v for k, v in message.raw_items() if k.lower() == name.lower()]
+        value = raw[0] if raw else None
     if value is None:
         return ""
     return " ".join(str(value).split())
@@ -135,9 +135,27 @@ def classify(raw: bytes, envelope_from: str | None = None) -> Inbound:
     """The kind of an inbound message; `envelope_from` is SMTP's MAIL FROM when known
     (`""`: the null sender, `<>`)."""
     try:
-        message = parse(raw)
+        found = _classify(parse(raw), envelope_from)
     except Exception as exc:  # the stdlib parser is lenient: this is rare
-        return Inbound("human", f"unparsable message ({type(exc).__name__})", None, "", "", "")
+        text = raw.decode("utf-8", "replace")[:MAX_TEXT]
+        found = Inbound("human", f"unreadable message ({type(exc).__name__})", None, "", "", text)
+    return _printable(found)
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _printable(found: Inbound) -> Inbound:
+    """No NUL or other control characters in what is stored (PostgreSQL refuses NUL)."""
+    clean = {
+        name: _CONTROL.sub("", getattr(found, name))
+        for name in ("why", "sender", "subject", "text")
+    }
+    mid = _CONTROL.sub("", found.message_id) if found.message_id else None
+    return replace(found, message_id=mid, **clean)
+
+
+def _classify(message: Message, envelope_from: str | None) -> Inbound:
     sender = parseaddr(header(message, "From"))[1].lower()
     subject = header(message, "Subject")
     own_id = next(iter(message_ids(header(message, "Message-ID"))), None)

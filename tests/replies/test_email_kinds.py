@@ -121,7 +121,8 @@ def test_a_reply_below_the_quote_and_a_signature() -> None:
 def test_broken_input_still_classifies() -> None:
     for raw in (b"", b"\x00\xff\xfe garbage", b"Subject: =?utf-8?B?broken\n\n\xff\xfe",
                 b"Content-Type: multipart/report; report-type=delivery-status\n\nno parts",
-                b"Content-Type: text/plain; charset=klingon\n\nqapla\xff"):  # fmt: skip
+                b"Content-Type: text/plain; charset=klingon\n\nqapla\xff",
+                b"From: =?utf-8?B?!!!?= <\r\nSubject: =?klingon?Q?x?=\r\n\r\n\xff"):  # fmt: skip
         found = classify(raw)
         assert found.kind in ("human", "delayed"), raw
 
