@@ -8,6 +8,7 @@ answer pauses nothing; a bounce makes the address undeliverable (no more email t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -17,6 +18,7 @@ import aiosmtplib
 import httpx
 import pytest
 from sqlalchemy import select
+from starlette.testclient import TestClient
 
 from cobro.db import default_engine, session_factory, transaction
 from cobro.devkit.capture import CaptureServers
@@ -27,10 +29,15 @@ from cobro.models import Communication, DunningPause, InboundEmail, Task, Timeli
 from cobro.models import UndeliverableAddress as Undeliverable
 from cobro.replies.inbound_smtp import InboundSmtpServer
 from cobro.replies.tokens import communication_of
-from cobro.settings import get_settings
+from cobro.settings import Settings, get_settings
+from cobro.users import UserError, create_api_token, create_user
+from cobro.web.app import create_app
 from tests.dunning.test_email_once_kill import _email_and_sms_policy
 from tests.helpers.dunning import import_rows, point_settings_at
+from tests.helpers.web import logged_in
 from tests.replies.test_incoming_sms import planned, seed
+
+pytestmark = pytest.mark.usefixtures("cheap_password_hashing")
 
 DOMAIN = "reply.cobro.localhost"
 TRACE = Trace("email-test", "run")
@@ -120,6 +127,23 @@ async def test_a_human_reply_pauses_and_opens_a_task_once(
         assert len(s.scalars(select(Task)).all()) == 1
         assert len(s.scalars(select(DunningPause)).all()) == 1
     assert {a.kind for a in planned("S2")} == {"email", "sms"}, "the other customer goes on"
+    file = api_client(default_engine()).get("/api/customers/S1").json()
+    [reply] = file["inbound_emails"]
+    assert reply["kind"] == "human" and reply["text"].startswith("Pagamos ayer.")
+    assert file["email_addresses"] == [
+        {"address": "pagos@nunez.example", "undeliverable": False, "since": None,
+         "status": None, "reason": None}
+    ]  # fmt: skip
+    assert file["dunning_paused"] is True
+    assert "Email from the customer" in [e["title"] for e in file["timeline"]]
+
+
+def api_client(engine):  # type: ignore[no-untyped-def]
+    with contextlib.suppress(UserError):  # made by an earlier call
+        create_user(engine, "api-viewer", "correct horse battery", "viewer")
+    token = create_api_token(engine, "api-viewer", "tests", scope="read")
+    app = create_app(Settings(database_url=str(engine.url), web_secret_key="k" * 32), engine)
+    return TestClient(app, headers={"Authorization": f"Bearer {token}"})
 
 
 def events_of(account: str) -> list[tuple[str, str]]:
@@ -182,6 +206,19 @@ async def test_a_bounce_stops_email_to_the_address_and_opens_a_task(
         assert comm.status == "bounced"
         facts = load_customer_facts(s, "S1")
         assert facts is not None and facts.deliverable_email is None
+    # the customer file and the API say so
+    engine = default_engine()
+    page = logged_in(engine, str(engine.url)).get("/customers/S1")
+    assert page.status_code == 200
+    assert "<s>pagos@nunez.example</s>" in page.text and "undeliverable since" in page.text
+    assert "Replies and bounces" in page.text and "Email bounced" in page.text
+    file = api_client(engine).get("/api/customers/S1").json()
+    [address] = file["email_addresses"]
+    assert address["address"] == "pagos@nunez.example" and address["undeliverable"]
+    assert address["status"] == "5.1.1"
+    [came_back] = file["inbound_emails"]
+    assert came_back["kind"] == "bounce" and came_back["communication_id"] == comm.id
+
     later = dataclasses.replace(
         before["email"], idempotency_key=before["email"].idempotency_key + "+1"
     )
