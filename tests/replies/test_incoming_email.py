@@ -19,11 +19,15 @@ import httpx
 import pytest
 from sqlalchemy import select
 from starlette.testclient import TestClient
+from temporalio.client import WorkflowHandle
+from temporalio.service import RPCError
+from temporalio.testing import WorkflowEnvironment
 
 from cobro.db import default_engine, session_factory, transaction
 from cobro.devkit.capture import CaptureServers
 from cobro.devkit.capture_replies import build_reply, deliver
 from cobro.dunning import delivery
+from cobro.dunning.signals import SIGNAL, workflow_id
 from cobro.dunning.store import Trace, load_customer_facts
 from cobro.models import Communication, DunningPause, InboundEmail, Task, TimelineEvent
 from cobro.models import UndeliverableAddress as Undeliverable
@@ -265,3 +269,42 @@ async def test_bad_mail_is_answered_cleanly(
         mail_to(capture_servers, "admin@beatriz.example"), "human"
     )
     assert (code, said) == (250, "2.0.0 reply")
+
+
+@pytest.mark.temporal
+async def test_a_human_reply_tells_the_dunning_workflow(
+    capture_servers: CaptureServers,
+    inbound: InboundSmtpServer,
+    dev_server_env: WorkflowEnvironment,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The pause is signalled (with start) to the customer's workflow, as a collector's."""
+    monkeypatch.setenv(
+        "COBRO_TEMPORAL_ADDRESS", dev_server_env.client.service_client.config.target_host
+    )
+    get_settings.cache_clear()
+    inbound.settings = get_settings()  # the next connection's handler reads them
+    handle = dev_server_env.client.get_workflow_handle(workflow_id("S1"))
+    before = await _signals(handle)
+    await send_due("S1")
+    code, said = await capture_servers.customer_replies(
+        mail_to(capture_servers, "pagos@nunez.example"), "human"
+    )
+    assert (code, said) == (250, "2.0.0 reply")
+    signals = await _signals(handle)
+    assert len(signals) == len(before) + 1
+    assert signals[-1].signal_name == SIGNAL
+    assert b"email reply" in signals[-1].input.payloads[0].data
+    assert b"customer:S1" in signals[-1].input.payloads[0].data
+
+
+async def _signals(handle: WorkflowHandle) -> list:  # type: ignore[type-arg]
+    try:
+        history = await handle.fetch_history()
+    except RPCError:  # no such workflow yet
+        return []
+    return [
+        e.workflow_execution_signaled_event_attributes
+        for e in history.events
+        if e.HasField("workflow_execution_signaled_event_attributes")
+    ]
