@@ -159,11 +159,7 @@ class StackUrls:
             ("Captured email + SMS", self.inbox),
             ("SMTP (capture)", self.smtp),
             ("Twilio API (capture)", self.twilio_api),
-            *(
-                [("SMTP replies + bounces (inbound)", self.inbound_smtp)]
-                if self.inbound_smtp
-                else []
-            ),
+            *([("Replies + bounces (SMTP)", self.inbound_smtp)] if self.inbound_smtp else []),
             *([("Insurer API (simulator)", self.insurer)] if self.insurer else []),
             *[(f"Dashboard login ({role})", f"{user} / {pw}") for user, pw, role in self.logins],
         ]
@@ -252,7 +248,7 @@ async def running_stack(settings: Settings, demo: bool) -> AsyncIterator[StackUr
                 smtp=f"smtp://127.0.0.1:{capture.smtp_port}",
                 twilio_api=capture.base_url,
                 insurer=insurer,
-                inbound_smtp=f"smtp://{inbound_host}:{inbound.port} (@{settings.reply_domain})",
+                inbound_smtp=f"smtp://{inbound_host}:{inbound.port}",
                 logins=logins,
             )
             stop.set()
