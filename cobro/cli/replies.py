@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from cobro.cli.common import fail, run_async
+from cobro.i18n import gettext as _
 
 replies_app = typer.Typer(help="Customers' email replies and bounces (the inbound SMTP server).")
 
@@ -41,20 +42,24 @@ def serve(
     }
     settings = settings.model_copy(update=updates)
     if not settings.reply_domain:
-        fail("COBRO_REPLY_DOMAIN is empty: there is no reply domain to receive mail for")
+        fail(_("COBRO_REPLY_DOMAIN is empty: there is no reply domain to receive mail for"))
     engine = _engine()
 
     async def main() -> None:
+        where = f"smtp://{settings.inbound_smtp_host}:{settings.inbound_smtp_port}"
         typer.echo(
-            f"replies for @{settings.reply_domain} on "
-            f"smtp://{settings.inbound_smtp_host}:{settings.inbound_smtp_port} (Ctrl-C to stop)"
+            _("replies for @%(domain)s on %(url)s (Ctrl-C to stop)")
+            % {"domain": settings.reply_domain, "url": where}
         )
         await serve_inbound(settings, stop_on_signals(), engine)
 
     try:
         asyncio.run(main())
     except OSError as exc:
-        fail(f"cannot serve on {settings.inbound_smtp_host}:{settings.inbound_smtp_port}: {exc}")
+        fail(
+            _("cannot serve on %(host)s:%(port)s: %(error)s")
+            % {"host": settings.inbound_smtp_host, "port": settings.inbound_smtp_port, "error": exc}
+        )
 
 
 @replies_app.command("ingest")
@@ -89,15 +94,19 @@ def ingest(
         }
         typer.echo(json.dumps(out))
         return
-    who = ", ".join(done.accounts) or "no customer"
+    who = ", ".join(done.accounts) or _("no customer")
     line = f"{file}: {done.outcome} ({who})"
     if done.paused_until:
-        line += f", reminders paused until {done.paused_until}"
+        line += _(", reminders paused until %(day)s") % {"day": done.paused_until}
     if done.bounced:
-        line += f", undeliverable: {', '.join(done.bounced)}"
+        line += _(", undeliverable: %(addresses)s") % {"addresses": ", ".join(done.bounced)}
     typer.echo(line)
     for account, why in done.unsignalled.items():
-        typer.echo(f"{account}: recorded, the workflow was not told ({why})", err=True)
+        typer.echo(
+            _("%(account)s: recorded, the workflow was not told (%(why)s)")
+            % {"account": account, "why": why},
+            err=True,
+        )
 
 
 @replies_app.command("deliverable")
@@ -115,8 +124,8 @@ def deliverable(address: str = typer.Argument(..., help="an address marked undel
             )
         ).rowcount
     if not gone:
-        fail(f"{address} is not marked undeliverable")
-    typer.echo(f"{address}: email allowed again")
+        fail(_("%(address)s is not marked undeliverable") % {"address": address})
+    typer.echo(_("%(address)s: email allowed again") % {"address": address})
 
 
 def register(app: typer.Typer) -> None:
