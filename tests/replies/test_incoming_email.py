@@ -308,3 +308,36 @@ async def _signals(handle: WorkflowHandle) -> list:  # type: ignore[type-arg]
         for e in history.events
         if e.HasField("workflow_execution_signaled_event_attributes")
     ]
+
+
+async def test_a_reply_without_the_token_threads_by_its_in_reply_to(
+    capture_servers: CaptureServers, inbound: InboundSmtpServer
+) -> None:
+    """A mail client that answered the From (or a forwarded copy): our Message-ID in its
+    In-Reply-To still names the reminder; a forged token is no token."""
+    await send_due("S2")
+    mail = capture_servers.mail.get(mail_to(capture_servers, "admin@beatriz.example"))
+    answer = build_reply(mail, "human", "¿Puedo pagar el viernes?")
+    plain = f"collections@{DOMAIN}"
+    forged = f"reply+1-aaaaaaaaaaaa@{DOMAIN}"
+    raw = answer.message.replace(mail.header("Reply-To").encode(), plain.encode())  # type: ignore[union-attr]
+    moved = dataclasses.replace(answer, envelope_to=forged, message=raw)
+    assert await deliver(moved, "127.0.0.1", inbound.port or 0) == (250, "2.0.0 reply")
+    with transaction() as s:
+        [comm] = s.scalars(select(Communication).where(Communication.channel == "email"))
+        [row] = s.scalars(select(InboundEmail)).all()
+        assert row.communication_id == comm.id and row.customer_id == comm.customer_id
+    assert events_of("S2") == [("email.reply", "customer"), ("dunning.paused", "customer:S2")]
+
+
+def test_only_the_bounced_address_of_several_stops() -> None:
+    from cobro.dunning.store import CustomerFacts
+    from cobro.models import Customer
+
+    customer = Customer(account="M1", email="Pagos@nunez.example; cobros@nunez.example")
+    facts = CustomerFacts(customer, [], {}, [], None, None)
+    assert facts.deliverable_email == "Pagos@nunez.example;cobros@nunez.example"
+    facts.undeliverable = frozenset({"pagos@nunez.example"})
+    assert facts.deliverable_email == "cobros@nunez.example"
+    facts.undeliverable = frozenset({"pagos@nunez.example", "cobros@nunez.example"})
+    assert facts.deliverable_email is None
