@@ -900,3 +900,37 @@ class PortalLink(Base):
     uses: Mapped[int] = mapped_column(default=0)
     window_start: Mapped[datetime | None]
     window_hits: Mapped[int] = mapped_column(default=0)
+
+
+class InboundEmail(Base):
+    """An email that came back to us (`cobro.replies.incoming_email`): a customer's reply,
+    an automatic reply or a delivery-status notification, recorded once per Message-ID."""
+
+    __tablename__ = "inbound_emails"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[str] = mapped_column(String(998), unique=True)
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), index=True)
+    communication_id: Mapped[int | None] = mapped_column(
+        ForeignKey("communications.id"), doc="the reminder it answers or bounces"
+    )
+    kind: Mapped[str] = mapped_column(String(16), doc="human, auto_reply, bounce, delayed")
+    why: Mapped[str] = mapped_column(Text, default="")
+    sender: Mapped[str] = mapped_column(String(998), default="")
+    subject: Mapped[str] = mapped_column(Text, default="")
+    text: Mapped[str] = mapped_column(Text, default="", doc="the reply's own words (excerpt)")
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class UndeliverableAddress(Base):
+    """An email address a relay bounced for good (5.x.x): no email goes to it any more. A
+    customer imported with another address is written to again at once."""
+
+    __tablename__ = "undeliverable_addresses"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    address: Mapped[str] = mapped_column(String(998), unique=True, doc="lower case")
+    status: Mapped[str] = mapped_column(String(16), doc="the DSN's status code, 5.1.1")
+    reason: Mapped[str] = mapped_column(Text, default="")
+    inbound_email_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_emails.id"))
+    since: Mapped[datetime] = mapped_column(default=utcnow)

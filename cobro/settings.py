@@ -221,6 +221,23 @@ class Settings(BaseSettings):
         "https://pay.example.com/c/{account}?amount={amount}); none: no button",
     )
     capture_http_port: int = 8026
+    reply_domain: str = Field(
+        "reply.cobro.localhost",
+        description="customers' replies and bounces come back to reply+<token>@ and "
+        "bounce+<token>@ this domain (its MX points at `cobro replies serve`); empty: no "
+        "Reply-To, replies are only threaded by In-Reply-To",
+    )
+    reply_pause_days: int = Field(
+        5,
+        description="a customer's own email reply pauses its reminders this many business "
+        "days (its country's calendar), with a task to answer it",
+    )
+    inbound_smtp_host: str = Field(
+        "127.0.0.1", description="`cobro replies serve` / `cobro dev`: the inbound SMTP server"
+    )
+    inbound_smtp_port: int = Field(
+        8028, description="the inbound SMTP server's port (`cobro dev`: loopback)"
+    )
 
     @model_validator(mode="after")
     def follow_ports(self) -> Settings:

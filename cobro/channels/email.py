@@ -382,6 +382,7 @@ async def send_email(
     headers: Mapping[str, str] | None = None,
     config: SmtpConfig | None = None,
     pool: SmtpPool | None = None,
+    return_path: str | None = None,
 ) -> str:
     """Send one email and return its Message-ID (`<sha256(key)[:32]@cobro>`).
 
@@ -390,6 +391,7 @@ async def send_email(
     others, the message was sent: the refusals are logged and the Message-ID returned
     (retrying would duplicate it to the accepted ones). With `pool`, the connection is
     reused from and returned to it; without, one connection is opened for this message.
+    `return_path`: the envelope sender (MAIL FROM, where bounces go), default the From.
     """
     config = pool.config if pool is not None else (config or SmtpConfig.from_settings())
     message = build_email(
@@ -406,7 +408,7 @@ async def send_email(
     message_id = message["Message-ID"]
     data = wire_bytes(message)
     recipients = _addresses([to] if isinstance(to, str) else list(to), "To")
-    sender = _addresses(config.mail_from, "From")[0]
+    sender = _addresses(return_path or config.mail_from, "Return-Path")[0]
     context = f"email {message_id} to {', '.join(recipients)} via {config.host}:{config.port}"
     where = f"email {message_id} via {config.host}:{config.port}"  # logs: no address
     attempts = 2 if pool is not None else 1  # a stale pooled connection: once more, fresh

@@ -32,13 +32,14 @@ def _register_subcommands() -> None:
         kpis,
         portal,
         queues,
+        replies,
         rules,
         sync,
         users,
     )
 
     modules = (db, importing, dev, sync, covers, insurer, rules, classify, dunning)
-    for module in (*modules, kpis, forecast, exposure, queues, users, portal, customers):
+    for module in (*modules, kpis, forecast, exposure, queues, users, portal, customers, replies):
         module.register(app)
 
 

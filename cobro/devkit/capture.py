@@ -14,6 +14,7 @@ import contextlib
 from pathlib import Path
 
 from cobro.devkit.capture_http import CaptureSmsServer
+from cobro.devkit.capture_replies import CustomerMailbox
 from cobro.devkit.capture_sms import CapturedSms, SmsStore
 from cobro.devkit.capture_smtp import CaptureSmtpServer, MailStore
 from cobro.templating import TEMPLATES_DIR
@@ -28,7 +29,9 @@ class CaptureServers:
     SMS to `sent` then `delivered` (see `cobro.devkit.capture_sms` for failure injection).
     `incoming_url`: where a customer's SMS to us is POSTed (`customer_sends`), signed as
     Twilio signs it. `templates_dir`: where WhatsApp ContentSids are looked up to show a
-    template message as text (default the shipped templates tree).
+    template message as text (default the shipped templates tree). `inbound_smtp`: (host,
+    port) of the inbound SMTP server the customer's answers to captured emails go to
+    (`customer_replies`, `POST /_capture/mail/{id}/reply`).
     """
 
     def __init__(
@@ -43,6 +46,7 @@ class CaptureServers:
         auto_deliver: bool = True,
         incoming_url: str | None = None,
         templates_dir: Path | None = None,
+        inbound_smtp: tuple[str, int] | None = None,
     ):
         if account_sid is None or auth_token is None:
             from cobro.settings import get_settings
@@ -55,6 +59,7 @@ class CaptureServers:
         self.account_sid = account_sid
         self.mail = MailStore(self.storage_dir / "mail")
         self.sms = SmsStore(self.storage_dir / "sms")
+        self.mailbox = CustomerMailbox(self.mail, inbound_smtp)
         self.smtp = CaptureSmtpServer(self.mail, host=host, port=smtp_port, auth=smtp_auth)
         self.http = CaptureSmsServer(
             self.sms,
@@ -66,6 +71,7 @@ class CaptureServers:
             auto_deliver=auto_deliver,
             incoming_url=incoming_url,
             templates_dir=templates_dir or TEMPLATES_DIR,
+            mailbox=self.mailbox,
         )
 
     @property
@@ -94,6 +100,13 @@ class CaptureServers:
     async def customer_sends(self, sender: str, body: str) -> tuple[str, int]:
         """A customer's SMS to our number (e.g. "STOP"): its sid and the webhook's status."""
         return await self.http.twilio.receive(sender, body)
+
+    async def customer_replies(
+        self, mail_id: str, kind: str = "human", text: str | None = None
+    ) -> tuple[int, str]:
+        """The customer's side answers a captured email (`human`, `auto` or `bounce`): the
+        inbound SMTP server's (code, message)."""
+        return await self.mailbox.answer(mail_id, kind, text)
 
     async def start(self) -> None:
         await self.smtp.start()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from starlette.applications import Starlette
 
+from cobro.devkit.capture_replies import CustomerMailbox
 from cobro.devkit.capture_sms import CapturedSms, SmsStore, TwilioCapture
 from cobro.devkit.capture_smtp import MailStore
 from cobro.devkit.inbox import inbox_routes
@@ -22,9 +23,11 @@ def create_capture_app(
     auto_deliver: bool = True,
     incoming_url: str | None = None,
     templates_dir: Path | None = TEMPLATES_DIR,
+    mailbox: CustomerMailbox | None = None,
 ) -> tuple[Starlette, TwilioCapture]:
-    """The capture HTTP app: Twilio API + inbox UI/JSON (mail included if `mail_store`);
-    WhatsApp ContentSids are looked up in `templates_dir`."""
+    """The capture HTTP app: Twilio API + inbox UI/JSON (mail included if `mail_store`),
+    and the customer's answers to captured mail with `mailbox`; WhatsApp ContentSids are
+    looked up in `templates_dir`."""
     twilio = TwilioCapture(
         sms_store,
         account_sid,
@@ -33,7 +36,10 @@ def create_capture_app(
         incoming_url=incoming_url,
         templates_dir=templates_dir,
     )
-    app = Starlette(routes=[*twilio.routes(), *inbox_routes(sms_store, mail_store)])
+    routes = [*twilio.routes(), *inbox_routes(sms_store, mail_store)]
+    if mailbox is not None:
+        routes.extend(mailbox.routes())
+    app = Starlette(routes=routes)
     return app, twilio
 
 
@@ -54,6 +60,7 @@ class CaptureSmsServer:
         auto_deliver: bool = True,
         incoming_url: str | None = None,
         templates_dir: Path | None = TEMPLATES_DIR,
+        mailbox: CustomerMailbox | None = None,
     ):
         self.store = storage_dir if isinstance(storage_dir, SmsStore) else SmsStore(storage_dir)
         self.host = host
@@ -66,6 +73,7 @@ class CaptureSmsServer:
             auto_deliver,
             incoming_url,
             templates_dir,
+            mailbox,
         )
         self._http = EmbeddedHttpServer(self.app, host, port, "capture HTTP")
         self.port: int | None = None

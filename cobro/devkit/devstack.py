@@ -147,6 +147,7 @@ class StackUrls:
     smtp: str
     twilio_api: str
     insurer: str = ""
+    inbound_smtp: str = ""
     temporal_http: str = ""
     temporal_metrics: str = ""
     encryption: str = ""  # where the payload keys are, and who decodes for the UI
@@ -162,6 +163,7 @@ class StackUrls:
             ("Captured email + SMS", self.inbox),
             ("SMTP (capture)", self.smtp),
             ("Twilio API (capture)", self.twilio_api),
+            *([("Replies + bounces (SMTP)", self.inbound_smtp)] if self.inbound_smtp else []),
             *([("Insurer API (simulator)", self.insurer)] if self.insurer else []),
             *([("Payload encryption", self.encryption)] if self.encryption else []),
             *[(f"Dashboard login ({role})", f"{user} / {pw}") for user, pw, role in self.logins],
@@ -187,8 +189,9 @@ async def wait_for_temporal(settings: Settings, timeout: float = 60) -> None:
 @contextlib.asynccontextmanager
 async def running_stack(settings: Settings, demo: bool) -> AsyncIterator[StackUrls]:
     """Start everything, yield the URLs, stop everything in reverse order."""
-    from cobro.db import upgrade
+    from cobro.db import make_engine, upgrade
     from cobro.devkit.capture import CaptureServers
+    from cobro.replies.inbound_smtp import InboundSmtpServer
     from cobro.temporal_codec import codec, ensure_dev_keys
     from cobro.web.app import serve_web
     from worker import run_worker
@@ -222,12 +225,18 @@ async def running_stack(settings: Settings, demo: bool) -> AsyncIterator[StackUr
             logins = await asyncio.to_thread(demo_logins, settings)
         await asyncio.to_thread(temporal.start)
         await wait_for_temporal(settings)
+        inbound_host = "127.0.0.1"  # `cobro dev`: loopback only
+        inbound = InboundSmtpServer(
+            make_engine(settings.resolved_database_url), settings, host=inbound_host
+        )
         async with (
+            inbound,
             CaptureServers(
                 storage_dir=var_dir / "capture",
                 smtp_port=settings.smtp_port,
                 http_port=settings.capture_http_port,
                 incoming_url=settings.public_base_url.rstrip("/") + "/webhooks/twilio/incoming",
+                inbound_smtp=(inbound_host, inbound.port or settings.inbound_smtp_port),
             ) as capture,
             insurer_simulator(settings, var_dir) as insurer,
         ):
@@ -256,6 +265,7 @@ async def running_stack(settings: Settings, demo: bool) -> AsyncIterator[StackUr
                     if encrypted
                     else "off"
                 ),
+                inbound_smtp=f"smtp://{inbound_host}:{inbound.port}",
                 logins=logins,
             )
             stop.set()

@@ -214,7 +214,9 @@ def _claim(
         return _nothing("stale", summary, action.kind, action.idempotency_key)
     recipient = _recipient(facts, action.kind)
     if recipient is None:
-        return _nothing("skipped", f"no {action.kind} recipient (or opted out)", action.kind)
+        return _nothing(
+            "skipped", f"no {action.kind} recipient (opted out or undeliverable)", action.kind
+        )
     if action.kind == "whatsapp" and facts.customer.whatsapp_opt_in_at is None:
         return _no_opt_in(session, facts, action, recipient, numbers, now, trace, rules, existing)
     if existing is not None:  # delayed: the last attempt was refused, nothing went out
@@ -378,8 +380,8 @@ def _fallback_summary(message: Message) -> str:
 
 def _recipient(facts: CustomerFacts, channel: str) -> str | None:
     c = facts.customer
-    if channel == "email" and c.email and not c.opt_out_email:
-        return c.email
+    if channel == "email" and not c.opt_out_email:
+        return facts.deliverable_email  # without the addresses that bounced for good
     if channel == "sms" and c.phone and not c.opt_out_sms:
         return c.phone
     if channel == "whatsapp" and c.phone:  # the opt-in is checked by the claim
@@ -404,6 +406,7 @@ async def send(claim: Claim) -> str:
     try:
         async with asyncio.timeout(timeout):
             if claim.channel == "email":
+                reply_to, return_path = reply_addresses(claim.communication_id)
                 return await send_email(
                     to=[a.strip() for a in claim.recipient.split(";") if a.strip()],
                     subject=claim.subject or "",
@@ -411,6 +414,8 @@ async def send(claim: Claim) -> str:
                     html=claim.html,
                     idempotency_key=claim.idempotency_key,
                     pool=pool_for(SmtpConfig.from_settings()),
+                    reply_to=reply_to,
+                    return_path=return_path,
                 )
             callback = get_settings().public_base_url.rstrip("/") + "/webhooks/twilio/status"
             # the blocking client runs on in its thread after a cancel: its own timeout
@@ -442,6 +447,24 @@ async def send(claim: Claim) -> str:
             reason=_short_reason(claim, exc),
             maybe_accepted=getattr(exc, "maybe_accepted", False),
         ) from exc
+
+
+def reply_addresses(communication_id: int | None) -> tuple[str | None, str | None]:
+    """(Reply-To, envelope sender) of a reminder email: `reply+<token>@` and
+    `bounce+<token>@` the reply domain, the same on every attempt of the send (its
+    Message-ID and idempotency key are untouched); none without a reply domain."""
+    from cobro.portal.links import portal_key
+    from cobro.replies.tokens import address_for
+
+    settings = get_settings()
+    if not settings.reply_domain or communication_id is None:
+        return None, None
+    key = portal_key(settings)
+    domain = settings.reply_domain
+    return (
+        address_for(key, communication_id, domain, "reply"),
+        address_for(key, communication_id, domain, "bounce"),
+    )
 
 
 def _provider(claim: Claim) -> str:

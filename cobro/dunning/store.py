@@ -37,6 +37,7 @@ from cobro.models import (
     InvoiceStepReached,
     Payment,
     RiskAssessment,
+    UndeliverableAddress,
 )
 from cobro.models import TimelineEvent as Event
 from cobro.queues.tasks import new_task
@@ -87,9 +88,16 @@ class CustomerFacts:
     session: Session | None = None  # the one the facts were read with (insurance look-ups)
     insured: dict[str, bool] | None = None  # invoice -> covered at its due date (lazy)
     deadlines: dict[str, date] | None = None  # invoice -> the insurer's declare-by (lazy)
+    undeliverable: frozenset[str] = frozenset()  # its addresses that bounced for good
 
     def __post_init__(self) -> None:
         self.invoice_ids = {inv.number: inv.id for inv in self.invoices}
+
+    @property
+    def deliverable_email(self) -> str | None:
+        """The customer's addresses (`;`-separated) without those that bounced for good."""
+        kept = [a for a in addresses_of(self.customer.email) if a.lower() not in self.undeliverable]
+        return ";".join(kept) or None
 
     @property
     def has_open_invoices(self) -> bool:
@@ -199,7 +207,7 @@ class CustomerFacts:
             timezone=c.timezone,
             country=c.country,
             language=c.language,
-            has_email=bool(c.email),
+            has_email=self.deliverable_email is not None,
             has_phone=bool(c.phone),
             opt_outs=opt_outs,
         )
@@ -266,6 +274,24 @@ _CONTACT_STATUSES = select(_communications.idempotency_key, _communications.stat
 )
 
 
+_UNDELIVERABLE = select(UndeliverableAddress.address).where(
+    UndeliverableAddress.address.in_(bindparam("addresses", expanding=True))
+)
+
+
+def addresses_of(field: str | None) -> list[str]:
+    """The addresses of a customer's `email` field (`;` or `,` between them)."""
+    return [a.strip() for a in (field or "").replace(",", ";").split(";") if a.strip()]
+
+
+def undeliverable_among(session: Session, addresses: list[str]) -> frozenset[str]:
+    """Which of these addresses bounced for good (lower case)."""
+    if not addresses:
+        return frozenset()
+    wanted = sorted({a.lower() for a in addresses})
+    return frozenset(session.scalars(_UNDELIVERABLE, {"addresses": wanted}))
+
+
 def load_customer_facts(session: Session, account: str) -> CustomerFacts | None:
     customer = session.scalar(_CUSTOMER_BY_ACCOUNT, {"account": account})
     if customer is None:
@@ -305,6 +331,7 @@ def load_customer_facts(session: Session, account: str) -> CustomerFacts | None:
         contacts=contacts,
         delivered=delivered,
         session=session,
+        undeliverable=undeliverable_among(session, addresses_of(customer.email)),
     )
 
 

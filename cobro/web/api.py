@@ -171,6 +171,29 @@ class CommunicationOut(BaseModel):
     error: str | None = None  # e.g. "delayed: SMTP refused (451), attempt 4"
 
 
+class EmailAddressOut(BaseModel):
+    address: str
+    undeliverable: bool = Field(
+        False, description="a relay bounced it for good: no email goes to it any more"
+    )
+    since: datetime | None = None
+    status: str | None = Field(None, description="the bounce's status code, e.g. 5.1.1")
+    reason: str | None = None
+
+
+class InboundEmailOut(BaseModel):
+    """An email that came back: the customer's reply, an automatic reply, or a bounce."""
+
+    id: int
+    received_at: datetime
+    kind: str = Field(description="human, auto_reply, bounce or delayed")
+    sender: str
+    subject: str
+    text: str = Field(description="the reply's own words, without the quoted original")
+    why: str = Field(description="what decided the kind")
+    communication_id: int | None = Field(None, description="the reminder it answers")
+
+
 class ObligationOut(BaseModel):
     """One insured open invoice's insurer obligations (calendar days, rules/insurance.yaml)."""
 
@@ -225,6 +248,10 @@ class CustomerFileOut(BaseModel):
     grades: list[tuple[date, int]]
     invoices: list[InvoiceOut]
     communications: list[CommunicationOut]
+    email_addresses: list[EmailAddressOut] = Field(default_factory=list)
+    inbound_emails: list[InboundEmailOut] = Field(
+        default_factory=list, description="replies, automatic replies and bounces, newest first"
+    )
     timeline: list[EventOut]
     dunning_paused: bool
     owner: str | None = None
@@ -465,6 +492,12 @@ async def customer(request: Request, account: str, _: Viewer) -> Any:
         invoices=[InvoiceOut.model_validate(i, from_attributes=True) for i in file.invoices],
         communications=[
             CommunicationOut.model_validate(m, from_attributes=True) for m in file.communications
+        ],
+        email_addresses=[
+            EmailAddressOut.model_validate(a, from_attributes=True) for a in file.addresses
+        ],
+        inbound_emails=[
+            InboundEmailOut.model_validate(m, from_attributes=True) for m in file.inbound
         ],
         timeline=[event_out(e) for e in file.timeline],
         dunning_paused=bool(risk.pauses),

@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, case, func, select
 
-from cobro.dunning.store import Hold, holds
+from cobro.dunning.store import Hold, addresses_of, holds
 from cobro.exposure.book import active_rules, exposures_of
 from cobro.exposure.compute import ExposureRules
 from cobro.forecast import run as forecast_run
@@ -24,11 +24,13 @@ from cobro.models import (
     Customer,
     DunningPause,
     GradeHistory,
+    InboundEmail,
     InsurerCover,
     Invoice,
     RiskAssessment,
     Task,
     TimelineEvent,
+    UndeliverableAddress,
 )
 from cobro.queues.lists import (  # noqa: F401 (the pages and the API read them from here)
     PER_PAGE,
@@ -142,12 +144,25 @@ def customers_page(
     return rows, total
 
 
+@dataclass(frozen=True)
+class EmailAddress:
+    """One of the customer's email addresses; `undeliverable` since a hard bounce."""
+
+    address: str
+    undeliverable: bool = False
+    since: datetime | None = None
+    status: str | None = None  # the bounce's status code, 5.1.1
+    reason: str | None = None
+
+
 @dataclass
 class CustomerFile:
     customer: Customer
     invoices: list[Invoice]
     timeline: list[TimelineEvent]
     communications: list[Communication]
+    addresses: list[EmailAddress] = field(default_factory=list)
+    inbound: list[InboundEmail] = field(default_factory=list)  # replies, bounces, newest first
 
 
 def customer_file(engine: Engine, account: str) -> CustomerFile | None:
@@ -173,8 +188,31 @@ def customer_file(engine: Engine, account: str) -> CustomerFile | None:
             .where(Communication.customer_id == customer.id)
             .order_by(Communication.created_at.desc())
         ).all()
+        inbound = session.scalars(
+            select(InboundEmail)
+            .where(InboundEmail.customer_id == customer.id)
+            .order_by(InboundEmail.received_at.desc(), InboundEmail.id.desc())
+            .limit(100)
+        ).all()
+        listed = addresses_of(customer.email)
+        bounced = {
+            u.address: u
+            for u in session.scalars(
+                select(UndeliverableAddress).where(
+                    UndeliverableAddress.address.in_([a.lower() for a in listed])
+                )
+            )
+        }
+        addresses = [
+            EmailAddress(a)
+            if (u := bounced.get(a.lower())) is None
+            else EmailAddress(a, True, u.since, u.status, u.reason)
+            for a in listed
+        ]
         session.expunge_all()
-    return CustomerFile(customer, list(invoices), list(timeline), list(communications))
+    return CustomerFile(
+        customer, list(invoices), list(timeline), list(communications), addresses, list(inbound)
+    )
 
 
 # --- customers list with filters ---------------------------------------------------------

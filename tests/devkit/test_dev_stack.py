@@ -231,7 +231,7 @@ def _alive(pid: int) -> bool:
 @pytest.mark.serial
 @pytest.mark.temporal
 def test_dev_demo_runs_stops_cleanly_and_restarts(tmp_path: Path) -> None:
-    names = ("grpc", "ui", "http", "metrics", "smtp", "capture", "web", "insurer")
+    names = ("grpc", "ui", "http", "metrics", "smtp", "capture", "web", "insurer", "inbound")
     ports = {name: free_port() for name in names}
     env = {
         **os.environ,
@@ -243,6 +243,7 @@ def test_dev_demo_runs_stops_cleanly_and_restarts(tmp_path: Path) -> None:
         "COBRO_SMTP_PORT": str(ports["smtp"]),
         "COBRO_CAPTURE_HTTP_PORT": str(ports["capture"]),
         "COBRO_WEB_PORT": str(ports["web"]),
+        "COBRO_INBOUND_SMTP_PORT": str(ports["inbound"]),
         "COBRO_INSURER_BASE_URL": f"http://127.0.0.1:{ports['insurer']}",
     }
     for unset in ("COBRO_DATABASE_URL", "COBRO_TWILIO_BASE_URL", "COBRO_PUBLIC_BASE_URL"):
@@ -262,6 +263,7 @@ def test_dev_demo_runs_stops_cleanly_and_restarts(tmp_path: Path) -> None:
             metrics = httpx.get(f"http://127.0.0.1:{ports['metrics']}/metrics", timeout=10)
             assert metrics.status_code == 200
             assert f"http://127.0.0.1:{ports['capture']}" in output  # the Twilio API follows
+            assert f"smtp://127.0.0.1:{ports['inbound']}" in output  # replies and bounces
             assert "demo / cobro-demo-2026" in output, "the demo login is printed"
             assert "Payload encryption" in output and "/codec" in output
             with httpx.Client(base_url=f"http://127.0.0.1:{ports['web']}", timeout=30) as web:

@@ -3,7 +3,7 @@
 communications.provider_template: the approved WhatsApp template a message is sent as.
 
 Revision ID: 0029
-Revises: 0026
+Revises: 0028
 Create Date: 2026-12-03 08:30:00
 """
 
@@ -16,7 +16,7 @@ from sqlalchemy.dialects import postgresql
 import cobro.types
 
 revision: str = "0029"
-down_revision: str | None = "0026"
+down_revision: str | None = "0028"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
