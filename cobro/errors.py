@@ -102,9 +102,10 @@ def _known_reason(text: str, settings: Settings) -> str | None:
             )
         return "the server closed the TLS connection: it refused the client certificate"
     bare = text.strip() == "transport error" or 'message: "transport error"' in text
-    if tls_on and settings.temporal_tls_cert_file is None and bare:
+    if tls_on and settings.temporal_tls_cert_file is None and (bare or closed):
         # the TLS alert of a server that wants a certificate can lose the race with its
-        # close: the SDK then reports only this
+        # close: the SDK then reports only this (or, on a loaded machine, that the
+        # operation was canceled)
         return (
             "transport error: if the server requires a client certificate (mTLS), set "
             "COBRO_TEMPORAL_TLS_CERT_FILE and COBRO_TEMPORAL_TLS_KEY_FILE"

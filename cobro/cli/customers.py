@@ -1,4 +1,6 @@
-"""`cobro customers whatsapp-opt-in`: record (or withdraw) a customer's WhatsApp opt-in."""
+"""The `cobro customers` group: `whatsapp-opt-in` records (or withdraws) a customer's
+WhatsApp opt-in; `owner` and `list` (who owns a customer) are the work queues' commands, in
+`cobro/cli/queues.py`."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import typer
 
 from cobro.cli.common import fail
 
-customers_app = typer.Typer(help="Customer consents: the WhatsApp opt-in.")
+customers_app = typer.Typer(help="Customers: who owns them, their WhatsApp opt-in.")
 
 
 @customers_app.command("whatsapp-opt-in")

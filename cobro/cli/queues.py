@@ -14,11 +14,11 @@ from rich.console import Console
 from rich.table import Table
 
 from cobro.cli.common import fail
+from cobro.cli.customers import customers_app
 from cobro.i18n import gettext
 
 alerts_app = typer.Typer(help="The alerts inbox: list with filters, acknowledge, assign.")
 tasks_app = typer.Typer(help="Tasks: yours, the role queues you may take from, done.")
-customers_app = typer.Typer(help="Customers: who owns them.")
 console = Console(highlight=False)
 BY = typer.Option("cli", "--by", help="who does it (kept on the customer timeline)")
 AS_USER = typer.Option(..., "--as", help="the user (a dashboard username)")
@@ -205,4 +205,3 @@ def customers_list(
 def register(app: typer.Typer) -> None:
     app.add_typer(alerts_app, name="alerts")
     app.add_typer(tasks_app, name="tasks")
-    app.add_typer(customers_app, name="customers")
