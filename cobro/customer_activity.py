@@ -29,8 +29,15 @@ VISIT = VISITED
 REPLIES = frozenset({"sms.reply", "email.reply"})
 OPT_OUTS = frozenset({"sms.opted_out"})
 BOUNCES = frozenset({"email.bounced"})
+# "portal.plan_requested" was the portal's own record before payment plans existed.
 ACTIONS = frozenset(
-    {"dunning.paused", "promise.recorded", "dispute.opened", "portal.plan_requested"}
+    {
+        "dunning.paused",
+        "promise.recorded",
+        "dispute.opened",
+        "plan.requested",
+        "portal.plan_requested",
+    }
 )
 CUSTOMER = "customer"
 

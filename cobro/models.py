@@ -492,6 +492,48 @@ class DunningPause(Base):
     ended_at: Mapped[datetime | None]
 
 
+class PaymentPlan(Base):
+    """A payment plan of a customer (`cobro.dunning.plans_sql`): its open invoices in one
+    currency paid in instalments. While `approved` the invoices are not dunned on their own
+    due dates; each instalment is. `status`: requested, approved, rejected, completed,
+    broken, cancelled."""
+
+    __tablename__ = "payment_plans"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="requested", index=True)
+    currency: Mapped[str] = mapped_column(String(3))
+    total_amount: Mapped[Decimal]
+    invoice_numbers: Mapped[dict[str, Any]] = mapped_column(doc='{"invoices": [...]}')
+    policy: Mapped[str] = mapped_column(String(64), default="")
+    requested_by: Mapped[str] = mapped_column(String(128))
+    requested_at: Mapped[datetime] = mapped_column(default=utcnow)
+    note: Mapped[str] = mapped_column(Text, default="")
+    problems: Mapped[dict[str, Any] | None] = mapped_column(doc="why not approved by rule")
+    decided_by: Mapped[str | None] = mapped_column(String(128))
+    decided_at: Mapped[datetime | None]
+    decision_note: Mapped[str | None] = mapped_column(Text)
+    ended_at: Mapped[datetime | None]
+    ruleset_hash: Mapped[str | None] = mapped_column(String(64))
+
+
+class PaymentPlanInstalment(Base):
+    """One instalment of a plan: a due date dunning follows, what was paid of it."""
+
+    __tablename__ = "payment_plan_instalments"
+    __table_args__ = (UniqueConstraint("plan_id", "seq"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("payment_plans.id"), index=True)
+    seq: Mapped[int]
+    due_date: Mapped[date] = mapped_column(Date)
+    amount: Mapped[Decimal]
+    paid_amount: Mapped[Decimal] = mapped_column(default=Decimal(0))
+    status: Mapped[str] = mapped_column(String(16), default="due", doc="due, paid, missed")
+    paid_at: Mapped[datetime | None]
+
+
 class InvoiceDispute(Base):
     """A dispute a collector opened on one invoice (who, why, when), until resolved.
 
@@ -609,7 +651,10 @@ class TimelineEvent(Base):
     """Everything a human may ask about a customer, in order."""
 
     __tablename__ = "timeline_events"
-    __table_args__ = (Index("ix_timeline_events_customer_at", "customer_id", "at"),)
+    __table_args__ = (
+        Index("ix_timeline_events_customer_at", "customer_id", "at"),
+        Index("ix_timeline_events_kind_at", "kind", "at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))

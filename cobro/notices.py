@@ -69,6 +69,16 @@ MESSAGES: dict[str, str | Counted] = {
     "promised": N_("promise to pay %(amount)s %(currency)s by %(until)s recorded"),
     "insurer_notes": N_("; the insurer's deadlines: see the timeline"),
     "promise_cancelled": N_("promise to pay by %(until)s cancelled"),
+    "plan_requested": N_(
+        "payment plan of %(num)s instalments requested: a collector decides (%(problems)s)"
+    ),
+    "plan_approved_by_rule": N_(
+        "payment plan of %(num)s instalments approved by rule: reminders follow its instalments"
+    ),
+    "plan_approved": N_("payment plan approved: reminders follow its instalments"),
+    "plan_declared": N_("; rescheduling (RES) queued for the insurer: %(invoices)s"),
+    "plan_rejected": N_("payment plan rejected"),
+    "plan_cancelled": N_("payment plan cancelled: reminders follow the invoices' due dates again"),
     "disputed": N_("invoice %(invoice)s disputed: it leaves dunning until resolved"),
     "resolved": N_("invoice %(invoice)s dispute resolved: back in dunning"),
     "marked_sent": N_(

@@ -508,7 +508,7 @@ def sample_context(
         if reminded_before
         else []
     )
-    return build_context(
+    context = build_context(
         customer,
         invoices,
         as_of=date(2025, 7, 1),
@@ -521,6 +521,19 @@ def sample_context(
         contact_invoices=["F-2025-0101"],
         previous_contacts=previous,
     )
+    # an instalment reminder's variables (`cobro.dunning.messages.instalment_context`)
+    lines = [
+        {"seq": k, "due_date": date(2025, 6 + k, 1), "amount": Decimal("411.52"),
+         "paid": Decimal("411.52") if k == 1 else Decimal(0),
+         "left": Decimal(0) if k == 1 else Decimal("411.52"), "currency": "EUR"}
+        for k in (1, 2, 3)
+    ]  # fmt: skip
+    context["instalment"] = lines[1]
+    context["plan"] = {
+        "count": 3, "total": Decimal("1234.56"), "currency": "EUR", "instalments": lines,
+        "invoices": ["F-2025-0101", "F-2025-0117"],
+    }  # fmt: skip
+    return context
 
 
 def render_all_samples(

@@ -1,5 +1,6 @@
-"""`cobro dunning plan|preview|show|pause|resume|promise [cancel]|dispute|resolve|settle|sync`: see
-and steer dunning. The actions are `cobro.dunning.collector`'s, as in the web."""
+"""`cobro dunning plan|preview|show|pause|resume|promise [cancel]|dispute|resolve|settle|sync` and
+`cobro dunning payment-plan request|approve|reject|cancel`: see and steer dunning. The actions
+are `cobro.dunning.collector`'s (`cobro.dunning.plan_actions`' for plans), as in the web."""
 
 from __future__ import annotations
 
@@ -63,7 +64,32 @@ def _plan_json(account: str, as_of: date | None) -> dict[str, Any]:
                 "computed_at": now.isoformat(),
                 "actions": [],
             }
-        return planned.plan.to_json()
+        data = planned.plan.to_json()
+        if facts.plan is not None:
+            data["payment_plan"] = _payment_plan_json(facts.plan, planned.instalments)
+            for number in facts.plan_invoices & set(data["excluded"]):
+                data["excluded"][number] = "payment_plan"
+        return data
+
+
+def _payment_plan_json(plan: Any, reminders: list[Any]) -> dict[str, Any]:
+    """The open payment plan: its instalments (what was paid of each) and reminders."""
+    return {
+        "id": plan.id,
+        "status": plan.status,
+        "currency": plan.row.currency,
+        "invoices": list(plan.invoices),
+        "instalments": [
+            {"seq": i.seq, "due_date": i.due_date.isoformat(), "amount": str(i.amount),
+             "paid": str(part)}
+            for i, part in zip(plan.instalments, plan.paid_parts, strict=True)
+        ],
+        "reminders": [
+            {"at": r.at.isoformat(), "channel": r.kind, "instalment": r.step_index,
+             "template": r.template, "idempotency_key": r.idempotency_key}
+            for r in reminders
+        ],
+    }  # fmt: skip
 
 
 PLAN_HELP = (
@@ -133,6 +159,17 @@ def _print_plan(data: dict[str, Any]) -> None:
         console.print(f"skipped: {s['invoice']} step {s['step_index']} ({why})")
     for invoice, reason in data.get("excluded", {}).items():
         console.print(f"excluded: {invoice} ({reason})")
+    plan = data.get("payment_plan")
+    if plan:
+        console.print(f"payment plan ({plan['status']}) of {', '.join(plan['invoices'])}:")
+        for i in plan["instalments"]:
+            paid = f", {money(i['paid'], plan['currency'])} paid" if Decimal(i["paid"]) else ""
+            console.print(
+                f"  instalment {i['seq']}: {i['due_date']} {money(i['amount'], plan['currency'])}"
+                f"{paid}"
+            )
+        for r in plan["reminders"]:
+            console.print(f"  reminder of instalment {r['instalment']}: {r['at']} {r['channel']}")
 
 
 @dunning_app.command("preview")
@@ -369,6 +406,71 @@ def promise_cancel(
 
 
 dunning_app.add_typer(promise_app, name="promise")
+
+plan_app = typer.Typer(
+    help="Payment plans: request (approved by rule within the policy's `payment_plans:` "
+    "limits), approve, reject, cancel.",
+    no_args_is_help=True,
+)
+
+
+@plan_app.command("request")
+def plan_request(
+    customer: str = CUSTOMER,
+    instalments: int = typer.Option(..., "--instalments", help="number of instalments"),
+    currency: str = typer.Option(
+        None, "--currency", help="ISO 4217 code; default: the open invoices' currency"
+    ),
+    note: str = typer.Option("", "--note", help="note (kept on the customer timeline)"),
+    actor: str = typer.Option("cli", "--by", help="who asks"),
+) -> None:
+    """Ask for a payment plan of the customer's open invoices: approved by rule when its
+    policy allows it, else a task for a collector."""
+    from cobro.dunning.plan_actions import request_dunning
+
+    _act(
+        lambda e, s: request_dunning(e, s, customer, actor, instalments, currency, note),
+        customer,
+    )
+
+
+@plan_app.command("approve")
+def plan_approve(
+    customer: str = CUSTOMER,
+    note: str = typer.Option("", "--note", help="note (kept on the customer timeline)"),
+    actor: str = typer.Option("cli", "--by", help="who approves"),
+) -> None:
+    """Approve the customer's requested payment plan (outside the limits too)."""
+    from cobro.dunning.plan_actions import approve_dunning
+
+    _act(lambda e, s: approve_dunning(e, s, customer, actor, note), customer)
+
+
+@plan_app.command("reject")
+def plan_reject(
+    customer: str = CUSTOMER,
+    reason: str = typer.Option(..., "--reason", help="why (kept on the customer timeline)"),
+    actor: str = typer.Option("cli", "--by", help="who rejects"),
+) -> None:
+    """Reject the customer's requested payment plan: reminders go on as before."""
+    from cobro.dunning.plan_actions import reject_dunning
+
+    _act(lambda e, s: reject_dunning(e, s, customer, actor, reason), customer)
+
+
+@plan_app.command("cancel")
+def plan_cancel(
+    customer: str = CUSTOMER,
+    reason: str = typer.Option("", "--reason", help="why (kept on the customer timeline)"),
+    actor: str = typer.Option("cli", "--by", help="who cancels"),
+) -> None:
+    """Cancel the customer's payment plan: reminders follow the invoices' due dates again."""
+    from cobro.dunning.plan_actions import cancel_dunning
+
+    _act(lambda e, s: cancel_dunning(e, s, customer, actor, reason), customer)
+
+
+dunning_app.add_typer(plan_app, name="payment-plan")
 
 INVOICE = typer.Option(..., "--invoice", help="invoice number")
 

@@ -27,7 +27,13 @@ class ActionSpec:
     # invoice -> the step it reaches with this action (a grouped contact mixes levels);
     # absent in histories recorded before grouping: every invoice reaches `step_index`
     levels: dict[str, int] = field(default_factory=dict)
-    reason: str | None = None  # "not_insured": the task that replaces a claim
+    # "not_insured": the task that replaces a claim; "instalment": the reminder of a payment
+    # plan's instalment (`step_index` is the instalment; it moves no invoice's level)
+    reason: str | None = None
+
+    @property
+    def is_instalment(self) -> bool:
+        return self.reason == "instalment"
 
     def level_of(self, number: str) -> int:
         return self.levels.get(number, self.step_index)

@@ -196,7 +196,7 @@ def _claim(
     facts = load_customer_facts(session, action.account)
     if facts is None:
         return _nothing("skipped", "customer no longer exists", action.kind)
-    numbers = facts.open_numbers(action.invoices)
+    numbers = facts.open_numbers(action.invoices, instalment=action.is_instalment)
     if sorted(numbers) != sorted(action.invoices):
         if existing is not None:  # the facts moved after an earlier attempt claimed it
             session.execute(

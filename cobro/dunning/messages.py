@@ -63,7 +63,7 @@ def statement_levels(
     labels = step_labels(action.policy, rules, _connection_of(facts))
     out: dict[str, str | None] = {}
     for inv in facts.invoices:
-        if inv.number in action.invoices:
+        if inv.number in action.invoices and not action.is_instalment:
             level = action.level_of(inv.number)
             out[inv.number] = labels.get(level, action.template)
             continue
@@ -71,6 +71,36 @@ def statement_levels(
         rows = rows or list(facts.reached.get(inv.id, ()))
         out[inv.number] = max(rows, key=lambda r: (r.step_index, r.at)).label if rows else None
     return out
+
+
+def instalment_context(facts: CustomerFacts, seq: int) -> dict[str, Any]:
+    """What an instalment reminder's template reads: `instalment.{seq, due_date, amount,
+    paid, left, currency}` and `plan.{count, total, currency, instalments, invoices}`."""
+    plan = facts.plan
+    assert plan is not None
+    parts = plan.paid_parts
+    lines = [
+        {
+            "seq": i.seq,
+            "due_date": i.due_date,
+            "amount": i.amount,
+            "paid": part,
+            "left": i.amount - part,
+            "currency": plan.row.currency,
+        }
+        for i, part in zip(plan.instalments, parts, strict=True)
+    ]
+    this = next((line for line in lines if line["seq"] == seq), lines[0])
+    return {
+        "instalment": this,
+        "plan": {
+            "count": len(lines),
+            "total": plan.row.total_amount,
+            "currency": plan.row.currency,
+            "instalments": lines,
+            "invoices": list(plan.invoices),
+        },
+    }
 
 
 @dataclass(frozen=True)
@@ -121,6 +151,8 @@ def render_reminder(
         previous_contacts=previous,
         portal_url=portal_url,
     )
+    if action.is_instalment and facts.plan is not None:
+        context.update(instalment_context(facts, action.step_index))
     if languages is None:
         in_force = rules if rules is not None else policies(connection=_connection_of(facts))
         languages = in_force.rules.languages

@@ -23,6 +23,14 @@ policies:
       - {at: +15d, action: task, note: call the customer, assignee_role: collector}
       - {at: deadline - 5d, action: declare}   # 5 calendar days before the insurer's
                                                # declare-by date (rules/insurance.yaml)
+    payment_plans:            # optional (absent: every plan needs a collector)
+      auto_approve: true      # approved by rule within these limits
+      max_instalments: 3
+      min_instalment: {EUR: 50, default: 50}   # or one number, in the plan's currency
+      max_duration: 3m        # from the request to the last instalment (d, w or m)
+      every: 1m               # between two instalments
+      grace: 5d               # calendar days after an instalment's date: missed, broken
+      reminder: {at: -3d, channel: email, template: instalment_due}
 languages:                    # a customer language without templates: the chain to follow
   fallback: {ca: es}          # (cobro.dunning.languages), ending at `default`
   default: en
@@ -46,6 +54,7 @@ import ast
 import itertools
 import re
 from collections.abc import Callable, Mapping
+from decimal import Decimal, InvalidOperation
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -272,6 +281,150 @@ class NotInsured(_Frozen):
     assignee_role: str | None = "credit_manager"
 
 
+_DURATION_RE = re.compile(r"^\s*(\d+)\s*([dwm])\s*$")
+_CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
+
+
+class Duration(tuple[int, str]):
+    """A length of time as written: `90d`, `12w`, `3m` (months: same day of the month,
+    the month's last day when it has fewer)."""
+
+    __slots__ = ()
+
+    def __new__(cls, count: int, unit: str) -> Duration:
+        return super().__new__(cls, (count, unit))
+
+    @property
+    def count(self) -> int:
+        return self[0]
+
+    @property
+    def unit(self) -> str:
+        return self[1]
+
+    @property
+    def written(self) -> str:
+        return f"{self[0]}{self[1]}"
+
+    def __reduce__(self) -> Any:
+        return (Duration, (self[0], self[1]))
+
+
+def parse_duration(value: Any) -> Duration:
+    """`"90d"`, `"2w"`, `"3m"` (or an int number of days) -> a positive `Duration`."""
+    if isinstance(value, Duration):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = f"{value}d"
+    m = _DURATION_RE.match(value) if isinstance(value, str) else None
+    if not m or int(m.group(1)) <= 0:
+        raise ValueError(
+            f"invalid duration {value!r}: expected a positive whole number of days, weeks or "
+            "months, e.g. 90d, 2w, 3m"
+        )
+    return Duration(int(m.group(1)), m.group(2))
+
+
+def _parse_grace(value: Any) -> Duration:
+    if value in (0, "0d"):
+        return Duration(0, "d")
+    return parse_duration(value)
+
+
+PlanDuration = Annotated[
+    Duration, PlainValidator(parse_duration), PlainSerializer(lambda v: v.written, return_type=str)
+]
+Grace = Annotated[
+    Duration, PlainValidator(_parse_grace), PlainSerializer(lambda v: v.written, return_type=str)
+]
+
+
+def _minimum(value: Any) -> Any:
+    """`min_instalment: 50` (in the plan's currency) or `{EUR: 50, USD: 60, default: 50}`."""
+    if isinstance(value, dict):
+        return {
+            str(k).strip().upper() if str(k) != "default" else "default": v
+            for k, v in value.items()
+        }
+    return {"default": value}
+
+
+def _money(value: Any) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
+        raise ValueError(f"invalid amount {value!r}: expected a number, e.g. 50 or 49.90")
+    try:
+        amount = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise ValueError(f"invalid amount {value!r}: expected a number, e.g. 50 or 49.90") from None
+    if not amount.is_finite() or amount < 0:
+        raise ValueError(f"invalid amount {value!r}: it must be zero or more")
+    return amount
+
+
+Amount = Annotated[
+    Decimal, PlainValidator(_money), PlainSerializer(lambda v: str(v), return_type=str)
+]
+
+
+class PaymentPlanRules(_Frozen):
+    """`payment_plans:` of a policy: the plans its customers may have and which ones are
+    approved without a collector (details: `cobro.dunning.plans`)."""
+
+    auto_approve: bool = False  # within the limits below; else (or outside them) a collector
+    max_instalments: int = Field(3, ge=2, le=60)
+    min_instalment: Annotated[dict[str, Amount], BeforeValidator(_minimum)] = Field(
+        default_factory=lambda: {"default": Decimal(0)}
+    )
+    max_duration: PlanDuration = Duration(3, "m")  # from the request to the last instalment
+    every: PlanDuration = Duration(1, "m")  # between two instalments (the first one too)
+    grace: Grace = Duration(5, "d")  # calendar days after an instalment's date: missed
+    reminder: PolicyStep = PolicyStep(
+        at=StepOffset(0, -3), channel=("email",), template="instalment_due"
+    )
+
+    @field_validator("min_instalment")
+    @classmethod
+    def _currencies(cls, value: dict[str, Decimal]) -> dict[str, Decimal]:
+        for code in value:
+            if code != "default" and not _CURRENCY_RE.match(code):
+                raise ValueError(
+                    f"unknown currency key {code!r}: ISO 4217 codes (EUR, USD...) or `default`"
+                )
+        return value
+
+    @field_validator("grace", "every", "max_duration")
+    @classmethod
+    def _no_months_for_grace(cls, value: Duration, info: ValidationInfo) -> Duration:
+        if info.field_name == "grace" and value.unit != "d":
+            raise ValueError(f"invalid grace {value.written!r}: calendar days, e.g. 5d")
+        return value
+
+    @field_validator("reminder")
+    @classmethod
+    def _message(cls, step: PolicyStep) -> PolicyStep:
+        if step.kind != "send":
+            raise ValueError("the instalment reminder is a message: `channel` and `template`")
+        if step.at.from_deadline or step.at > 0:
+            raise ValueError(
+                f"invalid reminder offset {step.label!r}: days before (or at) each "
+                "instalment's date, e.g. -3d or +0d"
+            )
+        return step
+
+    def __hash__(self) -> int:  # frozen like the rest of the policy: hashable too
+        return hash(
+            tuple(
+                (k, tuple(sorted(v.items())) if isinstance(v, dict) else v)
+                for k, v in self.__dict__.items()
+            )
+        )
+
+    def min_amount(self, currency: str) -> Decimal | None:
+        """The smallest instalment in `currency` (None: the rules set none for it)."""
+        found = self.min_instalment.get(currency.upper())
+        return found if found is not None else self.min_instalment.get("default")
+
+
 class DunningPolicy(_Frozen):
     name: Identifier
     applies_to: str | None = None  # expression; None = catch-all
@@ -288,6 +441,7 @@ class DunningPolicy(_Frozen):
     min_gap: Gap = StepOffset(0, 3)
     catch_up: Literal["first_unsent", "latest"] = "first_unsent"
     not_insured: NotInsured = NotInsured()
+    payment_plans: PaymentPlanRules | None = None  # None: every plan needs a collector
     steps: tuple[PolicyStep, ...] = Field(min_length=1)
 
     @field_validator("calendar")

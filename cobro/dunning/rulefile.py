@@ -4,7 +4,8 @@
 `Ruleset.load(d).built("dunning.yaml")` is a `DunningPolicies`: `.rules` (the plain
 `DunningRulesFile`) and `.select(facts)` (first policy whose compiled `applies_to` matches).
 
-The `check` hook also verifies that every message step's `template` exists for each of its
+The `check` hook also verifies that every message step's `template` (and each
+`payment_plans.reminder` template) exists for each of its
 channels in the default language of `languages:` (`en` unless the file says otherwise:
 `<templates>/email/en/<name>.{subject,txt,html}.j2`, `<templates>/sms/en/<name>.txt.j2`),
 reported at the step's `template` value with a did-you-mean, and that the `languages:`
@@ -167,6 +168,12 @@ def _check(loaded: LoadedFile, ctx: FileContext) -> None:
     if _check_languages(model.languages, files, directory, ctx):
         return
     for i, policy in enumerate(model.policies):
+        plans = policy.payment_plans
+        for channel in (plans.reminder.channel or ()) if plans is not None else ():
+            template = plans.reminder.template or ""
+            problem = _template_problem(channel, template, files, directory, default)
+            if problem:
+                ctx.error(("policies", i, "payment_plans", "reminder", "template"), problem)
         for j, step in enumerate(policy.steps):
             if step.kind != "send" or not step.template:
                 continue

@@ -113,7 +113,8 @@ def _claim_for_resend(s: Session, ref: str, account: str | None, who: str) -> Cl
         account_of = s.scalar(select(Customer.account).where(Customer.id == row.customer_id))
         facts = load_customer_facts(s, account_of or "")
         numbers = list((row.invoice_numbers or {}).get("invoices", []))
-        still_open = facts.open_numbers(numbers) if facts is not None else []
+        instalment = row.idempotency_key.startswith("plan:")  # a payment plan's reminder
+        still_open = facts.open_numbers(numbers, instalment) if facts is not None else []
         if sorted(still_open) != sorted(numbers):
             row.status = "cancelled"
             row.error = f"not resent: invoices paid or disputed since (decided by {who})"

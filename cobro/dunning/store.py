@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -17,8 +17,10 @@ from sqlalchemy import Connection, Engine, bindparam, func, insert, select
 from sqlalchemy.orm import Session
 
 from cobro import formatting
+from cobro.dunning import plans
 from cobro.dunning.actions import ActionSpec
-from cobro.dunning.policy import DunningPolicy
+from cobro.dunning.plans_sql import PlanFacts, follow, last_broken_at, plan_facts
+from cobro.dunning.policy import DunningPolicy, PaymentPlanRules
 from cobro.dunning.schedule import (
     MESSAGE_CHANNELS,
     Contact,
@@ -89,6 +91,8 @@ class CustomerFacts:
     insured: dict[str, bool] | None = None  # invoice -> covered at its due date (lazy)
     deadlines: dict[str, date] | None = None  # invoice -> the insurer's declare-by (lazy)
     undeliverable: frozenset[str] = frozenset()  # its addresses that bounced for good
+    plan: PlanFacts | None = None  # the open payment plan (requested or approved)
+    plan_broken_at: datetime | None = None  # when the latest plan broke
 
     def __post_init__(self) -> None:
         self.invoice_ids = {inv.number: inv.id for inv in self.invoices}
@@ -103,9 +107,23 @@ class CustomerFacts:
     def has_open_invoices(self) -> bool:
         return any(inv.open_amount > 0 for inv in self.invoices)
 
-    def open_numbers(self, numbers: list[str]) -> list[str]:
-        """Which of `numbers` may still be chased: open, not disputed, not paused."""
+    @property
+    def plan_invoices(self) -> frozenset[str]:
+        """The invoices of the active payment plan: dunned on its instalments only."""
+        if self.plan is None or not self.plan.active:
+            return frozenset()
+        return frozenset(self.plan.invoices)
+
+    def open_numbers(self, numbers: list[str], instalment: bool = False) -> list[str]:
+        """Which of `numbers` may still be chased: open, not disputed, not paused; an
+        invoice of the active payment plan only by an `instalment` reminder (and only
+        those by one)."""
         paused = self.paused_invoices()
+        held = self.plan_invoices
+        if instalment:
+            numbers = [n for n in numbers if n in held]
+        else:
+            paused = paused | held
         by_number = {inv.number: inv for inv in self.invoices}
         return [
             n
@@ -240,6 +258,9 @@ class CustomerFacts:
             for p in self.pauses
             if p.status == "active"
         ]
+        if self.plan_invoices:  # followed on the plan's instalments, not their due dates
+            held = tuple(sorted(self.plan_invoices))
+            pauses.append(Pause(kind="manual", invoices=held, reason="payment plan"))
         return customer, invoices, pauses
 
 
@@ -319,7 +340,7 @@ def load_customer_facts(session: Session, account: str) -> CustomerFacts | None:
         if p.kind == "promise" and p.status == "active"
     }
     risk_class = session.scalar(_RISK_CLASS, by_customer)
-    return CustomerFacts(
+    facts = CustomerFacts(
         customer,
         invoices,
         dict(done),
@@ -333,6 +354,9 @@ def load_customer_facts(session: Session, account: str) -> CustomerFacts | None:
         session=session,
         undeliverable=undeliverable_among(session, addresses_of(customer.email)),
     )
+    facts.plan = plan_facts(session, customer.id, invoices)
+    facts.plan_broken_at = last_broken_at(session, customer.id)
+    return facts
 
 
 def _contacts(
@@ -472,6 +496,7 @@ class CurrentPlan:
     plan: DunningPlan | None
     due: list[ActionSpec]
     next_at: datetime | None
+    instalments: list[ActionSpec] = field(default_factory=list)  # the plan's reminders
 
 
 def current_plan(facts: CustomerFacts, now: datetime) -> CurrentPlan:
@@ -483,6 +508,13 @@ def current_plan(facts: CustomerFacts, now: datetime) -> CurrentPlan:
     result = plan(customer, invoices, policy, now, pauses, history=facts.contacts)
     due = [ActionSpec.from_planned(customer.account, a) for a in result.due]
     next_at = result.next_wakeup
+    reminders: list[ActionSpec] = []
+    if facts.plan_invoices:  # the plan's instalments are its invoices' due dates now
+        reminders, wake = instalment_actions(facts, policy, customer, now)
+        due += [r for r in reminders if r.at <= now]
+        later = [r.at for r in reminders if r.at > now] + ([wake] if wake else [])
+        if later and (next_at is None or min(later) < next_at):
+            next_at = min(later)
     if not due and _escalation_pending(facts) and result.actions:
         # a broken promise escalates one step: the next step is due at the next send instant
         first = result.actions[0]
@@ -504,18 +536,89 @@ def current_plan(facts: CustomerFacts, now: datetime) -> CurrentPlan:
             ]
         else:
             next_at = due_at
-    return CurrentPlan(policy.name, result, due, next_at)
+    return CurrentPlan(policy.name, result, due, next_at, reminders)
+
+
+def plan_rules(facts: CustomerFacts, policy: DunningPolicy | None = None) -> PaymentPlanRules:
+    """The `payment_plans:` of the customer's policy (the defaults when it has none)."""
+    found = policy or policy_for(facts)
+    return (found.payment_plans if found else None) or PaymentPlanRules()
+
+
+def instalment_actions(
+    facts: CustomerFacts, policy: DunningPolicy, customer: DunningCustomer, now: datetime
+) -> tuple[list[ActionSpec], datetime | None]:
+    """The reminders of the active plan's instalments (`cobro.dunning.plans.reminders`),
+    as actions the workflow runs like any contact (`reason="instalment"`, `step_index`:
+    the instalment), and when to look again for a missed instalment."""
+    from cobro.dunning.calendar import (
+        get_calendar,
+        get_zone,
+        local_start_of_day,
+        next_send_instant,
+        window_opening,
+    )
+
+    plan = facts.plan
+    assert plan is not None
+    rules = plan_rules(facts, policy)
+    tz = get_zone(customer.timezone)
+    cal = get_calendar(*policy.calendar_of(customer.country, customer.subdivision))
+    parts = plan.paid_parts
+    unpaid = [i for i, part in zip(plan.instalments, parts, strict=True) if part < i.amount]
+    wake = local_start_of_day(plans.check_day(unpaid[0], rules.grace), tz) if unpaid else None
+    active = [p for p in facts.pauses if p.status == "active"]
+    if any(p.until is None for p in active):
+        return [], wake  # paused until lifted: no reminder, a missed instalment still counts
+    not_before = now
+    for p in active:
+        not_before = max(not_before, local_start_of_day(p.until + timedelta(days=1), tz))
+    numbers = facts.open_numbers(sorted(plan.invoices), instalment=True)
+    if not numbers:
+        return [], wake
+    channels = [ch for ch in ("email", "sms") if customer.blocked(ch) is None]
+    found = plans.reminders(
+        customer.account,
+        plan.id,
+        plan.instalments,
+        parts,
+        rules,
+        channels,
+        plan.done_keys,
+        next_send_instant(not_before, tz, policy.window, cal),
+        lambda d: window_opening(d, tz, policy.window, cal),
+        lambda t: t.astimezone(tz).date(),
+    )
+    actions = [
+        ActionSpec(
+            account=customer.account,
+            kind=r.channel,
+            step_index=r.seq,
+            policy=policy.name,
+            invoices=numbers,
+            idempotency_key=r.key,
+            at=r.at,
+            template=rules.reminder.template,
+            reason="instalment",
+        )
+        for r in found
+    ]
+    return actions, wake
 
 
 def _escalation_pending(facts: CustomerFacts) -> bool:
     """A broken (or partly kept) promise not yet followed by any executed step."""
     broken = [
-        p for p in facts.pauses if p.kind == "promise" and p.status in ("broken", "partly_kept")
+        p.ended_at or p.created_at
+        for p in facts.pauses
+        if p.kind == "promise" and p.status in ("broken", "partly_kept")
     ]
+    if facts.plan_broken_at is not None:  # a broken payment plan escalates the same way
+        broken.append(facts.plan_broken_at)
     if not broken:
         return False
-    broken_at = max(p.ended_at or p.created_at for p in broken)
-    return facts.last_step is None or facts.last_step.at < broken_at
+    broken_at = _aware(max(_aware(t) for t in broken))
+    return facts.last_step is None or _aware(facts.last_step.at) < broken_at
 
 
 def dunning_stage(facts: CustomerFacts, now: datetime) -> str:
@@ -527,6 +630,8 @@ def dunning_stage(facts: CustomerFacts, now: datetime) -> str:
     active = [p for p in facts.pauses if p.status == "active"]
     if active:
         return "promise_to_pay" if active[-1].kind == "promise" else "paused"
+    if facts.plan_invoices:
+        return "payment_plan"
     if facts.last_step is not None:
         return facts.last_step.label or facts.last_step.outcome
     return "overdue" if facts.overdue_amount(now) > 0 else "not_due"
@@ -581,6 +686,15 @@ def housekeeping(session: Session, facts: CustomerFacts, now: datetime, trace: T
             else:
                 _end(session, facts, pause, "ended", now, f"pause ended on {pause.until}", trace)
                 notes.append("pause ended")
+    if facts.plan is not None and facts.plan.active:
+        grace = plan_rules(facts).grace
+        done = follow(session, facts.plan, tz_today, now, grace, trace.data())
+        if done:
+            notes.append(done)
+        if facts.plan.status == "broken":
+            facts.plan_broken_at = now
+        if not facts.plan.active:
+            facts.plan = None
     session.flush()
     return notes
 
@@ -639,7 +753,7 @@ def record_levels(
     """Each invoice of the action reaches its own step (`action.levels`), labelled with
     that step's template (or action); one INSERT for all of them. `rules`: the dunning
     rules in force (`policies()`) when the caller has read them."""
-    if not numbers:
+    if not numbers or action.is_instalment:  # an instalment reminder moves no level
         return
     labels = step_labels(action.policy, rules, session.connection())
     when = at or datetime.now(UTC)
@@ -855,14 +969,23 @@ class Hold:
     until: date | None = None
     amount: Decimal | None = None  # promise
     currency: str | None = None
-    paid: Decimal | None = None  # promise: paid since it was made
+    paid: Decimal | None = None  # promise: paid since it was made; plan: paid towards it
     invoice: str | None = None  # dispute
+    status: str | None = None  # plan: requested | approved
+    instalments: int | None = None  # plan
 
     @property
     def sentence(self) -> str:
         why = f": {self.reason}" if self.reason else ""
         if self.kind == "dispute":
             return f"invoice {self.invoice} disputed by {self.by} since {self.since:%Y-%m-%d}{why}"
+        if self.kind == "plan":
+            money = f"{formatting.amount(self.amount)} {self.currency}"
+            what = f"payment plan of {self.instalments} instalments ({money}) until {self.until}"
+            if self.status == "requested":
+                return f"{what} requested by {self.by}: a collector decides{why}"
+            paid = formatting.amount(self.paid or Decimal(0))
+            return f"{what}, approved by {self.by}: {paid} {self.currency} paid so far"
         until = f" until {self.until}" if self.until else " until resumed"
         if self.kind == "pause":
             return f"paused{until} by {self.by}{why}"
@@ -881,13 +1004,15 @@ class Hold:
             "currency": self.currency,
             "paid": formatting.decimal_text(self.paid) if self.paid is not None else None,
             "invoice": self.invoice,
+            "status": self.status,
+            "instalments": self.instalments,
             "sentence": self.sentence,
         }
 
 
 def holds(session: Session, customer_id: int) -> list[Hold]:
     """The customer's active pauses and promises (with what was paid towards each promise),
-    then its open disputes, oldest first."""
+    then its open disputes, oldest first, then its open payment plan."""
     found: list[Hold] = []
     for p in session.scalars(
         select(DunningPause)
@@ -914,4 +1039,31 @@ def holds(session: Session, customer_id: int) -> list[Hold]:
         .order_by(InvoiceDispute.id)
     ):
         found.append(Hold("dispute", d.opened_by, d.opened_at, d.reason, invoice=number))
-    return found
+    plan = plan_hold(session, customer_id)
+    return [*found, plan] if plan else found
+
+
+def plan_hold(session: Session, customer_id: int) -> Hold | None:
+    """The customer's open payment plan, as a hold (None: none)."""
+    open_invoices = list(
+        session.scalars(
+            select(Invoice).where(Invoice.customer_id == customer_id, Invoice.open_amount > 0)
+        )
+    )
+    plan = plan_facts(session, customer_id, open_invoices)
+    if plan is None:
+        return None
+    row = plan.row
+    approved = row.status == "approved"
+    return Hold(
+        "plan",
+        (row.decided_by or row.requested_by) if approved else row.requested_by,
+        row.decided_at or row.requested_at if approved else row.requested_at,
+        row.note,
+        until=plan.instalments[-1].due_date if plan.instalments else None,
+        amount=row.total_amount,
+        currency=row.currency,
+        paid=plan.paid if approved else None,
+        status=row.status,
+        instalments=len(plan.instalments),
+    )

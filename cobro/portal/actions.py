@@ -7,7 +7,8 @@ signals the customer's Dunning workflow and lands on the timeline like any other
 * a promise to pay (date within `portal_promise_max_days`, amount up to the balance);
 * a dispute of one of *its* invoices (a reason code and a text): the invoice leaves
   dunning until resolved, and its owner gets a task;
-* a request for a payment plan: a task and a timeline event, and a signal.
+* a request for a payment plan of N instalments (`cobro.dunning.plan_actions.request`):
+  approved by rule within the policy's limits, else a task for a collector.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from datetime import date, timedelta
 from sqlalchemy import Engine
 
 from cobro.db import transaction
+from cobro.dunning import plan_actions
 from cobro.dunning.calendar import add_days, get_calendar
 from cobro.dunning.collector import (
     ActionError,
@@ -28,14 +30,14 @@ from cobro.dunning.collector import (
     dispute_dunning,
     pause_dunning,
     promise_dunning,
-    signal,
 )
 from cobro.i18n import N_, gettext
-from cobro.models import Customer, TimelineEvent
+from cobro.models import Customer
 from cobro.portal.statement import Statement
 from cobro.queues.tasks import new_task
 from cobro.settings import Settings
 
+MAX_PORTAL_INSTALMENTS = 12  # the form's choice; the policy's limits decide the approval
 REASONS = {
     "wrong_amount": N_("The amount is wrong"),
     "not_received": N_("Goods or service not received"),
@@ -161,31 +163,43 @@ async def dispute(
     return outcome
 
 
-def _plan_requested(engine: Engine, customer_id: int, actor: str, note: str) -> None:
-    with transaction(engine) as s:
-        s.add(new_task(s, customer_id, "payment_plan", note))
-        s.add(
-            TimelineEvent(
-                customer_id=customer_id,
-                kind="portal.plan_requested",
-                actor=actor,
-                summary=note,
-            )
-        )
-
-
 async def ask_plan(
     engine: Engine,
     settings: Settings,
     customer_id: int,
     statement: Statement,
     text: str | None,
+    instalments: str | None = None,
 ) -> Outcome:
+    """The plan request of `cobro.dunning.plan_actions`: approved by rule within the
+    customer's policy limits (the outcome's message says so), else a collector decides."""
     words = check_text(text, gettext("the explanation"))
+    try:
+        count = int((instalments or "").strip())
+    except ValueError:
+        raise ActionError(gettext("Choose the number of instalments.")) from None
+    if not 2 <= count <= MAX_PORTAL_INSTALMENTS:
+        raise ActionError(
+            gettext("Choose between 2 and %(num)s instalments.") % {"num": MAX_PORTAL_INSTALMENTS}
+        )
+    if not statement.totals:
+        raise ActionError(gettext("Nothing is open: no payment plan is needed."), 409)
+    if len(statement.totals) != 1:
+        raise ActionError(gettext("Your invoices are in several currencies: please contact us."))
     actor = actor_of(statement.account)
-    note = f"the customer asks for a payment plan: {words}".rstrip(": ")
-    await asyncio.to_thread(_plan_requested, engine, customer_id, actor, note)
-    unsignalled = await signal(
-        engine, settings, statement.account, "payment_plan_requested", words, actor
+    note = f"via the self-service page: {words}".rstrip(": ")
+    try:
+        done = await plan_actions.request_dunning(
+            engine, settings, statement.account, actor, count, statement.totals[0][0], note
+        )
+    except ActionError as exc:
+        if exc.status == 409 and "already has a payment plan" in str(exc):
+            raise ActionError(gettext("You already have a payment plan."), 409) from None
+        raise
+    approved = "plan_approved_by_rule" in getattr(done.message, "keys", ())
+    message = (
+        gettext("Your payment plan is approved: we will remind you before each instalment.")
+        if approved
+        else gettext("Your request for a payment plan was sent.")
     )
-    return Outcome(gettext("Your request for a payment plan was sent."), unsignalled)
+    return Outcome(message, done.unsignalled)

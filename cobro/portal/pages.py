@@ -33,6 +33,9 @@ DONE = {
     "promise": N_("Thank you: your promise to pay is recorded."),
     "dispute": N_("Your dispute is recorded: this invoice gets no reminder until it is resolved."),
     "plan": N_("Your request for a payment plan was sent: we will contact you."),
+    "plan_approved": N_(
+        "Your payment plan is approved: we will remind you before each instalment."
+    ),
 }
 
 
@@ -127,7 +130,10 @@ def portal_router(settings: Settings, engine: Engine, dashboard_env: Environment
 
     Handler = Callable[[OpenedLink, Statement, dict[str, str]], Awaitable[Outcome]]
 
-    async def act(request: Request, token: str, kind: str, handler: Handler) -> Response:
+    async def act(
+        request: Request, token: str, kind: str, handler: Handler, approved: str = ""
+    ) -> Response:
+        """`approved`: the `done` kind when the outcome says it was approved at once."""
         link = await opened(token)
         if isinstance(link, LinkRefused):
             return refused(link)
@@ -142,10 +148,12 @@ def portal_router(settings: Settings, engine: Engine, dashboard_env: Environment
                     "portal_refused.html", 403, locale=_locale(statement.language), text=text
                 )
             try:
-                await handler(link, statement, form)
+                outcome = await handler(link, statement, form)
             except ActionError as exc:
                 fresh = await asyncio.to_thread(load_statement, engine, link.customer_id)
                 return page(request, token, fresh, exc.status, str(exc))
+            if approved and outcome.message == gettext(DONE[approved]):
+                kind = approved
         return RedirectResponse(f"/p/{token}?done={kind}", status_code=303)
 
     @router.post("/p/{token}/paid")
@@ -190,9 +198,11 @@ def portal_router(settings: Settings, engine: Engine, dashboard_env: Environment
     @router.post("/p/{token}/plan")
     async def plan(request: Request, token: str) -> Response:
         async def run(link: OpenedLink, st: Statement, form: dict[str, str]) -> Outcome:
-            return await actions.ask_plan(engine, settings, link.customer_id, st, form.get("text"))
+            return await actions.ask_plan(
+                engine, settings, link.customer_id, st, form.get("text"), form.get("instalments")
+            )
 
-        return await act(request, token, "plan", run)
+        return await act(request, token, "plan", run, approved="plan_approved")
 
     return router
 

@@ -17,6 +17,7 @@ from pydantic import AfterValidator, BaseModel, Field
 
 from cobro.csv_export import CsvFormat, to_bytes
 from cobro.dunning import collector as dunning_actions
+from cobro.dunning import plan_actions
 from cobro.dunning.preview import NextContact
 from cobro.insurers import actions as insurer_actions
 from cobro.queues import actions
@@ -319,6 +320,8 @@ class HoldOut(BaseModel):
     currency: str | None
     paid: Decimal | None
     invoice: str | None
+    status: str | None = None  # a payment plan: requested | approved
+    instalments: int | None = None  # a payment plan
     sentence: str
 
 
@@ -329,6 +332,20 @@ class PromiseIn(BaseModel):
     amount: Decimal | None = None
     currency: str | None = None
     reason: str = ""
+
+
+class PlanIn(BaseModel):
+    """Checked by `cobro.dunning.plan_actions.check_request`, as from the CLI and the pages."""
+
+    instalments: int
+    currency: str | None = None
+    note: str = ""
+
+
+class PlanDecisionIn(BaseModel):
+    """The note of an approval or a cancellation; the reason (required) of a rejection."""
+
+    note: str = ""
 
 
 class AssignIn(BaseModel):
@@ -819,6 +836,52 @@ async def promise_cancel(request: Request, account: str, body: ResumeIn, user: C
     return await _done(
         dunning_actions.cancel_promise_dunning(
             _engine(request), _settings(request), account, user.username, body.reason
+        )
+    )
+
+
+@router.post("/customers/{account}/payment-plan", response_model=Done, tags=["customers"])
+async def plan_request(request: Request, account: str, body: PlanIn, user: Collector) -> Any:
+    """A payment plan of the customer's open invoices: approved by rule within its policy's
+    `payment_plans:` limits, else waiting for a collector."""
+    return await _done(
+        plan_actions.request_dunning(
+            _engine(request),
+            _settings(request),
+            account,
+            user.username,
+            body.instalments,
+            body.currency,
+            body.note,
+        )
+    )
+
+
+@router.post("/customers/{account}/payment-plan/approve", response_model=Done, tags=["customers"])
+async def plan_approve(
+    request: Request, account: str, body: PlanDecisionIn, user: Collector
+) -> Any:
+    return await _done(
+        plan_actions.approve_dunning(
+            _engine(request), _settings(request), account, user.username, body.note
+        )
+    )
+
+
+@router.post("/customers/{account}/payment-plan/reject", response_model=Done, tags=["customers"])
+async def plan_reject(request: Request, account: str, body: PlanDecisionIn, user: Collector) -> Any:
+    return await _done(
+        plan_actions.reject_dunning(
+            _engine(request), _settings(request), account, user.username, body.note
+        )
+    )
+
+
+@router.post("/customers/{account}/payment-plan/cancel", response_model=Done, tags=["customers"])
+async def plan_cancel(request: Request, account: str, body: PlanDecisionIn, user: Collector) -> Any:
+    return await _done(
+        plan_actions.cancel_dunning(
+            _engine(request), _settings(request), account, user.username, body.note
         )
     )
 

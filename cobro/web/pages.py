@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from cobro import formatting, notices
 from cobro.customer_activity import customer_activity
-from cobro.dunning import collector
+from cobro.dunning import collector, plan_actions
 from cobro.i18n import gettext as _
 from cobro.insurers import actions as insurer_actions
 from cobro.kpi_trend import dso_trend
@@ -337,6 +337,46 @@ async def promise_cancel(request: Request, account: str) -> Response:
             account,
             user.username,
             _text(form, "reason", 1000),
+        )
+    )
+    return _back(account, notice)
+
+
+@router.post("/customers/{account}/payment-plan")
+async def plan_request(request: Request, account: str) -> Response:
+    user, form = await _collector_form(request)
+    notice = await _act(
+        plan_actions.request_dunning(
+            _engine(request),
+            request.app.state.settings,
+            account,
+            user.username,
+            _text(form, "instalments", 8),
+            _text(form, "currency", 16) or None,
+            _text(form, "note", 1000),
+        )
+    )
+    return _back(account, notice)
+
+
+@router.post("/customers/{account}/payment-plan/{decision}")
+async def plan_decision(request: Request, account: str, decision: str) -> Response:
+    """`approve`, `reject` (a reason is required) or `cancel` the customer's plan."""
+    actions_of = {
+        "approve": plan_actions.approve_dunning,
+        "reject": plan_actions.reject_dunning,
+        "cancel": plan_actions.cancel_dunning,
+    }
+    if decision not in actions_of:
+        raise HTTPException(404, _("Not found"))
+    user, form = await _collector_form(request)
+    notice = await _act(
+        actions_of[decision](
+            _engine(request),
+            request.app.state.settings,
+            account,
+            user.username,
+            _text(form, "note", 1000),
         )
     )
     return _back(account, notice)

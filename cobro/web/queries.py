@@ -362,6 +362,11 @@ class CustomerRisk:
     def promise(self) -> DunningPause | None:
         return next((p for p in reversed(self.pauses) if p.kind == "promise"), None)
 
+    @property
+    def plan(self) -> Hold | None:
+        """The customer's open payment plan (requested or approved)."""
+        return next((h for h in self.holds if h.kind == "plan"), None)
+
     def dispute_of(self, invoice: str) -> Hold | None:
         return next((h for h in self.holds if h.invoice == invoice), None)
 

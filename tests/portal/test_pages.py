@@ -187,8 +187,8 @@ def test_each_action_is_the_collectors_done_by_the_customer(seeded: Engine) -> N
     steps = [
         ("paid", {"paid_on": today.isoformat(), "amount": "1.234,50", "reference": "TRF-77"}),
         ("promise", {"until": (today + timedelta(days=10)).isoformat(), "amount": "500"}),
+        ("plan", {"instalments": "3", "text": "tres plazos"}),
         ("dispute", {"invoice": "FA-1", "reason": "wrong_amount", "text": "precio pactado 1.000"}),
-        ("plan", {"text": "tres plazos"}),
     ]
     for kind, data in steps:
         done = client.post(
@@ -209,11 +209,12 @@ def test_each_action_is_the_collectors_done_by_the_customer(seeded: Engine) -> N
         ("portal.visited", "customer:A1"),  # once a day, however many requests
         ("dunning.paused", "customer:A1"),
         ("promise.recorded", "customer:A1"),
+        ("plan.requested", "customer:A1"),
+        ("plan.approved", "rules"),  # 3 x 411.50 EUR: within the standard policy's limits
         ("dispute.opened", "customer:A1"),
-        ("portal.plan_requested", "customer:A1"),
     ]
     ours = [t for t in tasks if t.kind != "declaration"]  # the promise's insurer note aside
-    assert [t.kind for t in ours] == ["check_payment", "dispute", "payment_plan"]
+    assert [t.kind for t in ours] == ["check_payment", "dispute"]
     assert "TRF-77" in ours[0].note and "1234.50" in ours[0].note
     paused_until = next(p.until for p in pauses if p.kind == "pause")
     assert paused_until is not None and paused_until >= today + timedelta(days=5)
@@ -269,9 +270,14 @@ async def test_a_customer_action_signals_its_workflow(
     )
     assert done.status_code == 303, done.text
     done = client.post(
-        f"{link}/plan", data={"csrf_token": csrf, "text": "2 plazos"}, follow_redirects=False
+        f"{link}/plan",
+        data={"csrf_token": csrf, "instalments": "2", "text": "2 plazos"},
+        follow_redirects=False,
     )
     assert done.status_code == 303, done.text
+    assert done.headers["location"].endswith("?done=plan_approved")  # 2 x 150 EUR: by rule
+    again = client.post(f"{link}/plan", data={"csrf_token": csrf, "instalments": "3"})
+    assert again.status_code == 409 and "Ya tiene un plan de pagos." in again.text
     history = await dev_server_env.client.get_workflow_handle(workflow_id(account)).fetch_history()
     signals = [
         e.workflow_execution_signaled_event_attributes

@@ -2,7 +2,7 @@
 undeliverable_addresses (hard bounces).
 
 Revision ID: 0028
-Revises: 0026
+Revises: 0027
 Create Date: 2026-12-03 08:20:00
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 import cobro.types
 
 revision: str = "0028"
-down_revision: str | None = "0026"
+down_revision: str | None = "0027"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
