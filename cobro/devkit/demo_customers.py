@@ -1,7 +1,8 @@
 """`cobro dev --demo`: a few demo customers act as real ones would, once per var dir, so the
 portfolio's "customers' side", the timelines and the tasks show what customers do. Each goes
 through the running stack like a person: its self-service page over HTTP (the page's CSRF
-token, the real actions), an SMS through the capture server's webhook call."""
+token, the real actions: a promise, a dispute, a payment plan), an SMS through the capture
+server's webhook call."""
 
 from __future__ import annotations
 
@@ -56,10 +57,10 @@ async def _page(web: httpx.AsyncClient, path: str) -> tuple[str, str]:
 
 async def customers_act(engine: Engine, web_url: str, capture: CaptureServers) -> None:
     today = date.today()
-    chosen = _overdue_customers(engine, today, 3)
-    if len(chosen) < 3:
+    chosen = _overdue_customers(engine, today, 4)
+    if len(chosen) < 4:
         return
-    (promising, _), (disputing, _), (texting, phone) = chosen
+    (promising, _), (disputing, _), (texting, phone), (planning, _) = chosen
     async with httpx.AsyncClient(base_url=web_url, timeout=30) as web:
         path = create_link(engine, promising, 60, "demo").url.removeprefix(web_url)
         _, csrf = await _page(web, path)
@@ -77,12 +78,17 @@ async def customers_act(engine: Engine, web_url: str, capture: CaptureServers) -
                 "text": "the agreed price was lower: see our order",
             }
             await web.post(f"{path}/dispute", data=form)
+        path = create_link(engine, planning, 60, "demo").url.removeprefix(web_url)
+        _, csrf = await _page(web, path)
+        form = {"csrf_token": csrf, "instalments": "3", "text": "a slow season: 3 months?"}
+        await web.post(f"{path}/plan", data=form)
     if phone:
         await capture.customer_sends(phone, "Hello, we pay the two invoices on Friday.")
     log.info(
-        "demo customers: %s promised on its page, %s disputed an invoice, the customer of %s "
-        "answered by SMS",
+        "demo customers: %s promised on its page, %s disputed an invoice, %s asked for a "
+        "payment plan, the customer of %s answered by SMS",
         promising,
         disputing,
+        planning,
         texting,
     )

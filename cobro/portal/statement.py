@@ -1,5 +1,6 @@
 """What the self-service page shows: the customer's open invoices (due date, days late,
-amount, disputed or not), totals per currency, and the pay-online link."""
+amount, disputed or not), totals per currency, its open payment plan, and the pay-online
+link."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from sqlalchemy import Engine, select
 
 from cobro.db import transaction
 from cobro.dunning.collector import local_today
+from cobro.dunning.plans_sql import instalments_of, open_plan
 from cobro.models import Customer, Invoice
 
 
@@ -26,6 +28,26 @@ class Line:
     disputed: bool
 
 
+@dataclass(frozen=True)
+class PlanInstalment:
+    seq: int
+    due_date: date
+    amount: Decimal
+    status: str  # due, paid, missed
+
+
+@dataclass(frozen=True)
+class PlanView:
+    """The customer's open plan: asked for (a collector decides) or approved."""
+
+    status: str  # requested | approved
+    requested_on: date
+    currency: str
+    total: Decimal
+    count: int
+    instalments: tuple[PlanInstalment, ...]  # as proposed, then as agreed
+
+
 @dataclass
 class Statement:
     account: str
@@ -33,6 +55,7 @@ class Statement:
     language: str
     today: date
     lines: list[Line] = field(default_factory=list)
+    plan: PlanView | None = None
 
     @property
     def totals(self) -> list[tuple[str, Decimal]]:
@@ -57,6 +80,20 @@ def load_statement(engine: Engine, customer_id: int) -> Statement:
             .where(Invoice.customer_id == customer_id, Invoice.open_amount > 0)
             .order_by(Invoice.due_date, Invoice.number)
         ).all()
+        plan = open_plan(s, customer_id)
+        rows = instalments_of(s, plan.id) if plan else []
+        view = (
+            PlanView(
+                plan.status,
+                plan.requested_at.date(),
+                plan.currency,
+                plan.total_amount,
+                len(rows),
+                tuple(PlanInstalment(r.seq, r.due_date, r.amount, r.status) for r in rows),
+            )
+            if plan
+            else None
+        )
         return Statement(
             customer.account,
             customer.name,
@@ -74,6 +111,7 @@ def load_statement(engine: Engine, customer_id: int) -> Statement:
                 )
                 for inv in invoices
             ],
+            view,
         )
 
 

@@ -175,7 +175,9 @@ def test_a_burst_on_one_link_is_rate_limited(seeded: Engine) -> None:
 def test_each_action_is_the_collectors_done_by_the_customer(seeded: Engine) -> None:
     link = _path(create_link(seeded, "A1", 60, "test").url)
     client = _client(seeded)
-    csrf = _csrf(client.get(link).text)
+    first = client.get(link).text
+    csrf = _csrf(first)
+    assert 'id="plan-card"' in first and 'id="plan-instalments"' not in first
     today = date.today()
 
     bad = client.post(f"{link}/promise", data={"csrf_token": csrf, "until": "", "amount": "10"})
@@ -197,6 +199,10 @@ def test_each_action_is_the_collectors_done_by_the_customer(seeded: Engine) -> N
         assert done.status_code == 303, (kind, done.text)
         shown = client.get(done.headers["location"])
         assert 'id="notice"' in shown.text, kind
+        if kind == "plan":  # the agreed plan replaces the request form, in Spanish
+            assert 'id="plan-card"' not in shown.text
+            assert shown.text.count("411,50\xa0€") == 3, shown.text
+            assert "Acordado: 3 plazos" in shown.text
 
     with seeded.connect() as conn:
         events = conn.execute(
