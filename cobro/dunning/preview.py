@@ -70,14 +70,17 @@ def next_contact(facts: CustomerFacts, now: datetime) -> NextContact:
     due = [a for a in planned.due if a.kind in MESSAGE_KINDS]
     if due:
         batch = [(a, now) for a in due]
-    else:
-        ahead = [a for a in planned.plan.actions if a.kind in MESSAGE_KINDS]
+    else:  # the next steps of the policy, or of the payment plan's instalments
+        ahead = [
+            (ActionSpec.from_planned(customer.account, a), a.at)
+            for a in planned.plan.actions
+            if a.kind in MESSAGE_KINDS
+        ]
+        ahead += [(r, r.at) for r in planned.instalments if r.kind in MESSAGE_KINDS]
         if not ahead:
             return out
-        first = ahead[0].at
-        batch = [
-            (ActionSpec.from_planned(customer.account, a), a.at) for a in ahead if a.at == first
-        ]
+        first = min(at for _, at in ahead)
+        batch = [(a, at) for a, at in ahead if at == first]
     steps = {a.idempotency_key: a.step_at for a in planned.plan.actions}
     # the link a send would reuse; none yet: the send makes one (a preview writes nothing)
     portal_url = None

@@ -267,3 +267,25 @@ def test_paid_in_full_completes_the_plan_missed_breaks_it(live: tuple[Engine, st
         "plan.instalment_paid",
         "plan.completed",
     ]
+
+
+def test_the_next_contact_of_a_plan_is_its_first_instalment_reminder(
+    live: tuple[Engine, str],
+) -> None:
+    """The customer file's "next contact" (`preview.next_contact`) knows the plan: the
+    invoices wait for their instalments, and the first reminder is shown as it will be sent."""
+    from cobro.dunning.preview import next_contact
+
+    engine, account = live
+    assert "approved by rule" in plan_actions.request(engine, account, "cli", 3)
+    now = datetime.now(UTC)
+    with transaction(engine) as s:
+        first = s.scalar(select(PaymentPlanInstalment.due_date).order_by(PaymentPlanInstalment.seq))
+        facts = load_customer_facts(s, account)
+        assert facts is not None and first is not None
+        shown = next_contact(facts, now)
+    assert shown.contacts, "an approved plan has its reminders ahead"
+    contact = shown.contacts[0]
+    assert contact.template == "instalment_due", contact
+    assert now < contact.at and contact.at.date() <= first
+    assert f"{account}-1" in contact.invoices
