@@ -26,6 +26,7 @@ from cobro.faults import crash_point
 from cobro.insurers import declarations as pure
 from cobro.insurers import declarations_sql as store
 from cobro.insurers.base import InsurerConnector, InsurerError, InsurerRequestError
+from cobro.observability import metrics
 
 log = logging.getLogger("cobro.insurers")
 
@@ -73,17 +74,20 @@ async def _one(
     if filing.declaration is None:
         return f"{reference}: {filing.status}"
     job_id = filing.job_id
+    category = filing.declaration.category
     if filing.status == "queued":
         crash_point("before_declare")
         try:
             receipt = await connector.declare(pure.request(filing.declaration))
         except InsurerRequestError as exc:
             await run(store.mark_rejected, reference, str(exc))
+            metrics.declaration(category, "rejected")
             return f"{reference}: rejected ({exc})"
         crash_point("after_declare")
         heartbeat(f"{reference} filed")
         job_id = receipt.job_id
         await run(store.mark_filed, reference, job_id)
+        metrics.declaration(category, "filed")
     assert job_id is not None
     try:
         record = await connector.declaration_outcome(
@@ -91,7 +95,9 @@ async def _one(
         )
     except InsurerRequestError as exc:
         await run(store.mark_rejected, reference, str(exc))
+        metrics.declaration(category, "rejected")
         return f"{reference}: rejected ({exc})"
     heartbeat(f"{reference} answered")
     await run(store.mark_registered, reference, record.overdue_id, record.status_code)
+    metrics.declaration(category, "registered")
     return f"{reference}: {record.status_code.lower()} ({record.overdue_id})"

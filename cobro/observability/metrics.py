@@ -14,7 +14,12 @@ Series (counters unless said; each also carries the SDK's `namespace`, `task_que
   repeated, quarantined, unmatched, expired) and `cobro_sync_runs{status}`;
   `cobro_sync_duration` (histogram, seconds): a sync run from start to finish;
 - `cobro_customers_classified`, `cobro_classification_changes` and
-  `cobro_alerts_raised`.
+  `cobro_alerts_raised`;
+- `cobro_declarations{category, outcome}`: insurer declarations (OVD, EXP, RES) filed,
+  registered or rejected by the insurer.
+
+The customers' own actions on their self-service page are the dashboard's series
+(`cobro.web.metrics`: `cobro_portal_actions`, `cobro_portal_pages`).
 """
 
 from __future__ import annotations
@@ -77,6 +82,10 @@ def dunning_action(kind: str, status: str) -> None:
 
 def dunning_failure(kind: str, reason: str) -> None:
     count("cobro_dunning_failures", labels={"kind": kind, "reason": reason})
+
+
+def declaration(category: str, outcome: str) -> None:
+    count("cobro_declarations", labels={"category": category, "outcome": outcome})
 
 
 def sync_run(summary: Mapping[str, object], duration: timedelta | None) -> None:

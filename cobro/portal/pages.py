@@ -25,6 +25,7 @@ from cobro.portal import actions
 from cobro.portal.links import LinkRefused, OpenedLink, open_link
 from cobro.portal.statement import Statement, load_statement, pay_url
 from cobro.settings import Settings
+from cobro.web import metrics
 
 HERE = Path(__file__).parent
 CSRF_COOKIE = "cobro_portal_csrf"
@@ -52,6 +53,7 @@ def portal_router(settings: Settings, engine: Engine, dashboard_env: Environment
         return HTMLResponse(env.get_template(name).render(**context), status_code=status)
 
     def refused(exc: LinkRefused) -> HTMLResponse:
+        metrics.portal_page("refused")
         if exc.status == 429:
             text = gettext("Too many requests on this link: try again in %(num)s s.") % {
                 "num": exc.retry_after_s
@@ -110,6 +112,7 @@ def portal_router(settings: Settings, engine: Engine, dashboard_env: Environment
         if isinstance(link, LinkRefused):
             return refused(link)
         statement = await asyncio.to_thread(load_statement, engine, link.customer_id)
+        metrics.portal_page("shown")
         with using(statement.language):
             return page(request, token, statement)
 
@@ -136,6 +139,7 @@ def portal_router(settings: Settings, engine: Engine, dashboard_env: Environment
         """`approved`: the `done` kind when the outcome says it was approved at once."""
         link = await opened(token)
         if isinstance(link, LinkRefused):
+            metrics.portal_action(kind, "refused")
             return refused(link)
         form = {k: str(v) for k, v in (await request.form()).items()}
         statement = await asyncio.to_thread(load_statement, engine, link.customer_id)
@@ -143,6 +147,7 @@ def portal_router(settings: Settings, engine: Engine, dashboard_env: Environment
             expected = request.cookies.get(CSRF_COOKIE, "")
             sent = form.get("csrf_token", "")
             if not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
+                metrics.portal_action(kind, "refused")
                 text = gettext("This form has expired: reload the page and try again.")
                 return html(
                     "portal_refused.html", 403, locale=_locale(statement.language), text=text
@@ -150,10 +155,14 @@ def portal_router(settings: Settings, engine: Engine, dashboard_env: Environment
             try:
                 outcome = await handler(link, statement, form)
             except ActionError as exc:
+                metrics.portal_action(kind, "invalid")
                 fresh = await asyncio.to_thread(load_statement, engine, link.customer_id)
                 return page(request, token, fresh, exc.status, str(exc))
             if approved and outcome.message == gettext(DONE[approved]):
+                metrics.portal_action(kind, "approved")
                 kind = approved
+            else:
+                metrics.portal_action(kind, "done")
         return RedirectResponse(f"/p/{token}?done={kind}", status_code=303)
 
     @router.post("/p/{token}/paid")

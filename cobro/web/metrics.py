@@ -2,7 +2,12 @@
 
 - `cobro_web_requests_total{method, route, status}`: every request, by route template
   (`/customers/{account}`, never the account itself; collector actions are their routes);
-- `cobro_web_request_seconds{method, route}` (histogram).
+- `cobro_web_request_seconds{method, route}` (histogram);
+- `cobro_portal_pages_total{outcome}`: customers' self-service pages shown (`shown`) and
+  links refused (`refused`: tampered, expired, revoked, rate-limited);
+- `cobro_portal_actions_total{action, outcome}`: what customers did there (`paid`,
+  `promise`, `dispute`, `plan`) and how it ended: `done`, `approved` (a plan approved by
+  rule at once), `invalid` (the page said why), `refused` (a bad link or form token).
 
 `COBRO_METRICS_TOKEN` set: /metrics wants `Authorization: Bearer <token>`; unset, it is
 open like /healthz (keep it behind the proxy or firewall that fronts the dashboard).
@@ -38,6 +43,27 @@ SECONDS = Histogram(
     registry=REGISTRY,
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+
+PORTAL_PAGES = Counter(
+    "cobro_portal_pages",
+    "Customers' self-service pages shown, and links refused",
+    ["outcome"],
+    registry=REGISTRY,
+)
+PORTAL_ACTIONS = Counter(
+    "cobro_portal_actions",
+    "Customers' actions on their self-service page",
+    ["action", "outcome"],
+    registry=REGISTRY,
+)
+
+
+def portal_page(outcome: str) -> None:
+    PORTAL_PAGES.labels(outcome).inc()
+
+
+def portal_action(action: str, outcome: str) -> None:
+    PORTAL_ACTIONS.labels(action, outcome).inc()
 
 
 class RequestMetrics:

@@ -221,3 +221,44 @@ async def test_promise_within_the_mep_is_an_extension(engine: Engine, use_databa
                 )
             )
         assert len(warnings) == 2 and "beyond the maximum extension period" in warnings[0]
+
+
+async def test_declarations_are_counted_on_the_workers_metrics(
+    engine: Engine, use_database: str
+) -> None:
+    """`cobro_declarations{category, outcome}` through the SDK's own meter and Prometheus
+    exporter (a real Runtime, scraped over HTTP), as the worker's /metrics shows it."""
+    import httpx
+    from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+    from temporalio.testing import ActivityEnvironment
+
+    from tests.helpers import free_port
+
+    address = f"127.0.0.1:{free_port()}"
+    runtime = Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=address)))
+    env = ActivityEnvironment()
+    env.metric_meter = runtime.metric_meter
+    async with InsurerSimulator(buyers=5, seed=3, job_delay_seconds=0.05) as sim:
+        _seed(engine, sim)
+        with transaction(engine) as s:
+            store.queue_overdues(s, _customer(s, "A"), ["A1", "A2"], TODAY)
+        async with connector(sim) as insurer:
+
+            async def declare() -> list[str]:
+                refs = ["cobro-ovd-A1", "cobro-ovd-A2"]
+                return await file_pending(refs, insurer, _run, poll_interval=0.05)
+
+            lines = await env.run(declare)
+    assert len(lines) == 2, lines
+    async with httpx.AsyncClient() as http:
+        text = (await http.get(f"http://{address}/metrics")).text
+    found = {
+        line.split("{", 1)[1].split("}", 1)[0]: line.rsplit(" ", 1)[1]
+        for line in text.splitlines()
+        if line.startswith("cobro_declarations")
+    }
+    filed = [v for k, v in found.items() if 'category="OVD"' in k and 'outcome="filed"' in k]
+    registered = [
+        v for k, v in found.items() if 'category="OVD"' in k and 'outcome="registered"' in k
+    ]
+    assert filed == ["2"] and registered == ["2"], text

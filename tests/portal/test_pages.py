@@ -311,3 +311,41 @@ def test_amounts_as_customers_type_them(typed: str, read: str) -> None:
     from cobro.portal.actions import typed_amount
 
     assert typed_amount(typed) == read
+
+
+def _series(client: TestClient, name: str, **labels: str) -> float:
+    text = client.get("/metrics").text
+    wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    match = re.search(rf"^{name}_total\{{{re.escape(wanted)}\}} (\S+)$", text, re.M)
+    return float(match.group(1)) if match else 0.0
+
+
+def test_pages_and_actions_are_counted_on_the_dashboards_metrics(seeded: Engine) -> None:
+    """`cobro_portal_pages` and `cobro_portal_actions` (issue 17's "portal actions"):
+    shown, refused, done, approved by rule, invalid; never an account or a token."""
+    link = _path(create_link(seeded, "A1", 60, "test").url)
+    client = _client(seeded)
+    pages, actions = "cobro_portal_pages", "cobro_portal_actions"
+    before = {
+        "shown": _series(client, pages, outcome="shown"),
+        "refused": _series(client, pages, outcome="refused"),
+        "invalid": _series(client, actions, action="promise", outcome="invalid"),
+        "done": _series(client, actions, action="promise", outcome="done"),
+        "approved": _series(client, actions, action="plan", outcome="approved"),
+        "forged": _series(client, actions, action="dispute", outcome="refused"),
+    }
+    csrf = _csrf(client.get(link).text)
+    client.get("/p/garbage")
+    until = (date.today() + timedelta(days=10)).isoformat()
+    client.post(f"{link}/promise", data={"csrf_token": csrf, "until": "", "amount": "10"})
+    client.post(f"{link}/promise", data={"csrf_token": csrf, "until": until, "amount": "50"})
+    client.post(f"{link}/plan", data={"csrf_token": csrf, "instalments": "3", "text": ""})
+    client.post(f"{link}/dispute", data={"csrf_token": "forged", "invoice": "FA-1"})
+    assert _series(client, pages, outcome="shown") >= before["shown"] + 1
+    assert _series(client, pages, outcome="refused") == before["refused"] + 1
+    assert _series(client, actions, action="promise", outcome="invalid") == before["invalid"] + 1
+    assert _series(client, actions, action="promise", outcome="done") == before["done"] + 1
+    assert _series(client, actions, action="plan", outcome="approved") == before["approved"] + 1
+    assert _series(client, actions, action="dispute", outcome="refused") == before["forged"] + 1
+    text = client.get("/metrics").text
+    assert "A1" not in text and link.removeprefix("/p/") not in text
