@@ -245,6 +245,12 @@ def _classify(exc: BaseException, context: str) -> EmailError:
             return TemporaryEmailError(f"{context}: recipients deferred: {detail}", code=codes[0])
         code = next((c for c in codes if c >= 500), codes[0] if codes else None)
         return PermanentEmailError(f"{context}: recipients refused: {detail}", code=code)
+    if isinstance(exc, aiosmtplib.SMTPAuthenticationError) and exc.code >= 500:
+        return PermanentEmailError(
+            f"{context}: the relay refused the login ({exc.code} {exc.message}): check "
+            "COBRO_SMTP_USERNAME and COBRO_SMTP_PASSWORD",
+            code=exc.code,
+        )
     if isinstance(exc, aiosmtplib.SMTPResponseException):
         detail = f"{context}: {exc.code} {exc.message}"
         if 400 <= exc.code < 500:

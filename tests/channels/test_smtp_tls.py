@@ -32,7 +32,8 @@ class Recorder:
         if not isinstance(auth_data, LoginPassword):
             return AuthResult(success=False, handled=False)
         self.logins.append((auth_data.login.decode(), session.ssl is not None))
-        return AuthResult(success=auth_data.password == b"s3cret-password")
+        # handled=False: aiosmtpd answers a failure itself (535), as a real relay does
+        return AuthResult(success=auth_data.password == b"s3cret-password", handled=False)
 
 
 @pytest.fixture(scope="module")
@@ -127,3 +128,19 @@ async def test_a_certificate_from_another_ca_is_refused(starttls_relay) -> None:
     with pytest.raises(PermanentEmailError, match="TLS certificate not trusted"):
         await _send(_config(port))  # the system's roots do not know the test CA
     assert recorder.messages == []
+
+
+async def test_a_wrong_password_over_starttls_is_refused_in_one_line(
+    starttls_relay, ca_file: str
+) -> None:  # type: ignore[no-untyped-def]
+    """A relay's 535 is permanent (no retry loop with a wrong password) and names the
+    settings to fix; the password is never in the message."""
+    recorder, port = starttls_relay
+    config = _config(port, ca_file, username="cobro", password=SecretStr("wrong-password"))
+    with pytest.raises(PermanentEmailError) as refused:
+        await _send(config)
+    message = str(refused.value)
+    assert "535" in message and "COBRO_SMTP_PASSWORD" in message and "\n" not in message
+    assert "wrong-password" not in message
+    assert recorder.logins and all(tls for _, tls in recorder.logins), "AUTH over TLS only"
+    assert recorder.messages == [], "nothing sent"
