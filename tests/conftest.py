@@ -24,6 +24,9 @@ pytest_plugins = ["tests.helpers.capture"]
 # Never the developer's ./var/ (their demo database, the payload keys `cobro dev` made):
 # every test, and every worker process a test starts, works in a directory of its own.
 os.environ.setdefault("COBRO_VAR_DIR", tempfile.mkdtemp(prefix="cobro-test-var-"))
+# Nor the Temporal server of a `make demo` running beside the suite (127.0.0.1:7233): a test
+# that needs Temporal points at its own server; the others find none, as they expect.
+os.environ.setdefault("COBRO_TEMPORAL_ADDRESS", "127.0.0.1:1")
 
 PG_ADMIN_DSN = os.environ.get(
     "COBRO_TEST_PG_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
