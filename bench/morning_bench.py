@@ -56,7 +56,12 @@ rest is sync, classification, Temporal and planning).
 The LAST line is machine-readable:
 
     BENCH morning customers=<n> sync_s=<s> classify_s=<s> wakeups_s=<s> contacts=<n>
-    contacts_s=<s> total_s=<s> ratio=<x>
+    contacts_s=<s> total_s=<s> cpu_s=<s> ratio=<x>
+
+Each stage also prints the CPU seconds it cost, by process (this one: sync, classification,
+the starts; the worker processes; the Temporal server; the capture servers; the
+simulator; read from /proc; PostgreSQL's own backends are not counted): on a machine
+shared with other work, CPU time is what sizing can be derived from, wall time is not.
 """
 
 from __future__ import annotations
@@ -242,6 +247,50 @@ def check_captured(rows: list[Any], capture_dir: Path, account_sid: str) -> tupl
     return sum(mail.values()), sum(sms.values())
 
 
+TICK = os.sysconf("SC_CLK_TCK")
+ROLES = (("worker.py", "workers"), ("temporal", "temporal"), ("--capture-server", "capture"))
+
+
+def cpu_seconds() -> dict[str, float]:
+    """CPU seconds (user + system) used so far by this process ("bench": the sync and the
+    classification run here, and the starts) and by its descendants, by role (workers,
+    temporal, capture, simulator), from /proc. On a shared machine CPU time says more than
+    wall time about what each part costs. PostgreSQL's backends are not ours: not counted."""
+    stats: dict[int, tuple[int, float]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        stats[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / TICK)
+    out = {"bench": time.process_time()}
+    me = os.getpid()
+    for pid, (_, cpu) in stats.items():
+        parent, line = pid, stats[pid][0]
+        while line not in (me, 0, 1) and line in stats:
+            line = stats[line][0]
+        if line != me or parent == me:
+            continue
+        try:
+            cmd = (Path("/proc") / str(pid) / "cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        role = next((r for marker, r in ROLES if marker in cmd), "simulator")
+        out[role] = out.get(role, 0.0) + cpu
+    return out
+
+
+def cpu_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {k: after.get(k, 0.0) - before.get(k, 0.0) for k in after}
+
+
+def show_cpu(delta: dict[str, float]) -> str:
+    parts = ", ".join(f"{k} {v:.1f}" for k, v in sorted(delta.items()) if v >= 0.05)
+    return f"CPU s {sum(delta.values()):.1f} ({parts})"
+
+
 def load() -> str:
     return "/".join(f"{x:.2f}" for x in os.getloadavg())
 
@@ -329,6 +378,8 @@ async def run(args: argparse.Namespace) -> None:
 
             engine = make_engine(url)
             morning = time.perf_counter()
+            cpu: dict[str, dict[str, float]] = {}
+            mark = cpu_start = cpu_seconds()
 
             # 1. insurer sync
             t = time.perf_counter()
@@ -337,10 +388,12 @@ async def run(args: argparse.Namespace) -> None:
                     engine, insurer, full=True, today=today, page_size=PAGE_SIZE
                 )
             stages["sync"] = time.perf_counter() - t
+            now_cpu = cpu_seconds()
+            cpu["sync"], mark = cpu_delta(mark, now_cpu), now_cpu
             print(
                 f"1. sync: {summary['fetched']:,} covers in {stages['sync']:.1f} s "
                 f"(created {summary['created']:,}, unmatched {summary['unmatched']:,}); "
-                f"load {load()}",
+                f"{show_cpu(cpu['sync'])}; load {load()}",
                 flush=True,
             )
 
@@ -350,10 +403,13 @@ async def run(args: argparse.Namespace) -> None:
                 classify_portfolio, engine, Ruleset.load(rules), datetime.now(UTC)
             )
             stages["classify"] = time.perf_counter() - t
+            now_cpu = cpu_seconds()
+            cpu["classify"], mark = cpu_delta(mark, now_cpu), now_cpu
             print(
                 f"2. classify: {n:,} customers in {stages['classify']:.1f} s "
                 f"({len(report.changes):,} changes, {len(report.alerts):,} alerts, "
-                f"classes {dict(sorted(report.classes.items()))}); load {load()}",
+                f"classes {dict(sorted(report.classes.items()))}); {show_cpu(cpu['classify'])}; "
+                f"load {load()}",
                 flush=True,
             )
 
@@ -362,11 +418,14 @@ async def run(args: argparse.Namespace) -> None:
             change = FactsChanged("invoices_changed", "morning bench")
             woken = await notify_changed(client, engine, change, settings=settings)
             stages["wakeups"] = time.perf_counter() - t
+            now_cpu = cpu_seconds()
+            cpu["wakeups"], mark = cpu_delta(mark, now_cpu), now_cpu
             sent_then = await asyncio.to_thread(sent_count)
             print(
                 f"3. wake-ups: {woken.summary()} in {stages['wakeups']:.1f} s "
                 f"({woken.signalled / stages['wakeups']:,.0f}/s); "
-                f"{sent_then:,}/{expected:,} contacts already sent; load {load()}",
+                f"{sent_then:,}/{expected:,} contacts already sent; {show_cpu(cpu['wakeups'])}; "
+                f"load {load()}",
                 flush=True,
             )
 
@@ -385,6 +444,8 @@ async def run(args: argparse.Namespace) -> None:
                     last_print = time.monotonic()
                 await asyncio.sleep(0.25)
             stages["contacts"] = time.perf_counter() - t
+            now_cpu = cpu_seconds()
+            cpu["contacts"], mark = cpu_delta(mark, now_cpu), now_cpu
             total = time.perf_counter() - morning
             rows = await asyncio.to_thread(communications)
             if len(rows) != expected or any(r.status != "sent" for r in rows):
@@ -395,12 +456,16 @@ async def run(args: argparse.Namespace) -> None:
             emails, sms = check_captured(rows, workdir / "capture", settings.twilio_account_sid)
             print(
                 f"4. contacts: the last ones {stages['contacts']:.1f} s after the last start; "
-                f"captured {emails:,} emails and {sms:,} SMS, each exactly once; load {load()}",
+                f"captured {emails:,} emails and {sms:,} SMS, each exactly once; "
+                f"{show_cpu(cpu['contacts'])}; load {load()}",
                 flush=True,
             )
+            morning_cpu = cpu_delta(cpu_start, mark)
             print(
                 f"morning: {total:.1f} s for {n:,} customers "
-                f"({' + '.join(f'{k} {v:.1f}' for k, v in stages.items())})",
+                f"({' + '.join(f'{k} {v:.1f}' for k, v in stages.items())}); "
+                f"{show_cpu(morning_cpu)} = {sum(morning_cpu.values()) / n * 1000:.1f} CPU ms "
+                f"per customer, {sum(morning_cpu.values()) / total:.2f} cores busy on average",
                 flush=True,
             )
 
@@ -436,7 +501,7 @@ async def run(args: argparse.Namespace) -> None:
         f"BENCH morning customers={n} sync_s={stages['sync']:.1f} "
         f"classify_s={stages['classify']:.1f} wakeups_s={stages['wakeups']:.1f} "
         f"contacts={expected} contacts_s={stages['contacts']:.1f} total_s={total:.1f} "
-        f"ratio={rate / raw_rate:.3f}"
+        f"cpu_s={sum(morning_cpu.values()):.1f} ratio={rate / raw_rate:.3f}"
     )
 
 
