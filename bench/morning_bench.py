@@ -70,6 +70,7 @@ import argparse
 import asyncio
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -307,6 +308,12 @@ async def run(args: argparse.Namespace) -> None:
     from cobro.temporal_support import SEARCH_ATTRIBUTES, dev_server_path
 
     n = args.customers or (5_000 if args.quick else 100_000)
+    # SIGTERM (or SIGINT, ignored in a background job) stops the bench through its
+    # `finally`: every process it started is stopped, its database dropped
+    main_task = asyncio.current_task()
+    assert main_task is not None
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        asyncio.get_running_loop().add_signal_handler(sig, main_task.cancel)
     zone, country = midday_calendar()
     today = datetime.now(ZoneInfo(zone)).date()
     print(f"morning bench: {n:,} customers, {args.workers} worker process(es); load {load()}")
@@ -510,7 +517,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="5k customers")
     parser.add_argument("--customers", type=int, default=None, help="N customers (100k)")
     parser.add_argument("--workers", type=int, default=2, help="worker processes (2)")
-    asyncio.run(run(parser.parse_args()))
+    try:
+        asyncio.run(run(parser.parse_args()))
+    except asyncio.CancelledError:
+        raise SystemExit("morning bench: stopped by a signal (its processes stopped)") from None
 
 
 if __name__ == "__main__":
