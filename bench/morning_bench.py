@@ -366,6 +366,9 @@ async def run(args: argparse.Namespace) -> None:
                 COBRO_SMTP_PORT=str(ports["smtp_port"]),
                 COBRO_SMTP_LOOKUP="",
                 COBRO_TWILIO_BASE_URL=f"http://127.0.0.1:{ports['http_port']}",
+                # the SMS status callbacks go to a closed port (discard), never to a
+                # dashboard someone runs on :8000
+                COBRO_PUBLIC_BASE_URL="http://127.0.0.1:9",
                 COBRO_RULES_DIR=str(rules),
                 COBRO_TEMPLATES_DIR=str(ROOT / "templates"),
                 COBRO_TEMPORAL_ADDRESS=env.client.service_client.config.target_host,
