@@ -81,13 +81,17 @@ def start_capture_process(storage_dir: Path) -> tuple[subprocess.Popen, int]:
     return proc, ports["smtp_port"]
 
 
-def start_capture_servers(storage_dir: Path) -> tuple[subprocess.Popen, dict[str, int]]:
+def start_capture_servers(
+    storage_dir: Path, log: Path | None = None
+) -> tuple[subprocess.Popen, dict[str, int]]:
     """The capture servers in a child process, and their ports: `smtp_port`, and
-    `http_port` (the Twilio-compatible SMS API)."""
+    `http_port` (the Twilio-compatible SMS API). `log`: where its stderr goes (default
+    ours)."""
     proc = subprocess.Popen(
         [sys.executable, str(Path(__file__).resolve()), "--capture-server", str(storage_dir)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
+        stderr=None if log is None else log.open("w"),
         text=True,
     )
     assert proc.stdout is not None

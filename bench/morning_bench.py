@@ -346,7 +346,8 @@ async def run(args: argparse.Namespace) -> None:
             )
 
             t = time.perf_counter()
-            capture, ports = start_capture_servers(workdir / "capture")
+            # its log: a failed status callback per SMS (nobody listens at the public URL)
+            capture, ports = start_capture_servers(workdir / "capture", workdir / "capture.log")
             from temporalio.testing import WorkflowEnvironment
 
             env = await WorkflowEnvironment.start_local(
