@@ -76,10 +76,22 @@ async def serve_capture(storage_dir: Path) -> None:
 
 
 def start_capture_process(storage_dir: Path) -> tuple[subprocess.Popen, int]:
+    """The capture servers in a child process, and their SMTP port."""
+    proc, ports = start_capture_servers(storage_dir)
+    return proc, ports["smtp_port"]
+
+
+def start_capture_servers(
+    storage_dir: Path, log: Path | None = None
+) -> tuple[subprocess.Popen, dict[str, int]]:
+    """The capture servers in a child process, and their ports: `smtp_port`, and
+    `http_port` (the Twilio-compatible SMS API). `log`: where its stderr goes (default
+    ours)."""
     proc = subprocess.Popen(
         [sys.executable, str(Path(__file__).resolve()), "--capture-server", str(storage_dir)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
+        stderr=None if log is None else log.open("w"),
         text=True,
     )
     assert proc.stdout is not None
@@ -87,7 +99,7 @@ def start_capture_process(storage_dir: Path) -> tuple[subprocess.Popen, int]:
     if not line:
         proc.wait(10)
         raise SystemExit("the capture server did not start")
-    return proc, int(json.loads(line)["smtp_port"])
+    return proc, {k: int(v) for k, v in json.loads(line).items()}
 
 
 def stop_capture_process(proc: subprocess.Popen) -> None:
@@ -235,9 +247,9 @@ async def bench_starts(n: int, chunks: int, workdir: Path) -> tuple[float, float
 # -------------------------------------------------------------------------- part 2: sends
 
 
-def _policy_for_now() -> tuple[str, str]:
-    """A zone where it is about midday now, and a dunning.yaml with one email step (+1 day)
-    on a calendar where today is no holiday, sent every day 06:00-20:00."""
+def midday_calendar() -> tuple[str, str]:
+    """A zone where it is about midday now, and a country whose calendar has no holiday
+    there today: whenever a bench runs, its contacts are inside any daytime send window."""
     import holidays
 
     now = datetime.now(UTC)
@@ -250,6 +262,13 @@ def _policy_for_now() -> tuple[str, str]:
         for c in ("FR", "DE", "GB", "US", "ES")
         if today not in holidays.country_holidays(c, years=today.year)
     )
+    return zone, country
+
+
+def _policy_for_now() -> tuple[str, str]:
+    """A zone where it is about midday now, and a dunning.yaml with one email step (+1 day)
+    on a calendar where today is no holiday, sent every day 06:00-20:00."""
+    zone, country = midday_calendar()
     policy = f"""\
 policies:
   - name: bench

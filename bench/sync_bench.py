@@ -66,10 +66,10 @@ PAGE_SIZE = 1000
 # --- the simulator, in its own process ---------------------------------------------------
 
 
-def serve_simulator(buyers: int, port_file: Path) -> None:
+def serve_simulator(buyers: int, port_file: Path, start: date = START) -> None:
     async def main() -> None:
         async with InsurerSimulator(
-            buyers=buyers, seed=SEED, start_date=START, api_key=API_KEY
+            buyers=buyers, seed=SEED, start_date=start, api_key=API_KEY
         ) as sim:
             port_file.write_text(sim.base_url)
             await asyncio.Event().wait()
@@ -78,10 +78,19 @@ def serve_simulator(buyers: int, port_file: Path) -> None:
 
 
 @contextmanager
-def simulator(buyers: int, tmp: Path) -> Iterator[str]:
+def simulator(buyers: int, tmp: Path, start: date = START) -> Iterator[str]:
+    """The simulator's base URL; its portfolio is generated as of `start` (also used by
+    bench/morning_bench.py, with today's date)."""
     port_file = tmp / f"sim-{uuid.uuid4().hex[:6]}.url"
     proc = subprocess.Popen(
-        [sys.executable, __file__, "--serve-simulator", str(buyers), str(port_file)],
+        [
+            sys.executable,
+            __file__,
+            "--serve-simulator",
+            str(buyers),
+            str(port_file),
+            start.isoformat(),
+        ],
         stdin=subprocess.DEVNULL,
     )
     try:
@@ -268,7 +277,8 @@ def in_subprocess(mode: str, *args: str) -> dict[str, Any]:
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--serve-simulator":
-        serve_simulator(int(sys.argv[2]), Path(sys.argv[3]))
+        start = date.fromisoformat(sys.argv[4]) if len(sys.argv) > 4 else START
+        serve_simulator(int(sys.argv[2]), Path(sys.argv[3]), start)
         return
     if len(sys.argv) > 1 and sys.argv[1] == "--bulk":
         print(json.dumps(timed_bulk_sync(sys.argv[2], sys.argv[3]), default=str))
