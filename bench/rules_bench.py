@@ -9,6 +9,15 @@ The three must agree on every customer of the sample (class and alerts), else th
 One evaluation = one customer through the whole set (first-match class, then every alert).
 
     .venv/bin/python bench/rules_bench.py [--quick] [--n N] [--sample N] [--e2e-pg DSN]
+
+End to end (`--e2e-pg`): facts SQL, evaluation and writes of `classify_portfolio` on a scratch
+PostgreSQL database (created, loaded with COPY, dropped), a first run (every customer's first
+assessment, its alerts and timeline events written) then a second one (little changes); the
+last line gives e2e_first_s and e2e_steady_s. The 1M measurement (issue 17: <= 180 s first,
+<= 60 s steady; the load takes minutes and is not timed; `--n` keeps the in-memory part short):
+
+    .venv/bin/python bench/rules_bench.py --quick --n 100000 \
+        --e2e-pg postgresql://postgres@127.0.0.1/postgres --e2e-n 1000000
 """
 
 from __future__ import annotations
