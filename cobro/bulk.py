@@ -13,7 +13,12 @@ from sqlalchemy import Table, insert
 from sqlalchemy.orm import Session
 
 
-def bulk_insert(session: Session, model: type, rows: list[dict[str, Any]]) -> None:
+def bulk_insert(
+    session: Session, model: type, rows: list[dict[str, Any]], *, evaluate_none: bool = False
+) -> None:
+    """`rows`: the same keys in every row. `evaluate_none`: a None goes through the bind
+    processing of the types that evaluate it (a JSON column stores JSON `null`), as a Core
+    INSERT does; without it a None is SQL NULL in every column."""
     if not rows:
         return
     table: Table = model.__table__  # type: ignore[attr-defined]
@@ -30,6 +35,11 @@ def bulk_insert(session: Session, model: type, rows: list[dict[str, Any]]) -> No
         if c.key not in rows[0] and c.default is not None and c.default.is_callable
     ]
     processors = [c.type._cached_bind_processor(dialect) for c in [*columns, *defaults]]
+    # the columns whose None is processed (None elsewhere: False, a plain NULL)
+    of_none = [
+        evaluate_none and c.type.should_evaluate_none and p is not None
+        for c, p in zip([*columns, *defaults], processors, strict=True)
+    ]
     names = ", ".join(dialect.identifier_preparer.quote(c.name) for c in [*columns, *defaults])
     target = dialect.identifier_preparer.format_table(table)
 
@@ -37,7 +47,8 @@ def bulk_insert(session: Session, model: type, rows: list[dict[str, Any]]) -> No
         values = [row[k] for k in keys]
         values += [c.default.arg(None) for c in defaults]  # type: ignore[union-attr]
         return [
-            v if p is None or v is None else p(v) for p, v in zip(processors, values, strict=True)
+            p(v) if p is not None and (v is not None or e) else v
+            for p, v, e in zip(processors, values, of_none, strict=True)
         ]
 
     cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]

@@ -288,19 +288,20 @@ def fill_limit_facts(
     as_of: date,
     rules: ExposureRules,
     batch: Sequence[tuple[int, dict[str, Any]]],
+    id_range: tuple[int, int] | None = None,
 ) -> None:
     """Set the limit facts (`total_limit`, `over_limit`, `limit_usage`) of a batch of rule
-    facts from the customers' exposures: the rules read the exposure engine's figures."""
+    facts from the customers' exposures: the rules read the exposure engine's figures.
+    `id_range`: the batch is every customer with an id in that range (a page): read by
+    that range rather than by a list of thousands of ids."""
     if not batch:
         return
     known = dict(batch)
-    found = {
-        e.customer_id: e
-        for e in (
-            compute_exposure(a, rules)
-            for a in amounts_batch(conn, as_of, rules, ids=sorted(known), facts=known)
-        )
-    }
+    if id_range is not None:
+        amounts = amounts_batch(conn, as_of, rules, lo=id_range[0], hi=id_range[1], facts=known)
+    else:
+        amounts = amounts_batch(conn, as_of, rules, ids=sorted(known), facts=known)
+    found = {e.customer_id: e for e in (compute_exposure(a, rules) for a in amounts)}
     for cid, facts in batch:
         facts.update(limit_facts(found.get(cid)))
 

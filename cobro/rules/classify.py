@@ -38,9 +38,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, case, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, case, delete, func, select, update
 from sqlalchemy.orm import Session
 
+from cobro.bulk import bulk_insert
 from cobro.db import default_engine, transaction
 from cobro.formatting import jsonable
 from cobro.i18n import using
@@ -53,7 +54,14 @@ from cobro.models import (
     TimelineEvent,
 )
 from cobro.queues.tasks import route_alert_rows
-from cobro.rules.engine import ConditionTrace, EpisodeState, Explanation, decide_episode
+from cobro.rules.engine import (
+    AlertEvaluator,
+    AlertRule,
+    ConditionTrace,
+    EpisodeState,
+    Explanation,
+    decide_episode,
+)
 from cobro.rules.facts import OBLIGATION_DEFAULTS, UNCLASSIFIED, on_stop_supply_list
 from cobro.rules.facts_sql import (
     BATCH_SIZE,
@@ -274,15 +282,21 @@ def evaluation_facts(stored: Facts) -> Facts:
 
 
 def _episode_states(
-    session: Session, customer_ids: Sequence[int]
+    session: Session, customer_ids: Sequence[int], id_range: tuple[int, int] | None = None
 ) -> dict[tuple[int, str], tuple[EpisodeState, int]]:
-    """(customer, alert) -> (episode state, number of episodes so far)."""
+    """(customer, alert) -> (episode state, number of episodes so far). `id_range`: the
+    customers are every one with an id in that range (read by range, not by id list)."""
     if not customer_ids:
         return {}
     unresolved = func.sum(case((Alert.state != RESOLVED, 1), else_=0))
+    wanted = (
+        Alert.customer_id.between(*id_range)
+        if id_range is not None
+        else Alert.customer_id.in_(customer_ids)
+    )
     rows = session.execute(
         select(Alert.customer_id, Alert.name, func.count(), func.max(Alert.fired_at), unresolved)
-        .where(Alert.customer_id.in_(customer_ids))
+        .where(wanted)
         .group_by(Alert.customer_id, Alert.name)
     )
     out = {}
@@ -293,12 +307,16 @@ def _episode_states(
 
 
 def add_obligation_facts(
-    session: Session, ruleset: Ruleset, batch: Sequence[tuple[int, Facts]], now: datetime
+    session: Session,
+    ruleset: Ruleset,
+    batch: Sequence[tuple[int, Facts]],
+    now: datetime,
+    id_range: tuple[int, int] | None = None,
 ) -> None:
     """Fill in the insurer-obligation facts of `batch` (in place) under `ruleset`'s
     insurance.yaml and exposure.yaml (`Ruleset.obligation_facts`)."""
     ids = [cid for cid, _ in batch]
-    found = ruleset.obligation_facts(session.connection(), now.date(), ids)
+    found = ruleset.obligation_facts(session.connection(), now.date(), ids, id_range)
     if not found:
         return
     for cid, facts in batch:
@@ -312,9 +330,12 @@ def classify_facts(
     batch: Sequence[tuple[int, Facts]],
     now: datetime,
     write: bool = True,
+    id_range: tuple[int, int] | None = None,
 ) -> ClassifyReport:
-    """Classify one batch of customers (their stored facts) and write the changes."""
-    add_obligation_facts(session, ruleset, batch, now)
+    """Classify one batch of customers (their stored facts) and write the changes.
+    `id_range`: the batch is every customer with an id in that range (`classify_page`): the
+    queries select that range rather than a list of thousands of ids."""
+    add_obligation_facts(session, ruleset, batch, now, id_range)
     report = ClassifyReport(ruleset.hash)
     team_language = _team_language()
     classifier = ruleset.classifier
@@ -324,7 +345,7 @@ def classify_facts(
     events: list[dict[str, Any]] = []
     alert_rows: list[dict[str, Any]] = []
     to_resolve: dict[str, list[int]] = {}
-    states = _episode_states(session, [cid for cid, _ in batch]) if alerts else {}
+    states = _episode_states(session, [cid for cid, _ in batch], id_range) if alerts else {}
     active_by_customer: dict[int, list[str]] = {}
     for cid, name in (k for k, (st, _) in states.items() if st.active):
         active_by_customer.setdefault(cid, []).append(name)
@@ -377,15 +398,19 @@ def classify_facts(
         if not matched:
             continue
         thresholds = alerts.thresholds_for(facts.get("segment"))
+        context: dict[str, Any] | None = None  # what the messages see, built once
         for j in matched:
             rule = alerts.rules[j]
             state, episodes = states.get((cid, rule.name), (None, 0))
             decision = decide_episode(state, True, now, rule.cooldown)
             if not decision.fire:
                 continue
-            with using(team_language):  # the team reads them: its numbers and money
-                message = alerts.render(rule, facts, thresholds, team_language)
-            messages = alerts.render_each(rule, facts, thresholds)
+            if context is None:
+                context = alerts.context(facts, thresholds)
+            messages = alerts.render_each(rule, facts, thresholds, context)
+            message = _team_message(
+                alerts, rule, facts, thresholds, context, messages, team_language
+            )
             key = f"{cid}:{rule.name}:{episodes + 1}"
             report.alerts.append(
                 FiredAlertRecord(cid, stored["account"], rule.name, rule.severity, message, key)
@@ -423,20 +448,20 @@ def classify_facts(
     report.evaluated = len(batch)
     report.resolved = sum(len(v) for v in to_resolve.values())
     snapshots = _changed_snapshots(batch, ruleset.hash, now) if write else []
-    if write:
+    if write:  # COPY on PostgreSQL: no statement per row (`cobro.bulk`)
         if snapshots:
             ids = [row["customer_id"] for row in snapshots]
             session.execute(
                 delete(CustomerFactSnapshot).where(CustomerFactSnapshot.customer_id.in_(ids))
             )
-            session.execute(insert(CustomerFactSnapshot), snapshots)
+            bulk_insert(session, CustomerFactSnapshot, snapshots, evaluate_none=True)
         if assessments:
-            session.execute(insert(RiskAssessment), assessments)
+            bulk_insert(session, RiskAssessment, assessments, evaluate_none=True)
         if alert_rows:
             route_alert_rows(session, alert_rows)  # to the customer's owner
-            session.execute(insert(Alert), alert_rows)
+            bulk_insert(session, Alert, alert_rows, evaluate_none=True)
         if events:
-            session.execute(insert(TimelineEvent), events)
+            bulk_insert(session, TimelineEvent, events, evaluate_none=True)
         for name, cids in to_resolve.items():
             session.execute(
                 update(Alert)
@@ -444,6 +469,24 @@ def classify_facts(
                 .values(state=RESOLVED)
             )
     return report
+
+
+def _team_message(
+    alerts: AlertEvaluator,
+    rule: AlertRule,
+    facts: Facts,
+    thresholds: dict[str, Any],
+    context: dict[str, Any],
+    messages: dict[str, str] | None,
+    language: str,
+) -> str:
+    """The alert message in the team's `language`, with its numbers and money: the one of
+    `messages` when the rule has a message in that language (the same template, rendered
+    in the same language), else rendered now."""
+    if messages is not None and language in messages:
+        return messages[language]
+    with using(language):  # the team reads them: its numbers and money
+        return alerts.render(rule, facts, thresholds, language, context)
 
 
 def _changed_snapshots(
@@ -487,7 +530,7 @@ def classify_page(
     now = _now(now)
     with transaction(engine) as session:
         batch = rule_facts(session, ruleset, now.date(), lo=lo, hi=hi)
-        return classify_facts(session, ruleset, batch, now, write)
+        return classify_facts(session, ruleset, batch, now, write, id_range=(lo, hi))
 
 
 def rule_facts(
@@ -503,9 +546,10 @@ def rule_facts(
     conn = session.connection()
     if ids is not None:
         batch = [item for part in iter_facts(conn, day, ids, max(len(ids), 1)) for item in part]
+        ruleset.fill_limit_facts(conn, day, batch)
     else:
         batch = facts_for_range(conn, day, lo, hi)
-    ruleset.fill_limit_facts(conn, day, batch)
+        ruleset.fill_limit_facts(conn, day, batch, id_range=(lo, hi))
     return batch
 
 

@@ -287,26 +287,37 @@ class AlertEvaluator:
             out.append(FiredAlert(rule.name, rule.severity, rule.cooldown, message, segment, used))
         return out
 
+    def context(self, facts: Mapping[str, Any], thresholds: Mapping) -> dict[str, Any]:
+        """What the messages of a customer see (`template_context`): build it once and pass
+        it to each `render` of that customer's alerts."""
+        from cobro.rules.templates import template_context
+
+        return template_context(dict(facts), dict(thresholds), self.env)
+
     def render(
         self,
         rule: AlertRule,
         facts: Mapping[str, Any],
         thresholds: Mapping,
         language: str | None = None,
+        context: Mapping[str, Any] | None = None,
     ) -> str:
         """The message in `language` when the rule has one in it, else its default (render
-        inside `cobro.i18n.using(language)` for that language's numbers and money)."""
-        from cobro.rules.templates import template_context
-
+        inside `cobro.i18n.using(language)` for that language's numbers and money).
+        `context`: `self.context(facts, thresholds)` when the caller has it already."""
         template = rule.translations.get(language or "", rule.template)
-        ctx = template_context(dict(facts), dict(thresholds), self.env)
+        ctx = context if context is not None else self.context(facts, thresholds)
         try:
             return template.render(ctx)
         except Exception as exc:  # a message must never break the evaluation of alerts
             return f"{rule.name} (message could not be rendered: {type(exc).__name__}: {exc})"
 
     def render_each(
-        self, rule: AlertRule, facts: Mapping[str, Any], thresholds: Mapping
+        self,
+        rule: AlertRule,
+        facts: Mapping[str, Any],
+        thresholds: Mapping,
+        context: Mapping[str, Any] | None = None,
     ) -> dict[str, str] | None:
         """language -> the message in it, for a rule with messages per language (else None),
         each with its language's numbers and money."""
@@ -314,10 +325,11 @@ class AlertEvaluator:
 
         if not rule.translations:
             return None
+        ctx = context if context is not None else self.context(facts, thresholds)
         out = {}
         for language in rule.translations:
             with using(language):
-                out[language] = self.render(rule, facts, thresholds, language)
+                out[language] = self.render(rule, facts, thresholds, language, ctx)
         return out
 
     def trace(self, facts: Mapping[str, Any]) -> list[ConditionTrace]:

@@ -68,26 +68,35 @@ class Ruleset:
         return self.built(ALERTS.filename)
 
     def obligation_facts(
-        self, conn: Any, as_of: date, ids: Sequence[int]
+        self,
+        conn: Any,
+        as_of: date,
+        ids: Sequence[int],
+        id_range: tuple[int, int] | None = None,
     ) -> dict[int, dict[str, Any]]:
         """The insurer-obligation facts (`days_to_declaration_deadline`, `stop_supply`...) of
         the customers `ids` that have insured open invoices, under this ruleset's
-        insurance.yaml and exposure.yaml ({} without policy terms)."""
+        insurance.yaml and exposure.yaml ({} without policy terms). `id_range`: `ids` are
+        every customer with an id in that range (a page): read by range, not by id list."""
         from cobro.insurers.obligations_sql import ObligationRules, obligation_facts
 
         rules = ObligationRules.of(self)
         if not rules.any_terms or not ids:
             return {}
+        if id_range is not None:
+            return obligation_facts(conn, as_of, rules, lo=id_range[0], hi=id_range[1])
         return obligation_facts(conn, as_of, rules, ids=ids)
 
-    def fill_limit_facts(self, conn: Any, day: date, batch: Any) -> None:
+    def fill_limit_facts(
+        self, conn: Any, day: date, batch: Any, id_range: tuple[int, int] | None = None
+    ) -> None:
         """Set `total_limit`, `over_limit` and `limit_usage` of each customer's facts in
         `batch` from its exposure under this ruleset's exposure.yaml (`cobro exposure`'s
-        one definition)."""
+        one definition). `id_range`: `batch` is every customer with an id in that range."""
         from cobro.exposure.rulefile import rules_of
         from cobro.exposure.sql import fill_limit_facts
 
-        fill_limit_facts(conn, day, rules_of(self), batch)
+        fill_limit_facts(conn, day, rules_of(self), batch, id_range)
 
     def evaluate(self, facts: Mapping[str, Any]) -> tuple[Classification, list[FiredAlert]]:
         """Classify, then evaluate alerts with `risk_class` set to the computed class."""
