@@ -44,7 +44,6 @@ class PlanView:
     requested_on: date
     currency: str
     total: Decimal
-    count: int
     instalments: tuple[PlanInstalment, ...]  # as proposed, then as agreed
 
 
@@ -88,7 +87,6 @@ def load_statement(engine: Engine, customer_id: int) -> Statement:
                 plan.requested_at.date(),
                 plan.currency,
                 plan.total_amount,
-                len(rows),
                 tuple(PlanInstalment(r.seq, r.due_date, r.amount, r.status) for r in rows),
             )
             if plan
