@@ -224,12 +224,14 @@ def timed_naive_sync(url: str, base_url: str, limit: int) -> dict[str, Any]:
                                 cover_id=cover.cover_id,
                                 customer_id=customer_id,
                                 match_method="bench",
+                                raw=cover.wire(),
                                 **values,
                             )
                             s.add(old)
                         else:
                             for key, value in values.items():
                                 setattr(old, key, value)
+                            old.raw = cover.wire()
                         s.flush()
                         s.add(
                             CoverHistory(

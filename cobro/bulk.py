@@ -3,7 +3,8 @@ statement per row), elsewhere one Core executemany (SQLite's is a C loop).
 
 Values go through each column's SQLAlchemy bind processing first (Money, UTCDateTime, JSON),
 so what lands in the table is exactly what an ORM insert would write; Python-side column
-defaults (`created_at = utcnow`, ...) are filled for columns the rows leave out."""
+defaults (`created_at = utcnow`, ...) are filled for columns the rows leave out. A JSON value
+already serialised (`JsonText`) is written as it is."""
 
 from __future__ import annotations
 
@@ -11,6 +12,11 @@ from typing import Any
 
 from sqlalchemy import Table, insert
 from sqlalchemy.orm import Session
+
+
+class JsonText(str):
+    """A JSON column's value as JSON text already (pydantic's `model_dump_json`, say): bulk
+    inserts write it as it is instead of serialising it again."""
 
 
 def bulk_insert(
@@ -47,7 +53,7 @@ def bulk_insert(
         values = [row[k] for k in keys]
         values += [c.default.arg(None) for c in defaults]  # type: ignore[union-attr]
         return [
-            p(v) if p is not None and (v is not None or e) else v
+            str(v) if type(v) is JsonText else p(v) if p is not None and (v is not None or e) else v
             for p, v, e in zip(processors, values, of_none, strict=True)
         ]
 
