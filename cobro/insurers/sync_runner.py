@@ -1,6 +1,7 @@
 """One insurer sync without Temporal (tests, benches, scripts): the same steps the DailySync
 workflow orchestrates — begin the run, fetch + apply each page, finish — in one coroutine,
-the next page fetched while one is applied (as the workflow keeps two pages in flight).
+two pages in flight as in the workflow: the next one is fetched and prepared while one
+writes under the run's lock.
 `fetch_and_apply_page` is also the body of the workflow's per-page activity
 (`activities.sync.sync_page`)."""
 
@@ -94,24 +95,30 @@ async def run_sync(
     )
     high_water = start.updated_since
     number, total = 1, 1
-    ahead: asyncio.Task[CoverPage] | None = None
+    in_flight: dict[int, asyncio.Task[PageResult]] = {}
     try:
-        ahead = asyncio.create_task(fetch_page(connector, 1, start.updated_since, page_size))
         while number <= total:
-            assert ahead is not None
-            page = await ahead
-            ahead = None
-            total = max(1, page.total_pages)
-            if number < total:  # the next page is fetched while this one is applied
-                ahead = asyncio.create_task(
-                    fetch_page(connector, number + 1, start.updated_since, page_size)
-                )
-            result = await apply_page(engine, insurer, start.run_id, page, today)
+            for n in range(number, min(number + 1, total) + 1):  # this page and the next
+                if n not in in_flight:
+                    in_flight[n] = asyncio.create_task(
+                        fetch_and_apply_page(
+                            engine,
+                            connector,
+                            insurer,
+                            start.run_id,
+                            n,
+                            start.updated_since,
+                            page_size,
+                            today,
+                        )
+                    )
+            result = await in_flight.pop(number)
+            total = result.total_pages
             high_water = later(high_water, result.max_updated_at)
             number += 1
     except Exception as exc:
-        if ahead is not None:
-            ahead.cancel()
+        for task in in_flight.values():
+            task.cancel()
         await asyncio.to_thread(
             finish_sync_run,
             engine,

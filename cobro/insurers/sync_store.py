@@ -387,9 +387,40 @@ _STORED = tuple(
 )
 
 
+@dataclass(frozen=True)
+class PreparedPage:
+    """What a page's covers give before the run's lock is taken (no database state): one
+    version per cover, its stored values, its raw JSON and its match keys; and, once the
+    run's match keys exist, the page's match index (they do not change during a run)."""
+
+    covers: list[Cover]
+    values: list[dict[str, Any]]
+    raws: list[JsonText]
+    keys: list[dict[str, str | None]]
+    index: MatchIndex | None
+
+
+def prepare_page(engine: Engine | None, run_id: int, page: CoverPage) -> PreparedPage:
+    covers = latest_versions(page.covers)
+    keys = [company_keys(c.company) for c in covers]
+    index = None
+    if covers:
+        with transaction(engine) as s:
+            run = s.get(SyncRun, run_id)
+            if run is not None and "match_keys" in (run.counts or {}):
+                index = page_match_index(s, run, keys)
+    return PreparedPage(
+        covers, [cover_values(c) for c in covers], [raw_json(c) for c in covers], keys, index
+    )
+
+
 def apply_cover_page(
     engine: Engine | None, run_id: int, insurer: str, page: CoverPage, today: date
 ) -> dict[str, int]:
+    """The page in one transaction under the run's lock; what needs no lock (the covers'
+    values, their JSON, the page's match index) is done before, so that a page in flight
+    prepares while another one writes."""
+    prepared = prepare_page(engine, run_id, page)
     with transaction(engine) as s:
         run = _locked_run(s, run_id)
         pages = dict((run.counts or {}).get("by_page", {}))
@@ -397,7 +428,7 @@ def apply_cover_page(
             return dict(pages[str(page.number)])
         if run.status != "running":  # a page still in flight when its run failed
             raise ValueError(f"sync run {run_id} is {run.status}: page {page.number} not applied")
-        counts = _apply(s, run, insurer, page, today)
+        counts = _apply(s, run, insurer, page, prepared, today)
         pages[str(page.number)] = counts
         run.counts = {**(run.counts or {}), "by_page": pages}
         return counts
@@ -415,12 +446,14 @@ def _locked_run(s: Session, run_id: int) -> SyncRun:
     return run
 
 
-def _apply(s: Session, run: SyncRun, insurer: str, page: CoverPage, today: date) -> dict[str, int]:
+def _apply(
+    s: Session, run: SyncRun, insurer: str, page: CoverPage, prepared: PreparedPage, today: date
+) -> dict[str, int]:
     run_id = run.id
     now = utcnow()
     counts = dict.fromkeys(COUNT_KEYS, 0)
     counts["fetched"] = len(page.covers) + len(page.quarantined)
-    covers = latest_versions(page.covers)
+    covers = prepared.covers
     malformed = distinct_quarantined(page.quarantined)
     counts["repeated"] = len(page.covers) - len(covers) + len(page.quarantined) - len(malformed)
     counts["quarantined"] = len(malformed)
@@ -469,14 +502,16 @@ def _apply(s: Session, run: SyncRun, insurer: str, page: CoverPage, today: date)
         )
     if not covers:
         return counts
-    keys = [company_keys(c.company) for c in covers]
-    index = page_match_index(s, run, keys)
+    keys = prepared.keys
+    index = prepared.index or page_match_index(s, run, keys)
     inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
     history: list[dict[str, Any]] = []  # insurer_cover_id filled after inserts
     events: list[dict[str, Any]] = []
     grades: dict[int, int] = {}
-    for cover, company in zip(covers, keys, strict=True):
+    for cover, company, values, raw in zip(
+        covers, keys, prepared.values, prepared.raws, strict=True
+    ):
         old = existing.get(cover.cover_id)
         if old is not None and old.last_sync_run_id == run_id and not _newer(cover, old):
             counts["repeated"] += 1  # applied by an earlier page of this run: a no-op
@@ -485,7 +520,6 @@ def _apply(s: Session, run: SyncRun, insurer: str, page: CoverPage, today: date)
             log.warning("insurer: cover %s: an older version than stored, ignored", cover.cover_id)
             counts["repeated"] += 1
             continue
-        values = cover_values(cover)
         if old is not None and old.match_method == "manual":
             match = Match(old.customer_id, "manual")
         else:
@@ -501,7 +535,7 @@ def _apply(s: Session, run: SyncRun, insurer: str, page: CoverPage, today: date)
             inserts.append(
                 {
                     **values,
-                    "raw": raw_json(cover),
+                    "raw": raw,
                     "insurer": insurer,
                     "cover_id": cover.cover_id,
                     "customer_id": customer_id,
