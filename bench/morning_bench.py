@@ -52,6 +52,14 @@ rest is sync, classification, Temporal and planning).
     .venv/bin/python bench/morning_bench.py --quick        # 5k customers
     .venv/bin/python bench/morning_bench.py                # 100k customers
     .venv/bin/python bench/morning_bench.py --customers 20000 --workers 3
+    .venv/bin/python bench/morning_bench.py --quick --steady   # then a steady-state morning
+
+`--steady`: after the first morning, the next one (`next_morning`): the workflows are
+running, the night brought changes (`overnight`: 10 % of the customers now due a contact,
+2.5 % paid; the insurer's day of changes), and the four stages run again: an incremental
+sync, the classification, `notify_changed` (only the customers whose dunning facts
+changed are signalled), the contacts. Its figures are added to the last line as
+`steady_<name>=<value>`.
 
 The LAST line is machine-readable:
 
@@ -191,6 +199,39 @@ def load_portfolio(url: str, n: int, today: date, zone: str) -> dict[str, int]:
             conn.execute(insert(Invoice), invoices[start : start + 10000])
     engine.dispose()
     return due
+
+
+def overnight(url: str, n: int, today: date) -> dict[str, int]:
+    """What changes between the first morning and the next one (`--steady`), in the database:
+    1 customer in 20 has an open invoice now due in 5 days (a pre-due email this morning),
+    1 in 20 one due yesterday (the due email, and SMS with a phone), 1 in 40 paid the
+    invoice it was reminded of yesterday. Returns the contacts now due."""
+    from sqlalchemy import bindparam, update
+
+    from cobro.db import make_engine
+    from cobro.models import Invoice
+
+    moves: list[dict[str, Any]] = []
+    paid: list[dict[str, Any]] = []
+    due = {"pre_due": 0, "due_email": 0, "due_sms": 0}
+    for i in range(n):
+        kind = i % DUE_EVERY
+        if kind == 2:
+            moves.append({"n": f"M{i:07d}-O", "due": today + timedelta(days=5)})
+            due["pre_due"] += 1
+        elif kind == 3:
+            moves.append({"n": f"M{i:07d}-O", "due": today - timedelta(days=1)})
+            due["due_email"] += 1
+            due["due_sms"] += i % 10 < 7  # the customers with a phone (`load_portfolio`)
+        elif i % (2 * DUE_EVERY) == 0:
+            paid.append({"n": f"M{i:07d}-O"})
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        by_number = Invoice.__table__.c.number == bindparam("n")
+        conn.execute(update(Invoice).where(by_number).values(due_date=bindparam("due")), moves)
+        conn.execute(update(Invoice).where(by_number).values(open_amount=0), paid)
+    engine.dispose()
+    return {**due, "paid": len(paid)}
 
 
 def sent_count() -> int:
@@ -480,6 +521,17 @@ async def run(args: argparse.Namespace) -> None:
                 flush=True,
             )
 
+            if args.steady:
+                steady = await next_morning(
+                    engine, url, n, today, rules, base_url, client, settings, workers, expected
+                )
+                both = await asyncio.to_thread(communications)
+                emails, sms = check_captured(both, workdir / "capture", settings.twilio_account_sid)
+                print(
+                    f"   all {len(both):,} contacts of both mornings captured exactly once "
+                    f"({emails:,} emails, {sms:,} SMS)",
+                    flush=True,
+                )
             # baseline: a raw aiosmtplib loop, one message per contact of the day
             messages = [
                 (
@@ -508,12 +560,130 @@ async def run(args: argparse.Namespace) -> None:
         f"baseline: raw aiosmtplib.send of {expected:,} messages in {raw_s:.1f} s "
         f"({raw_rate:,.0f}/s); the morning delivered {rate:,.1f} contacts/s; load {load()}"
     )
+    more = ""
+    if args.steady:
+        more = " " + " ".join(f"steady_{k}={v}" for k, v in steady.items())
     print(
         f"BENCH morning customers={n} sync_s={stages['sync']:.1f} "
         f"classify_s={stages['classify']:.1f} wakeups_s={stages['wakeups']:.1f} "
         f"contacts={expected} contacts_s={stages['contacts']:.1f} total_s={total:.1f} "
-        f"cpu_s={sum(morning_cpu.values()):.1f} ratio={rate / raw_rate:.3f}"
+        f"cpu_s={sum(morning_cpu.values()):.1f}{more} ratio={rate / raw_rate:.3f}"
     )
+
+
+async def next_morning(
+    engine: Any,
+    url: str,
+    n: int,
+    today: date,
+    rules: Path,
+    base_url: str,
+    client: Any,
+    settings: Any,
+    workers: list[Any],
+    sent_before: int,
+) -> dict[str, str]:
+    """The steady-state morning (`--steady`), right after the first: the workflows run, the
+    overnight changes (`overnight`, and a day of the insurer's: `advance_day`) are in. The
+    same four stages: an incremental sync, the classification (little changed), the
+    wake-ups (`notify_changed` signals only the customers whose dunning facts changed), and
+    the contacts now due, each counted exactly once."""
+    import httpx
+
+    from cobro.dunning.notify import notify_changed
+    from cobro.dunning.signals import FactsChanged
+    from cobro.insurers.sync_runner import run_sync
+    from cobro.rules.classify import classify_portfolio
+    from cobro.rules.ruleset import Ruleset
+
+    due = await asyncio.to_thread(overnight, url, n, today)
+    expected = due["pre_due"] + due["due_email"] + due["due_sms"]
+    async with httpx.AsyncClient(base_url=base_url) as http:
+        (await http.post("/_sim/advance", json={"days": 1})).raise_for_status()
+    print(
+        f"steady state, overnight: {due['pre_due']:,} pre-due and {due['due_email']:,} due "
+        f"emails, {due['due_sms']:,} due SMS now due, {due['paid']:,} invoices paid, a day "
+        f"of the insurer's changes; load {load()}",
+        flush=True,
+    )
+    stages: dict[str, float] = {}
+    morning = time.perf_counter()
+    mark = start = cpu_seconds()
+
+    t = time.perf_counter()
+    async with connector(base_url) as insurer:
+        summary = await run_sync(engine, insurer, today=today, page_size=PAGE_SIZE)
+    stages["sync"] = time.perf_counter() - t
+    now_cpu = cpu_seconds()
+    sync_cpu, mark = cpu_delta(mark, now_cpu), now_cpu
+    print(
+        f"1. sync ({summary['kind']}): {summary['fetched']:,} covers in {stages['sync']:.1f} s "
+        f"(updated {summary['updated']:,}); {show_cpu(sync_cpu)}",
+        flush=True,
+    )
+
+    t = time.perf_counter()
+    report = await asyncio.to_thread(
+        classify_portfolio, engine, Ruleset.load(rules), datetime.now(UTC)
+    )
+    stages["classify"] = time.perf_counter() - t
+    now_cpu = cpu_seconds()
+    classify_cpu, mark = cpu_delta(mark, now_cpu), now_cpu
+    print(
+        f"2. classify: {n:,} customers in {stages['classify']:.1f} s "
+        f"({len(report.changes):,} changes, {len(report.alerts):,} alerts); "
+        f"{show_cpu(classify_cpu)}",
+        flush=True,
+    )
+
+    t = time.perf_counter()
+    change = FactsChanged("invoices_changed", "morning bench, the next day")
+    woken = await notify_changed(client, engine, change, settings=settings)
+    stages["wakeups"] = time.perf_counter() - t
+    now_cpu = cpu_seconds()
+    wake_cpu, mark = cpu_delta(mark, now_cpu), now_cpu
+    print(
+        f"3. wake-ups: {woken.summary()} in {stages['wakeups']:.1f} s; {show_cpu(wake_cpu)}",
+        flush=True,
+    )
+
+    t = time.perf_counter()
+    deadline = time.monotonic() + 600 + expected
+    while (sent := await asyncio.to_thread(sent_count)) < sent_before + expected:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{sent - sent_before}/{expected} contacts sent at the deadline")
+        for proc, log in workers:
+            if proc.poll() is not None:
+                raise SystemExit(f"a worker exited:\n{log.read_text()[-2000:]}")
+        await asyncio.sleep(0.25)
+    stages["contacts"] = time.perf_counter() - t
+    total = time.perf_counter() - morning
+    now_cpu = cpu_seconds()
+    contacts_cpu = cpu_delta(mark, now_cpu)
+    print(
+        f"4. contacts: the last ones {stages['contacts']:.1f} s after the wake-ups; "
+        f"{show_cpu(contacts_cpu)}",
+        flush=True,
+    )
+    steady_cpu = cpu_delta(start, now_cpu)
+    cpu_s = sum(steady_cpu.values())
+    print(
+        f"steady morning: {total:.1f} s for {n:,} customers "
+        f"({' + '.join(f'{k} {v:.1f}' for k, v in stages.items())}), {expected:,} contacts; "
+        f"{show_cpu(steady_cpu)} = {cpu_s / n * 1000:.1f} CPU ms per customer; "
+        f"load {load()}",
+        flush=True,
+    )
+    return {
+        "sync_s": f"{stages['sync']:.1f}",
+        "classify_s": f"{stages['classify']:.1f}",
+        "wakeups_s": f"{stages['wakeups']:.1f}",
+        "woken": str(len(woken.changed) + len(woken.not_running)),
+        "contacts": str(expected),
+        "contacts_s": f"{stages['contacts']:.1f}",
+        "total_s": f"{total:.1f}",
+        "cpu_s": f"{cpu_s:.1f}",
+    }
 
 
 def main() -> None:
@@ -521,6 +691,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="5k customers")
     parser.add_argument("--customers", type=int, default=None, help="N customers (100k)")
     parser.add_argument("--workers", type=int, default=2, help="worker processes (2)")
+    parser.add_argument(
+        "--steady",
+        action="store_true",
+        help="then the next morning: workflows running, only the changed customers woken",
+    )
     try:
         asyncio.run(run(parser.parse_args()))
     except asyncio.CancelledError:
