@@ -317,6 +317,12 @@ def main() -> None:
         "customers in a scratch PostgreSQL database created through this admin DSN",
     )
     parser.add_argument("--e2e-n", type=int, default=None, help="customers (default 100k)")
+    parser.add_argument(
+        "--e2e-digest",
+        action="store_true",
+        help="after each end-to-end run, print the MD5 of the four tables the classification "
+        "writes (ids left out, rows in a fixed order): equal digests = identical results",
+    )
     args = parser.parse_args()
     n = args.n or (100_000 if args.quick else 1_000_000)
     sample = min(n, args.sample or (3_000 if args.quick else 50_000))
@@ -371,7 +377,7 @@ def main() -> None:
     e2e = ""
     if args.e2e_pg:
         e2e_n = args.e2e_n or (5_000 if args.quick else 100_000)
-        e2e = " " + end_to_end(args.e2e_pg, e2e_n, args.rules)
+        e2e = " " + end_to_end(args.e2e_pg, e2e_n, args.rules, args.e2e_digest)
     print(
         f"BENCH rules customers_per_s={rate:.0f} wall_1m_s={wall_1m:.2f} "
         f"rule_engine_per_s={re_rate:.0f} tree_walking_per_s={walker_rate:.0f}{e2e} "
@@ -486,9 +492,42 @@ def load_portfolio(engine: Any, n: int, seed: int = 7) -> None:
         conn.exec_driver_sql("ANALYZE")
 
 
-def end_to_end(admin_dsn: str, n: int, rules: Path) -> str:
+#: what the classification writes, each table's rows in a fixed order, serial ids left out
+DIGESTS = {
+    "risk_assessments": (
+        "customer_id, risk_class, previous_class, ruleset_hash, explanation, assessed_at",
+        "customer_id, assessed_at",
+    ),
+    "alerts": (
+        "customer_id, name, severity, message, messages, dedup_key, state, ruleset_hash, "
+        "fired_at, acknowledged_by, acknowledged_at, assigned_to",
+        "dedup_key",
+    ),
+    "timeline_events": (
+        "customer_id, at, kind, actor, summary, data",
+        "customer_id, at, kind, summary",
+    ),
+    "customer_fact_snapshots": ("customer_id, facts, ruleset_hash, as_of", "customer_id"),
+}
+
+
+def table_digests(engine: Any) -> dict[str, str]:
+    """Table -> rows:MD5 of its rows (as text, in the order of DIGESTS) without the ids."""
+    out = {}
+    with engine.connect() as conn:
+        for table, (columns, order) in DIGESTS.items():
+            count, digest = conn.exec_driver_sql(
+                "SELECT count(*), md5(coalesce(string_agg(r::text, E'\\n' "
+                f"ORDER BY {order}, r::text), '')) FROM (SELECT {columns} FROM {table}) AS r"
+            ).one()
+            out[table] = f"{count}:{digest}"
+    return out
+
+
+def end_to_end(admin_dsn: str, n: int, rules: Path, digest: bool = False) -> str:
     """Classify `n` customers stored in a scratch PostgreSQL database: first run (every
-    customer gets its first assessment written), second run (nothing changes)."""
+    customer gets its first assessment written), second run (nothing changes). `digest`:
+    print the MD5 of the written tables after each run (`table_digests`)."""
     import uuid
     from datetime import UTC, datetime, timedelta
 
@@ -512,9 +551,13 @@ def end_to_end(admin_dsn: str, n: int, rules: Path) -> str:
         t0 = time.perf_counter()
         first = classify_portfolio(engine, rs, now=now)
         first_s = time.perf_counter() - t0
+        if digest:
+            print(f"digest first : {table_digests(engine)}")
         t0 = time.perf_counter()
         second = classify_portfolio(engine, rs, now=now + timedelta(hours=1))
         second_s = time.perf_counter() - t0
+        if digest:
+            print(f"digest steady: {table_digests(engine)}")
         engine.dispose()
         print(
             f"end to end   : {n:,} customers from PostgreSQL (loaded in {load_s:.1f} s): "

@@ -22,9 +22,10 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
-from babel.numbers import format_currency, format_decimal
+from babel.numbers import format_decimal
 
 from cobro.i18n import DEFAULT_LOCALE, current_locale
+from cobro.money_format import money_format
 
 CENTS = Decimal("0.01")
 
@@ -32,21 +33,17 @@ CENTS = Decimal("0.01")
 @lru_cache(maxsize=64)
 def _babel_locale(locale: str) -> Any:
     """The parsed Babel locale: Babel parses a locale name again at every call (a tenth of
-    an amount's formatting; the classification formats one per alert message)."""
+    an amount's formatting; the classification formats some per alert message)."""
     from babel import Locale
 
     return Locale.parse(locale)
 
 
 def money(amount: Any, currency: str, locale: str | None = None, *, whole: bool = False) -> str:
-    """An amount with its currency, in the locale's way; `whole` drops the cents."""
-    value = Decimal(str(amount))
-    parsed = _babel_locale(locale or current_locale())
-    if whole:
-        return format_currency(
-            value, currency, locale=parsed, format="¤#,##0", currency_digits=False
-        )
-    return format_currency(value, currency, locale=parsed)
+    """An amount with its currency, in the locale's way; `whole` drops the cents. Babel's
+    `format_currency` text, its pattern read once per locale and currency
+    (`cobro.money_format`: the classification formats millions of amounts)."""
+    return money_format(locale or current_locale(), currency, whole)(Decimal(str(amount)))
 
 
 def currency_name(code: str, locale: str | None = None) -> str:
@@ -71,7 +68,8 @@ def money_or_dash(
 def amount(value: Any, locale: str | None = None, digits: int = 2) -> str:
     """A plain number with grouping and `digits` decimals (no currency)."""
     pattern = "#,##0" + ("." + "0" * digits if digits > 0 else "")
-    return format_decimal(Decimal(str(value)), format=pattern, locale=locale or current_locale())
+    parsed = _babel_locale(locale or current_locale())
+    return format_decimal(Decimal(str(value)), format=pattern, locale=parsed)
 
 
 def percent(value: Any, locale: str | None = None, digits: int = 1) -> str:
