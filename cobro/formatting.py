@@ -22,21 +22,10 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
-from babel.numbers import format_decimal
-
 from cobro.i18n import DEFAULT_LOCALE, current_locale
-from cobro.money_format import money_format
+from cobro.money_format import decimal_format, money_format
 
 CENTS = Decimal("0.01")
-
-
-@lru_cache(maxsize=64)
-def _babel_locale(locale: str) -> Any:
-    """The parsed Babel locale: Babel parses a locale name again at every call (a tenth of
-    an amount's formatting; the classification formats some per alert message)."""
-    from babel import Locale
-
-    return Locale.parse(locale)
 
 
 def money(amount: Any, currency: str, locale: str | None = None, *, whole: bool = False) -> str:
@@ -68,8 +57,7 @@ def money_or_dash(
 def amount(value: Any, locale: str | None = None, digits: int = 2) -> str:
     """A plain number with grouping and `digits` decimals (no currency)."""
     pattern = "#,##0" + ("." + "0" * digits if digits > 0 else "")
-    parsed = _babel_locale(locale or current_locale())
-    return format_decimal(Decimal(str(value)), format=pattern, locale=parsed)
+    return decimal_format(locale or current_locale(), pattern)(Decimal(str(value)))
 
 
 def percent(value: Any, locale: str | None = None, digits: int = 1) -> str:

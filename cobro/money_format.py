@@ -1,9 +1,11 @@
-"""Money exactly as Babel's `format_currency` writes it, with the locale's pattern, symbols
-and currency read once per (locale, currency, format) instead of at every amount.
+"""Money and amounts exactly as Babel's `format_currency` / `format_decimal` write them,
+with the locale's pattern, symbols and currency read once per (locale, currency, format)
+instead of at every amount.
 
     fmt = money_format("fr", "EUR")          # cached
     fmt(Decimal("1234.5"))                   # -> "1 234,50 €", as format_currency(...)
     money_format("en", "EUR", whole=True)(Decimal("50000"))   # -> "€50,000"
+    decimal_format("de", "#,##0.0")(Decimal("12.25"))          # -> "12,2", as format_decimal
 
 `format_currency` looks up the pattern, the currency's digits, symbol and name, the group and
 decimal symbols at each call (the classification formats millions of amounts). Here they are
@@ -20,10 +22,12 @@ import re
 from collections.abc import Callable
 from decimal import Decimal
 from functools import lru_cache
+from typing import Any
 
 from babel import Locale
 from babel.numbers import (
     format_currency,
+    format_decimal,
     get_currency_precision,
     get_currency_symbol,
     get_decimal_quantum,
@@ -61,12 +65,17 @@ class _Plain:
     )
 
     def __init__(
-        self, locale: Locale, currency: str, pattern: object, currency_digits: bool, fallback
+        self,
+        locale: Locale,
+        currency: str | None,
+        pattern: object,
+        currency_digits: bool,
+        fallback: Callable[[Decimal], str],
     ) -> None:
         p = pattern
         self.fallback = fallback
         self.scale = p.scale  # type: ignore[attr-defined]
-        if currency_digits:
+        if currency and currency_digits:
             digits = get_currency_precision(currency)
             self.frac_min, self.frac_max = digits, digits
         else:
@@ -76,9 +85,11 @@ class _Plain:
         self.gsize, self.gsize2 = p.grouping  # type: ignore[attr-defined]
         self.group = get_group_symbol(locale, numbering_system="latn")
         self.point = get_decimal_symbol(locale, numbering_system="latn")
-        symbol = get_currency_symbol(currency, locale)
+        symbol = get_currency_symbol(currency, locale) if currency else ""
 
         def with_currency(text: str) -> str:  # the number holds no ¤: same as on the whole
+            if not currency:
+                return text
             return text.replace("¤¤", currency.upper()).replace("¤", symbol)
 
         self.prefix = tuple(with_currency(t) for t in p.prefix)  # type: ignore[attr-defined]
@@ -126,10 +137,31 @@ def money_format(locale: str, currency: str, whole: bool = False) -> Callable[[D
             )
         return format_currency(value, currency, locale=parsed)
 
-    plain = (
+    if not _plain(pattern):
+        return babel
+    return _Plain(parsed, currency, pattern, not whole, babel)
+
+
+@lru_cache(maxsize=256)
+def decimal_format(locale: str, pattern: str) -> Callable[[Decimal], str]:
+    """Decimal -> text, as `format_decimal(value, format=pattern, locale=locale)`."""
+    parsed = Locale.parse(locale)
+    number_pattern = parse_pattern(pattern)
+
+    def babel(value: Decimal) -> str:
+        return format_decimal(value, format=pattern, locale=parsed)
+
+    if not _plain(number_pattern) or "¤" in pattern:
+        return babel
+    return _Plain(parsed, None, number_pattern, False, babel)
+
+
+def _plain(pattern: Any) -> bool:
+    """A pattern `_Plain` replays: no scientific notation, significant digits, currency
+    names (`¤¤¤`, their plural depends on the amount) or empty number."""
+    return (
         not pattern.exp_prec
         and "@" not in pattern.pattern
         and pattern.number_pattern != ""
         and not any("¤¤¤" in t for t in (*pattern.prefix, *pattern.suffix))
     )
-    return _Plain(parsed, currency, pattern, not whole, babel) if plain else babel

@@ -6,10 +6,10 @@ import random
 from decimal import Decimal
 
 import pytest
-from babel.numbers import format_currency
+from babel.numbers import format_currency, format_decimal
 
-from cobro.formatting import money
-from cobro.money_format import WHOLE_PATTERN, money_format
+from cobro.formatting import amount, money, percent
+from cobro.money_format import WHOLE_PATTERN, decimal_format, money_format
 
 LOCALES = [
     "en", "fr", "es", "de", "it", "pl", "pt", "nl", "de_CH", "fr_CH", "en_IN", "hi", "ar",
@@ -57,3 +57,19 @@ def test_money_uses_it() -> None:
     assert money(Decimal("1234.5"), "EUR", "fr") == "1\u202f234,50\xa0€"
     assert money(Decimal("50000"), "EUR", "en", whole=True) == "€50,000"
     assert money(12.345, "USD", "en") == format_currency(Decimal("12.345"), "USD", locale="en")
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+def test_amounts_same_text_as_babel(locale: str) -> None:
+    for pattern in ("#,##0", "#,##0.0", "#,##0.00", "#,##0.000", "0.00", "#,##,##0.00"):
+        fmt = decimal_format(locale, pattern)
+        for value in AMOUNTS:
+            assert fmt(value) == format_decimal(value, format=pattern, locale=locale), (
+                value,
+                pattern,
+            )
+
+
+def test_amount_and_percent_use_it() -> None:
+    assert amount(Decimal("1234.5"), "de") == "1.234,50"
+    assert percent(Decimal("12.25"), "fr") == "12,2 %"
