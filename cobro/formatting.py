@@ -123,6 +123,11 @@ def decimal_text(value: Decimal) -> str:
 
 def jsonable(value: Any) -> Any:
     """JSON-ready: dates as ISO text, Decimals as exact text, containers walked."""
+    kind = type(value)
+    if kind in _AS_IS:  # the common scalars first (a classification writes millions)
+        return value
+    if kind is dict:
+        return {k: v if type(v) in _AS_IS else jsonable(v) for k, v in value.items()}
     if isinstance(value, Decimal):
         return decimal_text(value)
     if isinstance(value, date | datetime):
@@ -132,3 +137,6 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [jsonable(v) for v in value]
     return value
+
+
+_AS_IS = frozenset({str, int, bool, float, type(None)})  # exact types jsonable returns as is

@@ -42,6 +42,7 @@ from sqlalchemy import Connection, Engine, case, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from cobro.bulk import bulk_insert
+from cobro.collector import collector_paused
 from cobro.db import default_engine, transaction
 from cobro.formatting import jsonable
 from cobro.i18n import using
@@ -526,9 +527,10 @@ def classify_page(
     now: datetime | None = None,
     write: bool = True,
 ) -> ClassifyReport:
-    """One page of customers (ids in [lo, hi]) in one transaction: facts, rules, changes."""
+    """One page of customers (ids in [lo, hi]) in one transaction: facts, rules, changes
+    (the cyclic garbage collector paused meanwhile: `cobro.collector`)."""
     now = _now(now)
-    with transaction(engine) as session:
+    with collector_paused(), transaction(engine) as session:
         batch = rule_facts(session, ruleset, now.date(), lo=lo, hi=hi)
         return classify_facts(session, ruleset, batch, now, write, id_range=(lo, hi))
 
@@ -574,7 +576,7 @@ def classify_portfolio(
     if ids is not None:
         wanted = sorted(set(ids))
         for start in range(0, len(wanted), batch_size):
-            with transaction(engine) as session:
+            with collector_paused(), transaction(engine) as session:
                 chunk = wanted[start : start + batch_size]
                 batch = rule_facts(session, ruleset, now.date(), ids=chunk)
                 report.merge(classify_facts(session, ruleset, batch, now, write))
