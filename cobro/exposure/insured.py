@@ -16,7 +16,7 @@ obligations read the conditions' facts as of the day they are computed for).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -71,7 +71,7 @@ def _covers(
                 InsurerCover.valid_from,
                 InsurerCover.valid_until,
             ).where(where)
-        ):
+        ).all():
             out.setdefault(cid, []).append(tuple(row))  # type: ignore[arg-type]
     return out
 
@@ -111,13 +111,16 @@ def insured_on(
     pairs: Iterable[tuple[int, date]],
     facts_on: date | None = None,
     id_range: tuple[int, int] | None = None,
+    facts: Mapping[int, Any] | None = None,
 ) -> dict[tuple[int, date], Insured]:
     """(customer id, day) -> whether and how the customer is insured that day. The covers in
     force are those of that day; the unnamed-buyer conditions read the rule facts of that
     day, or, with `facts_on`, of that one day for every pair (one facts computation instead
     of one per distinct day: the bulk obligations' choice). `id_range`: every customer of
     the pairs has its id in it (a page of the portfolio): covers and facts are read by that
-    range rather than by lists of thousands of ids."""
+    range rather than by lists of thousands of ids. `facts`: with `facts_on`, the rule
+    facts of the customers as of that day when the caller has them already (the
+    classification's page): used instead of reading them again."""
     wanted = sorted(set(pairs))
     if not wanted:
         return {}
@@ -146,7 +149,9 @@ def insured_on(
         if facts_on is not None:
             wanted_ids = sorted({cid for ids in needing.values() for cid in ids})
             on_day: dict[int, Any] = {}
-            if id_range is not None and 4 * len(wanted_ids) > id_range[1] - id_range[0] + 1:
+            if facts is not None and all(cid in facts for cid in wanted_ids):
+                on_day = {cid: facts[cid] for cid in wanted_ids}
+            elif id_range is not None and 4 * len(wanted_ids) > id_range[1] - id_range[0] + 1:
                 on_day.update(facts_for_range(conn, facts_on, *id_range))
             else:
                 for batch in iter_facts(conn, facts_on, ids=wanted_ids, batch_size=CHUNK):

@@ -299,7 +299,7 @@ def _episode_states(
         select(Alert.customer_id, Alert.name, func.count(), func.max(Alert.fired_at), unresolved)
         .where(wanted)
         .group_by(Alert.customer_id, Alert.name)
-    )
+    ).all()
     out = {}
     for cid, name, count, last, open_count in rows:
         active = bool(open_count)
@@ -313,11 +313,14 @@ def add_obligation_facts(
     batch: Sequence[tuple[int, Facts]],
     now: datetime,
     id_range: tuple[int, int] | None = None,
+    base_facts: dict[int, Facts] | None = None,
 ) -> None:
     """Fill in the insurer-obligation facts of `batch` (in place) under `ruleset`'s
-    insurance.yaml and exposure.yaml (`Ruleset.obligation_facts`)."""
+    insurance.yaml and exposure.yaml (`Ruleset.obligation_facts`). `base_facts`: the facts
+    of `batch` as `cobro.rules.facts_sql` gave them (`rule_facts(base=...)`)."""
     ids = [cid for cid, _ in batch]
-    found = ruleset.obligation_facts(session.connection(), now.date(), ids, id_range)
+    conn = session.connection()
+    found = ruleset.obligation_facts(conn, now.date(), ids, id_range, base_facts)
     if not found:
         return
     for cid, facts in batch:
@@ -332,11 +335,14 @@ def classify_facts(
     now: datetime,
     write: bool = True,
     id_range: tuple[int, int] | None = None,
+    base_facts: dict[int, Facts] | None = None,
 ) -> ClassifyReport:
     """Classify one batch of customers (their stored facts) and write the changes.
     `id_range`: the batch is every customer with an id in that range (`classify_page`): the
-    queries select that range rather than a list of thousands of ids."""
-    add_obligation_facts(session, ruleset, batch, now, id_range)
+    queries select that range rather than a list of thousands of ids. `base_facts`: the
+    facts of the batch before its limit facts (`rule_facts(base=...)`), read by the
+    unnamed-buyer conditions of the obligations instead of a second facts query."""
+    add_obligation_facts(session, ruleset, batch, now, id_range, base_facts)
     report = ClassifyReport(ruleset.hash)
     team_language = _team_language()
     classifier = ruleset.classifier
@@ -531,8 +537,9 @@ def classify_page(
     (the cyclic garbage collector paused meanwhile: `cobro.collector`)."""
     now = _now(now)
     with collector_paused(), transaction(engine) as session:
-        batch = rule_facts(session, ruleset, now.date(), lo=lo, hi=hi)
-        return classify_facts(session, ruleset, batch, now, write, id_range=(lo, hi))
+        base: dict[int, Facts] = {}
+        batch = rule_facts(session, ruleset, now.date(), lo=lo, hi=hi, base=base)
+        return classify_facts(session, ruleset, batch, now, write, (lo, hi), base)
 
 
 def rule_facts(
@@ -542,15 +549,21 @@ def rule_facts(
     ids: Sequence[int] | None = None,
     lo: int = 0,
     hi: int = 0,
+    base: dict[int, Facts] | None = None,
 ) -> list[tuple[int, Facts]]:
     """The rule facts of the customers `ids` (or with id in [lo, hi]), their limit facts
-    from the exposure engine under the ruleset's exposure.yaml."""
+    from the exposure engine under the ruleset's exposure.yaml. `base`: filled with a copy
+    of each customer's facts before its limit facts (for `classify_facts(base_facts=...)`)."""
     conn = session.connection()
     if ids is not None:
         batch = [item for part in iter_facts(conn, day, ids, max(len(ids), 1)) for item in part]
-        ruleset.fill_limit_facts(conn, day, batch)
     else:
         batch = facts_for_range(conn, day, lo, hi)
+    if base is not None:
+        base.update((cid, dict(facts)) for cid, facts in batch)
+    if ids is not None:
+        ruleset.fill_limit_facts(conn, day, batch)
+    else:
         ruleset.fill_limit_facts(conn, day, batch, id_range=(lo, hi))
     return batch
 
@@ -578,8 +591,9 @@ def classify_portfolio(
         for start in range(0, len(wanted), batch_size):
             with collector_paused(), transaction(engine) as session:
                 chunk = wanted[start : start + batch_size]
-                batch = rule_facts(session, ruleset, now.date(), ids=chunk)
-                report.merge(classify_facts(session, ruleset, batch, now, write))
+                base: dict[int, Facts] = {}
+                batch = rule_facts(session, ruleset, now.date(), ids=chunk, base=base)
+                report.merge(classify_facts(session, ruleset, batch, now, write, base_facts=base))
         return report
     for lo, hi in pages(engine, batch_size):
         report.merge(classify_page(engine, ruleset, lo, hi, now, write))
