@@ -6,23 +6,35 @@
 Rows of scalars, dicts of facts and named tuples make no reference cycle (reference counting
 frees them), but every allocation counts towards a collection and every collection walks
 the objects alive: a third of a classification page's CPU (`cobro.rules.classify`). The
-collector is resumed at the end as it was found (a nested or concurrent pause that found it
-paused leaves it to the outer one); whatever cycles were made meanwhile are collected then.
+collector is paused while at least one such block runs, in any thread (pages classified side
+by side, a worker's activity threads), and resumed when the last one ends if it was running
+when the first one began; whatever cycles were made meanwhile are collected then.
 """
 
 from __future__ import annotations
 
 import gc
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+_lock = threading.Lock()
+_paused = 0  # blocks running
+_resume = False  # the collector was enabled when the first of them began
 
 
 @contextmanager
 def collector_paused() -> Iterator[None]:
-    was = gc.isenabled()
-    gc.disable()
+    global _paused, _resume
+    with _lock:
+        if _paused == 0:
+            _resume = gc.isenabled()
+            gc.disable()
+        _paused += 1
     try:
         yield
     finally:
-        if was:
-            gc.enable()
+        with _lock:
+            _paused -= 1
+            if _paused == 0 and _resume:
+                gc.enable()

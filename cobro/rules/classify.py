@@ -33,6 +33,7 @@ import logging
 import tempfile
 import threading
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -573,6 +574,12 @@ def pages(engine: Engine | None, batch_size: int = BATCH_SIZE) -> list[tuple[int
         return list(customer_id_pages(session.connection(), batch_size))
 
 
+#: pages of the portfolio classified side by side (`classify_portfolio`): while one waits on
+#: PostgreSQL (its queries, its COPY), the other runs its rules; pages are disjoint sets of
+#: customers, each in its own transaction, so the rows written are the same
+PAGES_IN_FLIGHT = 2
+
+
 def classify_portfolio(
     engine: Engine | None = None,
     ruleset: Ruleset | None = None,
@@ -580,9 +587,11 @@ def classify_portfolio(
     ids: Iterable[int] | None = None,
     write: bool = True,
     batch_size: int = BATCH_SIZE,
+    in_flight: int = PAGES_IN_FLIGHT,
 ) -> ClassifyReport:
     """Classify every customer (or `ids`), one transaction per batch; `write=False` only
-    reports what would change."""
+    reports what would change. The whole portfolio goes page by page, `in_flight` pages at
+    a time (threads), the report merged in page order."""
     now = _now(now)
     ruleset = ruleset or load_active_ruleset(engine)
     report = ClassifyReport(ruleset.hash)
@@ -595,8 +604,22 @@ def classify_portfolio(
                 batch = rule_facts(session, ruleset, now.date(), ids=chunk, base=base)
                 report.merge(classify_facts(session, ruleset, batch, now, write, base_facts=base))
         return report
-    for lo, hi in pages(engine, batch_size):
-        report.merge(classify_page(engine, ruleset, lo, hi, now, write))
+    todo = pages(engine, batch_size)
+    if in_flight <= 1 or len(todo) <= 1:
+        for lo, hi in todo:
+            report.merge(classify_page(engine, ruleset, lo, hi, now, write))
+        return report
+    with ThreadPoolExecutor(in_flight, thread_name_prefix="classify") as pool:
+        running = [
+            pool.submit(classify_page, engine, ruleset, lo, hi, now, write) for lo, hi in todo
+        ]
+        for page in running:  # in page order; a failed page raises here, the rest cancelled
+            try:
+                report.merge(page.result())
+            except BaseException:
+                for other in running:
+                    other.cancel()
+                raise
     return report
 
 
