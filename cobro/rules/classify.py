@@ -134,16 +134,19 @@ def _trace_json(t: ConditionTrace) -> dict[str, Any]:
     return {"name": t.name, "when": t.when, "value": t.value, "facts": jsonable(t.facts)}
 
 
-def explanation_json(expl: Explanation, facts: Facts) -> dict[str, Any]:
+def explanation_json(
+    expl: Explanation, facts: Facts, lines: list[str] | None = None
+) -> dict[str, Any]:
     """What a RiskAssessment stores: the matched class and condition with the facts it read,
-    why each earlier class did not match, the text shown to humans, and every fact."""
+    why each earlier class did not match, the text shown to humans, and every fact.
+    `lines`: `expl.lines()` when the caller has them already."""
     return {
         "risk_class": expl.risk_class,
         "rule_index": expl.rule_index,
         "because": expl.because,
         "matched": _trace_json(expl.matched) if expl.matched else None,
         "rejected": [_trace_json(t) for t in expl.rejected],
-        "text": str(expl),
+        "text": str(expl) if lines is None else "\n".join(lines),
         "facts": jsonable(dict(facts)),
     }
 
@@ -366,7 +369,8 @@ def classify_facts(
         previous = stored.get("risk_class")
         if risk_class != previous:
             expl = classifier.explain(facts, i)
-            summary = f"risk class {previous or UNCLASSIFIED} → {risk_class}: {expl.lines()[0]}"
+            lines = expl.lines()
+            summary = f"risk class {previous or UNCLASSIFIED} → {risk_class}: {lines[0]}"
             report.changes.append(
                 ClassChange(cid, stored["account"], previous, risk_class, summary)
             )
@@ -377,7 +381,7 @@ def classify_facts(
                         "risk_class": risk_class,
                         "previous_class": previous,
                         "ruleset_hash": ruleset.hash,
-                        "explanation": explanation_json(expl, facts),
+                        "explanation": explanation_json(expl, facts, lines),
                         "assessed_at": now,
                     }
                 )
