@@ -33,7 +33,6 @@ import logging
 import tempfile
 import threading
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,6 +44,7 @@ from sqlalchemy.orm import Session
 from cobro.bulk import bulk_insert
 from cobro.collector import collector_paused
 from cobro.db import default_engine, transaction
+from cobro.forked import forked_map
 from cobro.formatting import jsonable
 from cobro.i18n import using
 from cobro.models import (
@@ -578,10 +578,20 @@ def pages(engine: Engine | None, batch_size: int = BATCH_SIZE) -> list[tuple[int
         return list(customer_id_pages(session.connection(), batch_size))
 
 
-#: pages of the portfolio classified side by side (`classify_portfolio`): while one waits on
-#: PostgreSQL (its queries, its COPY), the other runs its rules; pages are disjoint sets of
-#: customers, each in its own transaction, so the rows written are the same
+#: pages of the portfolio classified side by side on PostgreSQL (`classify_portfolio`), one
+#: per forked process (`cobro.forked`): the rules of a page are CPU-bound Python, one core
+#: each, and while one page waits on PostgreSQL (its queries, its COPY) the other runs. Pages
+#: are disjoint sets of customers, each in its own transaction: the rows written are the same
 PAGES_IN_FLIGHT = 2
+
+
+def _page(shared: tuple[Engine, Ruleset, datetime, bool], page: tuple[int, int]) -> ClassifyReport:
+    engine, ruleset, now, write = shared
+    return classify_page(engine, ruleset, page[0], page[1], now, write)
+
+
+def _forked(shared: tuple[Engine, Ruleset, datetime, bool]) -> None:
+    shared[0].dispose(close=False)  # the child's own connections, never the parent's
 
 
 def classify_portfolio(
@@ -594,8 +604,10 @@ def classify_portfolio(
     in_flight: int = PAGES_IN_FLIGHT,
 ) -> ClassifyReport:
     """Classify every customer (or `ids`), one transaction per batch; `write=False` only
-    reports what would change. The whole portfolio goes page by page, `in_flight` pages at
-    a time (threads), the report merged in page order."""
+    reports what would change. The whole portfolio goes page by page; on PostgreSQL
+    `in_flight` pages at a time in forked processes, the report merged in page order (a
+    failed page raises; the pages being classified beside it may commit: each page is its
+    own transaction, and classifying again writes only what is still to change)."""
     now = _now(now)
     ruleset = ruleset or load_active_ruleset(engine)
     report = ClassifyReport(ruleset.hash)
@@ -608,22 +620,11 @@ def classify_portfolio(
                 batch = rule_facts(session, ruleset, now.date(), ids=chunk, base=base)
                 report.merge(classify_facts(session, ruleset, batch, now, write, base_facts=base))
         return report
+    engine = engine or default_engine()
     todo = pages(engine, batch_size)
-    if in_flight <= 1 or len(todo) <= 1:
-        for lo, hi in todo:
-            report.merge(classify_page(engine, ruleset, lo, hi, now, write))
-        return report
-    with ThreadPoolExecutor(in_flight, thread_name_prefix="classify") as pool:
-        running = [
-            pool.submit(classify_page, engine, ruleset, lo, hi, now, write) for lo, hi in todo
-        ]
-        for page in running:  # in page order; a failed page raises here, the rest cancelled
-            try:
-                report.merge(page.result())
-            except BaseException:
-                for other in running:
-                    other.cancel()
-                raise
+    workers = in_flight if engine.dialect.name == "postgresql" else 1  # SQLite: one writer
+    for page in forked_map(_page, (engine, ruleset, now, write), todo, workers, _forked):
+        report.merge(page)
     return report
 
 
