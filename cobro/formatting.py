@@ -115,6 +115,17 @@ def day_month(value: date, locale: str | None = None) -> str:
 
 def decimal_text(value: Decimal) -> str:
     """Exact decimal text, at least to the cent: 12.5 -> "12.50", 0.12345 -> "0.12345"."""
+    if not value.is_finite():
+        return _decimal_text(value)
+    text = format(value.normalize(), "f")  # as many decimals as the exponent says
+    dot = text.find(".")
+    if dot < 0 or len(text) - dot < 3:  # fewer than 2 decimals: to the cent
+        return format(value.quantize(CENTS), "f")
+    return text
+
+
+def _decimal_text(value: Decimal) -> str:
+    """`decimal_text` as it was first written (what it does with NaN and infinities)."""
     short = value.normalize()
     if short.as_tuple().exponent > -2:  # type: ignore[operator]
         short = value.quantize(CENTS)

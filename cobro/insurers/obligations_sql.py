@@ -48,6 +48,9 @@ class ObligationRules:
         return bool(self.terms.policies)
 
 
+_new = tuple.__new__  # a named tuple without its Python-level __new__ (one per open invoice)
+
+
 def _where(ids: Sequence[int] | None, lo: int, hi: int) -> Any:
     if ids is not None:
         return Invoice.customer_id.in_(ids)
@@ -111,19 +114,22 @@ def insured_invoices(
         d = decisions[(cid, due)]
         if d.insured:
             out.append(
-                InsuredInvoice(
-                    cid,
-                    account,
-                    number,
-                    due,
-                    currency,
-                    open_amount,
-                    d.policies,
-                    d.amount,
-                    d.basis,
-                    oldest[cid],
-                    bool(disputed),
-                    invoice_id in declared,
+                _new(
+                    InsuredInvoice,
+                    (
+                        cid,
+                        account,
+                        number,
+                        due,
+                        currency,
+                        open_amount,
+                        d.policies,
+                        d.amount,
+                        d.basis,
+                        oldest[cid],
+                        bool(disputed),
+                        invoice_id in declared,
+                    ),
                 )
             )
     return out
