@@ -76,15 +76,6 @@ def _covers(
     return out
 
 
-def _in_force(cover: _Cover, day: date) -> bool:
-    _, _, _, status, valid_from, valid_until = cover
-    return (
-        (status or "").lower() in ACTIVE_STATUSES
-        and (valid_from is None or valid_from <= day)
-        and (valid_until is None or valid_until >= day)
-    )
-
-
 def _amounts(cid: int, covers: list[_Cover], in_force: tuple[bool, ...]) -> dict[str, Any]:
     named: dict[str, Decimal] = {}
     unnamed: set[str] = set()
@@ -130,9 +121,20 @@ def insured_on(
     per_day_facts = rules.needs_facts and bool(rules.unnamed_buyers) and facts_on is None
     amounts: dict[tuple[int, date], dict[str, Any]] = {}
     shared: dict[tuple[int, tuple[bool, ...]], dict[str, Any]] = {}
+    # per customer, each cover's status test and validity: in force on a day when its status
+    # is one of ACTIVE_STATUSES and the day is within its validity (as `cover_in_force`)
+    checks: dict[int, list[tuple[bool, date | None, date | None]]] = {}
     for cid, day in wanted:
         mine = covers.get(cid, [])
-        in_force = tuple(_in_force(c, day) for c in mine)
+        tests = checks.get(cid)
+        if tests is None:
+            tests = checks[cid] = [
+                ((c[3] or "").lower() in ACTIVE_STATUSES, c[4], c[5]) for c in mine
+            ]
+        in_force = tuple(
+            ok and (since is None or since <= day) and (until is None or until >= day)
+            for ok, since, until in tests
+        )
         if per_day_facts:
             amounts[(cid, day)] = _amounts(cid, mine, in_force)
             continue
