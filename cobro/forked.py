@@ -8,12 +8,14 @@ interpreter lock, processes use every core. `shared` (a compiled ruleset, an eng
 that do not pickle) reaches the children by `fork`, not by pickling; only the items and the
 results are pickled. `after_fork(shared)` runs first in each child (an engine's connection
 pool must not be shared with the parent: `Engine.dispose(close=False)`). Without `fork` (not
-POSIX), with one worker or one item, the work runs here, in order.
+POSIX), with one worker or one item, or while another map of this process has its pool
+running (another thread's), the work runs here, in order.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
@@ -22,6 +24,7 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 _work: tuple[Any, Any] | None = None  # (work, shared) of the pool being forked
+_busy = threading.Lock()  # held by the map whose pool is running
 
 
 def _start(after_fork: Callable[[Any], None] | None) -> None:
@@ -48,8 +51,8 @@ def forked_map(
 ) -> Iterator[R]:
     """`work(shared, item)` for each item, in `workers` forked processes; results in order.
     An exception of a child is raised here (the pool is then terminated)."""
-    if workers <= 1 or len(items) <= 1 or not can_fork():
-        for item in items:
+    if workers <= 1 or len(items) <= 1 or not can_fork() or not _busy.acquire(blocking=False):
+        for item in items:  # here: one map of this process forks at a time
             yield work(shared, item)
         return
     global _work
@@ -60,3 +63,4 @@ def forked_map(
             yield from pool.imap(_run, items)
     finally:
         _work = None
+        _busy.release()

@@ -45,3 +45,11 @@ def test_one_worker_runs_here() -> None:
 def test_a_child_error_is_raised() -> None:
     with pytest.raises(ValueError, match="three"):
         list(forked_map(_fail_on_three, None, [1, 2, 3, 4], workers=2))
+
+
+def test_a_second_map_meanwhile_runs_here() -> None:
+    outer = forked_map(_square_where, {"offset": 0}, [1, 2, 3], workers=2)
+    first = next(outer)  # the outer map's pool is running
+    inner = list(forked_map(_square_where, {"offset": 0}, [5, 6], workers=2))
+    assert [pid for _, pid in inner] == [os.getpid(), os.getpid()]
+    assert [first[0], *(r for r, _ in outer)] == [1, 4, 9]
