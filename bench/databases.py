@@ -1,5 +1,6 @@
 """Fresh, migrated databases for the benches: a PostgreSQL database created on the local
-server and dropped afterwards, or a SQLite file in a given directory."""
+server (or on another one: `server`) and dropped afterwards, or a SQLite file in a given
+directory."""
 
 from __future__ import annotations
 
@@ -19,12 +20,12 @@ PG_SERVER = "postgresql://postgres@127.0.0.1:5432"
 
 
 @contextmanager
-def pg_database() -> Iterator[str]:
+def pg_database(server: str = PG_SERVER) -> Iterator[str]:
     name = f"cobro_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as admin:
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
         try:
-            url = f"{PG_SERVER}/{name}"
+            url = f"{server}/{name}"
             upgrade(url)
             yield url
         finally:

@@ -17,6 +17,8 @@ database where the bulk sync is slower.
     .venv/bin/python bench/sync_bench.py           # 100k buyers, SQLite and PostgreSQL
     .venv/bin/python bench/sync_bench.py --quick   # 5k buyers, under 30 s
     .venv/bin/python bench/sync_bench.py --covers 1000000 --db pg   # 1M buyers, PostgreSQL
+    .venv/bin/python bench/sync_bench.py --covers 1000000 --db pg --own-pg   # on a server of
+        # its own, configured as for production (cobro.devkit.own_postgres.PRODUCTION_LIKE)
 
 Last line: BENCH sync records_per_s_sqlite=<n> records_per_s_pg=<n> wall_s_sqlite=<s>
 wall_s_pg=<s> rss_mb=<max> baseline_records_per_s=<n> ratio=<x>
@@ -34,7 +36,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -42,7 +44,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from databases import pg_database, sqlite_database  # noqa: E402
+from databases import PG_SERVER, pg_database, sqlite_database  # noqa: E402
 from pydantic import SecretStr  # noqa: E402
 from sqlalchemy import insert, or_, select  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
@@ -50,6 +52,7 @@ from sqlalchemy.orm import Session  # noqa: E402
 from cobro.db import make_engine  # noqa: E402
 from cobro.devkit.insurer.portfolio import GeneratedPortfolio  # noqa: E402
 from cobro.devkit.insurer.server import InsurerSimulator  # noqa: E402
+from cobro.devkit.own_postgres import PRODUCTION_LIKE, own_postgres  # noqa: E402
 from cobro.insurers.allianz_trade import AllianzTradeConnector  # noqa: E402
 from cobro.insurers.base import IdType  # noqa: E402
 from cobro.insurers.matching import normalise, siren_in_vat, siren_of  # noqa: E402
@@ -156,13 +159,15 @@ def timed_bulk_sync(url: str, base_url: str) -> dict[str, Any]:
         async with connector(base_url) as conn:
             return await run_sync(engine, conn, full=True, today=START, page_size=PAGE_SIZE)
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     summary = asyncio.run(main())
     wall = time.perf_counter() - started
+    cpu = time.process_time() - cpu
     engine.dispose()
     return {
         "records": summary["fetched"],
         "wall": wall,
+        "cpu": cpu,
         "rss_mb": peak_rss_mb(),
         "summary": summary,
     }
@@ -224,12 +229,14 @@ def timed_naive_sync(url: str, base_url: str, limit: int) -> dict[str, Any]:
                                 cover_id=cover.cover_id,
                                 customer_id=customer_id,
                                 match_method="bench",
+                                raw=cover.wire(),
                                 **values,
                             )
                             s.add(old)
                         else:
                             for key, value in values.items():
                                 setattr(old, key, value)
+                            old.raw = cover.wire()
                         s.flush()
                         s.add(
                             CoverHistory(
@@ -298,21 +305,32 @@ def main() -> None:
     )
     parser.add_argument("--sample", type=int, help="covers synced by the baseline (5k)")
     parser.add_argument("--db", choices=["both", "sqlite", "pg"], default="both")
+    parser.add_argument(
+        "--own-pg",
+        action="store_true",
+        help="PostgreSQL on a cluster of its own with production-like settings (shared "
+        "buffers, WAL size, autovacuum) instead of the machine's server",
+    )
     args = parser.parse_args()
     buyers = args.buyers or (5_000 if args.quick else 100_000)
     sample = args.sample or (1_000 if args.quick else 5_000)
 
     results: dict[str, dict[str, Any]] = {}
     baselines: dict[str, dict[str, Any]] = {}
-    with tempfile.TemporaryDirectory() as tmp_name:
+    with tempfile.TemporaryDirectory() as tmp_name, ExitStack() as stack:
         tmp = Path(tmp_name)
+        server = PG_SERVER
+        if args.own_pg:
+            cluster = stack.enter_context(own_postgres(PRODUCTION_LIKE))
+            server = cluster.server
+            print(f"PostgreSQL of its own on port {cluster.port}: {PRODUCTION_LIKE}")
         started = time.perf_counter()
         with simulator(buyers, tmp) as base_url:
             print(f"simulator: {buyers} buyers up in {time.perf_counter() - started:.1f} s")
             kinds = ["sqlite", "pg"] if args.db == "both" else [args.db]
             for kind in kinds:
                 for run in ("bulk", "naive"):
-                    database = sqlite_database(tmp) if kind == "sqlite" else pg_database()
+                    database = sqlite_database(tmp) if kind == "sqlite" else pg_database(server)
                     with database as url:
                         customers = seed_customers(url, buyers)
                         if run == "bulk":
@@ -322,7 +340,8 @@ def main() -> None:
                                 f"{kind}: full sync of {r['records']} covers "
                                 f"({customers} customers) in {r['wall']:.2f} s = "
                                 f"{r['records'] / r['wall']:,.0f} records/s, "
-                                f"peak RSS {r['rss_mb']:.0f} MB; "
+                                f"peak RSS {r['rss_mb']:.0f} MB, sync process CPU "
+                                f"{1e6 * r['cpu'] / r['records']:.0f} µs per cover; "
                                 f"created {r['summary']['created']}, "
                                 f"unmatched {r['summary']['unmatched']}"
                             )

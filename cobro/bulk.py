@@ -3,14 +3,21 @@ statement per row), elsewhere one Core executemany (SQLite's is a C loop).
 
 Values go through each column's SQLAlchemy bind processing first (Money, UTCDateTime, JSON),
 so what lands in the table is exactly what an ORM insert would write; Python-side column
-defaults (`created_at = utcnow`, ...) are filled for columns the rows leave out."""
+defaults (`created_at = utcnow`, ...) are filled for columns the rows leave out. A JSON value
+already serialised (`JsonText`) is written as it is."""
 
 from __future__ import annotations
 
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Table, insert
 from sqlalchemy.orm import Session
+
+
+class JsonText(str):
+    """A JSON column's value as JSON text already (pydantic's `model_dump_json`, say): bulk
+    inserts write it as it is instead of serialising it again."""
 
 
 def bulk_insert(
@@ -43,13 +50,20 @@ def bulk_insert(
     names = ", ".join(dialect.identifier_preparer.quote(c.name) for c in [*columns, *defaults])
     target = dialect.identifier_preparer.format_table(table)
 
+    # only the columns with a processor are visited (a page of covers: 6 of 24)
+    processing = [(i, p, e) for i, (p, e) in enumerate(zip(processors, of_none, strict=True)) if p]
+    pick = itemgetter(*keys)
+
     def processed(row: dict[str, Any]) -> list[Any]:
-        values = [row[k] for k in keys]
+        values = list(pick(row)) if len(keys) > 1 else [row[keys[0]]]
         values += [c.default.arg(None) for c in defaults]  # type: ignore[union-attr]
-        return [
-            p(v) if p is not None and (v is not None or e) else v
-            for p, v, e in zip(processors, values, of_none, strict=True)
-        ]
+        for i, p, e in processing:
+            v = values[i]
+            if type(v) is JsonText:
+                values[i] = str(v)
+            elif v is not None or e:
+                values[i] = p(v)
+        return values
 
     cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     if dialect.name == "sqlite":

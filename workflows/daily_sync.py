@@ -1,8 +1,10 @@
 """DailySync: the insurer's covers, limits and grades into the database, every day (Temporal
 Schedule `cobro-daily-sync`) or on demand (`cobro sync now`). Thin orchestration:
   1. `sync_begin` opens the sync run (incremental since the last success, or full);
-  2. one `sync_page` activity per page (fetch + apply in one transaction, heartbeats); the
-     workflow holds the cursor, so a killed worker resumes at the page in flight;
+  2. one `sync_page` activity per page (fetch + apply in one transaction, heartbeats), two
+     in flight: page n+1 is fetched while page n is written (the writes take the run's row
+     lock, so pages are applied one at a time); the workflow holds the cursor, so a killed
+     worker resumes at the pages in flight;
   3. `sync_finish` flags expired covers and closes the run with its counts;
   4. the `Classify` workflow, as a child, classifies the portfolio and raises alerts.
 A failed page fails the run (recorded as failed, with the error); the next run starts over
@@ -21,6 +23,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.sync import (
         SyncBeginInput,
         SyncFinishInput,
+        SyncPageDone,
         SyncPageInput,
         sync_begin,
         sync_finish,
@@ -35,6 +38,7 @@ PAGE_RETRY = RetryPolicy(
     maximum_attempts=8,
     non_retryable_error_types=["InsurerAuthError"],
 )
+TWO_PAGES_IN_FLIGHT = "sync-two-pages-in-flight"
 DB_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
 
 
@@ -103,22 +107,35 @@ class DailySync:
         p.run_id, p.status = run_id, "fetching"
         p.total_pages, p.pages_done, p.counts = inp.total_pages, inp.next_page - 1, inp.counts
         number, high_water = inp.next_page, inp.high_water
+        # the next page's activity runs while this one's applies (its fetch overlaps our
+        # writes); histories recorded before this ran one page at a time
+        ahead = 1 if workflow.patched(TWO_PAGES_IN_FLIGHT) else 0
+        in_flight: dict[int, workflow.ActivityHandle[SyncPageDone]] = {}
         try:
             while number <= p.total_pages:
-                page = await workflow.execute_activity(
-                    sync_page,
-                    SyncPageInput(run_id, number, since, inp.page_size, today),
-                    start_to_close_timeout=timedelta(minutes=10),
-                    heartbeat_timeout=timedelta(seconds=inp.page_heartbeat_seconds),
-                    retry_policy=PAGE_RETRY,
-                )
+                # before a continue-as-new, the page in flight is waited for, none started
+                lead = 0 if workflow.info().is_continue_as_new_suggested() else ahead
+                for n in range(number, min(number + lead, p.total_pages) + 1):
+                    if n not in in_flight:
+                        in_flight[n] = workflow.start_activity(
+                            sync_page,
+                            SyncPageInput(run_id, n, since, inp.page_size, today),
+                            start_to_close_timeout=timedelta(minutes=10),
+                            heartbeat_timeout=timedelta(seconds=inp.page_heartbeat_seconds),
+                            retry_policy=PAGE_RETRY,
+                        )
+                page = await in_flight.pop(number)
                 p.total_pages = page.total_pages
                 p.pages_done = number
                 for key, value in page.counts.items():
                     p.counts[key] = p.counts.get(key, 0) + value
                 high_water = _later(high_water, page.max_updated_at)
                 number += 1
-                if workflow.info().is_continue_as_new_suggested() and number <= p.total_pages:
+                if (
+                    workflow.info().is_continue_as_new_suggested()
+                    and number <= p.total_pages
+                    and not in_flight
+                ):
                     workflow.continue_as_new(
                         replace(
                             inp,
@@ -133,6 +150,8 @@ class DailySync:
                         )
                     )
         except ActivityError as exc:
+            for handle in in_flight.values():
+                handle.cancel()
             cause = exc.cause.message if exc.cause else str(exc)  # type: ignore[attr-defined]
             p.status = "failed"
             finished = await workflow.execute_activity(

@@ -109,6 +109,12 @@ class MatchIndex:
             index.by[kind].setdefault(value, set()).add(customer_id)
         return index
 
+    def shared(self) -> set[int]:
+        """The customers that share a key with another: the only accounts a reason names."""
+        return {
+            i for values in self.by.values() for ids in values.values() if len(ids) > 1 for i in ids
+        }
+
     def match(self, company: Company) -> Match:
         return self.match_keys(company_keys(company))
 

@@ -1,5 +1,7 @@
 """One insurer sync without Temporal (tests, benches, scripts): the same steps the DailySync
-workflow orchestrates — begin the run, fetch + apply each page, finish — in one coroutine.
+workflow orchestrates — begin the run, fetch + apply each page, finish — in one coroutine,
+two pages in flight as in the workflow: the next one is fetched and prepared while one
+writes under the run's lock.
 `fetch_and_apply_page` is also the body of the workflow's per-page activity
 (`activities.sync.sync_page`)."""
 
@@ -13,6 +15,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from cobro.insurers.allianz_trade import AllianzTradeConnector
+from cobro.insurers.base import CoverPage
 from cobro.insurers.sync_store import apply_cover_page, begin_sync_run, finish_sync_run
 
 
@@ -28,6 +31,33 @@ class PageResult:
     max_updated_at: datetime | None = None
 
 
+async def fetch_page(
+    connector: AllianzTradeConnector,
+    number: int,
+    updated_since: datetime | None,
+    page_size: int,
+) -> CoverPage:
+    """One page from the insurer, whole (the connector re-fetches a truncated page)."""
+    page = await connector.get_cover_page(number, page_size=page_size, updated_since=updated_since)
+    if not page.complete:
+        t = page.truncation
+        raise IncompletePage(
+            f"page {number}: {t.received if t else '?'} of {t.expected if t else '?'} records "
+            "after re-fetching"
+        )
+    return page
+
+
+async def apply_page(
+    engine: Engine | None, insurer: str, run_id: int, page: CoverPage, today: date
+) -> PageResult:
+    """The page in the database, in one transaction (a worker thread: the event loop goes on
+    fetching)."""
+    counts = await asyncio.to_thread(apply_cover_page, engine, run_id, insurer, page, today)
+    latest = max((c.updated_at for c in page.covers), default=None)
+    return PageResult(page.number, max(1, page.total_pages), counts, latest)
+
+
 async def fetch_and_apply_page(
     engine: Engine | None,
     connector: AllianzTradeConnector,
@@ -38,16 +68,8 @@ async def fetch_and_apply_page(
     page_size: int,
     today: date,
 ) -> PageResult:
-    page = await connector.get_cover_page(number, page_size=page_size, updated_since=updated_since)
-    if not page.complete:
-        t = page.truncation
-        raise IncompletePage(
-            f"page {number}: {t.received if t else '?'} of {t.expected if t else '?'} records "
-            "after re-fetching"
-        )
-    counts = await asyncio.to_thread(apply_cover_page, engine, run_id, insurer, page, today)
-    stamps = [c.updated_at for c in page.covers]
-    return PageResult(number, max(1, page.total_pages), counts, max(stamps) if stamps else None)
+    page = await fetch_page(connector, number, updated_since, page_size)
+    return await apply_page(engine, insurer, run_id, page, today)
 
 
 def later(a: datetime | None, b: datetime | None) -> datetime | None:
@@ -73,22 +95,30 @@ async def run_sync(
     )
     high_water = start.updated_since
     number, total = 1, 1
+    in_flight: dict[int, asyncio.Task[PageResult]] = {}
     try:
         while number <= total:
-            result = await fetch_and_apply_page(
-                engine,
-                connector,
-                insurer,
-                start.run_id,
-                number,
-                start.updated_since,
-                page_size,
-                today,
-            )
+            for n in range(number, min(number + 1, total) + 1):  # this page and the next
+                if n not in in_flight:
+                    in_flight[n] = asyncio.create_task(
+                        fetch_and_apply_page(
+                            engine,
+                            connector,
+                            insurer,
+                            start.run_id,
+                            n,
+                            start.updated_since,
+                            page_size,
+                            today,
+                        )
+                    )
+            result = await in_flight.pop(number)
             total = result.total_pages
             high_water = later(high_water, result.max_updated_at)
             number += 1
     except Exception as exc:
+        for task in in_flight.values():
+            task.cancel()
         await asyncio.to_thread(
             finish_sync_run,
             engine,

@@ -13,7 +13,8 @@
   page is applied once (the latest `updatedAt`, the last one on a tie); a record this run
   already applied, seen again on a later page, is a no-op. The page's counts are stored in
   the run in the same transaction, so applying the same page again (an activity retry)
-  returns them and writes nothing;
+  returns them and writes nothing; pages fetched at once are applied one at a time (the
+  run's row is locked) and never after the run is over;
 * `finish_sync_run` flags covers past their validity as expired, closes the quarantine
   entries whose whole window the run has read, and closes the run with its totals (fetched,
   created, updated, unchanged, repeated, quarantined, unmatched, expired) and duration.
@@ -31,12 +32,24 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Engine, Row, any_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    Engine,
+    Row,
+    any_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from cobro import formatting
-from cobro.bulk import bulk_insert
+from cobro.bulk import JsonText, bulk_insert
 from cobro.db import transaction
 from cobro.formatting import jsonable
 from cobro.insurers.base import Cover, CoverPage, IdType, QuarantinedRecord
@@ -234,8 +247,12 @@ def cover_values(cover: Cover) -> dict[str, Any]:
         "valid_until": cover.expiry_date,
         "grade": cover.grade,
         "insurer_updated_at": cover.updated_at,
-        "raw": cover.wire(),
     }
+
+
+def raw_json(cover: Cover) -> JsonText:
+    """The cover as stored in `raw` (its `wire()` form), serialised by pydantic at once."""
+    return JsonText(cover.model_dump_json(by_alias=True, exclude_none=True))
 
 
 @lru_cache(maxsize=8192)  # babel is slow and limits repeat (round thousands)
@@ -292,24 +309,29 @@ def write_match_keys(s: Session, run_id: int) -> int:
 
 def page_match_index(s: Session, run: SyncRun, wanted: list[dict[str, str | None]]) -> MatchIndex:
     """The customers this page's covers can match (`wanted`: each cover's `company_keys`),
-    read from the run's keys (written on the run's first page that needs them) with their
-    accounts: one indexed query per page."""
+    read from the run's keys (written on the run's first page that needs them): one indexed
+    query per page, and the accounts of customers sharing a key (what an ambiguity names)."""
     counts = run.counts or {}
     if "match_keys" not in counts:
         run.counts = {**counts, "match_keys": write_match_keys(s, run.id)}
     values = sorted({v for keys in wanted for v in keys.values() if v})
     k = InsurerMatchKey
     keys: list[tuple[str, str, int]] = []
-    accounts: dict[int, str] = {}
     for start in range(0, len(values), 5_000):
-        for kind, value, customer_id, account in s.execute(
-            select(k.kind, k.value, k.customer_id, Customer.account)
-            .join(Customer, Customer.id == k.customer_id)
-            .where(k.sync_run_id == run.id, one_of(s, k.value, values[start : start + 5_000]))
-        ):
-            keys.append((kind, value, customer_id))
-            accounts[customer_id] = account
-    return MatchIndex.from_keys(keys, accounts)
+        keys += s.execute(
+            select(k.kind, k.value, k.customer_id).where(
+                k.sync_run_id == run.id, one_of(s, k.value, values[start : start + 5_000])
+            )
+        ).all()
+    index = MatchIndex.from_keys(keys, {})
+    shared = index.shared()
+    if shared:
+        index.accounts = dict(
+            s.execute(
+                select(Customer.id, Customer.account).where(one_of(s, Customer.id, sorted(shared)))
+            ).all()
+        )
+    return index
 
 
 def one_of(s: Session, column: Any, values: Sequence[Any]) -> Any:
@@ -365,28 +387,73 @@ _STORED = tuple(
 )
 
 
+@dataclass(frozen=True)
+class PreparedPage:
+    """What a page's covers give before the run's lock is taken (no database state): one
+    version per cover, its stored values, its raw JSON and its match keys; and, once the
+    run's match keys exist, the page's match index (they do not change during a run)."""
+
+    covers: list[Cover]
+    values: list[dict[str, Any]]
+    raws: list[JsonText]
+    keys: list[dict[str, str | None]]
+    index: MatchIndex | None
+
+
+def prepare_page(engine: Engine | None, run_id: int, page: CoverPage) -> PreparedPage:
+    covers = latest_versions(page.covers)
+    keys = [company_keys(c.company) for c in covers]
+    index = None
+    if covers:
+        with transaction(engine) as s:
+            run = s.get(SyncRun, run_id)
+            if run is not None and "match_keys" in (run.counts or {}):
+                index = page_match_index(s, run, keys)
+    return PreparedPage(
+        covers, [cover_values(c) for c in covers], [raw_json(c) for c in covers], keys, index
+    )
+
+
 def apply_cover_page(
     engine: Engine | None, run_id: int, insurer: str, page: CoverPage, today: date
 ) -> dict[str, int]:
+    """The page in one transaction under the run's lock; what needs no lock (the covers'
+    values, their JSON, the page's match index) is done before, so that a page in flight
+    prepares while another one writes."""
+    prepared = prepare_page(engine, run_id, page)
     with transaction(engine) as s:
-        run = s.get(SyncRun, run_id, with_for_update=True)
-        if run is None:
-            raise ValueError(f"no sync run {run_id}")
+        run = _locked_run(s, run_id)
         pages = dict((run.counts or {}).get("by_page", {}))
         if str(page.number) in pages:
             return dict(pages[str(page.number)])
-        counts = _apply(s, run, insurer, page, today)
+        if run.status != "running":  # a page still in flight when its run failed
+            raise ValueError(f"sync run {run_id} is {run.status}: page {page.number} not applied")
+        counts = _apply(s, run, insurer, page, prepared, today)
         pages[str(page.number)] = counts
         run.counts = {**(run.counts or {}), "by_page": pages}
         return counts
 
 
-def _apply(s: Session, run: SyncRun, insurer: str, page: CoverPage, today: date) -> dict[str, int]:
+def _locked_run(s: Session, run_id: int) -> SyncRun:
+    """The run's row, locked until the transaction ends: pages in flight at once apply one
+    after the other. PostgreSQL: `SELECT ... FOR UPDATE`; SQLite has no row lock, so a write
+    comes first, taking the database's write lock before anything is read."""
+    if s.get_bind().dialect.name == "sqlite":
+        s.execute(update(SyncRun).where(SyncRun.id == run_id).values(id=SyncRun.id))
+    run = s.get(SyncRun, run_id, with_for_update=True)
+    if run is None:
+        raise ValueError(f"no sync run {run_id}")
+    return run
+
+
+def _apply(
+    s: Session, run: SyncRun, insurer: str, page: CoverPage, prepared: PreparedPage, today: date
+) -> dict[str, int]:
     run_id = run.id
     now = utcnow()
     counts = dict.fromkeys(COUNT_KEYS, 0)
     counts["fetched"] = len(page.covers) + len(page.quarantined)
-    covers = latest_versions(page.covers)
+    covers = prepared.covers
     malformed = distinct_quarantined(page.quarantined)
     counts["repeated"] = len(page.covers) - len(covers) + len(page.quarantined) - len(malformed)
     counts["quarantined"] = len(malformed)
@@ -435,14 +502,16 @@ def _apply(s: Session, run: SyncRun, insurer: str, page: CoverPage, today: date)
         )
     if not covers:
         return counts
-    keys = [company_keys(c.company) for c in covers]
-    index = page_match_index(s, run, keys)
+    keys = prepared.keys
+    index = prepared.index or page_match_index(s, run, keys)
     inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
     history: list[dict[str, Any]] = []  # insurer_cover_id filled after inserts
     events: list[dict[str, Any]] = []
     grades: dict[int, int] = {}
-    for cover, company in zip(covers, keys, strict=True):
+    for cover, company, values, raw in zip(
+        covers, keys, prepared.values, prepared.raws, strict=True
+    ):
         old = existing.get(cover.cover_id)
         if old is not None and old.last_sync_run_id == run_id and not _newer(cover, old):
             counts["repeated"] += 1  # applied by an earlier page of this run: a no-op
@@ -451,7 +520,6 @@ def _apply(s: Session, run: SyncRun, insurer: str, page: CoverPage, today: date)
             log.warning("insurer: cover %s: an older version than stored, ignored", cover.cover_id)
             counts["repeated"] += 1
             continue
-        values = cover_values(cover)
         if old is not None and old.match_method == "manual":
             match = Match(old.customer_id, "manual")
         else:
@@ -467,6 +535,7 @@ def _apply(s: Session, run: SyncRun, insurer: str, page: CoverPage, today: date)
             inserts.append(
                 {
                     **values,
+                    "raw": raw,
                     "insurer": insurer,
                     "cover_id": cover.cover_id,
                     "customer_id": customer_id,
@@ -519,6 +588,7 @@ def _apply(s: Session, run: SyncRun, insurer: str, page: CoverPage, today: date)
             {
                 "id": old.id,
                 **values,
+                "raw": cover.wire(),
                 "customer_id": customer_id,
                 "match_method": match.method,
                 "last_sync_run_id": run_id,
@@ -561,15 +631,22 @@ def _apply(s: Session, run: SyncRun, insurer: str, page: CoverPage, today: date)
                 )
             )
     if inserts:
+        ids = next_ids(s, InsurerCover, len(inserts))
+        if ids is not None:
+            for row, id_ in zip(inserts, ids, strict=True):
+                row["id"] = id_
         bulk_insert(s, InsurerCover, inserts)
-        new_ids = dict(
-            s.execute(
-                select(InsurerCover.cover_id, InsurerCover.id).where(
-                    InsurerCover.insurer == insurer,
-                    one_of(s, InsurerCover.cover_id, [r["cover_id"] for r in inserts]),
-                )
-            ).all()
-        )
+        if ids is not None:
+            new_ids = {r["cover_id"]: r["id"] for r in inserts}
+        else:
+            new_ids = dict(
+                s.execute(
+                    select(InsurerCover.cover_id, InsurerCover.id).where(
+                        InsurerCover.insurer == insurer,
+                        one_of(s, InsurerCover.cover_id, [r["cover_id"] for r in inserts]),
+                    )
+                ).all()
+            )
         for h in history:
             h.setdefault("insurer_cover_id", new_ids.get(h["cover_id"]))
     if updates:
@@ -587,6 +664,20 @@ def _apply(s: Session, run: SyncRun, insurer: str, page: CoverPage, today: date)
     if events:
         bulk_insert(s, TimelineEvent, events)
     return counts
+
+
+def next_ids(s: Session, model: type, n: int) -> list[int] | None:
+    """n ids of `model`'s table taken from its sequence at once (PostgreSQL), so rows written
+    by COPY need no query to learn them; None elsewhere (SQLite has no sequence)."""
+    if s.get_bind().dialect.name != "postgresql":
+        return None
+    table = model.__table__  # type: ignore[attr-defined]
+    return list(
+        s.scalars(
+            text("SELECT nextval(pg_get_serial_sequence(:t, 'id')) FROM generate_series(1, :n)"),
+            {"t": table.name, "n": n},
+        )
+    )
 
 
 def _older(cover: Cover, old: Row[Any] | None) -> bool:

@@ -20,14 +20,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import pwd
 import random
-import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
@@ -36,7 +32,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import psycopg
 import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import SQLAlchemyError
@@ -47,6 +42,8 @@ from cobro.channels.email import message_id_for
 from cobro.db import default_engine, transaction, upgrade
 from cobro.devkit.capture_sms import SmsStore
 from cobro.devkit.capture_smtp import MailStore
+from cobro.devkit.own_postgres import OwnPostgres
+from cobro.devkit.own_postgres import own_postgres as cluster_of_our_own
 from cobro.dunning.notify import notify
 from cobro.dunning.signals import FactsChanged
 from cobro.models import Communication, Customer, Invoice
@@ -442,92 +439,14 @@ async def test_email_and_sms_exactly_once_while_workers_are_killed(
 # ------------------------------------------------------- a PostgreSQL cluster of our own
 
 
-PG_USER = "cobro-pgtest"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@dataclass
-class OwnPostgres:
-    """A PostgreSQL cluster this test may stop: initdb'd in a temporary directory, run
-    as a non-root user (created if needed), on a free loopback port, trust auth."""
-
-    datadir: Path
-    port: int
-    user: str | None  # run as this OS user (None: as ourselves, when not root)
-
-    @property
-    def url(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/cobro"
-
-    def _run(self, *cmd: str) -> None:
-        prefix = ["runuser", "-u", self.user, "--"] if self.user else []
-        subprocess.run([*prefix, *cmd], check=True, capture_output=True, timeout=120)
-
-    def start(self) -> None:
-        options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.datadir} -c fsync=off"
-        self._run(
-            "pg_ctl",
-            "start",
-            "-w",
-            "-D",
-            str(self.datadir / "data"),
-            "-o",
-            options,
-            "-l",
-            str(self.datadir / "postgres.log"),
-        )
-
-    def stop(self) -> None:
-        self._run("pg_ctl", "stop", "-w", "-m", "fast", "-D", str(self.datadir / "data"))
-
-
 @pytest.fixture
 def own_postgres() -> Iterator[OwnPostgres]:
-    if shutil.which("initdb") is None or shutil.which("pg_ctl") is None:
-        pytest.fail("initdb/pg_ctl not found: the PostgreSQL server binaries are required")
-    user = None
-    if os.geteuid() == 0:
-        user = PG_USER
-        try:
-            pwd.getpwnam(user)
-        except KeyError:
-            subprocess.run(
-                ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", user],
-                check=True,
-            )
-    base = Path(tempfile.mkdtemp(prefix="cobro-own-pg-"))
-    if user:
-        shutil.chown(base, user)
-    cluster = OwnPostgres(base, _free_port(), user)
-    cluster._run(
-        "initdb",
-        "-D",
-        str(base / "data"),
-        "-U",
-        "postgres",
-        "--auth=trust",
-        "--no-sync",
-        "-E",
-        "UTF8",
-    )
-    cluster.start()
     try:
-        with psycopg.connect(
-            f"postgresql://postgres@127.0.0.1:{cluster.port}/postgres", autocommit=True
-        ) as conn:
-            conn.execute("CREATE DATABASE cobro")
-        upgrade(cluster.url)
-        yield cluster
-    finally:
-        try:
-            cluster.stop()
-        finally:
-            shutil.rmtree(base, ignore_errors=True)
+        with cluster_of_our_own({"fsync": "off"}) as cluster:
+            upgrade(cluster.url)
+            yield cluster
+    except RuntimeError as exc:  # no PostgreSQL server binaries
+        pytest.fail(str(exc))
 
 
 async def test_exactly_once_with_postgresql_stopped_for_20_s(

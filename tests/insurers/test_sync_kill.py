@@ -1,7 +1,7 @@
 """Kill test on the real dev server: the worker subprocess running DailySync is SIGKILLed
 while a page is in flight, then restarted. The sync completes, the stored covers and grades
-equal an uninterrupted run's, and only the page in flight at the kill is fetched again
-(counted by the simulator)."""
+equal an uninterrupted run's, and only the pages in flight at the kill (the workflow keeps
+two) are fetched again (counted by the simulator)."""
 
 from __future__ import annotations
 
@@ -104,9 +104,10 @@ async def test_killed_worker_resumes_at_the_page_in_flight(
         assert result.pages_done == result.total_pages == pages
         fetched = Counter(_pages_served(sim))
         assert set(fetched) == set(range(1, pages + 1))
-        again = [page for page, n in fetched.items() if n > 1]
-        assert len(again) == 1 and fetched[again[0]] == 2, fetched
-        assert again[0] in (KILL_AFTER_PAGES, KILL_AFTER_PAGES + 1), (again, served_at_kill)
+        again = sorted(page for page, n in fetched.items() if n > 1)
+        assert 1 <= len(again) <= 2 and all(fetched[n] == 2 for n in again), fetched
+        assert again[-1] - again[0] <= 1, again  # the two pages in flight, next to each other
+        assert again[0] >= KILL_AFTER_PAGES and again[-1] <= served_at_kill, (again, served_at_kill)
         assert result.summary["created"] == len(sim.expected_covers())
         after_kill = digest(engine)
 

@@ -18,6 +18,7 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
+import pydantic_core
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -668,7 +669,7 @@ class InsurerSimulator:
         if str(pagination.get("isTotalRequired", False)).lower() == "true":
             result["pagination"]["totalItems"] = total
             result["pagination"]["totalPages"] = -(-total // size) if total else 0
-        response = JSONResponse(result)
+        response = Response(pydantic_core.to_json(result), media_type="application/json")
         if cut:
             self._cuts_served[page] += 1  # a body cut midway, Content-Length matching the cut
             return Response(
