@@ -18,6 +18,11 @@ last line gives e2e_first_s and e2e_steady_s. The 1M measurement (issue 17: <= 1
 
     .venv/bin/python bench/rules_bench.py --quick --n 100000 \
         --e2e-pg postgresql://postgres@127.0.0.1/postgres --e2e-n 1000000
+
+Same results (`--e2e-digest`): after each run, the MD5 of each table the classification
+writes (risk assessments, alerts, timeline events, fact snapshots; serial ids left out, rows
+in a fixed order): run it before and after a change at 20k and 100k, the digests must match
+(at 1M the tables' text exceeds what one PostgreSQL string may hold).
 """
 
 from __future__ import annotations
@@ -317,6 +322,12 @@ def main() -> None:
         "customers in a scratch PostgreSQL database created through this admin DSN",
     )
     parser.add_argument("--e2e-n", type=int, default=None, help="customers (default 100k)")
+    parser.add_argument(
+        "--e2e-digest",
+        action="store_true",
+        help="after each end-to-end run, print the MD5 of the four tables the classification "
+        "writes (ids left out, rows in a fixed order): equal digests = identical results",
+    )
     args = parser.parse_args()
     n = args.n or (100_000 if args.quick else 1_000_000)
     sample = min(n, args.sample or (3_000 if args.quick else 50_000))
@@ -371,7 +382,7 @@ def main() -> None:
     e2e = ""
     if args.e2e_pg:
         e2e_n = args.e2e_n or (5_000 if args.quick else 100_000)
-        e2e = " " + end_to_end(args.e2e_pg, e2e_n, args.rules)
+        e2e = " " + end_to_end(args.e2e_pg, e2e_n, args.rules, args.e2e_digest)
     print(
         f"BENCH rules customers_per_s={rate:.0f} wall_1m_s={wall_1m:.2f} "
         f"rule_engine_per_s={re_rate:.0f} tree_walking_per_s={walker_rate:.0f}{e2e} "
@@ -486,9 +497,52 @@ def load_portfolio(engine: Any, n: int, seed: int = 7) -> None:
         conn.exec_driver_sql("ANALYZE")
 
 
-def end_to_end(admin_dsn: str, n: int, rules: Path) -> str:
+#: what the classification writes, each table's rows in a fixed order, serial ids left out
+DIGESTS = {
+    "risk_assessments": (
+        "customer_id, risk_class, previous_class, ruleset_hash, explanation, assessed_at",
+        "customer_id, assessed_at",
+    ),
+    "alerts": (
+        "customer_id, name, severity, message, messages, dedup_key, state, ruleset_hash, "
+        "fired_at, acknowledged_by, acknowledged_at, assigned_to",
+        "dedup_key",
+    ),
+    "timeline_events": (
+        "customer_id, at, kind, actor, summary, data",
+        "customer_id, at, kind, summary",
+    ),
+    "customer_fact_snapshots": ("customer_id, facts, ruleset_hash, as_of", "customer_id"),
+}
+
+
+def table_digests(engine: Any) -> dict[str, str]:
+    """Table -> rows:MD5 of its rows (as text, in the order of DIGESTS) without the ids."""
+    out = {}
+    with engine.connect() as conn:
+        for table, (columns, order) in DIGESTS.items():
+            count, digest = conn.exec_driver_sql(
+                "SELECT count(*), md5(coalesce(string_agg(r::text, E'\\n' "
+                f"ORDER BY {order}, r::text), '')) FROM (SELECT {columns} FROM {table}) AS r"
+            ).one()
+            out[table] = f"{count}:{digest}"
+    return out
+
+
+def cpu_seconds() -> float:
+    """CPU seconds of this process and of its children that ended (the classification's
+    forked page workers)."""
+    import resource
+
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def end_to_end(admin_dsn: str, n: int, rules: Path, digest: bool = False) -> str:
     """Classify `n` customers stored in a scratch PostgreSQL database: first run (every
-    customer gets its first assessment written), second run (nothing changes)."""
+    customer gets its first assessment written), second run (nothing changes). `digest`:
+    print the MD5 of the written tables after each run (`table_digests`)."""
     import uuid
     from datetime import UTC, datetime, timedelta
 
@@ -509,18 +563,24 @@ def end_to_end(admin_dsn: str, n: int, rules: Path) -> str:
         load_s = time.perf_counter() - t0
         rs = Ruleset.load(rules)
         now = datetime(2026, 11, 23, 6, tzinfo=UTC)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), cpu_seconds()
         first = classify_portfolio(engine, rs, now=now)
-        first_s = time.perf_counter() - t0
-        t0 = time.perf_counter()
+        first_s, first_cpu = time.perf_counter() - t0, cpu_seconds() - c0
+        if digest:
+            print(f"digest first : {table_digests(engine)}")
+        t0, c0 = time.perf_counter(), cpu_seconds()
         second = classify_portfolio(engine, rs, now=now + timedelta(hours=1))
-        second_s = time.perf_counter() - t0
+        second_s, second_cpu = time.perf_counter() - t0, cpu_seconds() - c0
+        if digest:
+            print(f"digest steady: {table_digests(engine)}")
         engine.dispose()
         print(
             f"end to end   : {n:,} customers from PostgreSQL (loaded in {load_s:.1f} s): "
-            f"first run {first_s:.2f} s ({len(first.changes):,} changes, "
-            f"{len(first.alerts):,} alerts written), second run {second_s:.2f} s "
-            f"({len(second.changes)} changes) = {n / second_s:,.0f} customers/s"
+            f"first run {first_s:.2f} s, {first_cpu:.1f} s CPU ({len(first.changes):,} changes, "
+            f"{len(first.alerts):,} alerts written), second run {second_s:.2f} s, "
+            f"{second_cpu:.1f} s CPU ({len(second.changes)} changes) = "
+            f"{n / second_s:,.0f} customers/s; CPU: the bench's and its worker processes', "
+            "PostgreSQL's not counted"
         )
         return (
             f"e2e_customers={n} e2e_first_s={first_s:.2f} e2e_steady_s={second_s:.2f} "

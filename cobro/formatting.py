@@ -22,31 +22,17 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
-from babel.numbers import format_currency, format_decimal
-
 from cobro.i18n import DEFAULT_LOCALE, current_locale
+from cobro.money_format import decimal_format, money_format
 
 CENTS = Decimal("0.01")
 
 
-@lru_cache(maxsize=64)
-def _babel_locale(locale: str) -> Any:
-    """The parsed Babel locale: Babel parses a locale name again at every call (a tenth of
-    an amount's formatting; the classification formats one per alert message)."""
-    from babel import Locale
-
-    return Locale.parse(locale)
-
-
 def money(amount: Any, currency: str, locale: str | None = None, *, whole: bool = False) -> str:
-    """An amount with its currency, in the locale's way; `whole` drops the cents."""
-    value = Decimal(str(amount))
-    parsed = _babel_locale(locale or current_locale())
-    if whole:
-        return format_currency(
-            value, currency, locale=parsed, format="¤#,##0", currency_digits=False
-        )
-    return format_currency(value, currency, locale=parsed)
+    """An amount with its currency, in the locale's way; `whole` drops the cents. Babel's
+    `format_currency` text, its pattern read once per locale and currency
+    (`cobro.money_format`: the classification formats millions of amounts)."""
+    return money_format(locale or current_locale(), currency, whole)(Decimal(str(amount)))
 
 
 def currency_name(code: str, locale: str | None = None) -> str:
@@ -71,7 +57,7 @@ def money_or_dash(
 def amount(value: Any, locale: str | None = None, digits: int = 2) -> str:
     """A plain number with grouping and `digits` decimals (no currency)."""
     pattern = "#,##0" + ("." + "0" * digits if digits > 0 else "")
-    return format_decimal(Decimal(str(value)), format=pattern, locale=locale or current_locale())
+    return decimal_format(locale or current_locale(), pattern)(Decimal(str(value)))
 
 
 def percent(value: Any, locale: str | None = None, digits: int = 1) -> str:
@@ -129,6 +115,17 @@ def day_month(value: date, locale: str | None = None) -> str:
 
 def decimal_text(value: Decimal) -> str:
     """Exact decimal text, at least to the cent: 12.5 -> "12.50", 0.12345 -> "0.12345"."""
+    if not value.is_finite():
+        return _decimal_text(value)
+    text = format(value.normalize(), "f")  # as many decimals as the exponent says
+    dot = text.find(".")
+    if dot < 0 or len(text) - dot < 3:  # fewer than 2 decimals: to the cent
+        return format(value.quantize(CENTS), "f")
+    return text
+
+
+def _decimal_text(value: Decimal) -> str:
+    """`decimal_text` as it was first written (what it does with NaN and infinities)."""
     short = value.normalize()
     if short.as_tuple().exponent > -2:  # type: ignore[operator]
         short = value.quantize(CENTS)
@@ -137,6 +134,11 @@ def decimal_text(value: Decimal) -> str:
 
 def jsonable(value: Any) -> Any:
     """JSON-ready: dates as ISO text, Decimals as exact text, containers walked."""
+    kind = type(value)
+    if kind in _AS_IS:  # the common scalars first (a classification writes millions)
+        return value
+    if kind is dict:
+        return {k: v if type(v) in _AS_IS else jsonable(v) for k, v in value.items()}
     if isinstance(value, Decimal):
         return decimal_text(value)
     if isinstance(value, date | datetime):
@@ -146,3 +148,6 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [jsonable(v) for v in value]
     return value
+
+
+_AS_IS = frozenset({str, int, bool, float, type(None)})  # exact types jsonable returns as is

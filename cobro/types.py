@@ -46,6 +46,8 @@ class Money(TypeDecorator[Decimal]):
             return None
         if dialect.name == "sqlite":
             return (Decimal(int(value)) / _SCALE_FACTOR).quantize(_QUANTUM)
+        if type(value) is Decimal:  # what psycopg gives: no copy before quantizing
+            return value.quantize(_QUANTUM)
         return Decimal(value).quantize(_QUANTUM)
 
 

@@ -16,7 +16,7 @@ obligations read the conditions' facts as of the day they are computed for).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -71,18 +71,9 @@ def _covers(
                 InsurerCover.valid_from,
                 InsurerCover.valid_until,
             ).where(where)
-        ):
+        ).all():
             out.setdefault(cid, []).append(tuple(row))  # type: ignore[arg-type]
     return out
-
-
-def _in_force(cover: _Cover, day: date) -> bool:
-    _, _, _, status, valid_from, valid_until = cover
-    return (
-        (status or "").lower() in ACTIVE_STATUSES
-        and (valid_from is None or valid_from <= day)
-        and (valid_until is None or valid_until >= day)
-    )
 
 
 def _amounts(cid: int, covers: list[_Cover], in_force: tuple[bool, ...]) -> dict[str, Any]:
@@ -111,13 +102,16 @@ def insured_on(
     pairs: Iterable[tuple[int, date]],
     facts_on: date | None = None,
     id_range: tuple[int, int] | None = None,
+    facts: Mapping[int, Any] | None = None,
 ) -> dict[tuple[int, date], Insured]:
     """(customer id, day) -> whether and how the customer is insured that day. The covers in
     force are those of that day; the unnamed-buyer conditions read the rule facts of that
     day, or, with `facts_on`, of that one day for every pair (one facts computation instead
     of one per distinct day: the bulk obligations' choice). `id_range`: every customer of
     the pairs has its id in it (a page of the portfolio): covers and facts are read by that
-    range rather than by lists of thousands of ids."""
+    range rather than by lists of thousands of ids. `facts`: with `facts_on`, the rule
+    facts of the customers as of that day when the caller has them already (the
+    classification's page): used instead of reading them again."""
     wanted = sorted(set(pairs))
     if not wanted:
         return {}
@@ -127,9 +121,20 @@ def insured_on(
     per_day_facts = rules.needs_facts and bool(rules.unnamed_buyers) and facts_on is None
     amounts: dict[tuple[int, date], dict[str, Any]] = {}
     shared: dict[tuple[int, tuple[bool, ...]], dict[str, Any]] = {}
+    # per customer, each cover's status test and validity: in force on a day when its status
+    # is one of ACTIVE_STATUSES and the day is within its validity (as `cover_in_force`)
+    checks: dict[int, list[tuple[bool, date | None, date | None]]] = {}
     for cid, day in wanted:
         mine = covers.get(cid, [])
-        in_force = tuple(_in_force(c, day) for c in mine)
+        tests = checks.get(cid)
+        if tests is None:
+            tests = checks[cid] = [
+                ((c[3] or "").lower() in ACTIVE_STATUSES, c[4], c[5]) for c in mine
+            ]
+        in_force = tuple(
+            ok and (since is None or since <= day) and (until is None or until >= day)
+            for ok, since, until in tests
+        )
         if per_day_facts:
             amounts[(cid, day)] = _amounts(cid, mine, in_force)
             continue
@@ -146,7 +151,9 @@ def insured_on(
         if facts_on is not None:
             wanted_ids = sorted({cid for ids in needing.values() for cid in ids})
             on_day: dict[int, Any] = {}
-            if id_range is not None and 4 * len(wanted_ids) > id_range[1] - id_range[0] + 1:
+            if facts is not None and all(cid in facts for cid in wanted_ids):
+                on_day = {cid: facts[cid] for cid in wanted_ids}
+            elif id_range is not None and 4 * len(wanted_ids) > id_range[1] - id_range[0] + 1:
                 on_day.update(facts_for_range(conn, facts_on, *id_range))
             else:
                 for batch in iter_facts(conn, facts_on, ids=wanted_ids, batch_size=CHUNK):

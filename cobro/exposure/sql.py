@@ -91,7 +91,7 @@ def amounts_batch(
         )
         .where(_in_batch(Customer.id, ids, lo, hi))
         .order_by(Customer.id)
-    ):
+    ).all():
         rows[cid] = {
             "customer_id": cid,
             "account": account,
@@ -145,7 +145,7 @@ def amounts_batch(
             _sum_if(o.amount, and_(positive, not_due, disputed)),
             _sum_if(o.amount, o.amount < 0),
         ).group_by(o.cid, o.currency)
-    ):
+    ).all():
         open_by.setdefault(cid, {})[currency] = {
             "overdue": overdue,
             "not_due": current,
@@ -175,7 +175,7 @@ def amounts_batch(
             InsurerCover.policy_id,
         )
         .order_by(InsurerCover.customer_id, InsurerCover.policy_id)
-    ):
+    ).all():
         covers_by.setdefault(cid, []).append((currency, bool(nominative), policy, amount))
 
     for cid, r in rows.items():  # the exposure currency's amounts only

@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from functools import cache
 from gettext import GNUTranslations, NullTranslations
 from pathlib import Path
@@ -53,15 +51,22 @@ def current_locale() -> str:
     return _current.get() or environment_locale()
 
 
-@contextmanager
-def using(locale: str | None) -> Iterator[str]:
-    """Run the block in `locale` (normalised; unknown or None: English)."""
-    chosen = normalise(locale) or DEFAULT_LOCALE
-    token = _current.set(chosen)
-    try:
-        yield chosen
-    finally:
-        _current.reset(token)
+class using:
+    """Run the block in `locale` (normalised; unknown or None: English). A class rather than
+    a generator context manager: the classification enters one per message and language."""
+
+    __slots__ = ("_tokens", "chosen")
+
+    def __init__(self, locale: str | None) -> None:
+        self.chosen = normalise(locale) or DEFAULT_LOCALE
+        self._tokens: list[Token[str | None]] = []
+
+    def __enter__(self) -> str:
+        self._tokens.append(_current.set(self.chosen))
+        return self.chosen
+
+    def __exit__(self, *exc: object) -> None:
+        _current.reset(self._tokens.pop())
 
 
 def negotiate(accept_language: str | None) -> str | None:

@@ -28,15 +28,14 @@ An invoice is `declared` once its overdue declaration (OVD) was filed with the i
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from operator import itemgetter
 from typing import Any, NamedTuple
 
+from cobro.collector import collector_paused
 from cobro.insurers.terms import InsuranceTerms, PolicyTerms, add_days, deadlines
 
 ZERO = Decimal("0.0000")
@@ -204,21 +203,6 @@ _BY_DUE = itemgetter(3, 2)  # InsuredInvoice: due_date, number
 _new = tuple.__new__  # a named tuple without its Python-level __new__ (a million a second)
 
 
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while obligations pile up. A million named tuples
-    of dates, decimals and strings make no reference cycle (reference counting frees them),
-    but each allocation counts towards a collection, and every collection walks the whole
-    growing list: 40 % of the bulk computation's CPU. Resumed at the end, as it was found."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
-
-
 def _customer_obligations(invoices: list[InsuredInvoice], run: _Run, out: list[Obligation]) -> None:
     """Append the obligations of one customer's insured open invoices to `out`."""
     if len(invoices) > 1:
@@ -320,7 +304,7 @@ def compute_obligations(
     cyclic collector paused meanwhile)."""
     run = _Run(terms, as_of)
     out: list[Obligation] = []
-    with _collector_paused():
+    with collector_paused():
         for group in _grouped(invoices):
             _customer_obligations(group, run, out)
     return out
@@ -409,7 +393,7 @@ def facts_by_customer(
     """Per customer: days to its next declaration / claim deadline (none passed yet), days to
     its stop-supply date (negative once passed), declarations missed, amount at risk."""
     out: dict[int, CustomerObligationFacts] = {}
-    with _collector_paused():
+    with collector_paused():
         _add_facts(obligations, as_of, out)
     return out
 

@@ -14,7 +14,7 @@ by the pure `cobro.insurers.obligations`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -48,10 +48,19 @@ class ObligationRules:
         return bool(self.terms.policies)
 
 
+_new = tuple.__new__  # a named tuple without its Python-level __new__ (one per open invoice)
+
+
 def _where(ids: Sequence[int] | None, lo: int, hi: int) -> Any:
     if ids is not None:
         return Invoice.customer_id.in_(ids)
-    return and_(Invoice.customer_id >= lo, Invoice.customer_id <= hi)
+    # the customers' range too: without it PostgreSQL hashes every customer for each page
+    return and_(
+        Invoice.customer_id >= lo,
+        Invoice.customer_id <= hi,
+        Customer.id >= lo,
+        Customer.id <= hi,
+    )
 
 
 def insured_invoices(
@@ -62,11 +71,13 @@ def insured_invoices(
     lo: int = 0,
     hi: int = 0,
     exact: bool = False,
+    facts: Mapping[int, Mapping[str, Any]] | None = None,
 ) -> list[InsuredInvoice]:
     """The open invoices of the customers `ids` (or with id in [lo, hi]) insured at their due
     date (the covers in force that day; an unnamed-buyer policy's conditions read the facts
     of `as_of`, or with `exact` those of each due date, as the dunning step decides it for
-    one customer), grouped by customer, oldest due first."""
+    one customer), grouped by customer, oldest due first. `facts`: the rule facts of these
+    customers as of `as_of` (`cobro.rules.facts_sql`) when the caller has them already."""
     rows = conn.execute(
         select(
             Invoice.customer_id,
@@ -95,6 +106,7 @@ def insured_invoices(
         {(r[0], r[3]) for r in rows},
         facts_on=None if exact else as_of,
         id_range=(lo, hi) if ids is None else None,
+        facts=None if exact else facts,
     )
     declared = _declared(conn, ids, lo, hi)
     out: list[InsuredInvoice] = []
@@ -102,19 +114,22 @@ def insured_invoices(
         d = decisions[(cid, due)]
         if d.insured:
             out.append(
-                InsuredInvoice(
-                    cid,
-                    account,
-                    number,
-                    due,
-                    currency,
-                    open_amount,
-                    d.policies,
-                    d.amount,
-                    d.basis,
-                    oldest[cid],
-                    bool(disputed),
-                    invoice_id in declared,
+                _new(
+                    InsuredInvoice,
+                    (
+                        cid,
+                        account,
+                        number,
+                        due,
+                        currency,
+                        open_amount,
+                        d.policies,
+                        d.amount,
+                        d.basis,
+                        oldest[cid],
+                        bool(disputed),
+                        invoice_id in declared,
+                    ),
                 )
             )
     return out
@@ -174,12 +189,14 @@ def obligation_facts(
     ids: Sequence[int] | None = None,
     lo: int = 0,
     hi: int = 0,
+    facts: Mapping[int, Mapping[str, Any]] | None = None,
 ) -> dict[int, dict[str, Any]]:
     """Customer id -> its obligation rule facts (`cobro.rules.facts`), for the customers
-    `ids` (or with id in [lo, hi]) that have insured open invoices; nothing without terms."""
+    `ids` (or with id in [lo, hi]) that have insured open invoices; nothing without terms.
+    `facts`: their rule facts as of `as_of` when the caller has them (`insured_invoices`)."""
     if not rules.any_terms:
         return {}
-    invoices = insured_invoices(conn, as_of, rules, ids=ids, lo=lo, hi=hi)
+    invoices = insured_invoices(conn, as_of, rules, ids=ids, lo=lo, hi=hi, facts=facts)
     facts = pure.facts_by_customer(pure.iter_obligations(invoices, rules.terms, as_of), as_of)
     return {cid: f.as_facts() for cid, f in facts.items()}
 

@@ -42,7 +42,9 @@ from sqlalchemy import Connection, Engine, case, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from cobro.bulk import bulk_insert
+from cobro.collector import collector_paused
 from cobro.db import default_engine, transaction
+from cobro.forked import forked_map
 from cobro.formatting import jsonable
 from cobro.i18n import using
 from cobro.models import (
@@ -132,16 +134,19 @@ def _trace_json(t: ConditionTrace) -> dict[str, Any]:
     return {"name": t.name, "when": t.when, "value": t.value, "facts": jsonable(t.facts)}
 
 
-def explanation_json(expl: Explanation, facts: Facts) -> dict[str, Any]:
+def explanation_json(
+    expl: Explanation, facts: Facts, lines: list[str] | None = None
+) -> dict[str, Any]:
     """What a RiskAssessment stores: the matched class and condition with the facts it read,
-    why each earlier class did not match, the text shown to humans, and every fact."""
+    why each earlier class did not match, the text shown to humans, and every fact.
+    `lines`: `expl.lines()` when the caller has them already."""
     return {
         "risk_class": expl.risk_class,
         "rule_index": expl.rule_index,
         "because": expl.because,
         "matched": _trace_json(expl.matched) if expl.matched else None,
         "rejected": [_trace_json(t) for t in expl.rejected],
-        "text": str(expl),
+        "text": str(expl) if lines is None else "\n".join(lines),
         "facts": jsonable(dict(facts)),
     }
 
@@ -298,7 +303,7 @@ def _episode_states(
         select(Alert.customer_id, Alert.name, func.count(), func.max(Alert.fired_at), unresolved)
         .where(wanted)
         .group_by(Alert.customer_id, Alert.name)
-    )
+    ).all()
     out = {}
     for cid, name, count, last, open_count in rows:
         active = bool(open_count)
@@ -312,11 +317,14 @@ def add_obligation_facts(
     batch: Sequence[tuple[int, Facts]],
     now: datetime,
     id_range: tuple[int, int] | None = None,
+    base_facts: dict[int, Facts] | None = None,
 ) -> None:
     """Fill in the insurer-obligation facts of `batch` (in place) under `ruleset`'s
-    insurance.yaml and exposure.yaml (`Ruleset.obligation_facts`)."""
+    insurance.yaml and exposure.yaml (`Ruleset.obligation_facts`). `base_facts`: the facts
+    of `batch` as `cobro.rules.facts_sql` gave them (`rule_facts(base=...)`)."""
     ids = [cid for cid, _ in batch]
-    found = ruleset.obligation_facts(session.connection(), now.date(), ids, id_range)
+    conn = session.connection()
+    found = ruleset.obligation_facts(conn, now.date(), ids, id_range, base_facts)
     if not found:
         return
     for cid, facts in batch:
@@ -331,11 +339,14 @@ def classify_facts(
     now: datetime,
     write: bool = True,
     id_range: tuple[int, int] | None = None,
+    base_facts: dict[int, Facts] | None = None,
 ) -> ClassifyReport:
     """Classify one batch of customers (their stored facts) and write the changes.
     `id_range`: the batch is every customer with an id in that range (`classify_page`): the
-    queries select that range rather than a list of thousands of ids."""
-    add_obligation_facts(session, ruleset, batch, now, id_range)
+    queries select that range rather than a list of thousands of ids. `base_facts`: the
+    facts of the batch before its limit facts (`rule_facts(base=...)`), read by the
+    unnamed-buyer conditions of the obligations instead of a second facts query."""
+    add_obligation_facts(session, ruleset, batch, now, id_range, base_facts)
     report = ClassifyReport(ruleset.hash)
     team_language = _team_language()
     classifier = ruleset.classifier
@@ -358,7 +369,8 @@ def classify_facts(
         previous = stored.get("risk_class")
         if risk_class != previous:
             expl = classifier.explain(facts, i)
-            summary = f"risk class {previous or UNCLASSIFIED} → {risk_class}: {expl.lines()[0]}"
+            lines = expl.lines()
+            summary = f"risk class {previous or UNCLASSIFIED} → {risk_class}: {lines[0]}"
             report.changes.append(
                 ClassChange(cid, stored["account"], previous, risk_class, summary)
             )
@@ -369,7 +381,7 @@ def classify_facts(
                         "risk_class": risk_class,
                         "previous_class": previous,
                         "ruleset_hash": ruleset.hash,
-                        "explanation": explanation_json(expl, facts),
+                        "explanation": explanation_json(expl, facts, lines),
                         "assessed_at": now,
                     }
                 )
@@ -526,11 +538,13 @@ def classify_page(
     now: datetime | None = None,
     write: bool = True,
 ) -> ClassifyReport:
-    """One page of customers (ids in [lo, hi]) in one transaction: facts, rules, changes."""
+    """One page of customers (ids in [lo, hi]) in one transaction: facts, rules, changes
+    (the cyclic garbage collector paused meanwhile: `cobro.collector`)."""
     now = _now(now)
-    with transaction(engine) as session:
-        batch = rule_facts(session, ruleset, now.date(), lo=lo, hi=hi)
-        return classify_facts(session, ruleset, batch, now, write, id_range=(lo, hi))
+    with collector_paused(), transaction(engine) as session:
+        base: dict[int, Facts] = {}
+        batch = rule_facts(session, ruleset, now.date(), lo=lo, hi=hi, base=base)
+        return classify_facts(session, ruleset, batch, now, write, (lo, hi), base)
 
 
 def rule_facts(
@@ -540,15 +554,21 @@ def rule_facts(
     ids: Sequence[int] | None = None,
     lo: int = 0,
     hi: int = 0,
+    base: dict[int, Facts] | None = None,
 ) -> list[tuple[int, Facts]]:
     """The rule facts of the customers `ids` (or with id in [lo, hi]), their limit facts
-    from the exposure engine under the ruleset's exposure.yaml."""
+    from the exposure engine under the ruleset's exposure.yaml. `base`: filled with a copy
+    of each customer's facts before its limit facts (for `classify_facts(base_facts=...)`)."""
     conn = session.connection()
     if ids is not None:
         batch = [item for part in iter_facts(conn, day, ids, max(len(ids), 1)) for item in part]
-        ruleset.fill_limit_facts(conn, day, batch)
     else:
         batch = facts_for_range(conn, day, lo, hi)
+    if base is not None:
+        base.update((cid, dict(facts)) for cid, facts in batch)
+    if ids is not None:
+        ruleset.fill_limit_facts(conn, day, batch)
+    else:
         ruleset.fill_limit_facts(conn, day, batch, id_range=(lo, hi))
     return batch
 
@@ -558,6 +578,22 @@ def pages(engine: Engine | None, batch_size: int = BATCH_SIZE) -> list[tuple[int
         return list(customer_id_pages(session.connection(), batch_size))
 
 
+#: pages of the portfolio classified side by side on PostgreSQL (`classify_portfolio`), one
+#: per forked process (`cobro.forked`): the rules of a page are CPU-bound Python, one core
+#: each, and while one page waits on PostgreSQL (its queries, its COPY) the other runs. Pages
+#: are disjoint sets of customers, each in its own transaction: the rows written are the same
+PAGES_IN_FLIGHT = 2
+
+
+def _page(shared: tuple[Engine, Ruleset, datetime, bool], page: tuple[int, int]) -> ClassifyReport:
+    engine, ruleset, now, write = shared
+    return classify_page(engine, ruleset, page[0], page[1], now, write)
+
+
+def _forked(shared: tuple[Engine, Ruleset, datetime, bool]) -> None:
+    shared[0].dispose(close=False)  # the child's own connections, never the parent's
+
+
 def classify_portfolio(
     engine: Engine | None = None,
     ruleset: Ruleset | None = None,
@@ -565,22 +601,30 @@ def classify_portfolio(
     ids: Iterable[int] | None = None,
     write: bool = True,
     batch_size: int = BATCH_SIZE,
+    in_flight: int = PAGES_IN_FLIGHT,
 ) -> ClassifyReport:
     """Classify every customer (or `ids`), one transaction per batch; `write=False` only
-    reports what would change."""
+    reports what would change. The whole portfolio goes page by page; on PostgreSQL
+    `in_flight` pages at a time in forked processes, the report merged in page order (a
+    failed page raises; the pages being classified beside it may commit: each page is its
+    own transaction, and classifying again writes only what is still to change)."""
     now = _now(now)
     ruleset = ruleset or load_active_ruleset(engine)
     report = ClassifyReport(ruleset.hash)
     if ids is not None:
         wanted = sorted(set(ids))
         for start in range(0, len(wanted), batch_size):
-            with transaction(engine) as session:
+            with collector_paused(), transaction(engine) as session:
                 chunk = wanted[start : start + batch_size]
-                batch = rule_facts(session, ruleset, now.date(), ids=chunk)
-                report.merge(classify_facts(session, ruleset, batch, now, write))
+                base: dict[int, Facts] = {}
+                batch = rule_facts(session, ruleset, now.date(), ids=chunk, base=base)
+                report.merge(classify_facts(session, ruleset, batch, now, write, base_facts=base))
         return report
-    for lo, hi in pages(engine, batch_size):
-        report.merge(classify_page(engine, ruleset, lo, hi, now, write))
+    engine = engine or default_engine()
+    todo = pages(engine, batch_size)
+    workers = in_flight if engine.dialect.name == "postgresql" else 1  # SQLite: one writer
+    for page in forked_map(_page, (engine, ruleset, now, write), todo, workers, _forked):
+        report.merge(page)
     return report
 
 

@@ -292,7 +292,7 @@ class AlertEvaluator:
         it to each `render` of that customer's alerts."""
         from cobro.rules.templates import template_context
 
-        return template_context(dict(facts), dict(thresholds), self.env)
+        return template_context(facts, thresholds, self.env)
 
     def render(
         self,
@@ -305,10 +305,12 @@ class AlertEvaluator:
         """The message in `language` when the rule has one in it, else its default (render
         inside `cobro.i18n.using(language)` for that language's numbers and money).
         `context`: `self.context(facts, thresholds)` when the caller has it already."""
+        from cobro.rules.templates import render_with
+
         template = rule.translations.get(language or "", rule.template)
         ctx = context if context is not None else self.context(facts, thresholds)
         try:
-            return template.render(ctx)
+            return render_with(template, ctx)
         except Exception as exc:  # a message must never break the evaluation of alerts
             return f"{rule.name} (message could not be rendered: {type(exc).__name__}: {exc})"
 

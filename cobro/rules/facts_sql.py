@@ -174,7 +174,7 @@ def _batch_facts(
         )
         .where(_in_batch(Customer.id, ids, lo, hi))
         .order_by(Customer.id)
-    )
+    ).all()
     for cid, account, name, country, segment in customers:
         facts[cid] = {
             "name": name,
@@ -227,7 +227,7 @@ def _batch_facts(
             Invoice.open_amount > literal_column("0"),  # inlined: the open invoices' index
         )
         .group_by(Invoice.customer_id)
-    )
+    ).all()
     for cid, outstanding, overdue_amount, disputed, oldest_due, count in invoices:
         f = facts.get(cid)
         if f is None:
@@ -254,7 +254,7 @@ def _batch_facts(
             func.coalesce(InsurerCover.decision_date, InsurerCover.request_date),
             InsurerCover.id,
         )
-    )
+    ).all()
     cover_state: dict[int, dict[str, Any]] = {}
     for cid, status, granted, valid_from, valid_until in covers:
         st = cover_state.setdefault(cid, {"amount": None, "expires": None, "status": "none"})
@@ -302,7 +302,7 @@ def _batch_facts(
     )
     for cid, grade, rn in conn.execute(
         select(ranked.c.cid, ranked.c.grade, ranked.c.rn).where(ranked.c.rn <= 2)
-    ):
+    ).all():
         if cid in facts:
             facts[cid]["grade" if rn == 1 else "previous.grade"] = grade
 
@@ -323,7 +323,7 @@ def _batch_facts(
     )
     for cid, risk_class, rn in conn.execute(
         select(ranked_ra.c.cid, ranked_ra.c.risk_class, ranked_ra.c.rn).where(ranked_ra.c.rn <= 2)
-    ):
+    ).all():
         if cid in facts:
             facts[cid]["risk_class" if rn == 1 else "previous.risk_class"] = risk_class
 
@@ -342,7 +342,7 @@ def _batch_facts(
             a.payment_date <= as_of,
         )
         .group_by(a.customer_id)
-    ):
+    ).all():
         if cid in facts and count:
             facts[cid]["avg_days_late"] = (Decimal(int(total)) / count).quantize(_DAYS)
 
@@ -350,7 +350,7 @@ def _batch_facts(
         select(Payment.customer_id, func.max(Payment.date))
         .where(_in_batch(Payment.customer_id, ids, lo, hi), Payment.date <= as_of)
         .group_by(Payment.customer_id)
-    ):
+    ).all():
         if cid in facts:
             facts[cid]["last_payment_date"] = last_date
 
@@ -371,7 +371,7 @@ def _batch_facts(
             when < until,
         )
         .group_by(DunningPause.customer_id)
-    ):
+    ).all():
         if cid in facts:
             facts[cid]["broken_promises"] = count
 
@@ -380,7 +380,7 @@ def _batch_facts(
         select(CustomerFactSnapshot.customer_id, CustomerFactSnapshot.facts).where(
             _in_batch(CustomerFactSnapshot.customer_id, ids, lo, hi)
         )
-    ):
+    ).all():
         if cid in facts:
             facts[cid].update(previous_from_snapshot(stored))
 

@@ -73,19 +73,23 @@ class Ruleset:
         as_of: date,
         ids: Sequence[int],
         id_range: tuple[int, int] | None = None,
+        facts: Mapping[int, Mapping[str, Any]] | None = None,
     ) -> dict[int, dict[str, Any]]:
         """The insurer-obligation facts (`days_to_declaration_deadline`, `stop_supply`...) of
         the customers `ids` that have insured open invoices, under this ruleset's
         insurance.yaml and exposure.yaml ({} without policy terms). `id_range`: `ids` are
-        every customer with an id in that range (a page): read by range, not by id list."""
+        every customer with an id in that range (a page): read by range, not by id list.
+        `facts`: their rule facts as of `as_of` (before the limit and obligation facts) when
+        the caller has them: the unnamed-buyer conditions read them, not a new query."""
         from cobro.insurers.obligations_sql import ObligationRules, obligation_facts
 
         rules = ObligationRules.of(self)
         if not rules.any_terms or not ids:
             return {}
         if id_range is not None:
-            return obligation_facts(conn, as_of, rules, lo=id_range[0], hi=id_range[1])
-        return obligation_facts(conn, as_of, rules, ids=ids)
+            lo, hi = id_range
+            return obligation_facts(conn, as_of, rules, lo=lo, hi=hi, facts=facts)
+        return obligation_facts(conn, as_of, rules, ids=ids, facts=facts)
 
     def fill_limit_facts(
         self, conn: Any, day: date, batch: Any, id_range: tuple[int, int] | None = None

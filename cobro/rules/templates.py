@@ -17,6 +17,7 @@ cents), `days` (12 -> "12 days", "12 días"), `label` (a stored code in words:
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -113,10 +114,11 @@ def _msg(where: TextPos, text: str, lineno: int | None, needle: str | None, mess
     return where.message(line, col, message)
 
 
-def template_context(facts: dict[str, Any], thresholds: dict[str, Any], names: Env) -> dict:
+def template_context(facts: Mapping[str, Any], thresholds: Mapping[str, Any], names: Env) -> dict:
     """What a message sees: every known fact (null when missing), `previous.x` as
-    `previous.x`, and the thresholds in force for the customer's segment."""
-    ctx: dict[str, Any] = {}
+    `previous.x`, and the thresholds in force for the customer's segment; with the
+    environment's globals under them, as `Template.render` adds them (`render_with`)."""
+    ctx: dict[str, Any] = dict(ENVIRONMENT.globals)
     previous: dict[str, Any] = {}
     get = facts.get
     for name in names.vars:
@@ -127,3 +129,19 @@ def template_context(facts: dict[str, Any], thresholds: dict[str, Any], names: E
     ctx.update(thresholds)
     ctx["previous"] = previous
     return ctx
+
+
+def render_with(template: jinja2.Template, context: dict[str, Any]) -> str:
+    """`template.render(context)` without its two copies of `context` (a dict of the
+    variables, then one with the globals under them): `context` is a `template_context`
+    (the globals already in it), shared by the renders of one customer's messages and
+    never modified by them (a template's own variables live in its Jinja context)."""
+    environment = template.environment
+    # the context `Template.new_context(context, shared=True)` makes, less the set of the
+    # globals' names it builds for imports and includes (refused in a message)
+    ctx = environment.context_class(environment, context, template.name, template.blocks)
+    try:
+        return environment.concat(template.root_render_func(ctx))  # type: ignore[attr-defined]
+    except Exception:
+        environment.handle_exception()
+        raise  # handle_exception re-raises: never reached
