@@ -337,6 +337,46 @@ def load() -> str:
     return "/".join(f"{x:.2f}" for x in os.getloadavg())
 
 
+class StageClock:
+    """The stages of a morning one after the other: each one's wall time and the CPU seconds
+    it cost by process (`cpu_seconds`), from the previous lap."""
+
+    def __init__(self) -> None:
+        self.wall: dict[str, float] = {}
+        self.cpu: dict[str, dict[str, float]] = {}
+        self.started = time.perf_counter()
+        self.first = self._mark = cpu_seconds()
+        self._lap = self.started
+
+    def lap(self, name: str) -> dict[str, float]:
+        """Close stage `name` (begun at the previous lap) and return its CPU by process."""
+        now, cpu = time.perf_counter(), cpu_seconds()
+        self.wall[name] = now - self._lap
+        self.cpu[name] = cpu_delta(self._mark, cpu)
+        self._lap, self._mark = now, cpu
+        return self.cpu[name]
+
+    def total_cpu(self) -> dict[str, float]:
+        return cpu_delta(self.first, self._mark)
+
+
+async def wait_sent(target: int, workers: list[Any], progress: bool = False) -> None:
+    """Until `target` contacts are `sent` (a deadline of 10 min + 1 s per contact); a worker
+    that exits ends the bench. `progress`: a line every 15 s."""
+    deadline = time.monotonic() + 600 + target
+    last_print = time.monotonic()
+    while (sent := await asyncio.to_thread(sent_count)) < target:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{sent}/{target} contacts sent at the deadline")
+        for proc, log in workers:
+            if proc.poll() is not None:
+                raise SystemExit(f"a worker exited:\n{log.read_text()[-2000:]}")
+        if progress and time.monotonic() - last_print > 15:
+            print(f"   {sent:,}/{target:,} sent; load {load()}", flush=True)
+            last_print = time.monotonic()
+        await asyncio.sleep(0.25)
+
+
 async def run(args: argparse.Namespace) -> None:
     from cobro.db import default_engine, make_engine
     from cobro.dunning.notify import notify_changed
@@ -429,76 +469,52 @@ async def run(args: argparse.Namespace) -> None:
             )
 
             engine = make_engine(url)
-            morning = time.perf_counter()
-            cpu: dict[str, dict[str, float]] = {}
-            mark = cpu_start = cpu_seconds()
+            clock = StageClock()
 
             # 1. insurer sync
-            t = time.perf_counter()
             async with connector(base_url) as insurer:
                 summary = await run_sync(
                     engine, insurer, full=True, today=today, page_size=PAGE_SIZE
                 )
-            stages["sync"] = time.perf_counter() - t
-            now_cpu = cpu_seconds()
-            cpu["sync"], mark = cpu_delta(mark, now_cpu), now_cpu
+            spent = clock.lap("sync")
             print(
-                f"1. sync: {summary['fetched']:,} covers in {stages['sync']:.1f} s "
+                f"1. sync: {summary['fetched']:,} covers in {clock.wall['sync']:.1f} s "
                 f"(created {summary['created']:,}, unmatched {summary['unmatched']:,}); "
-                f"{show_cpu(cpu['sync'])}; load {load()}",
+                f"{show_cpu(spent)}; load {load()}",
                 flush=True,
             )
 
             # 2. classification
-            t = time.perf_counter()
             report = await asyncio.to_thread(
                 classify_portfolio, engine, Ruleset.load(rules), datetime.now(UTC)
             )
-            stages["classify"] = time.perf_counter() - t
-            now_cpu = cpu_seconds()
-            cpu["classify"], mark = cpu_delta(mark, now_cpu), now_cpu
+            spent = clock.lap("classify")
             print(
-                f"2. classify: {n:,} customers in {stages['classify']:.1f} s "
+                f"2. classify: {n:,} customers in {clock.wall['classify']:.1f} s "
                 f"({len(report.changes):,} changes, {len(report.alerts):,} alerts, "
-                f"classes {dict(sorted(report.classes.items()))}); {show_cpu(cpu['classify'])}; "
+                f"classes {dict(sorted(report.classes.items()))}); {show_cpu(spent)}; "
                 f"load {load()}",
                 flush=True,
             )
 
             # 3. wake-ups: every dunning workflow started (the first morning)
-            t = time.perf_counter()
             change = FactsChanged("invoices_changed", "morning bench")
             woken = await notify_changed(client, engine, change, settings=settings)
-            stages["wakeups"] = time.perf_counter() - t
-            now_cpu = cpu_seconds()
-            cpu["wakeups"], mark = cpu_delta(mark, now_cpu), now_cpu
+            spent = clock.lap("wakeups")
             sent_then = await asyncio.to_thread(sent_count)
             print(
-                f"3. wake-ups: {woken.summary()} in {stages['wakeups']:.1f} s "
-                f"({woken.signalled / stages['wakeups']:,.0f}/s); "
-                f"{sent_then:,}/{expected:,} contacts already sent; {show_cpu(cpu['wakeups'])}; "
+                f"3. wake-ups: {woken.summary()} in {clock.wall['wakeups']:.1f} s "
+                f"({woken.signalled / clock.wall['wakeups']:,.0f}/s); "
+                f"{sent_then:,}/{expected:,} contacts already sent; {show_cpu(spent)}; "
                 f"load {load()}",
                 flush=True,
             )
 
             # 4. the tail of the day's contacts
-            t = time.perf_counter()
-            deadline = time.monotonic() + 600 + expected
-            last_print = time.monotonic()
-            while (sent := await asyncio.to_thread(sent_count)) < expected:
-                if time.monotonic() > deadline:
-                    raise SystemExit(f"{sent}/{expected} contacts sent at the deadline")
-                for proc, log in workers:
-                    if proc.poll() is not None:
-                        raise SystemExit(f"a worker exited:\n{log.read_text()[-2000:]}")
-                if time.monotonic() - last_print > 15:
-                    print(f"   {sent:,}/{expected:,} sent; load {load()}", flush=True)
-                    last_print = time.monotonic()
-                await asyncio.sleep(0.25)
-            stages["contacts"] = time.perf_counter() - t
-            now_cpu = cpu_seconds()
-            cpu["contacts"], mark = cpu_delta(mark, now_cpu), now_cpu
-            total = time.perf_counter() - morning
+            await wait_sent(expected, workers, progress=True)
+            spent = clock.lap("contacts")
+            total = time.perf_counter() - clock.started
+            stages = clock.wall
             rows = await asyncio.to_thread(communications)
             if len(rows) != expected or any(r.status != "sent" for r in rows):
                 raise SystemExit(
@@ -509,10 +525,10 @@ async def run(args: argparse.Namespace) -> None:
             print(
                 f"4. contacts: the last ones {stages['contacts']:.1f} s after the last start; "
                 f"captured {emails:,} emails and {sms:,} SMS, each exactly once; "
-                f"{show_cpu(cpu['contacts'])}; load {load()}",
+                f"{show_cpu(spent)}; load {load()}",
                 flush=True,
             )
-            morning_cpu = cpu_delta(cpu_start, mark)
+            morning_cpu = clock.total_cpu()
             print(
                 f"morning: {total:.1f} s for {n:,} customers "
                 f"({' + '.join(f'{k} {v:.1f}' for k, v in stages.items())}); "
@@ -606,66 +622,43 @@ async def next_morning(
         f"of the insurer's changes; load {load()}",
         flush=True,
     )
-    stages: dict[str, float] = {}
-    morning = time.perf_counter()
-    mark = start = cpu_seconds()
-
-    t = time.perf_counter()
+    clock = StageClock()
     async with connector(base_url) as insurer:
         summary = await run_sync(engine, insurer, today=today, page_size=PAGE_SIZE)
-    stages["sync"] = time.perf_counter() - t
-    now_cpu = cpu_seconds()
-    sync_cpu, mark = cpu_delta(mark, now_cpu), now_cpu
+    spent = clock.lap("sync")
     print(
-        f"1. sync ({summary['kind']}): {summary['fetched']:,} covers in {stages['sync']:.1f} s "
-        f"(updated {summary['updated']:,}); {show_cpu(sync_cpu)}",
+        f"1. sync ({summary['kind']}): {summary['fetched']:,} covers in "
+        f"{clock.wall['sync']:.1f} s (updated {summary['updated']:,}); {show_cpu(spent)}",
         flush=True,
     )
 
-    t = time.perf_counter()
     report = await asyncio.to_thread(
         classify_portfolio, engine, Ruleset.load(rules), datetime.now(UTC)
     )
-    stages["classify"] = time.perf_counter() - t
-    now_cpu = cpu_seconds()
-    classify_cpu, mark = cpu_delta(mark, now_cpu), now_cpu
+    spent = clock.lap("classify")
     print(
-        f"2. classify: {n:,} customers in {stages['classify']:.1f} s "
-        f"({len(report.changes):,} changes, {len(report.alerts):,} alerts); "
-        f"{show_cpu(classify_cpu)}",
+        f"2. classify: {n:,} customers in {clock.wall['classify']:.1f} s "
+        f"({len(report.changes):,} changes, {len(report.alerts):,} alerts); {show_cpu(spent)}",
         flush=True,
     )
 
-    t = time.perf_counter()
     change = FactsChanged("invoices_changed", "morning bench, the next day")
     woken = await notify_changed(client, engine, change, settings=settings)
-    stages["wakeups"] = time.perf_counter() - t
-    now_cpu = cpu_seconds()
-    wake_cpu, mark = cpu_delta(mark, now_cpu), now_cpu
+    spent = clock.lap("wakeups")
     print(
-        f"3. wake-ups: {woken.summary()} in {stages['wakeups']:.1f} s; {show_cpu(wake_cpu)}",
+        f"3. wake-ups: {woken.summary()} in {clock.wall['wakeups']:.1f} s; {show_cpu(spent)}",
         flush=True,
     )
 
-    t = time.perf_counter()
-    deadline = time.monotonic() + 600 + expected
-    while (sent := await asyncio.to_thread(sent_count)) < sent_before + expected:
-        if time.monotonic() > deadline:
-            raise SystemExit(f"{sent - sent_before}/{expected} contacts sent at the deadline")
-        for proc, log in workers:
-            if proc.poll() is not None:
-                raise SystemExit(f"a worker exited:\n{log.read_text()[-2000:]}")
-        await asyncio.sleep(0.25)
-    stages["contacts"] = time.perf_counter() - t
-    total = time.perf_counter() - morning
-    now_cpu = cpu_seconds()
-    contacts_cpu = cpu_delta(mark, now_cpu)
+    await wait_sent(sent_before + expected, workers)
+    spent = clock.lap("contacts")
+    stages, total = clock.wall, time.perf_counter() - clock.started
     print(
         f"4. contacts: the last ones {stages['contacts']:.1f} s after the wake-ups; "
-        f"{show_cpu(contacts_cpu)}",
+        f"{show_cpu(spent)}",
         flush=True,
     )
-    steady_cpu = cpu_delta(start, now_cpu)
+    steady_cpu = clock.total_cpu()
     cpu_s = sum(steady_cpu.values())
     print(
         f"steady morning: {total:.1f} s for {n:,} customers "
