@@ -15,7 +15,7 @@ from temporalio.exceptions import ApplicationError
 
 from cobro.insurers.allianz_trade import AllianzTradeConnector
 from cobro.insurers.base import InsurerAuthError, InsurerError
-from cobro.insurers.sync_runner import IncompletePage, fetch_and_apply_page
+from cobro.insurers.sync_page import IncompletePage, fetch_and_apply_page
 from cobro.insurers.sync_store import begin_sync_run, finish_sync_run
 from cobro.observability import metrics
 from cobro.settings import get_settings

@@ -152,23 +152,28 @@ def connector(base_url: str) -> AllianzTradeConnector:
     return AllianzTradeConnector(base_url, SecretStr(API_KEY), timeout=120)
 
 
-def timed_bulk_sync(url: str, base_url: str) -> dict[str, Any]:
+def timed_bulk_sync(url: str, base_url: str, processes: int = 1) -> dict[str, Any]:
+    """The sync in this process (and, with `processes` > 1 on PostgreSQL, its forked
+    children: their CPU is added, their peak RSS is the largest one's)."""
     engine = make_engine(url)
 
     async def main() -> dict[str, Any]:
         async with connector(base_url) as conn:
-            return await run_sync(engine, conn, full=True, today=START, page_size=PAGE_SIZE)
+            return await run_sync(
+                engine, conn, full=True, today=START, page_size=PAGE_SIZE, processes=processes
+            )
 
     started, cpu = time.perf_counter(), time.process_time()
     summary = asyncio.run(main())
     wall = time.perf_counter() - started
-    cpu = time.process_time() - cpu
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = time.process_time() - cpu + children.ru_utime + children.ru_stime
     engine.dispose()
     return {
         "records": summary["fetched"],
         "wall": wall,
         "cpu": cpu,
-        "rss_mb": peak_rss_mb(),
+        "rss_mb": max(peak_rss_mb(), children.ru_maxrss / 1024),
         "summary": summary,
     }
 
@@ -288,7 +293,8 @@ def main() -> None:
         serve_simulator(int(sys.argv[2]), Path(sys.argv[3]), start)
         return
     if len(sys.argv) > 1 and sys.argv[1] == "--bulk":
-        print(json.dumps(timed_bulk_sync(sys.argv[2], sys.argv[3]), default=str))
+        processes = int(sys.argv[4]) if len(sys.argv) > 4 else 1
+        print(json.dumps(timed_bulk_sync(sys.argv[2], sys.argv[3], processes), default=str))
         return
     if len(sys.argv) > 1 and sys.argv[1] == "--naive":
         print(json.dumps(timed_naive_sync(sys.argv[2], sys.argv[3], int(sys.argv[4]))))
@@ -310,6 +316,13 @@ def main() -> None:
         action="store_true",
         help="PostgreSQL on a cluster of its own with production-like settings (shared "
         "buffers, WAL size, autovacuum) instead of the machine's server",
+    )
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=2,
+        help="processes fetching and applying pages on PostgreSQL (2: one per core here; "
+        "SQLite takes one writer: always 1)",
     )
     args = parser.parse_args()
     buyers = args.buyers or (5_000 if args.quick else 100_000)
@@ -334,13 +347,15 @@ def main() -> None:
                     with database as url:
                         customers = seed_customers(url, buyers)
                         if run == "bulk":
-                            r = in_subprocess("--bulk", url, base_url)
+                            processes = args.processes if kind == "pg" else 1
+                            r = in_subprocess("--bulk", url, base_url, str(processes))
                             results[kind] = r
                             print(
-                                f"{kind}: full sync of {r['records']} covers "
+                                f"{kind}, {processes} process(es): full sync of "
+                                f"{r['records']} covers "
                                 f"({customers} customers) in {r['wall']:.2f} s = "
                                 f"{r['records'] / r['wall']:,.0f} records/s, "
-                                f"peak RSS {r['rss_mb']:.0f} MB, sync process CPU "
+                                f"peak RSS {r['rss_mb']:.0f} MB, sync CPU "
                                 f"{1e6 * r['cpu'] / r['records']:.0f} µs per cover; "
                                 f"created {r['summary']['created']}, "
                                 f"unmatched {r['summary']['unmatched']}"

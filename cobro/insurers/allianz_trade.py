@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import random
 import time
@@ -229,19 +230,29 @@ class AllianzTradeConnector:
         self._token: SecretStr | None = None
         self._token_renew_at = 0.0
         self._auth_lock = asyncio.Lock()
-        self._client = httpx.AsyncClient(
-            base_url=self.base_url,
-            timeout=timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout),
-            transport=transport,
-            headers={"Accept": "application/json", "User-Agent": "cobro-insurer/1"},
-            follow_redirects=False,
-        )
+        self._client_options: dict[str, Any] = {
+            "base_url": self.base_url,
+            "timeout": timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout),
+            "transport": transport,
+            "headers": {"Accept": "application/json", "User-Agent": "cobro-insurer/1"},
+            "follow_redirects": False,
+        }
+        self._client = httpx.AsyncClient(**self._client_options)
 
     def __repr__(self) -> str:
         return (
             f"AllianzTradeConnector(base_url={self.base_url!r}, "
             f"environment={self.endpoint.environment!r})"
         )
+
+    def reopened(self) -> AllianzTradeConnector:
+        """This connector with a client of its own and fresh counters, its token kept: for a
+        forked process, which must not use its parent's connections (nor close them)."""
+        other = copy.copy(self)
+        other.stats = ConnectorStats()
+        other._auth_lock = asyncio.Lock()
+        other._client = httpx.AsyncClient(**self._client_options)
+        return other
 
     async def __aenter__(self) -> AllianzTradeConnector:
         return self

@@ -13,8 +13,10 @@
   page is applied once (the latest `updatedAt`, the last one on a tie); a record this run
   already applied, seen again on a later page, is a no-op. The page's counts are stored in
   the run in the same transaction, so applying the same page again (an activity retry)
-  returns them and writes nothing; pages fetched at once are applied one at a time (the
-  run's row is locked) and never after the run is over;
+  returns them and writes nothing. Pages in flight are never applied after the run is
+  over; on PostgreSQL they write at once (each locks only the stored covers it reads and the
+  customers whose grade it may change; a record repeated in a page written meanwhile makes
+  the page apply again), on SQLite one after the other;
 * `finish_sync_run` flags covers past their validity as expired, closes the quarantine
   entries whose whole window the run has read, and closes the run with its totals (fetched,
   created, updated, unchanged, repeated, quarantined, unmatched, expired) and duration.
@@ -30,7 +32,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal, overload
 
 from sqlalchemy import (
     Engine,
@@ -46,6 +48,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from cobro import formatting
@@ -311,9 +314,6 @@ def page_match_index(s: Session, run: SyncRun, wanted: list[dict[str, str | None
     """The customers this page's covers can match (`wanted`: each cover's `company_keys`),
     read from the run's keys (written on the run's first page that needs them): one indexed
     query per page, and the accounts of customers sharing a key (what an ambiguity names)."""
-    counts = run.counts or {}
-    if "match_keys" not in counts:
-        run.counts = {**counts, "match_keys": write_match_keys(s, run.id)}
     values = sorted({v for keys in wanted for v in keys.values() if v})
     k = InsurerMatchKey
     keys: list[tuple[str, str, int]] = []
@@ -407,41 +407,109 @@ def prepare_page(engine: Engine | None, run_id: int, page: CoverPage) -> Prepare
     if covers:
         with transaction(engine) as s:
             run = s.get(SyncRun, run_id)
-            if run is not None and "match_keys" in (run.counts or {}):
+            if run is not None and "match_keys" not in (run.counts or {}):
+                run = _with_match_keys(s, run_id)
+            if run is not None:
                 index = page_match_index(s, run, keys)
     return PreparedPage(
         covers, [cover_values(c) for c in covers], [raw_json(c) for c in covers], keys, index
     )
 
 
+def _with_match_keys(s: Session, run_id: int) -> SyncRun | None:
+    """The run, its match keys written by the first page that needs them (under the run's
+    lock, in a transaction of their own: the pages then read them without one)."""
+    run = _locked_run(s, run_id, missing_ok=True)
+    if run is not None and "match_keys" not in (run.counts or {}):
+        run.counts = {**(run.counts or {}), "match_keys": write_match_keys(s, run.id)}
+        s.flush()
+    return run
+
+
+# a page applied while another one commits a record of it (a record repeated across pages
+# in flight): the unique index or the deadlock detector stops one, which is applied again
+CONFLICTS = ("23505", "40P01", "40001")  # unique_violation, deadlock_detected, serialization
+ATTEMPTS = 5
+
+
+class _AppliedMeanwhile(Exception):
+    def __init__(self, counts: dict[str, int]) -> None:
+        self.counts = counts
+
+
 def apply_cover_page(
     engine: Engine | None, run_id: int, insurer: str, page: CoverPage, today: date
 ) -> dict[str, int]:
-    """The page in one transaction under the run's lock; what needs no lock (the covers'
-    values, their JSON, the page's match index) is done before, so that a page in flight
-    prepares while another one writes."""
+    """The page in one transaction. What needs no lock (the covers' values, their JSON, the
+    page's match index) is done before. On PostgreSQL pages in flight write at once: each
+    locks the stored covers it reads (`FOR UPDATE`) and the customers whose grade it may
+    change, and takes the run's row lock only at the end, to record its counts (a page
+    applied meanwhile by another attempt, or a run that ended, rolls it back). SQLite has one
+    writer: the run's lock is taken first. The counts are stored in the run in the same
+    transaction, so applying the same page again (an activity retry) returns them."""
     prepared = prepare_page(engine, run_id, page)
-    with transaction(engine) as s:
-        run = _locked_run(s, run_id)
-        pages = dict((run.counts or {}).get("by_page", {}))
-        if str(page.number) in pages:
-            return dict(pages[str(page.number)])
-        if run.status != "running":  # a page still in flight when its run failed
-            raise ValueError(f"sync run {run_id} is {run.status}: page {page.number} not applied")
-        counts = _apply(s, run, insurer, page, prepared, today)
-        pages[str(page.number)] = counts
-        run.counts = {**(run.counts or {}), "by_page": pages}
-        return counts
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            with transaction(engine) as s:
+                return _apply_in(s, run_id, insurer, page, prepared, today)
+        except _AppliedMeanwhile as done:
+            return done.counts
+        except Exception as exc:  # SQLAlchemy's, or the driver's own (a COPY)
+            code = getattr(exc.orig if isinstance(exc, DBAPIError) else exc, "sqlstate", None)
+            if code not in CONFLICTS or attempt == ATTEMPTS:
+                raise
+            log.info("insurer: page %d met a page in flight (%s), applied again", page.number, code)
+    raise AssertionError("unreachable")
 
 
-def _locked_run(s: Session, run_id: int) -> SyncRun:
-    """The run's row, locked until the transaction ends: pages in flight at once apply one
-    after the other. PostgreSQL: `SELECT ... FOR UPDATE`; SQLite has no row lock, so a write
-    comes first, taking the database's write lock before anything is read."""
+def _apply_in(
+    s: Session, run_id: int, insurer: str, page: CoverPage, prepared: PreparedPage, today: date
+) -> dict[str, int]:
+    concurrent = s.get_bind().dialect.name == "postgresql"
+    run = s.get(SyncRun, run_id) if concurrent else _locked_run(s, run_id)
+    if run is None:
+        raise ValueError(f"no sync run {run_id}")
+    done = _recorded(run, page.number)
+    if done is not None:
+        return done
+    counts = _apply(s, run, insurer, page, prepared, today)
+    if concurrent:
+        run = _locked_run(s, run_id, refresh=True)
+        done = _recorded(run, page.number)
+        if done is not None:  # another attempt of this page committed first
+            raise _AppliedMeanwhile(done)
+    pages = dict((run.counts or {}).get("by_page", {}))
+    pages[str(page.number)] = counts
+    run.counts = {**(run.counts or {}), "by_page": pages}
+    return counts
+
+
+def _recorded(run: SyncRun, number: int) -> dict[str, int] | None:
+    """The page's counts if the run has them; an error if the run is over."""
+    done = (run.counts or {}).get("by_page", {}).get(str(number))
+    if done is not None:
+        return dict(done)
+    if run.status != "running":  # a page still in flight when its run failed
+        raise ValueError(f"sync run {run.id} is {run.status}: page {number} not applied")
+    return None
+
+
+@overload
+def _locked_run(s: Session, run_id: int, *, refresh: bool = ...) -> SyncRun: ...
+@overload
+def _locked_run(
+    s: Session, run_id: int, *, missing_ok: Literal[True], refresh: bool = ...
+) -> SyncRun | None: ...
+def _locked_run(
+    s: Session, run_id: int, *, missing_ok: bool = False, refresh: bool = False
+) -> SyncRun | None:
+    """The run's row, locked until the transaction ends. PostgreSQL: `SELECT ... FOR
+    UPDATE`; SQLite has no row lock, so a write comes first, taking the database's write
+    lock before anything is read."""
     if s.get_bind().dialect.name == "sqlite":
         s.execute(update(SyncRun).where(SyncRun.id == run_id).values(id=SyncRun.id))
-    run = s.get(SyncRun, run_id, with_for_update=True)
-    if run is None:
+    run = s.get(SyncRun, run_id, with_for_update=True, populate_existing=refresh)
+    if run is None and not missing_ok:
         raise ValueError(f"no sync run {run_id}")
     return run
 
@@ -461,10 +529,13 @@ def _apply(
         {
             row.cover_id: row
             for row in s.execute(
-                select(*_STORED).where(
+                select(*_STORED)
+                .where(
                     InsurerCover.insurer == insurer,
                     one_of(s, InsurerCover.cover_id, [c.cover_id for c in covers]),
                 )
+                .order_by(InsurerCover.cover_id)
+                .with_for_update()  # a page in flight with the same record waits
             )
         }
         if covers
@@ -503,7 +574,8 @@ def _apply(
     if not covers:
         return counts
     keys = prepared.keys
-    index = prepared.index or page_match_index(s, run, keys)
+    index = prepared.index
+    assert index is not None  # `prepare_page` gives one to every page with covers
     inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
     history: list[dict[str, Any]] = []  # insurer_cover_id filled after inserts
@@ -741,10 +813,23 @@ def _changes(
     return out
 
 
+GRADE_LOCKS = 0x47524144  # the advisory lock space of customers' grades ("GRAD")
+
+
 def _grade_changes(
     s: Session, insurer: str, grades: dict[int, int], today: date, now: datetime
 ) -> list[dict[str, Any]]:
-    """grade_history rows for customers whose insurer grade moved, and their timeline events."""
+    """grade_history rows for customers whose insurer grade moved, and their timeline events.
+    On PostgreSQL the customers are locked first (advisory, in id order): a page in flight
+    with a cover of the same customer reads their grade once this one has committed."""
+    if grades and s.get_bind().dialect.name == "postgresql":
+        s.execute(
+            text(
+                "SELECT count(pg_advisory_xact_lock(CAST(:space AS int), c))"
+                " FROM unnest(CAST(:ids AS int[])) AS c"
+            ),
+            {"space": GRADE_LOCKS, "ids": sorted(grades)},
+        )
     latest = _latest_grades(s, insurer, set(grades))
     new_rows, events = [], []
     for cid, grade in grades.items():
