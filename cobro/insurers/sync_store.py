@@ -54,6 +54,7 @@ from sqlalchemy.orm import Session
 from cobro import formatting
 from cobro.bulk import JsonText, bulk_insert
 from cobro.db import transaction
+from cobro.db_statistics import analyze, refresh_statistics
 from cobro.formatting import jsonable
 from cobro.insurers.base import Cover, CoverPage, IdType, QuarantinedRecord
 from cobro.insurers.matching import (
@@ -423,7 +424,13 @@ def _with_match_keys(s: Session, run_id: int) -> SyncRun | None:
     if run is not None and "match_keys" not in (run.counts or {}):
         run.counts = {**(run.counts or {}), "match_keys": write_match_keys(s, run.id)}
         s.flush()
+        if s.get_bind().dialect.name == "postgresql":  # read by every page from now on
+            analyze(s.connection(), [InsurerMatchKey.__tablename__])
     return run
+
+
+# what a page looks up by the page's values (stale statistics make each lookup a scan)
+LOOKED_UP = (InsurerCover.__tablename__, GradeHistory.__tablename__)
 
 
 # a page applied while another one commits a record of it (a record repeated across pages
@@ -448,6 +455,7 @@ def apply_cover_page(
     writer: the run's lock is taken first. The counts are stored in the run in the same
     transaction, so applying the same page again (an activity retry) returns them."""
     prepared = prepare_page(engine, run_id, page)
+    refresh_statistics(engine, LOOKED_UP)  # a first full sync fills what it reads
     for attempt in range(1, ATTEMPTS + 1):
         try:
             with transaction(engine) as s:
