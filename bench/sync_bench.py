@@ -6,7 +6,9 @@ DUNS). One full sync (`cobro.insurers.sync_runner.run_sync`: the connector fetch
 over loopback HTTP, validates it with pydantic, and `apply_cover_page` matches and bulk
 upserts it with history, grade history and timeline events: the same code the DailySync
 activities run) is timed in a fresh subprocess per database, which reports its own peak RSS
-(VmHWM, not the parent's: see `peak_rss_mb`).
+(VmHWM, not the parent's: see `peak_rss_mb`). On PostgreSQL the pages after the first are
+fetched and applied by `--processes` forked processes (2 by default, one per core here; their
+CPU is added to the sync's, their peak RSS is the largest one's); SQLite takes one writer.
 
 Baseline, in the same run: a row-by-row ORM sync of a sample (5k covers) — for each cover
 one query per identifier to find the customer, one query for the stored cover, an ORM
@@ -19,6 +21,7 @@ database where the bulk sync is slower.
     .venv/bin/python bench/sync_bench.py --covers 1000000 --db pg   # 1M buyers, PostgreSQL
     .venv/bin/python bench/sync_bench.py --covers 1000000 --db pg --own-pg   # on a server of
         # its own, configured as for production (cobro.devkit.own_postgres.PRODUCTION_LIKE)
+    .venv/bin/python bench/sync_bench.py --db pg --processes 1   # one process (the GIL's pace)
 
 Last line: BENCH sync records_per_s_sqlite=<n> records_per_s_pg=<n> wall_s_sqlite=<s>
 wall_s_pg=<s> rss_mb=<max> baseline_records_per_s=<n> ratio=<x>

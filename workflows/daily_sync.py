@@ -2,9 +2,9 @@
 Schedule `cobro-daily-sync`) or on demand (`cobro sync now`). Thin orchestration:
   1. `sync_begin` opens the sync run (incremental since the last success, or full);
   2. one `sync_page` activity per page (fetch + apply in one transaction, heartbeats), two
-     in flight: page n+1 is fetched while page n is written (the writes take the run's row
-     lock, so pages are applied one at a time); the workflow holds the cursor, so a killed
-     worker resumes at the pages in flight;
+     in flight: on PostgreSQL both write at once (on two worker processes, on two cores;
+     on SQLite one after the other); the workflow holds the cursor, so a killed worker
+     resumes at the pages in flight;
   3. `sync_finish` flags expired covers and closes the run with its counts;
   4. the `Classify` workflow, as a child, classifies the portfolio and raises alerts.
 A failed page fails the run (recorded as failed, with the error); the next run starts over

@@ -316,14 +316,18 @@ def page_match_index(s: Session, run: SyncRun, wanted: list[dict[str, str | None
     read from the run's keys (written on the run's first page that needs them): one indexed
     query per page, and the accounts of customers sharing a key (what an ambiguity names)."""
     values = sorted({v for keys in wanted for v in keys.values() if v})
-    k = InsurerMatchKey
+    k = InsurerMatchKey.__table__.c  # Core columns on the connection: rows, no ORM loading
     keys: list[tuple[str, str, int]] = []
     for start in range(0, len(values), 5_000):
-        keys += s.execute(
-            select(k.kind, k.value, k.customer_id).where(
-                k.sync_run_id == run.id, one_of(s, k.value, values[start : start + 5_000])
+        keys += (
+            s.connection()
+            .execute(
+                select(k.kind, k.value, k.customer_id).where(
+                    k.sync_run_id == run.id, one_of(s, k.value, values[start : start + 5_000])
+                )
             )
-        ).all()
+            .all()
+        )
     index = MatchIndex.from_keys(keys, {})
     shared = index.shared()
     if shared:
@@ -367,7 +371,7 @@ def _latest_grades(s: Session, insurer: str, customer_ids: set[int]) -> dict[int
     )
     return {
         cid: (grade, on)
-        for cid, grade, on in s.execute(
+        for cid, grade, on in s.connection().execute(
             select(ranked.c.customer_id, ranked.c.grade, ranked.c.graded_on).where(ranked.c.rn == 1)
         )
     }
@@ -390,9 +394,9 @@ _STORED = tuple(
 
 @dataclass(frozen=True)
 class PreparedPage:
-    """What a page's covers give before the run's lock is taken (no database state): one
-    version per cover, its stored values, its raw JSON and its match keys; and, once the
-    run's match keys exist, the page's match index (they do not change during a run)."""
+    """What a page's covers give before its transaction (no lock): one version per cover,
+    its stored values, its raw JSON and its match keys, and the page's match index (the
+    run's keys, written by the first page that needs them, do not change during a run)."""
 
     covers: list[Cover]
     values: list[dict[str, Any]]
@@ -536,7 +540,7 @@ def _apply(
     existing = (
         {
             row.cover_id: row
-            for row in s.execute(
+            for row in s.connection().execute(
                 select(*_STORED)
                 .where(
                     InsurerCover.insurer == insurer,
@@ -753,7 +757,7 @@ def next_ids(s: Session, model: type, n: int) -> list[int] | None:
         return None
     table = model.__table__  # type: ignore[attr-defined]
     return list(
-        s.scalars(
+        s.connection().scalars(
             text("SELECT nextval(pg_get_serial_sequence(:t, 'id')) FROM generate_series(1, :n)"),
             {"t": table.name, "n": n},
         )
