@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -37,8 +36,6 @@ from typing import Any, Literal, overload
 from sqlalchemy import (
     Engine,
     Row,
-    any_,
-    bindparam,
     delete,
     func,
     insert,
@@ -47,7 +44,6 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -76,6 +72,7 @@ from cobro.models import (
     SyncRun,
     TimelineEvent,
 )
+from cobro.sql_values import one_of
 from cobro.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -337,15 +334,6 @@ def page_match_index(s: Session, run: SyncRun, wanted: list[dict[str, str | None
             ).all()
         )
     return index
-
-
-def one_of(s: Session, column: Any, values: Sequence[Any]) -> Any:
-    """`column IN (values)`; on PostgreSQL `column = ANY(:values)`, one array parameter: a
-    page's thousand values in an IN list cost more to render and parse (a cast per
-    placeholder, psycopg's placeholder split) than the query takes to run."""
-    if s.get_bind().dialect.name == "postgresql":
-        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
-    return column.in_(values)
 
 
 def _latest_grades(s: Session, insurer: str, customer_ids: set[int]) -> dict[int, tuple[int, date]]:

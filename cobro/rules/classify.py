@@ -74,6 +74,7 @@ from cobro.rules.facts_sql import (
     snapshot_of,
 )
 from cobro.rules.ruleset import Ruleset
+from cobro.sql_values import one_of
 
 log = logging.getLogger(__name__)
 
@@ -463,8 +464,9 @@ def classify_facts(
     if write:  # COPY on PostgreSQL: no statement per row (`cobro.bulk`)
         if snapshots:
             ids = [row["customer_id"] for row in snapshots]
-            session.execute(
-                delete(CustomerFactSnapshot).where(CustomerFactSnapshot.customer_id.in_(ids))
+            snapshot = CustomerFactSnapshot.__table__
+            session.connection().execute(
+                delete(snapshot).where(one_of(session, snapshot.c.customer_id, ids))
             )
             bulk_insert(session, CustomerFactSnapshot, snapshots, evaluate_none=True)
         if assessments:
@@ -474,10 +476,15 @@ def classify_facts(
             bulk_insert(session, Alert, alert_rows, evaluate_none=True)
         if events:
             bulk_insert(session, TimelineEvent, events, evaluate_none=True)
+        alert = Alert.__table__.c  # Core: no ORM session to synchronise, one array parameter
         for name, cids in to_resolve.items():
-            session.execute(
-                update(Alert)
-                .where(Alert.name == name, Alert.customer_id.in_(cids), Alert.state != RESOLVED)
+            session.connection().execute(
+                update(Alert.__table__)
+                .where(
+                    alert.name == name,
+                    one_of(session, alert.customer_id, cids),
+                    alert.state != RESOLVED,
+                )
                 .values(state=RESOLVED)
             )
     return report
