@@ -9,7 +9,8 @@ that do not pickle) reaches the children by `fork`, not by pickling; only the it
 results are pickled. `after_fork(shared)` runs first in each child (an engine's connection
 pool must not be shared with the parent: `Engine.dispose(close=False)`). Without `fork` (not
 POSIX), with one worker or one item, or while another map of this process has its pool
-running (another thread's), the work runs here, in order.
+running (another thread's), the work runs here, in order. A child that dies (killed, out of
+memory) fails the map with `BrokenProcessPool` instead of leaving it waiting for ever.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import multiprocessing
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any, TypeVar
 
 S = TypeVar("S")
@@ -57,10 +59,15 @@ def forked_map(
         return
     global _work
     _work = (work, shared)
+    pool = ProcessPoolExecutor(
+        min(workers, len(items)),
+        mp_context=multiprocessing.get_context("fork"),
+        initializer=_start,
+        initargs=(after_fork,),
+    )
     try:
-        context = multiprocessing.get_context("fork")
-        with context.Pool(min(workers, len(items)), _start, (after_fork,)) as pool:
-            yield from pool.imap(_run, items)
+        yield from pool.map(_run, items)
     finally:
+        pool.shutdown(wait=True, cancel_futures=True)
         _work = None
         _busy.release()

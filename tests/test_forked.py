@@ -53,3 +53,18 @@ def test_a_second_map_meanwhile_runs_here() -> None:
     inner = list(forked_map(_square_where, {"offset": 0}, [5, 6], workers=2))
     assert [pid for _, pid in inner] == [os.getpid(), os.getpid()]
     assert [first[0], *(r for r, _ in outer)] == [1, 4, 9]
+
+
+def _die_on_two(shared: object, item: int) -> int:
+    if item == 2:
+        os.kill(os.getpid(), 9)  # this child only: killed as the OOM killer would
+    return item
+
+
+def test_a_child_that_dies_fails_the_map_instead_of_hanging() -> None:
+    from concurrent.futures.process import BrokenProcessPool
+
+    with pytest.raises(BrokenProcessPool):
+        list(forked_map(_die_on_two, None, [1, 2, 3, 4], workers=2))
+    # the next map forks afresh
+    assert [r for r, _ in forked_map(_square_where, {"offset": 0}, [1, 2], workers=2)] == [1, 4]

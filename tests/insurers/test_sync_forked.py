@@ -5,19 +5,25 @@ and across pages in flight."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
 import threading
 from collections import Counter
+from concurrent.futures.process import BrokenProcessPool
 from datetime import date
+from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import Engine, func, select
 
-from cobro.db import make_engine
+from cobro.db import make_engine, transaction
 from cobro.devkit.insurer.faults import Faults
 from cobro.devkit.insurer.server import InsurerSimulator
 from cobro.insurers.sync_runner import run_sync
 from cobro.insurers.sync_store import apply_cover_page, begin_sync_run, finish_sync_run
-from cobro.models import CoverHistory, GradeHistory, InsurerCover, TimelineEvent
+from cobro.models import CoverHistory, GradeHistory, InsurerCover, SyncRun, TimelineEvent
 from tests.conftest import _truncate_all
 from tests.helpers.insurers import connector, digest, seed_customers
 
@@ -128,3 +134,51 @@ async def test_pages_sharing_records_applied_at_once_write_them_once(pg_engine: 
             assert stored == len(covers)
             assert graded == got["grades"]  # one grade row per customer and day
             finish_sync_run(pg_engine, run.run_id, "succeeded", None, START)
+
+
+def children_of_this_process() -> set[int]:
+    pids: set[int] = set()
+    for task in Path(f"/proc/{os.getpid()}/task").iterdir():
+        try:
+            pids |= {int(p) for p in (task / "children").read_text().split()}
+        except OSError:
+            continue
+    return pids
+
+
+async def test_a_forked_process_killed_mid_sync_fails_the_run_and_the_next_one_completes(
+    pg_engine: Engine,
+) -> None:
+    _truncate_all(pg_engine)
+    before = children_of_this_process()  # the simulator's or others: never killed
+    async with InsurerSimulator(buyers=BUYERS, seed=23, start_date=START) as sim:
+        seed_customers(pg_engine, sim)
+        sim.faults = Faults(slow_rate=1.0, slow_seconds=0.05)  # pages caught in flight
+
+        async def kill_a_child() -> int:
+            while True:
+                forked = children_of_this_process() - before
+                if forked:
+                    victim = min(forked)
+                    os.kill(victim, signal.SIGKILL)
+                    return victim
+                await asyncio.sleep(0.01)
+
+        killer = asyncio.create_task(kill_a_child())
+        async with connector(sim) as insurer:
+            with pytest.raises(BrokenProcessPool):
+                await run_sync(
+                    pg_engine, insurer, full=True, today=sim.today, page_size=5, processes=2
+                )
+        await asyncio.wait_for(killer, 5)
+        with transaction(pg_engine) as s:
+            assert [r.status for r in s.scalars(select(SyncRun))] == ["failed"]
+        sim.faults = Faults()
+        async with connector(sim) as insurer:
+            again = await run_sync(pg_engine, insurer, full=True, today=sim.today, page_size=5)
+    assert again["status"] == "succeeded"
+    got = written(pg_engine)
+    assert set(got["history"].values()) == {1}  # each cover created once, whatever was killed
+    with pg_engine.connect() as conn:
+        stored = conn.scalar(select(func.count()).select_from(InsurerCover))
+    assert stored == len(sim.expected_covers())
