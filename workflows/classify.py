@@ -4,7 +4,8 @@ DailySync). Thin orchestration:
      the whole portfolio, or of the `accounts` given: `cobro import` classifies the
      accounts it imported right after the import);
   2. one `classify_batch` activity per page: facts in bulk SQL, rules, only changes written,
-     alerts raised once per episode (all at `workflow.now()`);
+     alerts raised once per episode (all at `workflow.now()`); two in flight (the pages are
+     customers of disjoint id ranges: on two worker processes, two cores);
   3. `notify_risk_changes` signals the dunning workflow of each customer whose class changed;
   4. `send_classification_digest` emails the collections team what the run changed (once;
      nothing when nothing changed). A digest that cannot be sent does not fail the run.
@@ -21,6 +22,7 @@ from temporalio.exceptions import ActivityError
 with workflow.unsafe.imports_passed_through():
     from activities.classify import (
         ClassifyBatchInput,
+        ClassifyBatchResult,
         ClassifyPlan,
         ClassifyStart,
         DigestInput,
@@ -40,6 +42,7 @@ RETRY = RetryPolicy(
     non_retryable_error_types=["RulesetChanged", "RuleError"],
 )
 NOTIFY_CHUNK = 1000
+TWO_PAGES_IN_FLIGHT = "classify-two-pages-in-flight"
 
 
 @dataclass
@@ -91,16 +94,32 @@ class Classify:
         )
         now = datetime.fromisoformat(inp.run_at) if inp.run_at else workflow.now()
         result.ruleset_hash = plan.ruleset_hash
-        for index in range(inp.next_page, len(plan.pages)):
-            lo, hi = plan.pages[index]
-            batch = await workflow.execute_activity(
-                classify_batch,
-                ClassifyBatchInput(
-                    lo, hi, now, plan.ruleset_hash, plan.ids[index] if plan.ids else None
-                ),
-                start_to_close_timeout=timedelta(minutes=10),
-                retry_policy=RETRY,
-            )
+        # the next page's activity runs while this one's results are handled; histories
+        # recorded before this ran one page at a time
+        ahead = 1 if workflow.patched(TWO_PAGES_IN_FLIGHT) else 0
+        in_flight: dict[int, workflow.ActivityHandle[ClassifyBatchResult]] = {}
+        index = inp.next_page
+        while index < len(plan.pages):
+            # before a continue-as-new, the page in flight is waited for, none started
+            lead = 0 if workflow.info().is_continue_as_new_suggested() else ahead
+            for n in range(index, min(index + lead, len(plan.pages) - 1) + 1):
+                if n not in in_flight:
+                    lo, hi = plan.pages[n]
+                    in_flight[n] = workflow.start_activity(
+                        classify_batch,
+                        ClassifyBatchInput(
+                            lo, hi, now, plan.ruleset_hash, plan.ids[n] if plan.ids else None
+                        ),
+                        start_to_close_timeout=timedelta(minutes=10),
+                        retry_policy=RETRY,
+                    )
+            try:
+                batch = await in_flight.pop(index)
+            except ActivityError:
+                for handle in in_flight.values():
+                    handle.cancel()
+                raise
+            index += 1
             result.pages += 1
             result.evaluated += batch.evaluated
             result.changes += len(batch.changes)
@@ -120,13 +139,17 @@ class Classify:
                         heartbeat_timeout=timedelta(minutes=1),
                         retry_policy=RETRY,
                     )
-            if workflow.info().is_continue_as_new_suggested() and index + 1 < len(plan.pages):
+            if (
+                workflow.info().is_continue_as_new_suggested()
+                and index < len(plan.pages)
+                and not in_flight
+            ):
                 workflow.continue_as_new(
                     ClassifyInput(
                         inp.batch_size,
                         inp.notify_dunning,
                         plan,
-                        index + 1,
+                        index,
                         now.isoformat(),
                         result,
                         send_digest=inp.send_digest,
