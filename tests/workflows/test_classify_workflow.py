@@ -36,17 +36,34 @@ policies:
 
 
 ENV: list[WorkflowEnvironment] = []
+RUNS: list[str] = []  # the workflow ids of `_run`, in order
 
 
 async def _run(client: Client, queue: str) -> ClassifyResult:
     # days pass only through env.sleep(): never skip time while a run is in progress
+    RUNS.append(f"classify-{uuid.uuid4().hex[:8]}")
     with ENV[0].auto_time_skipping_disabled():
         return await client.execute_workflow(
-            Classify.run,
-            ClassifyInput(batch_size=2),
-            id=f"classify-{uuid.uuid4().hex[:8]}",
-            task_queue=queue,
+            Classify.run, ClassifyInput(batch_size=2), id=RUNS[-1], task_queue=queue
         )
+
+
+async def _pages_overlapped(client: Client, workflow_id: str) -> bool:
+    """Whether the run's second page was scheduled before its first one completed."""
+    history = await client.get_workflow_handle(workflow_id).fetch_history()
+    pages = [
+        e.event_id
+        for e in history.events
+        if e.HasField("activity_task_scheduled_event_attributes")
+        and e.activity_task_scheduled_event_attributes.activity_type.name == "classify_batch"
+    ]
+    first_done = next(
+        e.event_id
+        for e in history.events
+        if e.HasField("activity_task_completed_event_attributes")
+        and e.activity_task_completed_event_attributes.scheduled_event_id == pages[0]
+    )
+    return len(pages) > 1 and pages[1] < first_done
 
 
 async def _signals(client: Client, account: str) -> list[str]:
@@ -92,6 +109,7 @@ async def test_classify_workflow_over_days(
         # day 1: everyone classified; B (open, overdue) alerted and its dunning signalled
         r1 = await _run(client, queue)
         assert (r1.pages, r1.evaluated, r1.changes) == (2, 3, 3)
+        assert await _pages_overlapped(client, RUNS[-1])  # two pages in flight
         assert r1.transitions == {"unclassified -> low": 3}
         assert (r1.alerts, r1.alert_counts, r1.notified) == (1, {"overdue": 1}, 1)
         assert any(
