@@ -22,7 +22,8 @@ step its invoice is at. This is a first morning: no contact was sent before.
 
 The morning, each stage timed:
   1. sync: one full insurer sync of the N buyers over loopback HTTP
-     (`cobro.insurers.sync_runner.run_sync`, what the DailySync activities run);
+     (`cobro.insurers.sync_runner.run_sync`, what the DailySync activities run; its pages
+     in 2 forked processes, as DailySync's on 2 worker processes);
   2. classify: `cobro.rules.classify.classify_portfolio` over every customer (the first
      assessment of each: every customer gets a risk class written);
   3. wake-ups: `cobro.dunning.notify.notify_changed`, what `cobro dev`, a sync and an import
@@ -77,6 +78,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import resource
 import shutil
 import signal
 import sys
@@ -295,7 +297,8 @@ ROLES = (("worker.py", "workers"), ("temporal", "temporal"), ("--capture-server"
 
 def cpu_seconds() -> dict[str, float]:
     """CPU seconds (user + system) used so far by this process ("bench": the sync and the
-    classification run here, and the starts) and by its descendants, by role (workers,
+    classification run here and in the processes they fork, and the starts) and by its
+    descendants, by role (workers,
     temporal, capture, simulator), from /proc. On a shared machine CPU time says more than
     wall time about what each part costs. PostgreSQL's backends are not ours: not counted."""
     stats: dict[int, tuple[int, float]] = {}
@@ -307,7 +310,8 @@ def cpu_seconds() -> dict[str, float]:
         except OSError:
             continue
         stats[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / TICK)
-    out = {"bench": time.process_time()}
+    reaped = resource.getrusage(resource.RUSAGE_CHILDREN)  # forked pages, once they exit
+    out = {"bench": time.process_time() + reaped.ru_utime + reaped.ru_stime}
     me = os.getpid()
     for pid, (_, cpu) in stats.items():
         parent, line = pid, stats[pid][0]
@@ -474,7 +478,7 @@ async def run(args: argparse.Namespace) -> None:
             # 1. insurer sync
             async with connector(base_url) as insurer:
                 summary = await run_sync(
-                    engine, insurer, full=True, today=today, page_size=PAGE_SIZE
+                    engine, insurer, full=True, today=today, page_size=PAGE_SIZE, processes=2
                 )
             spent = clock.lap("sync")
             print(
@@ -624,7 +628,7 @@ async def next_morning(
     )
     clock = StageClock()
     async with connector(base_url) as insurer:
-        summary = await run_sync(engine, insurer, today=today, page_size=PAGE_SIZE)
+        summary = await run_sync(engine, insurer, today=today, page_size=PAGE_SIZE, processes=2)
     spent = clock.lap("sync")
     print(
         f"1. sync ({summary['kind']}): {summary['fetched']:,} covers in "
