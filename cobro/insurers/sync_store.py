@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from functools import lru_cache
-from typing import Any, Literal, overload
+from typing import Any
 
 from sqlalchemy import (
     Engine,
@@ -409,11 +409,11 @@ def prepare_page(engine: Engine | None, run_id: int, page: CoverPage) -> Prepare
     )
 
 
-def _with_match_keys(s: Session, run_id: int) -> SyncRun | None:
+def _with_match_keys(s: Session, run_id: int) -> SyncRun:
     """The run, its match keys written by the first page that needs them (under the run's
     lock, in a transaction of their own: the pages then read them without one)."""
-    run = _locked_run(s, run_id, missing_ok=True)
-    if run is not None and "match_keys" not in (run.counts or {}):
+    run = _locked_run(s, run_id)
+    if "match_keys" not in (run.counts or {}):
         run.counts = {**(run.counts or {}), "match_keys": write_match_keys(s, run.id)}
         s.flush()
         if s.get_bind().dialect.name == "postgresql":  # read by every page from now on
@@ -494,22 +494,14 @@ def _recorded(run: SyncRun, number: int) -> dict[str, int] | None:
     return None
 
 
-@overload
-def _locked_run(s: Session, run_id: int, *, refresh: bool = ...) -> SyncRun: ...
-@overload
-def _locked_run(
-    s: Session, run_id: int, *, missing_ok: Literal[True], refresh: bool = ...
-) -> SyncRun | None: ...
-def _locked_run(
-    s: Session, run_id: int, *, missing_ok: bool = False, refresh: bool = False
-) -> SyncRun | None:
-    """The run's row, locked until the transaction ends. PostgreSQL: `SELECT ... FOR
-    UPDATE`; SQLite has no row lock, so a write comes first, taking the database's write
-    lock before anything is read."""
+def _locked_run(s: Session, run_id: int, *, refresh: bool = False) -> SyncRun:
+    """The run's row, locked until the transaction ends (`refresh`: read again, not taken
+    from the session). PostgreSQL: `SELECT ... FOR UPDATE`; SQLite has no row lock, so a
+    write comes first, taking the database's write lock before anything is read."""
     if s.get_bind().dialect.name == "sqlite":
         s.execute(update(SyncRun).where(SyncRun.id == run_id).values(id=SyncRun.id))
     run = s.get(SyncRun, run_id, with_for_update=True, populate_existing=refresh)
-    if run is None and not missing_ok:
+    if run is None:
         raise ValueError(f"no sync run {run_id}")
     return run
 
